@@ -1,0 +1,417 @@
+"""The switch CPU: learning, cuckoo placement, teardown, versions, the update protocol.
+
+The CPU keeps a *shadow* of what it wrote (it never reads the tables back) and
+drives a ``Backend``: the model's ``DataPlane`` or, for BMv2, a P4Runtime
+client. One control plane, two backends.
+
+Safety of table writes. The CPU knows every connection it has learned (owned
+ones have an entry; *unplaced* ones were learned but could not be inserted
+yet). Before each single write it checks, over its shadow, that no known
+connection's lookup result changes (``_write_is_safe``): an owned connection
+keeps resolving to its own version, an unplaced one keeps missing or hits an
+entry of its own version. Moves insert the new copy before deleting the old
+one, so a lookup never misses in between (BMv2 has no atomic batches).
+Connections the CPU does not know yet (their learn event is in flight) can
+still be captured by an aliasing entry: that is the residual risk of digests,
+which no CPU ordering can remove; the oracle reports it as ``digest-alias``.
+
+Crash recovery. The CPU journals its shadow, its updates and queued requests
+before acting, so a restart loses only what it held in memory between reading
+learn events and inserting them: the unplaced connections. Their packets
+still miss and learn again; the restart is reported with those connections.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol
+
+from model import decisions as d
+from model.config import Config
+from model.dataplane import LearnEvent, VipEntry
+from model.hashing import FlowHashes, HashPlan
+from model.observations import EntryWrite, PhaseChange
+from model.types import Dip, FiveTuple, Vip
+
+C = d.CONCRETE
+MISS = -1
+
+
+class Backend(Protocol):
+    def insert_conn(self, stage: int, bucket: int, digest: int, version: int, now: int) -> None: ...
+    def delete_conn(self, stage: int, bucket: int, digest: int) -> None: ...
+    def idle_time(self, stage: int, bucket: int, digest: int, now: int) -> int: ...
+    def write_pool(self, vip: Vip, version: int, pool: tuple[Dip, ...]) -> None: ...
+    def delete_pool(self, vip: Vip, version: int) -> None: ...
+    def write_vip(self, vip: Vip, entry: VipEntry) -> None: ...
+    def add_whitelist(self, src_ip: int) -> None: ...
+    def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]: ...
+
+
+@dataclass
+class Known:
+    """A connection the CPU has learned."""
+
+    ft: FiveTuple
+    hashes: FlowHashes
+    version: int
+    sent: int
+    """When the packet that taught the CPU about it was sent."""
+    stage: int | None = None
+    """Its own ConnTable entry's stage; None while unplaced."""
+    closing: bool = False
+
+
+class Update(NamedTuple):
+    old_version: int
+    new_version: int
+    epoch: int
+    phase: int
+    started: int
+    """When the current phase began (t_req, t_exec, t_seal)."""
+    requested: int
+    """t_req."""
+
+
+@dataclass
+class CpuLog:
+    """What one CPU action did, for the observation."""
+
+    installs: list[EntryWrite] = field(default_factory=list)
+    removes: list[EntryWrite] = field(default_factory=list)
+    learned: list[tuple[str, FiveTuple]] = field(default_factory=list)
+    phases: list[PhaseChange] = field(default_factory=list)
+    whitelisted: list[int] = field(default_factory=list)
+    lost: list[FiveTuple] = field(default_factory=list)
+    failed_dips: list[Dip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+class Move(NamedTuple):
+    ft: FiveTuple
+    stage: int
+
+
+@dataclass
+class Cpu:
+    config: Config
+    plan: HashPlan
+    backend: Backend
+    known: dict[FiveTuple, Known] = field(default_factory=dict)
+    table: list[dict[tuple[int, int], Known]] = field(default_factory=list)
+    load: list[dict[int, int]] = field(default_factory=list)
+    watchers: dict[tuple[int, int, int], set[FiveTuple]] = field(default_factory=dict)
+    """(stage, bucket, digest) -> known connections whose lookup reads that key."""
+    vip_entries: dict[Vip, VipEntry] = field(default_factory=dict)
+    pools: dict[Vip, dict[int, tuple[Dip, ...]]] = field(default_factory=dict)
+    refs: dict[tuple[Vip, int], int] = field(default_factory=dict)
+    released: dict[tuple[Vip, int], int] = field(default_factory=dict)
+    updates: dict[Vip, Update] = field(default_factory=dict)
+    requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
+    whitelist: set[int] = field(default_factory=set)
+    epoch: int = 0
+
+    @classmethod
+    def boot(cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]]) -> Cpu:
+        cpu = cls(config, plan, backend)
+        cpu.table = [{} for _ in range(config.stages)]
+        cpu.load = [{} for _ in range(config.stages)]
+        for vip, pool in vips.items():
+            cpu.pools[vip] = {0: pool}
+            backend.write_pool(vip, 0, pool)
+            cpu._write_vip(vip, VipEntry(0, 0), CpuLog())
+            cpu.requests[vip] = deque()
+        return cpu
+
+    # ------------------------------------------------------------ learning
+
+    def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
+        for event in self.backend.read_learns(now, limit):
+            log.learned.append((event.kind, event.ft))
+            self._on_learn(event, log)
+        self._retry_unplaced(now, log)
+
+    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
+        ft = event.ft
+        if event.kind == "auth":
+            if ft.src_ip not in self.whitelist:
+                self.whitelist.add(ft.src_ip)
+                self.backend.add_whitelist(ft.src_ip)
+                log.whitelisted.append(ft.src_ip)
+            return
+        conn = self.known.get(ft)
+        if event.kind == "end":
+            if conn is not None:
+                conn.closing = True
+            return
+        if conn is not None:
+            # A SYN hitting its own entry: a retransmission, or a new incarnation
+            # of a closing connection, which keeps the entry's version.
+            if event.kind == "collision":
+                conn.closing = False
+            return
+        conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
+        self.known[ft] = conn
+        self._ref(ft.vip, conn.version, +1, event.sent)
+        self._watch(conn, True)
+        self._place(conn, event.sent, log)
+
+    def _retry_unplaced(self, now: int, log: CpuLog) -> None:
+        for conn in [c for c in self.known.values() if c.stage is None]:
+            self._place(conn, now, log)
+
+    def unplaced(self, vip: Vip) -> list[Known]:
+        return [c for c in self.known.values() if c.stage is None and c.ft.vip == vip]
+
+    # ------------------------------------------------------------ shadow lookups
+
+    def _watch(self, conn: Known, add: bool) -> None:
+        for stage in range(self.config.stages):
+            key = (stage, *conn.hashes.key(stage))
+            if add:
+                self.watchers.setdefault(key, set()).add(conn.ft)
+            else:
+                watching = self.watchers[key]
+                watching.discard(conn.ft)
+                if not watching:
+                    del self.watchers[key]
+
+    def _resolve(self, h: FlowHashes, override: tuple[int, tuple[int, int], int | None] | None = None) -> int:
+        """The version a lookup of ``h`` gets from the shadow table (MISS if none),
+        optionally as if ``(stage, key)`` held ``version`` (None: empty)."""
+        for stage, table in enumerate(self.table):
+            key = h.key(stage)
+            if override is not None and override[0] == stage and override[1] == key:
+                if override[2] is not None:
+                    return override[2]
+                continue
+            entry = table.get(key)
+            if entry is not None:
+                return entry.version
+        return MISS
+
+    def _write_is_safe(self, stage: int, key: tuple[int, int], version: int | None, owner: FiveTuple) -> bool:
+        """Would writing ``version`` (None: deleting) at ``(stage, key)`` keep every known lookup?"""
+        for ft in self.watchers.get((stage, *key), ()):
+            conn = self.known[ft]
+            before = self._resolve(conn.hashes)
+            after = self._resolve(conn.hashes, (stage, key, version))
+            if ft == owner:
+                if version is not None and after != conn.version:
+                    return False
+            elif after != before and not (conn.stage is None and after == conn.version):
+                return False
+        return True
+
+    # ------------------------------------------------------------ placement (cuckoo)
+
+    def _place(self, conn: Known, now: int, log: CpuLog) -> None:
+        plan = self._plan(conn, self.config.cuckoo_depth, frozenset({conn.ft}))
+        if plan is None:
+            return
+        for move in plan:
+            if not self._move(self.known[move.ft], move.stage, now, log):
+                log.notes.append(f"placement of {conn.ft} stopped: a planned move became unsafe")
+                return
+
+    def _fits(self, conn: Known, stage: int) -> bool:
+        bucket, digest = conn.hashes.key(stage)
+        return (
+            self.load[stage].get(bucket, 0) < self.config.slots_per_bucket
+            and (bucket, digest) not in self.table[stage]
+            and self._write_is_safe(stage, (bucket, digest), conn.version, conn.ft)
+        )
+
+    def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple]) -> list[Move] | None:
+        """Moves (deepest first) that end with ``conn`` in a stage of its own."""
+        stages = [s for s in range(self.config.stages) if s != conn.stage]
+        for stage in stages:
+            if self._fits(conn, stage):
+                return [Move(conn.ft, stage)]
+        if depth == 0:
+            return None
+        for stage in stages:
+            for blocker in self._blockers(conn, stage):
+                if blocker.ft in busy:
+                    continue
+                sub = self._plan(blocker, depth - 1, busy | {blocker.ft})
+                if sub is not None:
+                    return [*sub, Move(conn.ft, stage)]
+        return None
+
+    def _blockers(self, conn: Known, stage: int) -> list[Known]:
+        """Entries whose moving away could let ``conn`` into ``stage``."""
+        bucket, digest = conn.hashes.key(stage)
+        holder = self.table[stage].get((bucket, digest))
+        if holder is not None:
+            return [holder]
+        earlier = [
+            self.table[s][conn.hashes.key(s)]
+            for s in range(stage)
+            if conn.hashes.key(s) in self.table[s] and self.table[s][conn.hashes.key(s)].version != conn.version
+        ]
+        if earlier:
+            return earlier[:1]
+        if self.load[stage].get(bucket, 0) >= self.config.slots_per_bucket:
+            return [c for (b, _), c in self.table[stage].items() if b == bucket]
+        return []
+
+    def _move(self, conn: Known, stage: int, now: int, log: CpuLog) -> bool:
+        """Insert ``conn`` at ``stage``, then delete its old entry: never a window without one."""
+        key = conn.hashes.key(stage)
+        if (
+            key in self.table[stage]
+            or self.load[stage].get(key[0], 0) >= self.config.slots_per_bucket
+            or not self._write_is_safe(stage, key, conn.version, conn.ft)
+        ):
+            return False
+        old_stage = conn.stage
+        self.backend.insert_conn(stage, *key, conn.version, now)
+        self.table[stage][key] = conn
+        self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
+        conn.stage = stage
+        log.installs.append(EntryWrite(stage, *key, conn.version, conn.ft))
+        if old_stage is not None:
+            self._delete(conn, old_stage, log)
+        return True
+
+    def _delete(self, conn: Known, stage: int, log: CpuLog) -> None:
+        key = conn.hashes.key(stage)
+        self.backend.delete_conn(stage, *key)
+        del self.table[stage][key]
+        self.load[stage][key[0]] -= 1
+        log.removes.append(EntryWrite(stage, *key, conn.version, conn.ft))
+
+    # ------------------------------------------------------------ teardown and expiry
+
+    def expire(self, now: int, log: CpuLog) -> None:
+        for conn in list(self.known.values()):
+            if conn.stage is None:
+                continue
+            idle = self.backend.idle_time(conn.stage, *conn.hashes.key(conn.stage), now)
+            done = idle > self.config.teardown_grace if conn.closing else idle > self.config.idle_timeout
+            if not done:
+                continue
+            if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
+                log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
+                continue
+            self._delete(conn, conn.stage, log)
+            self._forget(conn, now)
+        self._reclaim(now, log)
+
+    def _forget(self, conn: Known, now: int) -> None:
+        del self.known[conn.ft]
+        self._watch(conn, False)
+        self._ref(conn.ft.vip, conn.version, -1, now)
+
+    # ------------------------------------------------------------ versions
+
+    def _ref(self, vip: Vip, version: int, delta: int, now: int) -> None:
+        key = (vip, version)
+        self.refs[key] = self.refs.get(key, 0) + delta
+        if self.refs[key] == 0:
+            self.released[key] = now
+
+    def _reclaim(self, now: int, log: CpuLog) -> None:
+        """Free versions no entry, no learned connection and no in-flight learn event can refer to.
+
+        A learn event carries the version its packet used, which was live when
+        it was sent; it arrives within the learn-delay bound, so a version is
+        freed only a bound after its last reference went away.
+        """
+        for vip, versions in self.pools.items():
+            entry = self.vip_entries[vip]
+            for version in list(versions):
+                if version in (entry.old_version, entry.new_version) or self.refs.get((vip, version), 0):
+                    continue
+                if now < self.released.get((vip, version), now) + self.config.learn_delay_bound:
+                    continue
+                del versions[version]
+                self.backend.delete_pool(vip, version)
+                log.notes.append(f"reclaimed version {version} of {vip}")
+
+    def _free_version(self, vip: Vip) -> int | None:
+        used = self.pools[vip]
+        entry = self.vip_entries[vip]
+        for step in range(1, self.config.versions + 1):
+            candidate = (entry.new_version + step) % self.config.versions
+            if candidate not in used:
+                return candidate
+        return None
+
+    # ------------------------------------------------------------ the update protocol
+
+    def request_update(self, vip: Vip, pool: tuple[Dip, ...], now: int, log: CpuLog) -> None:
+        self.requests[vip].append(pool)
+        self._start_updates(now, log)
+
+    def _start_updates(self, now: int, log: CpuLog) -> None:
+        for vip, queue in self.requests.items():
+            if not queue or vip in self.updates:
+                continue
+            version = self._free_version(vip)
+            if version is None:
+                log.notes.append(f"update of {vip} waits: all {self.config.versions} versions are in use")
+                continue
+            pool = queue.popleft()
+            self.pools[vip][version] = pool
+            self.backend.write_pool(vip, version, pool)
+            self.epoch = self.epoch % (self.config.epochs - 1) + 1
+            old = self.vip_entries[vip].old_version
+            self.updates[vip] = Update(old, version, self.epoch, d.RECORD, now, now)
+            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch), log)
+
+    def advance(self, now: int, log: CpuLog) -> None:
+        """Drain the learn events, then move every update on as far as its guards allow."""
+        self.learn(now, None, log)
+        for vip, up in list(self.updates.items()):
+            waited = now >= up.started + self.config.learn_delay_bound
+            unplaced = self.unplaced(vip)
+            before_req = any(c.sent < up.requested for c in unplaced)
+            old_unplaced = any(c.version == up.old_version for c in unplaced)
+            phase = d.next_phase(
+                C,
+                up.phase,
+                d.may_exec(C, waited, before_req),
+                d.may_seal(C, old_unplaced),
+                d.may_finish(C, waited, old_unplaced),
+            )
+            if phase == up.phase:
+                continue
+            if phase == d.NORMAL:
+                del self.updates[vip]
+                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch), log)
+                self.released[(vip, up.old_version)] = now
+            else:
+                self.updates[vip] = up._replace(phase=phase, started=now)
+                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch), log)
+        self._start_updates(now, log)
+        self._reclaim(now, log)
+
+    def _write_vip(self, vip: Vip, entry: VipEntry, log: CpuLog) -> None:
+        self.vip_entries[vip] = entry
+        self.backend.write_vip(vip, entry)
+        phase = d.PHASE_NAMES[entry.phase]
+        log.phases.append(PhaseChange(vip, phase, entry.old_version, entry.new_version, entry.epoch))
+
+    # ------------------------------------------------------------ faults
+
+    def restart(self, now: int, log: CpuLog) -> None:
+        for conn in [c for c in self.known.values() if c.stage is None]:
+            log.lost.append(conn.ft)
+            self._forget(conn, now)
+        # Bound waits start again: the CPU cannot tell which learn events it had seen.
+        self.updates = {vip: up._replace(started=now, requested=now) for vip, up in self.updates.items()}
+
+    def dip_failed(self, dip: Dip, now: int, log: CpuLog) -> None:
+        log.failed_dips.append(dip)
+        for vip, queue in self.requests.items():
+            latest = queue[-1] if queue else self.pools[vip][self.vip_entries[vip].new_version]
+            if dip not in latest:
+                continue
+            survivors = tuple(x for x in latest if x != dip)
+            if not survivors:
+                log.notes.append(f"{dip} stays in {vip}: it is the pool's last DIP")
+                continue
+            self.request_update(vip, survivors, now, log)

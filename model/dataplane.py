@@ -1,0 +1,222 @@
+"""The SilkRoad ingress pipeline: the P4 program, table for table.
+
+``process_packet`` reads like ``p4/silkroad.p4``'s ingress control: VIPTable,
+SYN authentication, ConnTable stages, TransitTable, DIPPoolTable, learn.
+``DataPlane`` is also the model *backend* of the switch CPU: the CPU writes it
+through the same few operations it sends to BMv2 over P4Runtime.
+
+SYN cookies are a CRC of a secret key and the 5-tuple. A CRC is not a MAC: an
+attacker who sees one cookie can forge others. Like every SYN-cookie scheme,
+the defence assumes an off-path attacker, who never sees the SYN-ACKs sent to
+the addresses it spoofs.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from model import decisions as d
+from model.config import Config
+from model.hashing import FlowHashes, HashPlan, dip_index
+from model.observations import DROP, FORWARD, REPLY, PacketObservation
+from model.types import ACK, RST, SYN, Dip, FiveTuple, Packet, Vip
+
+C = d.CONCRETE
+
+
+class VipEntry(NamedTuple):
+    """VIPTable action data. In NORMAL, old_version == new_version is the current version."""
+
+    old_version: int
+    new_version: int
+    phase: int = d.NORMAL
+    epoch: int = 0
+
+    @property
+    def current(self) -> int:
+        return self.new_version if self.phase in (d.TRANSIT, d.SEALED) else self.old_version
+
+
+@dataclass
+class ConnEntry:
+    """A ConnTable entry: the version, plus the hardware idle timer."""
+
+    version: int
+    last_hit: int
+
+
+class LearnEvent(NamedTuple):
+    sent: int
+    visible: int
+    kind: str  # "new" | "collision" | "end" | "auth"
+    ft: FiveTuple
+    version: int
+
+
+@dataclass
+class DataPlane:
+    config: Config
+    plan: HashPlan
+    conn: list[dict[tuple[int, int], ConnEntry]]
+    vips: dict[Vip, VipEntry] = field(default_factory=dict)
+    pools: dict[tuple[Vip, int], tuple[Dip, ...]] = field(default_factory=dict)
+    transit: list[int] = field(default_factory=list)
+    whitelist: set[int] = field(default_factory=set)
+    learn_queue: deque[LearnEvent] = field(default_factory=deque)
+    learn_filter: set[tuple[str, FiveTuple]] = field(default_factory=set)
+
+    @classmethod
+    def empty(cls, config: Config) -> DataPlane:
+        return cls(
+            config=config,
+            plan=HashPlan(config),
+            conn=[{} for _ in range(config.stages)],
+            transit=[0] * config.bloom_bits,
+        )
+
+    # ------------------------------------------------------------ tables
+
+    def lookup(self, h: FlowHashes) -> tuple[int, ConnEntry] | None:
+        """ConnTable: the first stage whose (bucket, digest) matches wins."""
+        for stage, table in enumerate(self.conn):
+            entry = table.get(h.key(stage))
+            if entry is not None:
+                return stage, entry
+        return None
+
+    def transit_hit(self, h: FlowHashes, epoch: int) -> bool:
+        return d.transit_contains(C, [self.transit[i] for i in h.bloom], epoch)
+
+    def record_transit(self, h: FlowHashes, epoch: int) -> None:
+        for i in h.bloom:
+            self.transit[i] = epoch
+
+    def learn(self, t: int, kind: str, ft: FiveTuple, version: int) -> bool:
+        """Send a learn event unless an identical one is still queued (the learning filter)."""
+        key = (kind, ft)
+        if key in self.learn_filter:
+            return False
+        self.learn_filter.add(key)
+        self.learn_queue.append(LearnEvent(t, t, kind, ft, version))
+        return True
+
+    # ------------------------------------------------------------ backend operations (the CPU's writes)
+
+    def insert_conn(self, stage: int, bucket: int, digest: int, version: int, now: int) -> None:
+        table = self.conn[stage]
+        if (bucket, digest) in table:
+            raise RuntimeError(f"ConnTable stage {stage}: duplicate key ({bucket}, {digest})")
+        table[(bucket, digest)] = ConnEntry(version, now)
+
+    def delete_conn(self, stage: int, bucket: int, digest: int) -> None:
+        del self.conn[stage][(bucket, digest)]
+
+    def idle_time(self, stage: int, bucket: int, digest: int, now: int) -> int:
+        return now - self.conn[stage][(bucket, digest)].last_hit
+
+    def write_pool(self, vip: Vip, version: int, pool: tuple[Dip, ...]) -> None:
+        self.pools[(vip, version)] = pool
+
+    def delete_pool(self, vip: Vip, version: int) -> None:
+        del self.pools[(vip, version)]
+
+    def write_vip(self, vip: Vip, entry: VipEntry) -> None:
+        self.vips[vip] = entry
+
+    def add_whitelist(self, src_ip: int) -> None:
+        self.whitelist.add(src_ip)
+
+    def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]:
+        """Hand the CPU the visible learn events, oldest first, and forget them."""
+        taken: list[LearnEvent] = []
+        kept: deque[LearnEvent] = deque()
+        for event in self.learn_queue:
+            if event.visible <= now and (limit is None or len(taken) < limit):
+                taken.append(event)
+                self.learn_filter.discard((event.kind, event.ft))
+            else:
+                kept.append(event)
+        self.learn_queue = kept
+        return taken
+
+    # ------------------------------------------------------------ faults on the learn channel
+
+    def lose_learn(self, index: int) -> LearnEvent:
+        event = self.learn_queue[index]
+        del self.learn_queue[index]
+        self.learn_filter.discard((event.kind, event.ft))
+        return event
+
+    def delay_learn(self, index: int, delay: int) -> LearnEvent:
+        event = self.learn_queue[index]
+        self.learn_queue[index] = event._replace(visible=max(event.visible, event.sent + delay))
+        return event
+
+
+def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObservation:
+    """One packet through the ingress pipeline."""
+    ft = pkt.ft
+    vip = dp.vips.get(ft.vip)
+    if vip is None:
+        return PacketObservation(index, t, pkt, DROP, path="no-vip")
+
+    if dp.config.syn_auth and pkt.is_tcp and ft.src_ip not in dp.whitelist:
+        return _authenticate(dp, index, t, pkt, vip)
+
+    h = dp.plan.flow(ft)
+    found = dp.lookup(h)
+    hit = found is not None
+    hit_version = found[1].version if found else 0
+    consults = C.and_(not hit, d.consults_transit(C, vip.phase))
+    transit_hit = consults and dp.transit_hit(h, vip.epoch)
+    hit_key = (found[0], *h.key(found[0])) if found else None
+
+    if d.drops_sealed(C, hit, vip.phase, transit_hit):
+        return PacketObservation(index, t, pkt, DROP, path="miss:sealed-transit-hit")
+
+    version = d.packet_version(C, hit, hit_version, vip.phase, transit_hit, vip.old_version, vip.new_version)
+    if found:
+        found[1].last_hit = t
+    if d.records_transit(C, hit, vip.phase):
+        dp.record_transit(h, vip.epoch)
+
+    learned = []
+    if d.learns_new(C, hit, vip.phase, transit_hit) and dp.learn(t, "new", ft, version):
+        learned.append("new")
+    if d.learns_collision(C, hit, pkt.is_syn) and dp.learn(t, "collision", ft, version):
+        learned.append("collision")
+    if pkt.is_end and dp.learn(t, "end", ft, version):
+        learned.append("end")
+
+    pool = dp.pools.get((ft.vip, version))
+    if pool is None:  # DIPPoolTable miss: the version's pool was reclaimed
+        return PacketObservation(index, t, pkt, DROP, hit_key=hit_key, path=f"no-pool:v{version}")
+    dip = pool[dip_index(h.dip_hash, len(pool))]
+    if found:
+        path = f"hit:stage{found[0]}:v{version}"
+    elif consults:
+        path = f"miss:transit-{'hit' if transit_hit else 'miss'}:v{version}"
+    else:
+        path = f"miss:{d.PHASE_NAMES[vip.phase]}:v{version}"
+    return PacketObservation(index, t, pkt, FORWARD, dip, learned=tuple(learned), hit_key=hit_key, path=path)
+
+
+def _authenticate(dp: DataPlane, index: int, t: int, pkt: Packet, vip: VipEntry) -> PacketObservation:
+    ft = pkt.ft
+    cookie = dp.plan.cookie(ft)
+    is_bare_ack = pkt.flags & (SYN | ACK | RST) == ACK
+    outcome = d.auth_outcome(C, pkt.is_syn, is_bare_ack, pkt.ack == (cookie + 1) & 0xFFFFFFFF)
+    if outcome == d.AUTH_SYNACK:
+        return PacketObservation(
+            index, t, pkt, REPLY,
+            reply_flags=SYN | ACK, reply_seq=cookie, reply_ack=(pkt.seq + 1) & 0xFFFFFFFF, path="auth:syn-ack",
+        )  # fmt: skip
+    if outcome == d.AUTH_WHITELIST:
+        learned = ("auth",) if dp.learn(t, "auth", ft, vip.current) else ()
+        return PacketObservation(
+            index, t, pkt, REPLY,
+            reply_flags=RST, reply_seq=pkt.ack, learned=learned, path="auth:cookie-ok",
+        )  # fmt: skip
+    return PacketObservation(index, t, pkt, DROP, path="auth:drop")

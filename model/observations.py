@@ -1,0 +1,79 @@
+"""What a target did, as seen from outside: the only input of the PCC oracle.
+
+Targets differ only in how they produce these; the oracle never looks at a
+target's internal state.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from model.types import Dip, FiveTuple, Packet, Vip
+
+FORWARD = "forward"
+DROP = "drop"
+REPLY = "reply"
+
+
+class PacketObservation(NamedTuple):
+    index: int
+    """Position of the packet event in the trace."""
+    t: int
+    packet: Packet
+    """The packet as it arrived."""
+    action: str
+    dip: Dip | None = None
+    reply_flags: int = 0
+    reply_seq: int = 0
+    reply_ack: int = 0
+    learned: tuple[str, ...] = ()
+    """Kinds of learn event the packet sent to the CPU."""
+    hit_key: tuple[int, int, int] | None = None
+    """(stage, bucket, digest) of the ConnTable entry the packet hit, if any."""
+    path: str = ""
+    """How the decision was made (diagnostic, for people)."""
+
+    @property
+    def ft(self) -> FiveTuple:
+        return self.packet.ft
+
+
+class EntryWrite(NamedTuple):
+    """One ConnTable write the CPU made."""
+
+    stage: int
+    bucket: int
+    digest: int
+    version: int
+    owner: FiveTuple | None
+    """The connection the CPU placed there (None: recovered without a 5-tuple)."""
+
+    @property
+    def key(self) -> tuple[int, int, int]:
+        return self.stage, self.bucket, self.digest
+
+
+class PhaseChange(NamedTuple):
+    vip: Vip
+    phase: str
+    old_version: int
+    new_version: int
+    epoch: int
+
+
+class CpuObservation(NamedTuple):
+    index: int
+    t: int
+    kind: str
+    installs: tuple[EntryWrite, ...] = ()
+    removes: tuple[EntryWrite, ...] = ()
+    learned: tuple[tuple[str, FiveTuple], ...] = ()
+    phases: tuple[PhaseChange, ...] = ()
+    whitelisted: tuple[int, ...] = ()
+    lost: tuple[FiveTuple, ...] = ()
+    """Connections whose learn events a fault destroyed."""
+    failed_dips: tuple[Dip, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+Observation = PacketObservation | CpuObservation

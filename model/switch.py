@@ -1,0 +1,119 @@
+"""A SilkRoad switch: data plane + switch CPU, and the transitions a trace drives.
+
+What can happen (one named function each, guard first):
+
+===================  =========================================================
+``packet``           a packet goes through the ingress pipeline
+``update``           an operator requests a new DIP pool (t_req when started)
+``cpu_learn``        the CPU reads learn events and installs connections
+``cpu_advance``      the CPU drains learn events and advances each update
+                     (t_exec, t_seal, t_finish), starts queued ones
+``cpu_expire``       the CPU removes idle / torn-down entries, reclaims versions
+``lose_learn``       fault: a queued learn event is lost
+``delay_learn``      fault: a queued learn event arrives late (within the bound)
+``cpu_restart``      fault: the CPU process restarts from its journal
+``dip_fail``         fault: a server dies and leaves every pool
+===================  =========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model import events as ev
+from model.config import Config
+from model.cpu import Cpu, CpuLog
+from model.dataplane import DataPlane, process_packet
+from model.observations import CpuObservation, Observation, PacketObservation
+from model.types import Dip, Vip
+
+
+class InvalidEvent(ValueError):
+    """An event the switch cannot take in its current state (e.g. no such queued learn event)."""
+
+
+@dataclass
+class Switch:
+    config: Config
+    dataplane: DataPlane
+    cpu: Cpu
+
+    @classmethod
+    def boot(cls, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> Switch:
+        dataplane = DataPlane.empty(config)
+        return cls(config, dataplane, Cpu.boot(config, dataplane.plan, dataplane, vips))
+
+    def step(self, index: int, event: ev.Event) -> Observation:
+        handler = _HANDLERS[type(event)]
+        return handler(self, index, event)
+
+    # ------------------------------------------------------------ transitions
+
+    def packet(self, index: int, e: ev.PacketArrives) -> PacketObservation:
+        return process_packet(self.dataplane, index, e.t, e.packet)
+
+    def update(self, index: int, e: ev.UpdateRequested) -> CpuObservation:
+        if e.vip not in self.cpu.pools:
+            raise InvalidEvent(f"update for unknown VIP {e.vip}")
+        if not e.pool:
+            raise InvalidEvent(f"update for {e.vip} has an empty pool")
+        return self._cpu(index, "update", e.t, lambda log: self.cpu.request_update(e.vip, e.pool, e.t, log))
+
+    def cpu_learn(self, index: int, e: ev.CpuLearns) -> CpuObservation:
+        return self._cpu(index, "learn", e.t, lambda log: self.cpu.learn(e.t, e.limit, log))
+
+    def cpu_advance(self, index: int, e: ev.CpuAdvances) -> CpuObservation:
+        return self._cpu(index, "advance", e.t, lambda log: self.cpu.advance(e.t, log))
+
+    def cpu_expire(self, index: int, e: ev.CpuExpires) -> CpuObservation:
+        return self._cpu(index, "expire", e.t, lambda log: self.cpu.expire(e.t, log))
+
+    def lose_learn(self, index: int, e: ev.LearnLost) -> CpuObservation:
+        self._check_queued(e.index)
+        lost = self.dataplane.lose_learn(e.index)
+        return CpuObservation(index, e.t, "lose_learn", lost=(lost.ft,), notes=(f"lost {lost.kind} learn event",))
+
+    def delay_learn(self, index: int, e: ev.LearnDelayed) -> CpuObservation:
+        self._check_queued(e.index)
+        if e.delay > self.config.learn_delay_bound:
+            raise InvalidEvent(
+                f"delay {e.delay} exceeds learn_delay_bound {self.config.learn_delay_bound}: use lose_learn for a loss"
+            )
+        delayed = self.dataplane.delay_learn(e.index, e.delay)
+        return CpuObservation(index, e.t, "delay_learn", notes=(f"delayed {delayed.kind} learn of {delayed.ft}",))
+
+    def cpu_restart(self, index: int, e: ev.CpuRestarts) -> CpuObservation:
+        return self._cpu(index, "restart", e.t, lambda log: self.cpu.restart(e.t, log))
+
+    def dip_fail(self, index: int, e: ev.DipFails) -> CpuObservation:
+        return self._cpu(index, "dip_fail", e.t, lambda log: self.cpu.dip_failed(e.dip, e.t, log))
+
+    # ------------------------------------------------------------ helpers
+
+    def _check_queued(self, index: int) -> None:
+        queued = len(self.dataplane.learn_queue)
+        if not 0 <= index < queued:
+            raise InvalidEvent(f"no queued learn event #{index} (the queue holds {queued})")
+
+    def _cpu(self, index: int, kind: str, t: int, action: object) -> CpuObservation:
+        log = CpuLog()
+        action(log)  # type: ignore[operator]
+        return CpuObservation(
+            index, t, kind,
+            installs=tuple(log.installs), removes=tuple(log.removes), learned=tuple(log.learned),
+            phases=tuple(log.phases), whitelisted=tuple(log.whitelisted), lost=tuple(log.lost),
+            failed_dips=tuple(log.failed_dips), notes=tuple(log.notes),
+        )  # fmt: skip
+
+
+_HANDLERS = {
+    ev.PacketArrives: Switch.packet,
+    ev.UpdateRequested: Switch.update,
+    ev.CpuLearns: Switch.cpu_learn,
+    ev.CpuAdvances: Switch.cpu_advance,
+    ev.CpuExpires: Switch.cpu_expire,
+    ev.LearnLost: Switch.lose_learn,
+    ev.LearnDelayed: Switch.delay_learn,
+    ev.CpuRestarts: Switch.cpu_restart,
+    ev.DipFails: Switch.dip_fail,
+}

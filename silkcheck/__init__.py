@@ -1,0 +1,1 @@
+"""silkcheck: per-connection consistency checking for SilkRoad-style P4 load balancers."""

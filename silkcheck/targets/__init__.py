@@ -1,0 +1,22 @@
+"""Targets run a trace and return observations; they differ in nothing else."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from model.observations import Observation
+from silkcheck.trace import Trace
+
+
+class Target(Protocol):
+    name: str
+
+    def run(self, trace: Trace) -> list[Observation]: ...
+
+
+def get_target(name: str) -> Target:
+    if name == "model":
+        from silkcheck.targets.model import ModelTarget
+
+        return ModelTarget()
+    raise ValueError(f"unknown target {name!r}; available: model")

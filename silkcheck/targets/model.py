@@ -1,0 +1,21 @@
+"""The embedded target: the reference model itself."""
+
+from __future__ import annotations
+
+from model.observations import Observation
+from model.switch import InvalidEvent, Switch
+from silkcheck.trace import Trace, TraceError
+
+
+class ModelTarget:
+    name = "model"
+
+    def run(self, trace: Trace) -> list[Observation]:
+        switch = Switch.boot(trace.config, trace.vips)
+        observations: list[Observation] = []
+        for index, event in enumerate(trace.events):
+            try:
+                observations.append(switch.step(index, event))
+            except InvalidEvent as error:
+                raise TraceError(f"{trace.name or 'trace'}: events[{index}]: {error}") from None
+        return observations
