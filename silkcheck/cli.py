@@ -10,7 +10,7 @@ from pathlib import Path
 from silkcheck import report
 from silkcheck.examples import EXAMPLES_DIR, write_all
 from silkcheck.oracle import Verdict, judge
-from silkcheck.targets import get_target
+from silkcheck.targets import TargetError, get_target
 from silkcheck.trace import Trace, TraceError, load
 
 
@@ -80,7 +80,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="model", help="where to run: model (default)")
+    p.add_argument("--target", default="model", help="where to run: model (default) or bmv2")
 
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
@@ -107,6 +107,37 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connections", type=int, default=20_000)
 
 
+def cmd_p4_build(args: argparse.Namespace) -> int:
+    from model.config import Config
+    from silkcheck.p4build import build, defines
+
+    config = load(args.config).config if args.config else Config()
+    result = build(config)
+    print(f"built p4/silkroad.p4 with {' '.join(defines(config))}")
+    print(f"  BMv2 JSON: {result.json}")
+    print(f"  P4Info:    {result.p4info}")
+    if result.warnings:
+        print(f"p4c said:\n{result.warnings}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from silkcheck.differential import run_differential
+
+    return run_differential(args.traces, args.random, args.seed, args.events)
+
+
+def _p4_build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="take the config header of this trace (default: the default Config)")
+
+
+def _diff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("traces", nargs="*", help="trace files to run on the model and on BMv2")
+    p.add_argument("--random", type=int, default=0, metavar="N", help="also run N random traces")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--events", type=int, default=60, help="events per random trace")
+
+
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]
 
@@ -116,6 +147,9 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
     ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("p4-build", "compile p4/silkroad.p4 for BMv2 with a trace's config (needs p4c)", _p4_build_args, cmd_p4_build),
+    ("diff", "differential test: run traces on the model and on BMv2 and compare packet by packet", _diff_args,
+     cmd_diff),
 ]
 
 
@@ -128,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = next(h for n, _, _, h in COMMANDS if n == args.command)
     try:
         return handler(args)
-    except TraceError as error:
+    except (TraceError, TargetError) as error:
         print(f"silkcheck: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
