@@ -53,12 +53,13 @@ def defines(config: Config) -> list[str]:
     return [f"-D{name}={value}" for name, value in config.p4_constants().items()]
 
 
-def build_dir(config: Config, root: Path = BUILD_ROOT) -> Path:
+def build_dir(config: Config, root: Path | None = None) -> Path:
+    root = BUILD_ROOT if root is None else root
     key = json.dumps(config.p4_constants(), sort_keys=True) + P4_SOURCE.read_text()
     return root / hashlib.sha256(key.encode()).hexdigest()[:16]
 
 
-def build(config: Config, root: Path = BUILD_ROOT) -> Build:
+def build(config: Config, root: Path | None = None) -> Build:
     """Compile (or reuse a finished compile of) the program for ``config``."""
     directory = build_dir(config, root)
     result = Build(directory, directory / "silkroad.json", directory / "silkroad.p4info.txtpb", "")
