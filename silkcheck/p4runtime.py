@@ -183,9 +183,10 @@ class Tables:
         self.client.write(p4r.Update.DELETE, self.entry(table, key), f"delete from {table} {key}")
 
     def enable_digest(self, name: str) -> None:
-        """Every sample at once, one per list: the target acknowledges each list as it arrives."""
+        """Every sample at once, one per list, and no duplicate cache (ack timeout 0): the caller
+        sees every digest the pipeline sends and applies the learning filter itself."""
         digest = p4r.DigestEntry(digest_id=self.info.digests[name])
         digest.config.max_timeout_ns = 0
         digest.config.max_list_size = 1
-        digest.config.ack_timeout_ns = 1_000_000_000
+        digest.config.ack_timeout_ns = 0
         self.client.write(p4r.Update.INSERT, p4r.Entity(digest_entry=digest), f"configure digest {name}")

@@ -130,7 +130,6 @@ class SimpleSwitch:
         self.log_path = self.workdir / "switch.log"
         command = [
             binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()),
-            "--log-level", "error",
             *self._notifications_option(binary),
             "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
         ]  # fmt: skip
