@@ -235,7 +235,6 @@ struct meta_t {
 
     bit<1>  hit;
     bit<8>  hit_stage;
-    bit<16> hit_bucket;
     bit<VERSION_BITS> hit_version;
     bit<1>  consults;
     bit<1>  transit_hit;
@@ -586,48 +585,40 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
             // ConnTable: the stages in order, the first hit wins.
             if (ConnTable0.apply().hit) {
                 meta.hit_stage = 0;
-                meta.hit_bucket = meta.bucket0;
             }
 #if STAGES > 1
             else if (ConnTable1.apply().hit) {
                 meta.hit_stage = 1;
-                meta.hit_bucket = meta.bucket1;
             }
 #endif
 #if STAGES > 2
             else if (ConnTable2.apply().hit) {
                 meta.hit_stage = 2;
-                meta.hit_bucket = meta.bucket2;
             }
 #endif
 #if STAGES > 3
             else if (ConnTable3.apply().hit) {
                 meta.hit_stage = 3;
-                meta.hit_bucket = meta.bucket3;
             }
 #endif
 #if STAGES > 4
             else if (ConnTable4.apply().hit) {
                 meta.hit_stage = 4;
-                meta.hit_bucket = meta.bucket4;
             }
 #endif
 #if STAGES > 5
             else if (ConnTable5.apply().hit) {
                 meta.hit_stage = 5;
-                meta.hit_bucket = meta.bucket5;
             }
 #endif
 #if STAGES > 6
             else if (ConnTable6.apply().hit) {
                 meta.hit_stage = 6;
-                meta.hit_bucket = meta.bucket6;
             }
 #endif
 #if STAGES > 7
             else if (ConnTable7.apply().hit) {
                 meta.hit_stage = 7;
-                meta.hit_bucket = meta.bucket7;
             }
 #endif
 
