@@ -48,13 +48,14 @@ from model.cpu import Cpu
 from model.dataplane import LearnChannel, LearnEvent, VipEntry
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
-from model.switch import InvalidEvent, Switch
+from model.switch import Switch
 from model.types import Dip, FiveTuple, Packet, Vip
 from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
 from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
-from silkcheck.trace import Trace, TraceError
+from silkcheck.targets.model import step_all
+from silkcheck.trace import Trace
 
 CPU_PORT = 255
 PACKET_TIMEOUT_S = 10.0
@@ -373,12 +374,7 @@ class Bmv2Target:
         dataplane = self.dataplane(trace.config)
         cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips)
         switch = Bmv2Switch(trace.config, dataplane, cpu)  # type: ignore[arg-type]
-        observations: list[Observation] = []
-        for index, event in enumerate(trace.events):
-            try:
-                observations.append(switch.step(index, event))
-            except InvalidEvent as error:
-                raise TraceError(f"{trace.name or 'trace'}: events[{index}]: {error}") from None
+        observations = step_all(switch, trace)
         return Bmv2Run(observations, dataplane)
 
     def run(self, trace: Trace) -> list[Observation]:
