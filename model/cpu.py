@@ -150,6 +150,12 @@ class Cpu:
             # of a closing connection, which keeps the entry's version.
             if event.kind == "collision":
                 conn.closing = False
+            elif conn.stage is None and event.sent > conn.sent and event.version != conn.version:
+                # Still unplaced, its packets miss and now use another version (a new
+                # incarnation, or an aliasing entry that went away): install what they use now.
+                self._ref(ft.vip, conn.version, -1, event.sent)
+                self._ref(ft.vip, event.version, +1, event.sent)
+                conn.version, conn.sent = event.version, event.sent
             return
         conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
         self.known[ft] = conn
@@ -267,6 +273,8 @@ class Cpu:
         ):
             return False
         old_stage = conn.stage
+        if old_stage is not None and not self._vacate_is_safe(conn, stage, key):
+            return False
         self.backend.insert_conn(stage, *key, conn.version, now)
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
@@ -275,6 +283,21 @@ class Cpu:
         if old_stage is not None:
             self._delete(conn, old_stage, log)
         return True
+
+    def _vacate_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
+        """Once ``conn``'s new copy is at ``(stage, key)``, would deleting its old entry keep every lookup?
+
+        Its own included: a move to a later stage must not uncover another
+        connection's entry that aliases it in a stage in between.
+        """
+        assert conn.stage is not None
+        old_key = conn.hashes.key(conn.stage)
+        self.table[stage][key] = conn  # tentatively, in the shadow only
+        try:
+            keeps_own = self._resolve(conn.hashes, (conn.stage, old_key, None)) == conn.version
+            return keeps_own and self._write_is_safe(conn.stage, old_key, None, conn.ft)
+        finally:
+            del self.table[stage][key]
 
     def _delete(self, conn: Known, stage: int, log: CpuLog) -> None:
         key = conn.hashes.key(stage)
@@ -348,7 +371,10 @@ class Cpu:
 
     def _start_updates(self, now: int, log: CpuLog) -> None:
         for vip, queue in self.requests.items():
-            if not queue or vip in self.updates:
+            # One update at a time, whatever the VIP: TransitTable is shared, and a
+            # second update's RECORD would overwrite (with its own epoch) the cells
+            # the first one's recorded connections still depend on.
+            if not queue or self.updates:
                 continue
             version = self._free_version(vip)
             if version is None:
@@ -368,7 +394,8 @@ class Cpu:
         for vip, up in list(self.updates.items()):
             waited = now >= up.started + self.config.learn_delay_bound
             unplaced = self.unplaced(vip)
-            before_req = any(c.sent < up.requested for c in unplaced)
+            # <=: a packet of the same tick as t_req may have come just before it.
+            before_req = any(c.sent <= up.requested for c in unplaced)
             old_unplaced = any(c.version == up.old_version for c in unplaced)
             phase = d.next_phase(
                 C,

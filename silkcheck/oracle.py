@@ -10,7 +10,8 @@ Incarnations. Packets of one 5-tuple belong to one incarnation until a packet
 arrives more than ``idle_timeout`` after the previous one, more than
 ``teardown_grace`` after the previous one once a FIN/RST was seen, or a SYN
 arrives after a FIN/RST. Every forwarded packet of an incarnation must reach
-the DIP of its first forwarded packet.
+the DIP of its first forwarded packet. A stray non-SYN packet after the
+grace starts an incarnation that is itself already ended.
 
 Each finding has a category:
 
@@ -150,7 +151,8 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
         inc = live.get(ft)
         if inc is None or _starts_new(config, inc, o):
             counts[ft] = counts.get(ft, 0) + 1
-            inc = Incarnation(ft, counts[ft])
+            # Only a SYN reopens a torn-down 5-tuple; a stray packet after the grace is still its tail.
+            inc = Incarnation(ft, counts[ft], ended=inc is not None and inc.ended and not o.packet.is_syn)
             live[ft] = inc
             incarnations.append(inc)
         inc.packets.append(o)
