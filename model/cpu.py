@@ -131,10 +131,10 @@ class Cpu:
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, log)
+            self._on_learn(event, now, log)
         self._retry_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -169,7 +169,7 @@ class Cpu:
         self.expired.pop(ft, None)
         self._ref(ft.vip, conn.version, +1, event.sent)
         self._watch(conn, True)
-        self._place(conn, event.sent, log)
+        self._place(conn, now, log)  # the idle timer starts at insertion, not at the (older) packet
 
     def _retry_unplaced(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
