@@ -148,7 +148,7 @@ def explain(trace: Trace, failure: Failure, target: str = SHIPPED) -> str:
         with mutant_context(target):
             observations = ModelTarget().run(trace)
         verdict = judge(trace.config, observations)
-        finding = next((f for f in verdict.violations if f.kind == failure.kind), None)
+        finding = next(iter(verdict.violations), None)
         if finding is not None:
             lines.append(report.explain(finding))
             lines.append("DIPs reached: " + ", ".join(str(p.dip) for p in finding.packets if p.dip))

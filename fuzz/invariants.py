@@ -50,7 +50,9 @@ def oracle_failure(config: Config, observations: Sequence[Observation]) -> tuple
     bad = verdict.violations
     if not bad:
         return None, verdict
-    return Failure(PCC, bad[0].kind, bad[0].explanation, bad[0].first.index), verdict
+    # The kind names every kind of violation present, so shrinking cannot trade one for another.
+    kinds = "+".join(sorted({f.kind for f in bad}))
+    return Failure(PCC, kinds, bad[0].explanation, max(f.first.index for f in bad)), verdict
 
 
 # ---------------------------------------------------------------- structural invariants

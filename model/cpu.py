@@ -129,12 +129,13 @@ class Cpu:
     # ------------------------------------------------------------ learning
 
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
+        """Take in the whole batch, then place: a later event of a connection may change its version."""
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, now, log)
-        self._retry_unplaced(now, log)
+            self._on_learn(event, log)
+        self._place_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -153,11 +154,12 @@ class Cpu:
                 conn.closing = True
             return
         if conn is not None:
-            # A SYN hitting its own entry: a retransmission, or a new incarnation
-            # of a closing connection, which keeps the entry's version.
-            if event.kind == "collision":
-                conn.closing = False
-            elif conn.stage is None and event.sent > conn.sent and event.version != conn.version:
+            # A SYN hitting its own entry (collision) or a miss after the end: a
+            # retransmission, or a new incarnation of a closing connection, which
+            # keeps the entry's version. Reopening is always safe: it only keeps
+            # the entry until the idle timeout.
+            conn.closing = False
+            if event.kind == "new" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
                 # Still unplaced, its packets miss and now use another version (a new
                 # incarnation, or an aliasing entry that went away): install what they use now.
                 self._ref(ft.vip, conn.version, -1, event.sent)
@@ -169,9 +171,9 @@ class Cpu:
         self.expired.pop(ft, None)
         self._ref(ft.vip, conn.version, +1, event.sent)
         self._watch(conn, True)
-        self._place(conn, now, log)  # the idle timer starts at insertion, not at the (older) packet
 
-    def _retry_unplaced(self, now: int, log: CpuLog) -> None:
+    def _place_unplaced(self, now: int, log: CpuLog) -> None:
+        # ``now``: an entry's idle timer starts at insertion, not at the (older) packet.
         for conn in [c for c in self.known.values() if c.stage is None]:
             self._place(conn, now, log)
 
@@ -317,12 +319,17 @@ class Cpu:
     # ------------------------------------------------------------ teardown and expiry
 
     def expire(self, now: int, log: CpuLog) -> None:
-        for conn in list(self.known.values()):
-            if conn.stage is None:
-                continue
-            idle = self.backend.idle_time(conn.stage, *conn.hashes.key(conn.stage), now)
-            done = idle > self.config.teardown_grace if conn.closing else idle > self.config.idle_timeout
-            if not done:
+        # Drain first: a SYN that reopened a closing connection hit its entry at
+        # least teardown_grace ago, so (grace >= learn-delay bound) its learn
+        # event is visible now and must be seen before the entry is judged.
+        self.learn(now, None, log)
+        # Idle times before any deletion: deleting one entry must not hide the
+        # hits another connection's packets made on it.
+        placed = [c for c in self.known.values() if c.stage is not None]
+        idle = {c.ft: self._idle(c, now) for c in placed}
+        for conn in placed:
+            limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
+            if idle[conn.ft] <= limit:
                 continue
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
@@ -331,6 +338,13 @@ class Cpu:
             self._forget(conn, now)
             self.expired[conn.ft] = now
         self._reclaim(now, log)
+
+    def _idle(self, conn: Known, now: int) -> int:
+        """How long ``conn`` has been silent: its packets refresh the entry its lookup reaches,
+        which may be another connection's entry of the same version in an earlier stage."""
+        assert conn.stage is not None
+        reached = next(s for s in range(conn.stage + 1) if conn.hashes.key(s) in self.table[s])
+        return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in {reached, conn.stage})
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]

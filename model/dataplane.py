@@ -54,6 +54,11 @@ class LearnEvent(NamedTuple):
     ft: FiveTuple
     version: int
 
+    @property
+    def key(self) -> tuple[str, FiveTuple, int]:
+        """What the learning filter de-duplicates on."""
+        return self.kind, self.ft, self.version
+
 
 @dataclass
 class DataPlane:
@@ -65,7 +70,9 @@ class DataPlane:
     transit: list[int] = field(default_factory=list)
     whitelist: set[int] = field(default_factory=set)
     learn_queue: deque[LearnEvent] = field(default_factory=deque)
-    learn_filter: set[tuple[str, FiveTuple]] = field(default_factory=set)
+    learn_filter: set[tuple[str, FiveTuple, int]] = field(default_factory=set)
+    """(kind, 5-tuple, version) of the queued learn events. The version is part of the key: a
+    connection whose misses changed version (a new incarnation) must tell the CPU again."""
 
     @classmethod
     def empty(cls, config: Config) -> DataPlane:
@@ -95,9 +102,12 @@ class DataPlane:
 
     def learn(self, t: int, kind: str, ft: FiveTuple, version: int) -> bool:
         """Send a learn event unless an identical one is still queued (the learning filter)."""
-        key = (kind, ft)
+        key = (kind, ft, version)
         if key in self.learn_filter:
             return False
+        if kind == "end":
+            # What follows an end (a SYN reopening the 5-tuple) must reach the CPU after it.
+            self.learn_filter -= {k for k in self.learn_filter if k[1] == ft}
         self.learn_filter.add(key)
         self.learn_queue.append(LearnEvent(t, t, kind, ft, version))
         return True
@@ -135,7 +145,7 @@ class DataPlane:
         for event in self.learn_queue:
             if event.visible <= now and (limit is None or len(taken) < limit):
                 taken.append(event)
-                self.learn_filter.discard((event.kind, event.ft))
+                self.learn_filter.discard(event.key)
             else:
                 kept.append(event)
         self.learn_queue = kept
@@ -146,7 +156,7 @@ class DataPlane:
     def lose_learn(self, index: int) -> LearnEvent:
         event = self.learn_queue[index]
         del self.learn_queue[index]
-        self.learn_filter.discard((event.kind, event.ft))
+        self.learn_filter.discard(event.key)
         return event
 
     def delay_learn(self, index: int, delay: int) -> LearnEvent:
