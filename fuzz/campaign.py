@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hypothesis.database import DirectoryBasedExampleDatabase
+
+from fuzz import machines
 from fuzz.invariants import PCC, Failure
 from fuzz.mutants import MUTANTS, get_mutant
 from fuzz.walk import Coverage, replay, shrink, walk
@@ -29,6 +32,8 @@ from silkcheck.timeline import describe
 from silkcheck.trace import Trace, TraceError, from_dict, load, save, to_dict
 
 DEFAULT_DB = Path(".silkcheck/fuzz-db")
+HYPOTHESIS_EXAMPLES = 5
+"""Examples per Hypothesis batch: small, so a worker returns to random walks often."""
 SHIPPED = "model"
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
@@ -73,25 +78,35 @@ class Result:
 # ---------------------------------------------------------------- workers
 
 
-def _worker(target: str, seed: int, deadline: float, out: Any) -> None:
+def _worker(target: str, seed: int, deadline: float, hypothesis_share: float, db: Path | None, out: Any) -> None:
     start = time.time()
     seen: set[tuple[str, str]] = set()
     coverage = Coverage()
     steps = 0
     last_report = time.time()
+    hypothesis_time = 0.0
+    database = DirectoryBasedExampleDatabase(str(db_dir(db, target) / "hypothesis")) if db is not None else None
     with mutant_context(target):
         n = 0
         while time.time() < deadline:
-            outcome = walk(seed * 1_000_003 + n, coverage)
-            n += 1
-            steps += outcome.steps
-            failure = outcome.failure
+            if hypothesis_time < hypothesis_share * (time.time() - start):
+                began = time.time()
+                taken, failed = machines.run_batch(HYPOTHESIS_EXAMPLES, database)
+                hypothesis_time += time.time() - began
+                steps += taken
+                trace, failure = (failed.trace, failed.failure) if failed else (None, None)
+            else:
+                outcome = walk(seed * 1_000_003 + n, coverage)
+                n += 1
+                steps += outcome.steps
+                trace, failure = outcome.trace, outcome.failure
             # On a mutant every failure is reported: the parent keeps only those the shipped model does not share.
             if failure is not None and (failure.signature not in seen or target != SHIPPED):
                 seen.add(failure.signature)
                 found_at = time.time() - start
-                small, failure = shrink(outcome.trace, failure)
-                out.put(("failure", failure, to_dict(small), found_at, len(outcome.trace.events)))
+                assert trace is not None
+                small, failure = shrink(trace, failure)
+                out.put(("failure", failure, to_dict(small), found_at, len(trace.events)))
             if time.time() - last_report > 0.5:
                 out.put(("progress", steps, coverage.counts))
                 steps, coverage, last_report = 0, Coverage(), time.time()
@@ -171,8 +186,10 @@ def run_campaign(
     db: Path | None = DEFAULT_DB,
     stop_on_first: bool = False,
     progress: bool = True,
+    hypothesis_share: float = 0.1,
 ) -> Result:
-    """Random walks on ``target`` (``model`` or a mutant's name) until the budget ends."""
+    """Random walks and Hypothesis machines (``hypothesis_share`` of the time) on ``target``
+    (``model`` or a mutant's name) until the budget ends."""
     mutant_context(target)  # an unknown mutant fails here, before any worker starts
     result = Result(target)
     if db is not None:
@@ -183,7 +200,7 @@ def run_campaign(
     deadline = start + budget
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(target, seed + i, deadline, out), daemon=True)
+    procs = [ctx.Process(target=_worker, args=(target, seed + i, deadline, hypothesis_share, db, out), daemon=True)
              for i in range(workers)]  # fmt: skip
     for p in procs:
         p.start()

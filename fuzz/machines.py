@@ -9,13 +9,23 @@ Hypothesis's printed program (``last_failure`` holds the final, shrunk one).
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+from hypothesis import HealthCheck, Verbosity, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.database import ExampleDatabase
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from fuzz import scenario as sc
-from fuzz.invariants import Checker, Failure, oracle_failure
+from fuzz.invariants import CRASH, Checker, Failure, oracle_failure
 from fuzz.scenario import Chooser, World
 from silkcheck.trace import Trace
 
@@ -62,8 +72,12 @@ class SilkRoadMachine(RuleBasedStateMachine):
         if chooser.chance(60):
             sc.advance_clock(chooser, self.world)
         for event in generator(chooser, self.world):
-            if self.world.apply(event) is None:
-                continue
+            try:
+                if self.world.apply(event) is None:
+                    continue
+            except Exception as error:  # the model itself broke: keep the trace that did it
+                self.world.trace.events.append(event)
+                self._fail(Failure(CRASH, type(error).__name__, str(error), len(self.world.trace.events) - 1))
             SilkRoadMachine.steps += 1
             failure = self.checker.after(len(self.world.trace.events) - 1, event)
             if failure is not None:
@@ -132,3 +146,17 @@ class SilkRoadMachine(RuleBasedStateMachine):
         failure, _ = oracle_failure(self.world.config, self.world.observations)
         if failure is not None:
             self._fail(failure)
+
+
+def run_batch(examples: int, database: ExampleDatabase | None) -> tuple[int, PropertyFailed | None]:
+    """Run the machine for ``examples`` examples: (model steps taken, the shrunk failure if any)."""
+    global last_failure
+    last_failure = None
+    SilkRoadMachine.steps = 0
+    batch = settings(
+        max_examples=examples, stateful_step_count=50, deadline=None, database=database,
+        suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+    )  # fmt: skip
+    with contextlib.suppress(PropertyFailed):  # the failure is kept in ``last_failure``
+        run_state_machine_as_test(SilkRoadMachine, settings=batch)
+    return SilkRoadMachine.steps, last_failure
