@@ -58,15 +58,25 @@ class Known:
     version: int
     sent: int
     """When the packet that taught the CPU about it was sent."""
+    opened: int = -1
+    """When its latest SYN was sent (-1: it was learned from a non-SYN packet)."""
+    ended: int = -1
+    """When its latest FIN/RST was sent (-1: none)."""
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
-    closing: bool = False
+
+    @property
+    def closing(self) -> bool:
+        """Torn down unless a SYN came after the FIN/RST (port reuse). Comparing send
+        times, not arrival order, keeps this right when learn events are reordered."""
+        return self.ended > self.opened
 
 
 class Update(NamedTuple):
     old_version: int
     new_version: int
     epoch: int
+    slot: int
     phase: int
     started: int
     """When the current phase began (t_req, t_exec, t_seal)."""
@@ -141,21 +151,20 @@ class Cpu:
                 log.whitelisted.append(ft.src_ip)
             return
         conn = self.known.get(ft)
+        if conn is None and event.kind == "end":
+            return  # its first learn event is late or lost: it will expire as idle
+        if conn is None:
+            conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
+            self.known[ft] = conn
+            self._ref(ft.vip, conn.version, +1, event.sent)
+            self._watch(conn, True)
+            self._place(conn, event.sent, log)
         if event.kind == "end":
-            if conn is not None:
-                conn.closing = True
-            return
-        if conn is not None:
-            # A SYN hitting its own entry: a retransmission, or a new incarnation
-            # of a closing connection, which keeps the entry's version.
-            if event.kind == "collision":
-                conn.closing = False
-            return
-        conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
-        self.known[ft] = conn
-        self._ref(ft.vip, conn.version, +1, event.sent)
-        self._watch(conn, True)
-        self._place(conn, event.sent, log)
+            conn.ended = max(conn.ended, event.sent)
+        elif event.kind in ("syn", "collision"):
+            # A SYN of a known connection is a retransmission or a new incarnation
+            # reusing the 5-tuple; either way the entry and its version stay.
+            conn.opened = max(conn.opened, event.sent)
 
     def _retry_unplaced(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
@@ -286,6 +295,14 @@ class Cpu:
     # ------------------------------------------------------------ teardown and expiry
 
     def expire(self, now: int, log: CpuLog) -> None:
+        """Drain the learn events, then remove idle and torn-down entries.
+
+        Draining first lets a SYN that reuses a closing connection's 5-tuple
+        cancel the teardown; one still in flight was sent less than a
+        learn-delay bound ago, so its entry is not idle for ``teardown_grace``
+        (which the config keeps at least that long).
+        """
+        self.learn(now, None, log)
         for conn in list(self.known.values()):
             if conn.stage is None:
                 continue
@@ -354,13 +371,19 @@ class Cpu:
             if version is None:
                 log.notes.append(f"update of {vip} waits: all {self.config.versions} versions are in use")
                 continue
+            busy = {up.slot for up in self.updates.values()}
+            slot = next((s for s in range(self.config.transit_slots) if s not in busy), None)
+            if slot is None:
+                slots = self.config.transit_slots
+                log.notes.append(f"update of {vip} waits: all {slots} TransitTable slots are in use")
+                continue
             pool = queue.popleft()
             self.pools[vip][version] = pool
             self.backend.write_pool(vip, version, pool)
             self.epoch = self.epoch % (self.config.epochs - 1) + 1
             old = self.vip_entries[vip].old_version
-            self.updates[vip] = Update(old, version, self.epoch, d.RECORD, now, now)
-            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch), log)
+            self.updates[vip] = Update(old, version, self.epoch, slot, d.RECORD, now, now)
+            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch, slot), log)
 
     def advance(self, now: int, log: CpuLog) -> None:
         """Drain the learn events, then move every update on as far as its guards allow."""
@@ -381,11 +404,11 @@ class Cpu:
                 continue
             if phase == d.NORMAL:
                 del self.updates[vip]
-                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot), log)
                 self.released[(vip, up.old_version)] = now
             else:
                 self.updates[vip] = up._replace(phase=phase, started=now)
-                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), log)
         self._start_updates(now, log)
         self._reclaim(now, log)
 

@@ -9,8 +9,10 @@ connection's packets.
 Incarnations. Packets of one 5-tuple belong to one incarnation until a packet
 arrives more than ``idle_timeout`` after the previous one, more than
 ``teardown_grace`` after the previous one once a FIN/RST was seen, or a SYN
-arrives after a FIN/RST. Every forwarded packet of an incarnation must reach
-the DIP of its first forwarded packet.
+arrives after a FIN/RST. A non-SYN packet that starts an incarnation after a
+closed one is a leftover of that connection and is closing from the start (the
+switch CPU only forgets a FIN when a new SYN arrives). Every forwarded packet
+of an incarnation must reach the DIP of its first forwarded packet.
 
 Each finding has a category:
 
@@ -150,7 +152,9 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
         inc = live.get(ft)
         if inc is None or _starts_new(config, inc, o):
             counts[ft] = counts.get(ft, 0) + 1
-            inc = Incarnation(ft, counts[ft])
+            # A stray non-SYN packet after a closed connection starts a leftover that is closing too.
+            leftover = inc is not None and inc.ended and not o.packet.is_syn
+            inc = Incarnation(ft, counts[ft], ended=leftover)
             live[ft] = inc
             incarnations.append(inc)
         inc.packets.append(o)

@@ -78,6 +78,24 @@ def test_updates_of_one_vip_are_serialized():
     assert run.switch.dataplane.vips[VIP].new_version == 2
 
 
+def test_updates_of_different_vips_wait_for_a_transit_slot():
+    from model.switch import Switch
+    from model.types import Vip
+
+    other = Vip(VIP.ip, 443, VIP.proto)
+    for slots, overlapping in ((1, False), (2, True)):
+        switch = Switch.boot(Config(transit_slots=slots, learn_delay_bound=10), {VIP: (D1,), other: (D1,)})
+        switch.step(0, ev.UpdateRequested(0, VIP, (D2,)))
+        obs = switch.step(1, ev.UpdateRequested(1, other, (D2,)))
+        assert bool(obs.phases) == overlapping
+        assert any("TransitTable slots are in use" in n for n in obs.notes) != overlapping
+        if overlapping:
+            assert switch.dataplane.vips[other].slot != switch.dataplane.vips[VIP].slot
+        for t in (20, 40, 60):
+            switch.step(2, ev.CpuAdvances(t))
+        assert switch.dataplane.vips[other].phase != d.NORMAL or overlapping
+
+
 def test_old_version_is_reclaimed_a_bound_after_its_last_reference():
     run = Run()
     run.packet(flow(1), SYN)

@@ -63,6 +63,12 @@ def test_packets_within_grace_after_fin_belong_to_the_connection():
     assert reuse.ok and len(reuse.incarnations) == 2
 
 
+def test_leftover_packets_after_a_closed_connection_are_closing_too():
+    h = History().pkt(0, A, flags=SYN).pkt(10, A, flags=FIN | ACK).pkt(200, A).pkt(400, A, dip=D2)
+    v = h.judge()
+    assert v.ok and len(v.incarnations) == 3
+
+
 def test_retransmitted_syn_is_the_same_incarnation():
     v = History().pkt(0, A, flags=SYN).pkt(5, A, dip=D2, flags=SYN).judge()
     assert not v.ok
