@@ -391,7 +391,8 @@ class Cpu:
         for vip, up in list(self.updates.items()):
             waited = now >= up.started + self.config.learn_delay_bound
             unplaced = self.unplaced(vip)
-            before_req = any(c.sent < up.requested for c in unplaced)
+            # <=: a packet in the same tick as t_req may have come before it, unrecorded.
+            before_req = any(c.sent <= up.requested for c in unplaced)
             old_unplaced = any(c.version == up.old_version for c in unplaced)
             phase = d.next_phase(
                 C,
