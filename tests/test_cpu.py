@@ -67,6 +67,18 @@ def test_exec_waits_for_connections_that_could_not_be_installed():
     assert [p.phase for p in run.advance(dt=50).phases] == ["transit"]
 
 
+def test_connection_in_the_same_tick_as_t_req_blocks_t_exec():
+    config = Config(stages=1, buckets_per_stage=1, slots_per_bucket=1, learn_delay_bound=10, cuckoo_depth=0)
+    run = Run(config)
+    run.packet(flow(1), SYN)
+    run.learn()  # fills the only slot
+    run.packet(flow(2), ACK)  # misses in NORMAL, unrecorded ...
+    run.update((D2,), dt=0)  # ... in the very tick of t_req
+    run.learn()  # learned but unplaced
+    assert run.advance(dt=50).phases == ()
+    assert run.phase == d.RECORD
+
+
 def test_updates_of_one_vip_are_serialized():
     run = Run()
     run.update((D2,))
