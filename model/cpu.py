@@ -197,10 +197,9 @@ class Cpu:
             conn = self.known[ft]
             before = self._resolve(conn.hashes)
             after = self._resolve(conn.hashes, (stage, key, version))
-            if ft == owner:
-                if version is not None and after != conn.version:
-                    return False
-            elif after != before and not (conn.stage is None and after == conn.version):
+            if not d.write_keeps_lookup(
+                C, ft == owner, version is None, before, after, conn.version, conn.stage is not None
+            ):
                 return False
         return True
 
@@ -323,9 +322,9 @@ class Cpu:
         for vip, versions in self.pools.items():
             entry = self.vip_entries[vip]
             for version in list(versions):
-                if version in (entry.old_version, entry.new_version) or self.refs.get((vip, version), 0):
-                    continue
-                if now < self.released.get((vip, version), now) + self.config.learn_delay_bound:
+                waited = now >= self.released.get((vip, version), now) + self.config.learn_delay_bound
+                in_entry = version in (entry.old_version, entry.new_version)
+                if not d.may_reclaim(C, in_entry, self.refs.get((vip, version), 0) > 0, waited):
                     continue
                 del versions[version]
                 self.backend.delete_pool(vip, version)
