@@ -10,7 +10,10 @@ yet). Before each single write it checks, over its shadow, that no known
 connection's lookup result changes (``_write_is_safe``): an owned connection
 keeps resolving to its own version, an unplaced one keeps missing or hits an
 entry of its own version. Moves insert the new copy before deleting the old
-one, so a lookup never misses in between (BMv2 has no atomic batches).
+one, so a lookup never misses in between (BMv2 has no atomic batches), and
+a move is made only if its delete, too, keeps every known lookup
+(``_move_is_safe``: the mover's or an alias's lookup that went through the old
+copy must not fall through to another version in a later stage).
 Connections the CPU does not know yet (their learn event is in flight) can
 still be captured by an aliasing entry: that is the residual risk of digests,
 which no CPU ordering can remove; the oracle reports it as ``digest-alias``.
@@ -24,6 +27,7 @@ still miss and learn again; the restart is reported with those connections.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -186,14 +190,15 @@ class Cpu:
                 if not watching:
                     del self.watchers[key]
 
-    def _resolve(self, h: FlowHashes, override: tuple[int, tuple[int, int], int | None] | None = None) -> int:
+    def _resolve(self, h: FlowHashes, overrides: Sequence[tuple[int, tuple[int, int], int | None]] = ()) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
-        optionally as if ``(stage, key)`` held ``version`` (None: empty)."""
+        as if each ``(stage, key)`` of ``overrides`` held ``version`` (None: empty)."""
         for stage, table in enumerate(self.table):
             key = h.key(stage)
-            if override is not None and override[0] == stage and override[1] == key:
-                if override[2] is not None:
-                    return override[2]
+            written = [version for s, k, version in overrides if s == stage and k == key]
+            if written:
+                if written[-1] is not None:
+                    return written[-1]
                 continue
             entry = table.get(key)
             if entry is not None:
@@ -205,11 +210,29 @@ class Cpu:
         for ft in self.watchers.get((stage, *key), ()):
             conn = self.known[ft]
             before = self._resolve(conn.hashes)
-            after = self._resolve(conn.hashes, (stage, key, version))
-            if ft == owner:
-                if version is not None and after != conn.version:
-                    return False
-            elif after != before and not (conn.stage is None and after == conn.version):
+            after = self._resolve(conn.hashes, ((stage, key, version),))
+            if not d.write_keeps_lookup(
+                C, ft == owner, version is None, before, after, conn.version, conn.stage is not None
+            ):
+                return False
+        return True
+
+    def _move_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
+        """Would the whole move (new copy in, old one out) keep every known lookup, the mover's included?
+
+        The delete of the old copy is the one write whose owner loses an entry:
+        a lookup that went through it (the mover's own, or an alias's) falls
+        through to the next matching stage, which may hold another version.
+        """
+        if conn.stage is None:
+            return True
+        old_key = conn.hashes.key(conn.stage)
+        moved = ((stage, key, conn.version), (conn.stage, old_key, None))
+        for ft in self.watchers.get((conn.stage, *old_key), ()):
+            other = self.known[ft]
+            before = self._resolve(other.hashes)
+            after = self._resolve(other.hashes, moved)
+            if not d.write_keeps_lookup(C, False, True, before, after, other.version, other.stage is not None):
                 return False
         return True
 
@@ -230,6 +253,7 @@ class Cpu:
             self.load[stage].get(bucket, 0) < self.config.slots_per_bucket
             and (bucket, digest) not in self.table[stage]
             and self._write_is_safe(stage, (bucket, digest), conn.version, conn.ft)
+            and self._move_is_safe(conn, stage, (bucket, digest))
         )
 
     def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple]) -> list[Move] | None:
@@ -273,6 +297,7 @@ class Cpu:
             key in self.table[stage]
             or self.load[stage].get(key[0], 0) >= self.config.slots_per_bucket
             or not self._write_is_safe(stage, key, conn.version, conn.ft)
+            or not self._move_is_safe(conn, stage, key)
         ):
             return False
         old_stage = conn.stage
@@ -340,9 +365,9 @@ class Cpu:
         for vip, versions in self.pools.items():
             entry = self.vip_entries[vip]
             for version in list(versions):
-                if version in (entry.old_version, entry.new_version) or self.refs.get((vip, version), 0):
-                    continue
-                if now < self.released.get((vip, version), now) + self.config.learn_delay_bound:
+                waited = now >= self.released.get((vip, version), now) + self.config.learn_delay_bound
+                in_entry = version in (entry.old_version, entry.new_version)
+                if not d.may_reclaim(C, in_entry, self.refs.get((vip, version), 0) > 0, waited):
                     continue
                 del versions[version]
                 self.backend.delete_pool(vip, version)
