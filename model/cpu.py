@@ -124,6 +124,8 @@ class Cpu:
     updates: dict[Vip, Update] = field(default_factory=dict)
     requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
     whitelist: set[int] = field(default_factory=set)
+    expired: dict[FiveTuple, int] = field(default_factory=dict)
+    """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
 
     @classmethod
@@ -154,15 +156,27 @@ class Cpu:
                 self.backend.add_whitelist(ft.src_ip)
                 log.whitelisted.append(ft.src_ip)
             return
+        if event.sent < self.expired.get(ft, event.sent):
+            # Sent before its entry was expired (a hit then would have kept it):
+            # its version may be stale for the incarnation that followed.
+            log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
+            return
         conn = self.known.get(ft)
         if conn is None and event.kind == "end":
             return  # its first learn event is late or lost: it will expire as idle
         if conn is None:
             conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
             self.known[ft] = conn
+            self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
             self._place(conn, event.sent, log)
+        elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
+            # Still unplaced, its packets miss and now use another version (a new
+            # incarnation, or an aliasing entry that went away): install what they use now.
+            self._ref(ft.vip, conn.version, -1, event.sent)
+            self._ref(ft.vip, event.version, +1, event.sent)
+            conn.version, conn.sent = event.version, event.sent
         if event.kind == "end":
             conn.ended = max(conn.ended, event.sent)
         elif event.kind in ("syn", "collision"):
@@ -340,6 +354,7 @@ class Cpu:
                 continue
             self._delete(conn, conn.stage, log)
             self._forget(conn, now)
+            self.expired[conn.ft] = now
         self._reclaim(now, log)
 
     def _forget(self, conn: Known, now: int) -> None:
