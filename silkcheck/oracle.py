@@ -19,7 +19,8 @@ Each finding has a category:
 ``violation``     a PCC or authentication failure of the design.
 ``digest-alias``  the residual risk of digests: the connection's lookups were
                   captured or released by another connection's entry, written
-                  while the CPU had not yet learned this connection.
+                  while the CPU had not yet learned this connection, or were
+                  captured by an entry of another VIP's connection.
 ``dip-failure``   the first DIP failed; moving is the only option.
 ``fault``         a fault destroyed this connection's learn event.
 """
@@ -223,6 +224,12 @@ def _alias_change(inc: Incarnation, first: PacketObservation, h: _History) -> st
     anchor = inc.anchor
     assert anchor is not None
     learned = [i for i in h.learned_at.get(inc.ft, ()) if i >= inc.start]
+    for packet in (anchor, first):
+        owner = h.hit_owner.get(packet.index)
+        if owner is not None and owner.vip != inc.ft.vip:
+            # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
+            # which may be reclaimed and reused while the captor lives.
+            return f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
     for packet in (anchor, first):
         if packet.hit_key is None:
             continue

@@ -97,6 +97,24 @@ def test_entry_of_another_connection_written_before_learning_is_digest_alias():
     assert "changed at #1 before the CPU had learned this connection" in v.findings[0].explanation
 
 
+def test_capture_by_another_vips_connection_is_digest_alias():
+    from model.types import Vip
+
+    key = (2, 0, 0x0)
+    other_vip = Vip(A.dst_ip, 443, A.proto)
+    captor = flow(9, vip=other_vip)
+    v = (
+        History()
+        .cpu(0, installs=(EntryWrite(*key, 1, captor),))
+        .pkt(1, A, hit_key=key)
+        .cpu(2, notes=("reclaimed version 1",))
+        .pkt(3, A, dip=D2, hit_key=key)
+        .judge()
+    )
+    assert [f.category for f in v.findings] == [DIGEST_ALIAS]
+    assert "a connection of another VIP" in v.findings[0].explanation
+
+
 def test_alias_entry_after_the_cpu_learned_the_connection_is_a_violation():
     key = (0, 3, 0x5)
     v = (
