@@ -133,10 +133,10 @@ class Cpu:
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, log)
+            self._on_learn(event, now, log)
         self._retry_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -159,7 +159,9 @@ class Cpu:
         self.known[ft] = conn
         self._ref(ft.vip, conn.version, +1, event.sent)
         self._watch(conn, True)
-        self._place(conn, event.sent, log)
+        # The entry's idle timer starts now, not when the event was sent: packets that
+        # missed while the connection was pending did not refresh it.
+        self._place(conn, now, log)
 
     def _retry_unplaced(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
@@ -393,7 +395,8 @@ class Cpu:
         for vip, up in list(self.updates.items()):
             waited = now >= up.started + self.config.learn_delay_bound
             unplaced = self.unplaced(vip)
-            before_req = any(c.sent < up.requested for c in unplaced)
+            # <=: a packet in t_req's tick may have come before the update in event order.
+            before_req = any(c.sent <= up.requested for c in unplaced)
             old_unplaced = any(c.version == up.old_version for c in unplaced)
             phase = d.next_phase(
                 C,
