@@ -226,7 +226,7 @@ def learn_filter_keeps_consumed() -> Iterator[None]:
     def read_learns(self: DataPlane, now: int, limit: int | None) -> list[Any]:
         kept = set(self.learn_filter)
         taken = original(self, now, limit)
-        self.learn_filter |= kept & {e.key for e in taken}
+        self.learn_filter |= kept & {(e.kind, e.ft) for e in taken}
         return taken
 
     with mock.patch.object(DataPlane, "read_learns", read_learns):

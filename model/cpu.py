@@ -10,7 +10,10 @@ yet). Before each single write it checks, over its shadow, that no known
 connection's lookup result changes (``_write_is_safe``): an owned connection
 keeps resolving to its own version, an unplaced one keeps missing or hits an
 entry of its own version. Moves insert the new copy before deleting the old
-one, so a lookup never misses in between (BMv2 has no atomic batches).
+one, so a lookup never misses in between (BMv2 has no atomic batches), and
+a move is made only if its delete, too, keeps every known lookup
+(``_move_is_safe``: the mover's or an alias's lookup that went through the old
+copy must not fall through to another version in a later stage).
 Connections the CPU does not know yet (their learn event is in flight) can
 still be captured by an aliasing entry: that is the residual risk of digests,
 which no CPU ordering can remove; the oracle reports it as ``digest-alias``.
@@ -24,6 +27,7 @@ still miss and learn again; the restart is reported with those connections.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -58,15 +62,25 @@ class Known:
     version: int
     sent: int
     """When the packet that taught the CPU about it was sent."""
+    opened: int = -1
+    """When its latest SYN was sent (-1: it was learned from a non-SYN packet)."""
+    ended: int = -1
+    """When its latest FIN/RST was sent (-1: none)."""
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
-    closing: bool = False
+
+    @property
+    def closing(self) -> bool:
+        """Torn down unless a SYN came after the FIN/RST (port reuse). Comparing send
+        times, not arrival order, keeps this right when learn events are reordered."""
+        return self.ended > self.opened
 
 
 class Update(NamedTuple):
     old_version: int
     new_version: int
     epoch: int
+    slot: int
     phase: int
     started: int
     """When the current phase began (t_req, t_exec, t_seal)."""
@@ -129,13 +143,12 @@ class Cpu:
     # ------------------------------------------------------------ learning
 
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
-        """Take in the whole batch, then place: a later event of a connection may change its version."""
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, log)
-        self._place_unplaced(now, log)
+            self._on_learn(event, now, log)
+        self._retry_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -149,31 +162,31 @@ class Cpu:
             log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
             return
         conn = self.known.get(ft)
+        if conn is None and event.kind == "end":
+            return  # its first learn event is late or lost: it will expire as idle
+        if conn is None:
+            conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
+            self.known[ft] = conn
+            self.expired.pop(ft, None)
+            self._ref(ft.vip, conn.version, +1, event.sent)
+            self._watch(conn, True)
+            # The entry's idle timer starts now, not when the event was sent: packets that
+            # missed while the connection was pending did not refresh it.
+            self._place(conn, now, log)
+        elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
+            # Still unplaced, its packets miss and now use another version (a new
+            # incarnation, or an aliasing entry that went away): install what they use now.
+            self._ref(ft.vip, conn.version, -1, event.sent)
+            self._ref(ft.vip, event.version, +1, event.sent)
+            conn.version, conn.sent = event.version, event.sent
         if event.kind == "end":
-            if conn is not None:
-                conn.closing = True
-            return
-        if conn is not None:
-            # A SYN hitting its own entry (collision) or a miss after the end: a
-            # retransmission, or a new incarnation of a closing connection, which
-            # keeps the entry's version. Reopening is always safe: it only keeps
-            # the entry until the idle timeout.
-            conn.closing = False
-            if event.kind == "new" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
-                # Still unplaced, its packets miss and now use another version (a new
-                # incarnation, or an aliasing entry that went away): install what they use now.
-                self._ref(ft.vip, conn.version, -1, event.sent)
-                self._ref(ft.vip, event.version, +1, event.sent)
-                conn.version, conn.sent = event.version, event.sent
-            return
-        conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
-        self.known[ft] = conn
-        self.expired.pop(ft, None)
-        self._ref(ft.vip, conn.version, +1, event.sent)
-        self._watch(conn, True)
+            conn.ended = max(conn.ended, event.sent)
+        elif event.kind in ("syn", "collision"):
+            # A SYN of a known connection is a retransmission or a new incarnation
+            # reusing the 5-tuple; either way the entry and its version stay.
+            conn.opened = max(conn.opened, event.sent)
 
-    def _place_unplaced(self, now: int, log: CpuLog) -> None:
-        # ``now``: an entry's idle timer starts at insertion, not at the (older) packet.
+    def _retry_unplaced(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
             self._place(conn, now, log)
 
@@ -193,14 +206,15 @@ class Cpu:
                 if not watching:
                     del self.watchers[key]
 
-    def _resolve(self, h: FlowHashes, override: tuple[int, tuple[int, int], int | None] | None = None) -> int:
+    def _resolve(self, h: FlowHashes, overrides: Sequence[tuple[int, tuple[int, int], int | None]] = ()) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
-        optionally as if ``(stage, key)`` held ``version`` (None: empty)."""
+        as if each ``(stage, key)`` of ``overrides`` held ``version`` (None: empty)."""
         for stage, table in enumerate(self.table):
             key = h.key(stage)
-            if override is not None and override[0] == stage and override[1] == key:
-                if override[2] is not None:
-                    return override[2]
+            written = [version for s, k, version in overrides if s == stage and k == key]
+            if written:
+                if written[-1] is not None:
+                    return written[-1]
                 continue
             entry = table.get(key)
             if entry is not None:
@@ -212,11 +226,29 @@ class Cpu:
         for ft in self.watchers.get((stage, *key), ()):
             conn = self.known[ft]
             before = self._resolve(conn.hashes)
-            after = self._resolve(conn.hashes, (stage, key, version))
-            if ft == owner:
-                if version is not None and after != conn.version:
-                    return False
-            elif after != before and not (conn.stage is None and after == conn.version):
+            after = self._resolve(conn.hashes, ((stage, key, version),))
+            if not d.write_keeps_lookup(
+                C, ft == owner, version is None, before, after, conn.version, conn.stage is not None
+            ):
+                return False
+        return True
+
+    def _move_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
+        """Would the whole move (new copy in, old one out) keep every known lookup, the mover's included?
+
+        The delete of the old copy is the one write whose owner loses an entry:
+        a lookup that went through it (the mover's own, or an alias's) falls
+        through to the next matching stage, which may hold another version.
+        """
+        if conn.stage is None:
+            return True
+        old_key = conn.hashes.key(conn.stage)
+        moved = ((stage, key, conn.version), (conn.stage, old_key, None))
+        for ft in self.watchers.get((conn.stage, *old_key), ()):
+            other = self.known[ft]
+            before = self._resolve(other.hashes)
+            after = self._resolve(other.hashes, moved)
+            if not d.write_keeps_lookup(C, False, True, before, after, other.version, other.stage is not None):
                 return False
         return True
 
@@ -237,6 +269,7 @@ class Cpu:
             self.load[stage].get(bucket, 0) < self.config.slots_per_bucket
             and (bucket, digest) not in self.table[stage]
             and self._write_is_safe(stage, (bucket, digest), conn.version, conn.ft)
+            and self._move_is_safe(conn, stage, (bucket, digest))
         )
 
     def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple]) -> list[Move] | None:
@@ -280,11 +313,10 @@ class Cpu:
             key in self.table[stage]
             or self.load[stage].get(key[0], 0) >= self.config.slots_per_bucket
             or not self._write_is_safe(stage, key, conn.version, conn.ft)
+            or not self._move_is_safe(conn, stage, key)
         ):
             return False
         old_stage = conn.stage
-        if old_stage is not None and not self._vacate_is_safe(conn, stage, key):
-            return False
         self.backend.insert_conn(stage, *key, conn.version, now)
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
@@ -293,21 +325,6 @@ class Cpu:
         if old_stage is not None:
             self._delete(conn, old_stage, log)
         return True
-
-    def _vacate_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
-        """Once ``conn``'s new copy is at ``(stage, key)``, would deleting its old entry keep every lookup?
-
-        Its own included: a move to a later stage must not uncover another
-        connection's entry that aliases it in a stage in between.
-        """
-        assert conn.stage is not None
-        old_key = conn.hashes.key(conn.stage)
-        self.table[stage][key] = conn  # tentatively, in the shadow only
-        try:
-            keeps_own = self._resolve(conn.hashes, (conn.stage, old_key, None)) == conn.version
-            return keeps_own and self._write_is_safe(conn.stage, old_key, None, conn.ft)
-        finally:
-            del self.table[stage][key]
 
     def _delete(self, conn: Known, stage: int, log: CpuLog) -> None:
         key = conn.hashes.key(stage)
@@ -319,9 +336,13 @@ class Cpu:
     # ------------------------------------------------------------ teardown and expiry
 
     def expire(self, now: int, log: CpuLog) -> None:
-        # Drain first: a SYN that reopened a closing connection hit its entry at
-        # least teardown_grace ago, so (grace >= learn-delay bound) its learn
-        # event is visible now and must be seen before the entry is judged.
+        """Drain the learn events, then remove idle and torn-down entries.
+
+        Draining first lets a SYN that reuses a closing connection's 5-tuple
+        cancel the teardown; one still in flight was sent less than a
+        learn-delay bound ago, so its entry is not idle for ``teardown_grace``
+        (which the config keeps at least that long).
+        """
         self.learn(now, None, log)
         # Idle times before any deletion: deleting one entry must not hide the
         # hits another connection's packets made on it.
@@ -369,9 +390,9 @@ class Cpu:
         for vip, versions in self.pools.items():
             entry = self.vip_entries[vip]
             for version in list(versions):
-                if version in (entry.old_version, entry.new_version) or self.refs.get((vip, version), 0):
-                    continue
-                if now < self.released.get((vip, version), now) + self.config.learn_delay_bound:
+                waited = now >= self.released.get((vip, version), now) + self.config.learn_delay_bound
+                in_entry = version in (entry.old_version, entry.new_version)
+                if not d.may_reclaim(C, in_entry, self.refs.get((vip, version), 0) > 0, waited):
                     continue
                 del versions[version]
                 self.backend.delete_pool(vip, version)
@@ -394,22 +415,25 @@ class Cpu:
 
     def _start_updates(self, now: int, log: CpuLog) -> None:
         for vip, queue in self.requests.items():
-            # One update at a time, whatever the VIP: TransitTable is shared, and a
-            # second update's RECORD would overwrite (with its own epoch) the cells
-            # the first one's recorded connections still depend on.
-            if not queue or self.updates:
+            if not queue or vip in self.updates:
                 continue
             version = self._free_version(vip)
             if version is None:
                 log.notes.append(f"update of {vip} waits: all {self.config.versions} versions are in use")
+                continue
+            busy = {up.slot for up in self.updates.values()}
+            slot = next((s for s in range(self.config.transit_slots) if s not in busy), None)
+            if slot is None:
+                slots = self.config.transit_slots
+                log.notes.append(f"update of {vip} waits: all {slots} TransitTable slots are in use")
                 continue
             pool = queue.popleft()
             self.pools[vip][version] = pool
             self.backend.write_pool(vip, version, pool)
             self.epoch = self.epoch % (self.config.epochs - 1) + 1
             old = self.vip_entries[vip].old_version
-            self.updates[vip] = Update(old, version, self.epoch, d.RECORD, now, now)
-            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch), log)
+            self.updates[vip] = Update(old, version, self.epoch, slot, d.RECORD, now, now)
+            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch, slot), log)
 
     def advance(self, now: int, log: CpuLog) -> None:
         """Drain the learn events, then move every update on as far as its guards allow."""
@@ -417,7 +441,7 @@ class Cpu:
         for vip, up in list(self.updates.items()):
             waited = now >= up.started + self.config.learn_delay_bound
             unplaced = self.unplaced(vip)
-            # <=: a packet of the same tick as t_req may have come just before it.
+            # <=: a packet in the same tick as t_req may have come before it, unrecorded.
             before_req = any(c.sent <= up.requested for c in unplaced)
             old_unplaced = any(c.version == up.old_version for c in unplaced)
             phase = d.next_phase(
@@ -431,11 +455,11 @@ class Cpu:
                 continue
             if phase == d.NORMAL:
                 del self.updates[vip]
-                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot), log)
                 self.released[(vip, up.old_version)] = now
             else:
                 self.updates[vip] = up._replace(phase=phase, started=now)
-                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), log)
         self._start_updates(now, log)
         self._reclaim(now, log)
 
