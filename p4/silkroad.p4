@@ -49,6 +49,9 @@
 #ifndef EPOCH_BITS
 #define EPOCH_BITS 8
 #endif
+#ifndef TRANSIT_SLOTS
+#define TRANSIT_SLOTS 1
+#endif
 #ifndef SYN_AUTH
 #define SYN_AUTH 0
 #endif
@@ -97,6 +100,7 @@ const bit<8> LEARN_NEW = 1;
 const bit<8> LEARN_COLLISION = 2;
 const bit<8> LEARN_END = 4;
 const bit<8> LEARN_AUTH = 8;
+const bit<8> LEARN_SYN = 16;  // a SYN's miss, learned apart from other misses ("syn")
 
 // ---------------------------------------------------------------- headers
 
@@ -217,6 +221,7 @@ struct meta_t {
     bit<VERSION_BITS> new_version;
     bit<2>  phase;
     bit<EPOCH_BITS> epoch;
+    bit<32> transit_base;
 
     bit<DIGEST_BITS> digest;
     bit<16> bucket0;
@@ -301,11 +306,12 @@ control SilkRoadVerifyChecksum(inout headers_t hdr, inout meta_t meta) {
 
 control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_metadata_t std) {
 
-    // TransitTable: an epoch-tagged Bloom filter. A cell is set iff it holds
+    // TransitTable: epoch-tagged Bloom filters, one region of BLOOM_BITS cells
+    // per slot (one slot per update in progress). A cell is set iff it holds
     // the VIP's current epoch (model/decisions.py transit_contains), so a new
-    // update clears it by changing the epoch in VIPTable: P4Runtime on BMv2
-    // cannot write registers.
-    register<bit<EPOCH_BITS>>(BLOOM_BITS) TransitTable;
+    // update clears its region by changing the epoch in VIPTable: P4Runtime on
+    // BMv2 cannot write registers.
+    register<bit<EPOCH_BITS>>(TRANSIT_SLOTS * BLOOM_BITS) TransitTable;
 
     action drop_packet(bit<8> path) {
         meta.action = ACTION_DROP;
@@ -370,8 +376,9 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
     // ------------------------------------------------------------ VIPTable
 
     action set_vip(bit<VERSION_BITS> old_version, bit<VERSION_BITS> new_version, bit<2> phase,
-                   bit<EPOCH_BITS> epoch) {
+                   bit<EPOCH_BITS> epoch, bit<8> slot) {
         meta.vip_hit = 1;
+        meta.transit_base = (bit<32>)slot * BLOOM_BITS;
         meta.old_version = old_version;
         meta.new_version = new_version;
         meta.phase = phase;
@@ -627,18 +634,18 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
                 meta.consults = 1;
                 bit<EPOCH_BITS> cell;
                 meta.transit_hit = 1;
-                TransitTable.read(cell, meta.bloom0);
+                TransitTable.read(cell, meta.transit_base + meta.bloom0);
                 if (cell != meta.epoch) { meta.transit_hit = 0; }
 #if BLOOM_HASHES > 1
-                TransitTable.read(cell, meta.bloom1);
+                TransitTable.read(cell, meta.transit_base + meta.bloom1);
                 if (cell != meta.epoch) { meta.transit_hit = 0; }
 #endif
 #if BLOOM_HASHES > 2
-                TransitTable.read(cell, meta.bloom2);
+                TransitTable.read(cell, meta.transit_base + meta.bloom2);
                 if (cell != meta.epoch) { meta.transit_hit = 0; }
 #endif
 #if BLOOM_HASHES > 3
-                TransitTable.read(cell, meta.bloom3);
+                TransitTable.read(cell, meta.transit_base + meta.bloom3);
                 if (cell != meta.epoch) { meta.transit_hit = 0; }
 #endif
             }
@@ -657,19 +664,21 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
                 }
                 // records_transit: between t_req and t_exec every miss is recorded.
                 if (meta.hit == 0 && meta.phase == PHASE_RECORD) {
-                    TransitTable.write(meta.bloom0, meta.epoch);
+                    TransitTable.write(meta.transit_base + meta.bloom0, meta.epoch);
 #if BLOOM_HASHES > 1
-                    TransitTable.write(meta.bloom1, meta.epoch);
+                    TransitTable.write(meta.transit_base + meta.bloom1, meta.epoch);
 #endif
 #if BLOOM_HASHES > 2
-                    TransitTable.write(meta.bloom2, meta.epoch);
+                    TransitTable.write(meta.transit_base + meta.bloom2, meta.epoch);
 #endif
 #if BLOOM_HASHES > 3
-                    TransitTable.write(meta.bloom3, meta.epoch);
+                    TransitTable.write(meta.transit_base + meta.bloom3, meta.epoch);
 #endif
                 }
-                // learns_new, learns_collision (a SYN that hits), and FIN/RST.
-                if (meta.hit == 0) {
+                // learns_new ("syn" for a SYN, else "new"), learns_collision (a SYN that hits), FIN/RST.
+                if (meta.hit == 0 && hdr.tcp.isValid() && (meta.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
+                    meta.learned = LEARN_SYN;
+                } else if (meta.hit == 0) {
                     meta.learned = LEARN_NEW;
                 } else if (hdr.tcp.isValid() && (meta.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN) {
                     meta.learned = LEARN_COLLISION;

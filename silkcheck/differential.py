@@ -169,8 +169,8 @@ def describe(outcome: Outcome) -> str:
 PROFILES: dict[str, Config] = {
     # Tiny digests and tables: digest collisions, cuckoo moves, full buckets, Bloom false positives.
     "collide": Config(digest_bits=4, version_bits=2, stages=2, buckets_per_stage=4, slots_per_bucket=2,
-                      bloom_bits=16, bloom_hashes=2, epoch_bits=2, learn_delay_bound=50, idle_timeout=3000,
-                      teardown_grace=200, cuckoo_depth=2),
+                      bloom_bits=16, bloom_hashes=2, epoch_bits=2, transit_slots=2, learn_delay_bound=50,
+                      idle_timeout=3000, teardown_grace=200, cuckoo_depth=2),
     # SYN authentication under a SYN flood, with valid and forged cookie ACKs.
     "synflood": Config(syn_auth=True, digest_bits=8, version_bits=3, stages=3, buckets_per_stage=16,
                        slots_per_bucket=2, bloom_bits=64, bloom_hashes=3, epoch_bits=3, learn_delay_bound=50,
@@ -309,10 +309,15 @@ def campaign(
     events: int = 60,
     out_dir: Path = OUT_DIR,
     progress: Callable[[int, CampaignResult], None] | None = None,
+    budget_s: float | None = None,
 ) -> CampaignResult:
-    """``count`` random traces (cycling through ``profiles``) on the model and on another target."""
+    """``count`` random traces (cycling through ``profiles``) on the model and on another target,
+    stopping early once ``budget_s`` seconds have passed."""
     result = CampaignResult()
+    deadline = None if budget_s is None else time.monotonic() + budget_s
     for n in range(count):
+        if deadline is not None and time.monotonic() > deadline:
+            break
         trace = random_trace(seed + n, profiles[n % len(profiles)], events)
         outcome = run_both(trace, runner)
         result.add(outcome)
@@ -326,8 +331,11 @@ def campaign(
 # ---------------------------------------------------------------- the command
 
 
-def run_differential(paths: Sequence[str], random_count: int, seed: int, events: int) -> int:
-    """``silkcheck diff``: named traces, then ``random_count`` random ones; 1 if any mismatch."""
+def run_differential(
+    paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None
+) -> int:
+    """``silkcheck diff``: named traces, then ``random_count`` random ones (or as many as fit in
+    ``budget_s`` seconds); 1 if any mismatch."""
     from silkcheck.targets.bmv2 import shared_target
     from silkcheck.trace import load
 
@@ -348,14 +356,14 @@ def run_differential(paths: Sequence[str], random_count: int, seed: int, events:
     if random_count:
         if rows:
             print()
-        print(f"== {random_count} random traces (profiles {', '.join(PROFILES)}; {events} events each), seed {seed}")
+        amount = f"random traces for {budget_s:.0f} s" if budget_s is not None else f"{random_count} random traces"
+        print(f"== {amount} (profiles {', '.join(PROFILES)}; {events} events each), seed {seed}")
 
         def progress(done: int, result: CampaignResult) -> None:
             if done % 25 == 0 or done == random_count:
-                print(f"  {done}/{random_count} traces, {result.packets:,} packets, "
-                      f"{len(result.mismatches)} mismatches", flush=True)  # fmt: skip
+                print(f"  {done} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches", flush=True)
 
-        result = campaign(random_count, seed, runner, events=events, progress=progress)
+        result = campaign(random_count, seed, runner, events=events, progress=progress, budget_s=budget_s)
         print(result.figures())
         rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
         if rows:

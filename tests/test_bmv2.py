@@ -21,7 +21,7 @@ CONFIGS = {
     "default": Config(),
     # Every stage and Bloom order, full-width digests, the largest tables.
     "widest": Config(digest_bits=32, stages=8, buckets_per_stage=1 << 16, bloom_bits=1 << 16, bloom_hashes=4,
-                     version_bits=16, epoch_bits=16, syn_auth=True),
+                     version_bits=16, epoch_bits=16, transit_slots=8, syn_auth=True),
     "narrow": Config(digest_bits=1, stages=1, buckets_per_stage=1, bloom_bits=1, bloom_hashes=1, version_bits=2,
                      epoch_bits=2),
 }
@@ -56,7 +56,9 @@ def test_p4info_agrees_with_the_config(name):
         config.version_bits, config.version_bits, config.epoch_bits)  # fmt: skip
     assert info.tables["DIPPoolSize"].keys["version"][1] == config.version_bits
     transit = info.registers["TransitTable"]
-    assert (transit.size, transit.type_spec.bitstring.bit.bitwidth) == (config.bloom_bits, config.epoch_bits)
+    assert transit.size == config.transit_slots * config.bloom_bits
+    assert transit.type_spec.bitstring.bit.bitwidth == config.epoch_bits
+    assert 1 << set_vip["slot"][1] >= config.transit_slots
     assert ("Whitelist" in info.tables) == config.syn_auth
 
 

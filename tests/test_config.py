@@ -28,6 +28,11 @@ def test_impossible_configs_are_named(field, value, message):
         Config(**{field: value})
 
 
+def test_teardown_grace_covers_the_learn_delay():
+    with pytest.raises(ConfigError, match=r"teardown_grace \(10\) must be at least learn_delay_bound \(20\)"):
+        Config(teardown_grace=10, learn_delay_bound=20)
+
+
 def test_from_dict_rejects_unknown_fields():
     with pytest.raises(ConfigError, match=r"unknown config field.*digest_bitz"):
         Config.from_dict({"digest_bitz": 3})

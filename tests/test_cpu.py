@@ -67,6 +67,18 @@ def test_exec_waits_for_connections_that_could_not_be_installed():
     assert [p.phase for p in run.advance(dt=50).phases] == ["transit"]
 
 
+def test_connection_in_the_same_tick_as_t_req_blocks_t_exec():
+    config = Config(stages=1, buckets_per_stage=1, slots_per_bucket=1, learn_delay_bound=10, cuckoo_depth=0)
+    run = Run(config)
+    run.packet(flow(1), SYN)
+    run.learn()  # fills the only slot
+    run.packet(flow(2), ACK)  # misses in NORMAL, unrecorded ...
+    run.update((D2,), dt=0)  # ... in the very tick of t_req
+    run.learn()  # learned but unplaced
+    assert run.advance(dt=50).phases == ()
+    assert run.phase == d.RECORD
+
+
 def test_updates_of_one_vip_are_serialized():
     run = Run()
     run.update((D2,))
@@ -76,6 +88,24 @@ def test_updates_of_one_vip_are_serialized():
         run.advance(dt=200)
     assert run.switch.dataplane.vips[VIP].phase == d.RECORD  # the queued update started after t_finish
     assert run.switch.dataplane.vips[VIP].new_version == 2
+
+
+def test_updates_of_different_vips_wait_for_a_transit_slot():
+    from model.switch import Switch
+    from model.types import Vip
+
+    other = Vip(VIP.ip, 443, VIP.proto)
+    for slots, overlapping in ((1, False), (2, True)):
+        switch = Switch.boot(Config(transit_slots=slots, learn_delay_bound=10), {VIP: (D1,), other: (D1,)})
+        switch.step(0, ev.UpdateRequested(0, VIP, (D2,)))
+        obs = switch.step(1, ev.UpdateRequested(1, other, (D2,)))
+        assert bool(obs.phases) == overlapping
+        assert any("TransitTable slots are in use" in n for n in obs.notes) != overlapping
+        if overlapping:
+            assert switch.dataplane.vips[other].slot != switch.dataplane.vips[VIP].slot
+        for t in (20, 40, 60):
+            switch.step(2, ev.CpuAdvances(t))
+        assert switch.dataplane.vips[other].phase != d.NORMAL or overlapping
 
 
 def test_old_version_is_reclaimed_a_bound_after_its_last_reference():

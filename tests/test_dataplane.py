@@ -30,13 +30,20 @@ def test_viptable_miss_drops():
 
 def test_conntable_miss_uses_current_version_and_learns_once():
     dp = dataplane()
-    first = send(dp, flow(1), SYN)
+    first = send(dp, flow(1))
     again = send(dp, flow(1))
     assert first.action == FORWARD and first.dip == D1 and first.learned == ("new",)
     assert again.learned == ()  # the learning filter holds the queued event
     assert [e.kind for e in dp.learn_queue] == ["new"]
     assert dp.read_learns(0, None)[0].ft == flow(1)
     assert send(dp, flow(1)).learned == ("new",)  # once read, a miss learns again
+
+
+def test_a_syn_miss_is_learned_apart_from_other_misses():
+    dp = dataplane()
+    assert send(dp, flow(1), FIN | ACK).learned == ("new", "end")
+    assert send(dp, flow(1), SYN).learned == ("syn",)  # a new incarnation is not swallowed by the filter
+    assert send(dp, flow(1), SYN).learned == ("syn",)  # SYNs are never filtered: their send times matter
 
 
 def test_conntable_first_stage_hit_wins():
@@ -67,11 +74,6 @@ def test_syn_that_hits_keeps_the_version_and_learns_a_collision():
     assert obs.learned == ("collision",)
 
 
-def test_fin_learns_an_end():
-    dp = dataplane()
-    assert send(dp, flow(1), FIN | ACK).learned == ("new", "end")
-
-
 def test_dip_pool_member_is_hash_mod_pool_size():
     dp = dataplane(entry=VipEntry(1, 1))
     for n in range(20):
@@ -88,32 +90,41 @@ def test_dip_pool_miss_drops():
 def test_transit_table_is_epoch_tagged():
     dp = dataplane()
     h = dp.plan.flow(flow(1))
-    assert not dp.transit_hit(h, 1)
-    dp.record_transit(h, 1)
-    assert dp.transit_hit(h, 1)
-    assert not dp.transit_hit(h, 2)  # bumping the epoch clears every cell at once
-    dp.record_transit(h, 2)
-    assert dp.transit_hit(h, 2)
+    assert not dp.transit_hit(h, 0, 1)
+    dp.record_transit(h, 0, 1)
+    assert dp.transit_hit(h, 0, 1)
+    assert not dp.transit_hit(h, 0, 2)  # bumping the epoch clears every cell at once
+    dp.record_transit(h, 0, 2)
+    assert dp.transit_hit(h, 0, 2)
+
+
+def test_transit_slots_do_not_overwrite_each_other():
+    """One shared epoch array would let a second VIP's recording erase the first's cells."""
+    dp = DataPlane.empty(Config(transit_slots=2))
+    h = dp.plan.flow(flow(1))
+    dp.record_transit(h, 0, 1)
+    dp.record_transit(h, 1, 2)
+    assert dp.transit_hit(h, 0, 1) and dp.transit_hit(h, 1, 2)
 
 
 def test_record_phase_records_misses_with_old_version():
     dp = dataplane(entry=VipEntry(0, 1, d.RECORD, 5))
     obs = send(dp, flow(1))
     assert obs.dip == D1
-    assert dp.transit_hit(dp.plan.flow(flow(1)), 5)
+    assert dp.transit_hit(dp.plan.flow(flow(1)), 0, 5)
 
 
 def test_transit_phase_separates_recorded_from_new():
     dp = dataplane(entry=VipEntry(0, 1, d.TRANSIT, 5))
-    dp.record_transit(dp.plan.flow(flow(1)), 5)
+    dp.record_transit(dp.plan.flow(flow(1)), 0, 5)
     assert send(dp, flow(1)).dip == D1
-    fresh = next(flow(n) for n in range(2, 50) if not dp.transit_hit(dp.plan.flow(flow(n)), 5))
+    fresh = next(flow(n) for n in range(2, 50) if not dp.transit_hit(dp.plan.flow(flow(n)), 0, 5))
     assert send(dp, fresh).dip in (D2, D3)
 
 
 def test_sealed_phase_drops_transit_hits_without_learning():
     dp = dataplane(entry=VipEntry(0, 1, d.SEALED, 5))
-    dp.record_transit(dp.plan.flow(flow(1)), 5)
+    dp.record_transit(dp.plan.flow(flow(1)), 0, 5)
     obs = send(dp, flow(1))
     assert obs.action == DROP and obs.learned == ()
     assert not dp.learn_queue

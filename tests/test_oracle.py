@@ -63,6 +63,12 @@ def test_packets_within_grace_after_fin_belong_to_the_connection():
     assert reuse.ok and len(reuse.incarnations) == 2
 
 
+def test_leftover_packets_after_a_closed_connection_are_closing_too():
+    h = History().pkt(0, A, flags=SYN).pkt(10, A, flags=FIN | ACK).pkt(200, A).pkt(400, A, dip=D2)
+    v = h.judge()
+    assert v.ok and len(v.incarnations) == 3
+
+
 def test_retransmitted_syn_is_the_same_incarnation():
     v = History().pkt(0, A, flags=SYN).pkt(5, A, dip=D2, flags=SYN).judge()
     assert not v.ok
@@ -89,6 +95,24 @@ def test_entry_of_another_connection_written_before_learning_is_digest_alias():
     )
     assert v.ok and [f.category for f in v.findings] == [DIGEST_ALIAS]
     assert "changed at #1 before the CPU had learned this connection" in v.findings[0].explanation
+
+
+def test_capture_by_another_vips_connection_is_digest_alias():
+    from model.types import Vip
+
+    key = (2, 0, 0x0)
+    other_vip = Vip(A.dst_ip, 443, A.proto)
+    captor = flow(9, vip=other_vip)
+    v = (
+        History()
+        .cpu(0, installs=(EntryWrite(*key, 1, captor),))
+        .pkt(1, A, hit_key=key)
+        .cpu(2, notes=("reclaimed version 1",))
+        .pkt(3, A, dip=D2, hit_key=key)
+        .judge()
+    )
+    assert [f.category for f in v.findings] == [DIGEST_ALIAS]
+    assert "a connection of another VIP" in v.findings[0].explanation
 
 
 def test_alias_entry_after_the_cpu_learned_the_connection_is_a_violation():

@@ -73,7 +73,7 @@ def test_shipped_examples_are_what_the_builders_make(name):
         (variant("events.0.t", -1), "events[0] (packet).t: -1 is out of range"),
         (variant("events.2.learn", 0), "events[2] (cpu).learn: 0 is out of range"),
         (variant("events.5.delay", 5000), "events[5] (fault).delay: 5000 is out of range [0, 1000]"),
-        (variant("events.8.dip", "9.9.9.9:1"), "events[8] (fault).dip: 9.9.9.9:1 is in no initial pool"),
+        (variant("events.8.dip", "9.9.9.9:1"), "events[8] (fault).dip: 9.9.9.9:1 is in no pool so far"),
         (variant("events.7.fault", "meteor"), "events[7] (fault).fault: unknown fault 'meteor'"),
         (variant("events.0.colour", "red"), "events[0] (packet): unknown field(s) colour"),
         (variant("events.0.src", None), "events[0] (packet).src: missing required field"),
@@ -86,6 +86,11 @@ def test_loader_errors_name_file_event_and_field(text, message):
     with pytest.raises(TraceError) as error:
         loads(text, "bad.json")
     assert message in str(error.value)
+
+
+def test_dip_fail_may_name_a_dip_added_by_an_update():
+    trace = loads(variant("events.8.dip", "10.0.2.10:8080"))
+    assert str(trace.events[8].dip) == "10.0.2.10:8080"
 
 
 def test_missing_file(tmp_path):

@@ -69,7 +69,8 @@ REPORT_FIELDS = (
     "bloom0", "bloom1", "bloom2", "bloom3", "dip_index", "cookie",
 )  # fmt: skip
 ACTIONS = {0: DROP, 1: FORWARD, 2: REPLY}
-LEARN_BITS = {"new": 1, "collision": 2, "end": 4, "auth": 8}
+LEARN_BITS = {"new": 1, "syn": 16, "collision": 2, "end": 4, "auth": 8}
+"""Learn kinds by their bit in ``report.learned``, in the order the model sends them."""
 PATH_NO_VIP, PATH_AUTH_SYNACK, PATH_AUTH_COOKIE_OK, PATH_AUTH_DROP = 1, 2, 3, 4
 PATH_SEALED_TRANSIT_HIT, PATH_NO_POOL, PATH_NO_DIP, PATH_FORWARD = 5, 6, 7, 8
 FIXED_PATHS = {
@@ -225,7 +226,7 @@ class P4RuntimeDataPlane(LearnChannel):
 
     def write_vip(self, vip: Vip, entry: VipEntry) -> None:
         params = {"old_version": entry.old_version, "new_version": entry.new_version, "phase": entry.phase,
-                  "epoch": entry.epoch}  # fmt: skip
+                  "epoch": entry.epoch, "slot": entry.slot}  # fmt: skip
         if vip in self.vip_written:
             self.tables.modify("VIPTable", _vip_key(vip), "set_vip", params)
         else:
