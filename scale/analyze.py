@@ -1,0 +1,421 @@
+"""``silkcheck analyze``: what digest widths, stages, slots and Bloom sizes cost, measured
+on the compact ConnTable with the model's own hashes, next to what theory expects.
+
+Experiments (each row of the output is one design point):
+
+``load``       the load factor reached before the first insertion failure (batches of
+               0.5% of the capacity), against the asymptotic orientability threshold
+               of S-choice cuckoo hashing with k-slot buckets (Fountoulakis, Khosla and
+               Panagiotou): the unbounded-relocation limit a bounded search approaches.
+``false-hit``  how often a non-member (a new connection's first packet) hits ConnTable.
+               With per-stage entry counts N_s and B buckets, a random flow misses stage
+               s with probability 1 - N_s/(B·2^d) (a bucket's digests are distinct), so
+               p = 1 - Π_s (1 - N_s/(B·2^d)) ≈ 1 - (1 - 2^-d)^(S·k·load). A false hit by
+               a TCP SYN is *caught* (learned as a collision); others are captured
+               silently: the oracle's ``digest-alias``.
+``bloom``      TransitTable false positives after recording n connections, n = new
+               connections per second x the update window (insertion latency); theory
+               (1 - e^(-kn/m))^k.
+
+Each row also gives the PCC consequences at the given rates (DESIGN: ~1M new
+connections/min per ToR, ~100 updates/min, ms insertion latency): silent digest
+aliases per update, SYN-caught collisions per minute, new connections sent to the
+old pool by Bloom false positives per update, and memory bits per connection.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from statistics import NormalDist
+from typing import Protocol
+
+import numpy as np
+
+from model.hashing import BLOOM_ORDERS
+from model.types import PROTO_TCP, PROTO_UDP, Vip, parse_ip
+from scale.conntable import BulkCpu, Geometry
+from scale.flows import CRC16, Flows, buckets, digests
+
+
+@dataclass(frozen=True)
+class Sweep:
+    digest_bits: tuple[int, ...]
+    stages: tuple[int, ...]
+    slots: tuple[int, ...]
+    loads: tuple[float, ...]
+    bloom_bits: tuple[int, ...]
+    bloom_hashes: tuple[int, ...]
+    latencies_ms: tuple[float, ...]
+    capacity: int
+    """ConnTable slots in each experiment."""
+    lookups: int
+    """Non-member lookups per false-hit point."""
+    bloom_trials: int
+    bloom_queries: int
+    """Non-member queries per Bloom point, spread over the trials (a fresh filter each)."""
+
+
+QUICK = Sweep((8, 12, 16), (2, 4), (2, 4), (0.5, 0.9), (1024, 2048), (1, 2, 3, 4), (2.0, 10.0, 30.0),
+              capacity=16_384, lookups=200_000, bloom_trials=100, bloom_queries=400_000)  # fmt: skip
+FULL = Sweep((8, 12, 16, 20, 24), (2, 3, 4, 8), (1, 2, 4, 8), (0.5, 0.75, 0.9, 0.95), (1024, 2048, 8192),
+             (1, 2, 3, 4), (1.0, 2.0, 5.0, 10.0, 30.0), capacity=262_144, lookups=2_000_000, bloom_trials=400,
+             bloom_queries=4_000_000)  # fmt: skip
+
+
+ANALYZE_VIPS = (Vip(parse_ip("20.0.0.1"), 80, PROTO_TCP), Vip(parse_ip("20.0.0.1"), 443, PROTO_TCP),
+                Vip(parse_ip("20.0.0.2"), 53, PROTO_UDP))  # fmt: skip
+"""Random flows go to these unless ``--vip`` names others."""
+
+
+@dataclass(frozen=True)
+class Rates:
+    new_conns_per_min: float = 1_000_000
+    updates_per_min: float = 100
+    version_bits: int = 6
+
+    @property
+    def new_conns_per_s(self) -> float:
+        return self.new_conns_per_min / 60
+
+
+class FlowSource(Protocol):
+    name: str
+
+    def draw(self, count: int) -> tuple[Flows, np.ndarray]:
+        """Up to ``count`` distinct flows, and whether each opens with a TCP SYN."""
+        ...
+
+
+@dataclass
+class RandomSource:
+    """Clients with random addresses and ports to the given VIPs."""
+
+    rng: np.random.Generator
+    vips: Sequence[Vip]
+    syn_share: float
+    name: str = "random"
+
+    def draw(self, count: int) -> tuple[Flows, np.ndarray]:
+        return Flows.random(self.rng, count, self.vips), self.rng.random(count) < self.syn_share
+
+
+@dataclass
+class CaptureSource:
+    """The distinct flows of a capture, in a fresh random order each draw."""
+
+    flows: Flows
+    opens_with_syn: np.ndarray
+    rng: np.random.Generator
+    name: str = "capture"
+
+    def draw(self, count: int) -> tuple[Flows, np.ndarray]:
+        pick = self.rng.permutation(len(self.flows))[:count]
+        return self.flows.take(pick), self.opens_with_syn[pick]
+
+
+# ---------------------------------------------------------------- theory
+
+
+def _poisson_tail(mean: float, at_least: int) -> float:
+    return 1 - math.exp(-mean) * sum(mean**j / math.factorial(j) for j in range(at_least))
+
+
+def load_threshold(stages: int, slots: int) -> float:
+    """Asymptotic maximum load of S-choice cuckoo hashing with k-slot buckets (NaN for one stage,
+    where the first failure is a balls-into-bins overflow with no threshold)."""
+    if stages < 2:
+        return math.nan
+
+    def excess(x: float) -> float:
+        return x * _poisson_tail(x, slots) / _poisson_tail(x, slots + 1) - stages * slots
+
+    low, high = 1e-9, 100.0
+    for _ in range(200):
+        mid = (low + high) / 2
+        low, high = (low, mid) if excess(mid) > 0 else (mid, high)
+    x = (low + high) / 2
+    return x / (stages * _poisson_tail(x, slots) ** (stages - 1)) / slots
+
+
+def false_hit_theory(digest_bits: int, buckets_per_stage: int, per_stage: Sequence[int]) -> float:
+    miss = 1.0
+    for entries in per_stage:
+        miss *= 1 - entries / (buckets_per_stage * 2**digest_bits)
+    return 1 - miss
+
+
+def bloom_theory(bits: int, hashes: int, recorded: int) -> float:
+    return (1 - math.exp(-hashes * recorded / bits)) ** hashes
+
+
+def bloom_standard_error(bits: int, hashes: int, recorded: int, trials: int, queries: int) -> float:
+    """Of the measured rate: binomial over the queries, plus the spread of the filters' fill
+    (the variance of the empty cells after ``hashes * recorded`` throws, by the delta method)."""
+    p = bloom_theory(bits, hashes, recorded)
+    throws = hashes * recorded
+    empty = bits * (1 - 1 / bits) ** throws
+    empty_var = empty + bits * (bits - 1) * (1 - 2 / bits) ** throws - empty**2
+    fill = 1 - empty / bits
+    filter_var = (hashes * fill ** (hashes - 1)) ** 2 * max(empty_var, 0.0) / bits**2
+    return math.sqrt(p * (1 - p) / queries + filter_var / trials)
+
+
+def critical_z(tests: int, family_error: float = 1e-3) -> float:
+    """Two-sided z bound for ``tests`` comparisons at a family-wise error rate (Bonferroni)."""
+    return NormalDist().inv_cdf(1 - family_error / (2 * max(tests, 1)))
+
+
+def judge_rows(rows: list[dict[str, object]], standard_error: list[float], z_bound: float) -> None:
+    """Add each row's z score and whether it agrees with theory within ``z_bound`` standard errors."""
+    for row, se in zip(rows, standard_error, strict=True):
+        gap = float(row["measured_rate"]) - float(row["theory_rate"])  # type: ignore[arg-type]
+        z = gap / se if se > 0 else (0.0 if gap == 0 else math.copysign(math.inf, gap))
+        row["z"] = round(z, 2)
+        row["vs_theory"] = "ok" if abs(z) <= z_bound else ("ABOVE" if z > 0 else "BELOW")
+
+
+# ---------------------------------------------------------------- experiments
+
+
+@dataclass
+class Results:
+    load: list[dict[str, object]] = field(default_factory=list)
+    false_hit: list[dict[str, object]] = field(default_factory=list)
+    bloom: list[dict[str, object]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _table(source: FlowSource, geometry: Geometry, members: int, rng: np.random.Generator) -> tuple[BulkCpu, Flows,
+                                                                                                    np.ndarray]:
+    """A table with ``members`` connections of random versions; the flows left over are strangers."""
+    flows, syn = source.draw(members * 2 if isinstance(source, CaptureSource) else members)
+    member_flows = flows.take(slice(0, members))
+    versions = rng.integers(0, 1 << geometry.version_bits, len(member_flows)).astype(np.uint8)
+    cpu = BulkCpu(geometry, digests(member_flows, geometry.digest_bits),
+                  buckets(member_flows, geometry.stages, geometry.buckets_per_stage), versions)  # fmt: skip
+    cpu.insert(np.arange(len(member_flows)))
+    return cpu, flows.take(slice(members, None)), syn[members:]
+
+
+def measure_load(sweep: Sweep, source: FlowSource, rng: np.random.Generator, results: Results) -> None:
+    digest_bits = max(sweep.digest_bits)
+    for stages in sweep.stages:
+        for slots in sweep.slots:
+            geometry = Geometry(stages, max(1, sweep.capacity // (stages * slots)), slots, digest_bits)
+            flows, _ = source.draw(geometry.capacity)
+            cpu = BulkCpu(geometry, digests(flows, digest_bits), buckets(flows, stages, geometry.buckets_per_stage),
+                          rng.integers(0, 64, len(flows)).astype(np.uint8))  # fmt: skip
+            batch = max(1, geometry.capacity // 200)
+            reached = 0
+            for start in range(0, len(flows), batch):
+                if len(cpu.insert(np.arange(start, min(start + batch, len(flows))))):
+                    break
+                reached = cpu.table.connections
+            results.load.append({
+                "stages": stages, "slots": slots, "capacity": geometry.capacity,
+                "measured_load": reached / geometry.capacity, "theory_load": load_threshold(stages, slots),
+                "cuckoo_moves": cpu.stats.moves,
+            })  # fmt: skip
+
+
+def measure_false_hits(sweep: Sweep, source: FlowSource, rates: Rates, rng: np.random.Generator,
+                       results: Results) -> None:  # fmt: skip
+    for digest_bits in sweep.digest_bits:
+        for stages in sweep.stages:
+            for slots in sweep.slots:
+                for load in sweep.loads:
+                    geometry = Geometry(stages, max(1, sweep.capacity // (stages * slots)), slots, digest_bits,
+                                        rates.version_bits)  # fmt: skip
+                    members = int(load * geometry.capacity)
+                    if isinstance(source, CaptureSource):
+                        members = min(members, len(source.flows) // 2)
+                    cpu, strangers, syn = _table(source, geometry, members, rng)
+                    if not isinstance(source, CaptureSource):
+                        strangers, syn = source.draw(sweep.lookups)
+                    if not len(strangers):
+                        results.notes.append(f"false-hit d={digest_bits} S={stages} k={slots}: no flows to look up")
+                        continue
+                    stage_hit, _ = cpu.table.lookup(digests(strangers, digest_bits),
+                                                    buckets(strangers, stages, geometry.buckets_per_stage))  # fmt: skip
+                    hits = stage_hit >= 0
+                    per_stage = cpu.table.fill.sum(axis=1, dtype=np.int64).tolist()
+                    theory = false_hit_theory(digest_bits, geometry.buckets_per_stage, per_stage)
+                    measured = float(hits.mean())
+                    syn_share = float(syn.mean())
+                    uncaught = float((hits & ~syn).mean())
+                    achieved = cpu.table.load
+                    by_stage = np.bincount(stage_hit[hits], minlength=stages).tolist()
+                    results.false_hit.append({
+                        "digest_bits": digest_bits, "stages": stages, "slots": slots,
+                        "buckets": geometry.buckets_per_stage, "load": round(achieved, 4),
+                        "lookups": len(strangers), "false_hits": int(hits.sum()),
+                        "hits_by_stage": "/".join(str(h) for h in by_stage),
+                        "measured_rate": measured, "theory_rate": theory,
+                        "syn_caught": int((hits & syn).sum()), "theory_syn_caught_rate": theory * syn_share,
+                        "alias_per_update": rates.new_conns_per_min * uncaught / rates.updates_per_min,
+                        "theory_alias_per_update":
+                            rates.new_conns_per_min * theory * (1 - syn_share) / rates.updates_per_min,
+                        "collisions_per_min": rates.new_conns_per_min * measured * syn_share,
+                        "hardware_bits_per_conn": geometry.hardware_bits_per_slot / max(achieved, 1e-9),
+                    })  # fmt: skip
+
+
+def measure_bloom(sweep: Sweep, source: FlowSource, rates: Rates, results: Results) -> None:
+    hashes_needed = max(sweep.bloom_hashes)
+    queries, _ = source.draw(sweep.bloom_queries)
+    query_crc = np.stack([CRC16(queries.byte_rows(BLOOM_ORDERS[j]), len(queries)) for j in range(hashes_needed)])
+    per_trial = max(1, len(queries) // sweep.bloom_trials)
+    for latency in sweep.latencies_ms:
+        recorded = max(1, round(rates.new_conns_per_s * latency / 1000))
+        member_sets = [source.draw(recorded)[0] for _ in range(sweep.bloom_trials)]
+        if isinstance(source, CaptureSource) and len(member_sets[0]) + per_trial > len(source.flows):
+            results.notes.append(f"bloom {latency} ms: the capture has too few flows for {recorded} recorded")
+        member_crc = [np.stack([CRC16(m.byte_rows(BLOOM_ORDERS[j]), len(m)) for j in range(hashes_needed)])
+                      for m in member_sets]  # fmt: skip
+        for bits in sweep.bloom_bits:
+            for hashes in sweep.bloom_hashes:
+                positives = 0
+                for trial, crc in enumerate(member_crc):
+                    cells = np.zeros(bits, dtype=bool)
+                    cells[(crc[:hashes] % np.uint32(bits)).ravel()] = True
+                    group = query_crc[:hashes, trial * per_trial:(trial + 1) * per_trial] % np.uint32(bits)
+                    positives += int(cells[group].all(axis=0).sum())
+                asked = per_trial * len(member_crc)
+                theory = bloom_theory(bits, hashes, recorded)
+                misdirected = rates.new_conns_per_s * latency / 1000
+                results.bloom.append({
+                    "bloom_bits": bits, "hashes": hashes, "latency_ms": latency, "recorded": recorded,
+                    "trials": len(member_crc), "queries": asked, "false_positives": positives,
+                    "measured_rate": positives / asked, "theory_rate": theory,
+                    "misdirected_per_update": misdirected * positives / asked,
+                    "theory_misdirected_per_update": misdirected * theory,
+                })  # fmt: skip
+
+
+# ---------------------------------------------------------------- output
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _print_rows(title: str, rows: list[dict[str, object]]) -> None:
+    from silkcheck.report import table
+
+    if not rows:
+        return
+    print(f"== {title}")
+    print(table(list(rows[0]), [[_fmt(v) for v in row.values()] for row in rows]))
+    print()
+
+
+def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
+    if not rows:
+        return
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _plots(results: Results, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    if results.false_hit:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        series: dict[tuple[object, ...], list[dict[str, object]]] = {}
+        for row in results.false_hit:
+            series.setdefault((row["stages"], row["slots"], row["load"]), []).append(row)
+        for (stages, slots, load), rows in sorted(series.items(), key=str):
+            x = [r["digest_bits"] for r in rows]
+            line = ax.semilogy(x, [max(float(r["theory_rate"]), 1e-12) for r in rows], "-", alpha=0.6)[0]
+            ax.semilogy(x, [float(r["measured_rate"]) or np.nan for r in rows], "o", color=line.get_color(),
+                        label=f"S={stages} k={slots} load={load}")  # fmt: skip
+        ax.set_xlabel("digest bits")
+        ax.set_ylabel("false hits per non-member lookup")
+        ax.set_title("ConnTable digest false hits: measured (dots) vs theory (lines)")
+        ax.legend(fontsize=6, ncol=2)
+        written.append(out / "false_hits.png")
+        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    if results.bloom:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        series = {}
+        for row in results.bloom:
+            series.setdefault((row["bloom_bits"], row["hashes"]), []).append(row)
+        for (bits, hashes), rows in sorted(series.items(), key=str):
+            x = [r["recorded"] for r in rows]
+            line = ax.semilogy(x, [max(float(r["theory_rate"]), 1e-12) for r in rows], "-", alpha=0.6)[0]
+            ax.semilogy(x, [float(r["measured_rate"]) or np.nan for r in rows], "o", color=line.get_color(),
+                        label=f"m={bits} k={hashes}")  # fmt: skip
+        ax.set_xlabel("connections recorded in TransitTable (new conns/s x insertion latency)")
+        ax.set_ylabel("false positives per query")
+        ax.set_title("TransitTable Bloom false positives: measured (dots) vs theory (lines)")
+        ax.legend(fontsize=7, ncol=2)
+        written.append(out / "bloom.png")
+        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    if results.load:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        labels = [f"S={r['stages']} k={r['slots']}" for r in results.load]
+        x = np.arange(len(labels))
+        ax.bar(x - 0.2, [float(r["measured_load"]) for r in results.load], 0.4, label="measured (first failure)")
+        ax.bar(x + 0.2, [float(r["theory_load"]) for r in results.load], 0.4, label="asymptotic threshold")
+        ax.set_xticks(x, labels, rotation=45)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel("load factor")
+        ax.set_title("ConnTable load before the first insertion failure")
+        ax.legend()
+        written.append(out / "load.png")
+        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+    return written
+
+
+def run_analyze(sweep: Sweep, rates: Rates, source: FlowSource, out: Path, seed: int) -> Results:
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    results = Results()
+    steps = [
+        ("load factor before the first failure", lambda: measure_load(sweep, source, rng, results)),
+        ("digest false hits", lambda: measure_false_hits(sweep, source, rates, rng, results)),
+        ("TransitTable false positives", lambda: measure_bloom(sweep, source, rates, results)),
+    ]
+    for label, step in steps:
+        start = time.perf_counter()
+        print(f"measuring {label} ({source.name} flows) ...", end="", flush=True)
+        step()
+        print(f" {time.perf_counter() - start:.1f} s", flush=True)
+    z_bound = critical_z(len(results.false_hit) + len(results.bloom))
+    judge_rows(results.false_hit, [math.sqrt(float(r["theory_rate"]) * (1 - float(r["theory_rate"]))
+                                             / int(r["lookups"])) for r in results.false_hit], z_bound)  # type: ignore[arg-type]
+    judge_rows(results.bloom, [bloom_standard_error(int(r["bloom_bits"]), int(r["hashes"]), int(r["recorded"]),
+                                                    int(r["trials"]), int(r["queries"]))
+                               for r in results.bloom], z_bound)  # type: ignore[arg-type]
+    print(f"rates: {rates.new_conns_per_min:,.0f} new connections/min, {rates.updates_per_min:,.0f} updates/min\n")
+    _print_rows("ConnTable load before the first insertion failure", results.load)
+    _print_rows("digest false hits per non-member lookup, and what they cost", results.false_hit)
+    _print_rows("TransitTable false positives, and new connections sent to the old pool", results.bloom)
+    print(f"vs_theory: ok when |z| <= {z_bound:.2f} (Bonferroni over {len(results.false_hit) + len(results.bloom)} "
+          "rows at a family-wise error of 0.1%); ABOVE/BELOW otherwise")  # fmt: skip
+    for note in results.notes:
+        print(f"note: {note}")
+    for name, rows in (("load", results.load), ("false_hits", results.false_hit), ("bloom", results.bloom)):
+        _write_csv(out / f"{name}.csv", rows)
+    for path in _plots(results, out):
+        print(f"wrote {path}")
+    print(f"wrote CSVs to {out}/")
+    return results
