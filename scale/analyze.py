@@ -85,6 +85,8 @@ class Rates:
 
 class FlowSource(Protocol):
     name: str
+    available: int | None
+    """How many distinct flows it can give (None: any number)."""
 
     def draw(self, count: int) -> tuple[Flows, np.ndarray]:
         """Up to ``count`` distinct flows, and whether each opens with a TCP SYN."""
@@ -99,6 +101,7 @@ class RandomSource:
     vips: Sequence[Vip]
     syn_share: float
     name: str = "random"
+    available: int | None = None
 
     def draw(self, count: int) -> tuple[Flows, np.ndarray]:
         return Flows.random(self.rng, count, self.vips), self.rng.random(count) < self.syn_share
@@ -112,6 +115,10 @@ class CaptureSource:
     opens_with_syn: np.ndarray
     rng: np.random.Generator
     name: str = "capture"
+
+    @property
+    def available(self) -> int:
+        return len(self.flows)
 
     def draw(self, count: int) -> tuple[Flows, np.ndarray]:
         pick = self.rng.permutation(len(self.flows))[:count]
@@ -190,23 +197,17 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
-def _table(source: FlowSource, geometry: Geometry, members: int, rng: np.random.Generator) -> tuple[BulkCpu, Flows,
-                                                                                                    np.ndarray]:
-    """A table with ``members`` connections of random versions; the flows left over are strangers."""
-    flows, syn = source.draw(members * 2 if isinstance(source, CaptureSource) else members)
-    member_flows = flows.take(slice(0, members))
-    versions = rng.integers(0, 1 << geometry.version_bits, len(member_flows)).astype(np.uint8)
-    cpu = BulkCpu(geometry, digests(member_flows, geometry.digest_bits),
-                  buckets(member_flows, geometry.stages, geometry.buckets_per_stage), versions)  # fmt: skip
-    cpu.insert(np.arange(len(member_flows)))
-    return cpu, flows.take(slice(members, None)), syn[members:]
+def _capacity(limit: int, source: FlowSource, flows_per_slot: float) -> int:
+    """``limit`` slots, or fewer when the source cannot give ``flows_per_slot`` flows for each."""
+    return limit if source.available is None else min(limit, int(source.available / flows_per_slot))
 
 
 def measure_load(sweep: Sweep, source: FlowSource, rng: np.random.Generator, results: Results) -> None:
     digest_bits = max(sweep.digest_bits)
     for stages in sweep.stages:
         for slots in sweep.slots:
-            geometry = Geometry(stages, max(1, sweep.capacity // (stages * slots)), slots, digest_bits)
+            capacity = _capacity(sweep.capacity, source, 1.0)
+            geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits)
             flows, _ = source.draw(geometry.capacity)
             cpu = BulkCpu(geometry, digests(flows, digest_bits), buckets(flows, stages, geometry.buckets_per_stage),
                           rng.integers(0, 64, len(flows)).astype(np.uint8))  # fmt: skip
@@ -216,6 +217,8 @@ def measure_load(sweep: Sweep, source: FlowSource, rng: np.random.Generator, res
                 if len(cpu.insert(np.arange(start, min(start + batch, len(flows))))):
                     break
                 reached = cpu.table.connections
+            else:
+                results.notes.append(f"load S={stages} k={slots}: the {len(flows)} flows ran out before a failure")
             results.load.append({
                 "stages": stages, "slots": slots, "capacity": geometry.capacity,
                 "measured_load": reached / geometry.capacity, "theory_load": load_threshold(stages, slots),
@@ -229,14 +232,19 @@ def measure_false_hits(sweep: Sweep, source: FlowSource, rates: Rates, rng: np.r
         for stages in sweep.stages:
             for slots in sweep.slots:
                 for load in sweep.loads:
-                    geometry = Geometry(stages, max(1, sweep.capacity // (stages * slots)), slots, digest_bits,
+                    capacity = _capacity(sweep.capacity, source, 2 * load)
+                    geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits,
                                         rates.version_bits)  # fmt: skip
                     members = int(load * geometry.capacity)
-                    if isinstance(source, CaptureSource):
-                        members = min(members, len(source.flows) // 2)
-                    cpu, strangers, syn = _table(source, geometry, members, rng)
-                    if not isinstance(source, CaptureSource):
-                        strangers, syn = source.draw(sweep.lookups)
+                    if source.available is not None:
+                        members = min(members, source.available // 2)
+                    flows, syn = source.draw(members + sweep.lookups if source.available is None else source.available)
+                    member_flows, strangers, syn = flows.take(slice(0, members)), flows.take(slice(members, None)), \
+                        syn[members:]
+                    cpu = BulkCpu(geometry, digests(member_flows, digest_bits),
+                                  buckets(member_flows, stages, geometry.buckets_per_stage),
+                                  rng.integers(0, 1 << rates.version_bits, members).astype(np.uint16))  # fmt: skip
+                    cpu.insert(np.arange(members))
                     if not len(strangers):
                         results.notes.append(f"false-hit d={digest_bits} S={stages} k={slots}: no flows to look up")
                         continue
@@ -267,33 +275,34 @@ def measure_false_hits(sweep: Sweep, source: FlowSource, rates: Rates, rng: np.r
 
 def measure_bloom(sweep: Sweep, source: FlowSource, rates: Rates, results: Results) -> None:
     hashes_needed = max(sweep.bloom_hashes)
-    queries, _ = source.draw(sweep.bloom_queries)
-    query_crc = np.stack([CRC16(queries.byte_rows(BLOOM_ORDERS[j]), len(queries)) for j in range(hashes_needed)])
-    per_trial = max(1, len(queries) // sweep.bloom_trials)
+    per_trial = max(1, sweep.bloom_queries // sweep.bloom_trials)
     for latency in sweep.latencies_ms:
         recorded = max(1, round(rates.new_conns_per_s * latency / 1000))
-        member_sets = [source.draw(recorded)[0] for _ in range(sweep.bloom_trials)]
-        if isinstance(source, CaptureSource) and len(member_sets[0]) + per_trial > len(source.flows):
-            results.notes.append(f"bloom {latency} ms: the capture has too few flows for {recorded} recorded")
-        member_crc = [np.stack([CRC16(m.byte_rows(BLOOM_ORDERS[j]), len(m)) for j in range(hashes_needed)])
-                      for m in member_sets]  # fmt: skip
+        if source.available is not None and recorded >= source.available:
+            results.notes.append(f"bloom {latency} ms: {recorded} recorded connections, the source has "
+                                 f"{source.available} flows")  # fmt: skip
+            continue
+        trials = []  # per trial: (the recorded flows' CRCs, the queries' CRCs), a fresh filter each
+        for _ in range(sweep.bloom_trials):
+            flows, _ = source.draw(recorded + per_trial)
+            crc = np.stack([CRC16(flows.byte_rows(BLOOM_ORDERS[j]), len(flows)) for j in range(hashes_needed)])
+            trials.append((crc[:, :recorded], crc[:, recorded:]))
         for bits in sweep.bloom_bits:
             for hashes in sweep.bloom_hashes:
-                positives = 0
-                for trial, crc in enumerate(member_crc):
+                positives = asked = 0
+                for members, queries in trials:
                     cells = np.zeros(bits, dtype=bool)
-                    cells[(crc[:hashes] % np.uint32(bits)).ravel()] = True
-                    group = query_crc[:hashes, trial * per_trial:(trial + 1) * per_trial] % np.uint32(bits)
-                    positives += int(cells[group].all(axis=0).sum())
-                asked = per_trial * len(member_crc)
+                    cells[(members[:hashes] % np.uint32(bits)).ravel()] = True
+                    positives += int(cells[queries[:hashes] % np.uint32(bits)].all(axis=0).sum())
+                    asked += queries.shape[1]
                 theory = bloom_theory(bits, hashes, recorded)
-                misdirected = rates.new_conns_per_s * latency / 1000
+                window_conns = rates.new_conns_per_s * latency / 1000
                 results.bloom.append({
                     "bloom_bits": bits, "hashes": hashes, "latency_ms": latency, "recorded": recorded,
-                    "trials": len(member_crc), "queries": asked, "false_positives": positives,
+                    "trials": len(trials), "queries": asked, "false_positives": positives,
                     "measured_rate": positives / asked, "theory_rate": theory,
-                    "misdirected_per_update": misdirected * positives / asked,
-                    "theory_misdirected_per_update": misdirected * theory,
+                    "misdirected_per_update": window_conns * positives / asked,
+                    "theory_misdirected_per_update": window_conns * theory,
                 })  # fmt: skip
 
 
@@ -338,7 +347,7 @@ def _plots(results: Results, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(8, 5))
         series: dict[tuple[object, ...], list[dict[str, object]]] = {}
         for row in results.false_hit:
-            series.setdefault((row["stages"], row["slots"], row["load"]), []).append(row)
+            series.setdefault((row["stages"], row["slots"], round(float(row["load"]), 1)), []).append(row)
         for (stages, slots, load), rows in sorted(series.items(), key=str):
             x = [r["digest_bits"] for r in rows]
             line = ax.semilogy(x, [max(float(r["theory_rate"]), 1e-12) for r in rows], "-", alpha=0.6)[0]

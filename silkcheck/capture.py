@@ -10,6 +10,7 @@ which then runs through the normal target + oracle path.
 from __future__ import annotations
 
 import argparse
+import struct
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ def read_capture(path: str | Path, vips: Sequence[Vip] | None = None, max_packet
     capture = Capture(Path(path))
     if not capture.path.is_file():
         raise CaptureError(f"{path}: no such capture file")
+    _check_complete(capture.path)
     try:
         reader = PcapReader(str(path))
     except (Scapy_Exception, EOFError, ValueError) as error:
@@ -100,6 +102,28 @@ def read_capture(path: str | Path, vips: Sequence[Vip] | None = None, max_packet
         seen = f" (read {number:,} packets: {', '.join(capture.skipped)})" if number else " (it holds no packets)"
         raise CaptureError(f"{path}: no IPv4 TCP or UDP packets{wanted}{seen}")
     return capture
+
+
+PCAP_MAGICS = {b"\xa1\xb2\xc3\xd4": ">", b"\xa1\xb2\x3c\x4d": ">", b"\xd4\xc3\xb2\xa1": "<", b"\x4d\x3c\xb2\xa1": "<"}
+
+
+def _check_complete(path: Path) -> None:
+    """A classic pcap must end on a record boundary (scapy would quietly keep a cut-off packet)."""
+    data = path.read_bytes()
+    endian = PCAP_MAGICS.get(data[:4])
+    if endian is None:
+        return  # pcapng or not a capture: scapy decides
+    offset = 24
+    number = 0
+    while offset < len(data):
+        number += 1
+        if offset + 16 > len(data):
+            raise CaptureError(f"{path}: truncated: packet #{number}'s record header is cut off")
+        caplen = struct.unpack(endian + "I", data[offset + 8 : offset + 12])[0]
+        if offset + 16 + caplen > len(data):
+            raise CaptureError(f"{path}: truncated: packet #{number} has {len(data) - offset - 16} of its "
+                               f"{caplen} bytes")  # fmt: skip
+        offset += 16 + caplen
 
 
 def _ip_int(text: str) -> int:
