@@ -15,6 +15,7 @@ from model.config import Config
 from model.cpu import CpuLog
 from model.switch import Switch
 from model.types import PROTO_TCP, Dip, Vip, parse_ip
+from scale.analyze import false_hit_theory
 from scale.conntable import BulkCpu, Geometry
 from scale.flows import Flows, buckets, digests
 
@@ -86,8 +87,12 @@ def run_scale_bench(connections: int, load: float, stages: int, slots: int, dige
     print(f"time:       {total_s:.1f} s to insert (hash {hash_s:.1f} + index {index_s:.1f} + place {insert_s:.1f})")
     print(f"insertions: {rate:,.0f}/s  (placement alone {connections / insert_s:,.0f}/s); "
           f"model CPU baseline {base:,.0f}/s -> {rate / base:,.0f}x")  # fmt: skip
-    print(f"lookups:    {connections / member_s:,.0f}/s members, {connections / stranger_s:,.0f}/s non-members "
-          f"({int((stranger_stage >= 0).sum()):,} false hits)")  # fmt: skip
+    per_stage = cpu.table.fill.sum(axis=1, dtype=np.int64).tolist()
+    expected = connections * false_hit_theory(digest_bits, geometry.buckets_per_stage, per_stage)
+    by_stage = "/".join(str(n) for n in np.bincount(stranger_stage[stranger_stage >= 0], minlength=stages).tolist())
+    print(f"lookups:    {connections / member_s:,.0f}/s members, {connections / stranger_s:,.0f}/s non-members; "
+          f"{int((stranger_stage >= 0).sum()):,} false hits (by stage {by_stage}; independent hashes would give "
+          f"{expected:,.1f})")  # fmt: skip
     print(f"memory:     table {table_bytes:.2f} bytes/connection (uint32 cells + fill counts); hardware "
           f"{geometry.hardware_bits_per_slot / cpu.table.load / 8:.2f} bytes/connection "
           f"({geometry.hardware_bits_per_slot} bits a slot); CPU shadow {cpu.nbytes / inserted:.1f} bytes/connection")
