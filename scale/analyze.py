@@ -28,7 +28,7 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
@@ -336,6 +336,29 @@ def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
         writer.writerows(rows)
 
 
+def _measured_vs_theory(rows: list[dict[str, object]], series: Callable[[dict[str, object]], str], x_key: str,
+                        xlabel: str, ylabel: str, title: str, path: Path) -> Path:  # fmt: skip
+    """One line (theory) and dots (measured) per series, log scale; zero measurements are not drawn."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    grouped: dict[str, list[dict[str, object]]] = {}
+    for row in rows:
+        grouped.setdefault(series(row), []).append(row)
+    for label, members in sorted(grouped.items()):
+        x = [r[x_key] for r in members]
+        line = ax.semilogy(x, [max(float(r["theory_rate"]), 1e-12) for r in members], "-", alpha=0.6)[0]  # type: ignore[arg-type]
+        ax.semilogy(x, [float(r["measured_rate"]) or np.nan for r in members], "o",  # type: ignore[arg-type]
+                    color=line.get_color(), label=label)  # fmt: skip
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=2)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def _plots(results: Results, out: Path) -> list[Path]:
     import matplotlib
 
@@ -344,39 +367,17 @@ def _plots(results: Results, out: Path) -> list[Path]:
 
     written = []
     if results.false_hit:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        series: dict[tuple[object, ...], list[dict[str, object]]] = {}
-        for row in results.false_hit:
-            series.setdefault((row["stages"], row["slots"], round(float(row["load"]), 1)), []).append(row)
-        for (stages, slots, load), rows in sorted(series.items(), key=str):
-            x = [r["digest_bits"] for r in rows]
-            line = ax.semilogy(x, [max(float(r["theory_rate"]), 1e-12) for r in rows], "-", alpha=0.6)[0]
-            ax.semilogy(x, [float(r["measured_rate"]) or np.nan for r in rows], "o", color=line.get_color(),
-                        label=f"S={stages} k={slots} load={load}")  # fmt: skip
-        ax.set_xlabel("digest bits")
-        ax.set_ylabel("false hits per non-member lookup")
-        ax.set_title("ConnTable digest false hits: measured (dots) vs theory (lines)")
-        ax.legend(fontsize=6, ncol=2)
-        written.append(out / "false_hits.png")
-        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        written.append(_measured_vs_theory(
+            results.false_hit, lambda r: f"S={r['stages']} k={r['slots']} load={float(r['load']):.1f}",  # type: ignore[arg-type]
+            "digest_bits", "digest bits", "false hits per non-member lookup",
+            "ConnTable digest false hits: measured (dots) vs theory (lines)", out / "false_hits.png",
+        ))  # fmt: skip
     if results.bloom:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        series = {}
-        for row in results.bloom:
-            series.setdefault((row["bloom_bits"], row["hashes"]), []).append(row)
-        for (bits, hashes), rows in sorted(series.items(), key=str):
-            x = [r["recorded"] for r in rows]
-            line = ax.semilogy(x, [max(float(r["theory_rate"]), 1e-12) for r in rows], "-", alpha=0.6)[0]
-            ax.semilogy(x, [float(r["measured_rate"]) or np.nan for r in rows], "o", color=line.get_color(),
-                        label=f"m={bits} k={hashes}")  # fmt: skip
-        ax.set_xlabel("connections recorded in TransitTable (new conns/s x insertion latency)")
-        ax.set_ylabel("false positives per query")
-        ax.set_title("TransitTable Bloom false positives: measured (dots) vs theory (lines)")
-        ax.legend(fontsize=7, ncol=2)
-        written.append(out / "bloom.png")
-        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
-        plt.close(fig)
+        written.append(_measured_vs_theory(
+            results.bloom, lambda r: f"m={r['bloom_bits']} k={r['hashes']}", "recorded",
+            "connections recorded in TransitTable (new conns/s x insertion latency)", "false positives per query",
+            "TransitTable Bloom false positives: measured (dots) vs theory (lines)", out / "bloom.png",
+        ))  # fmt: skip
     if results.load:
         fig, ax = plt.subplots(figsize=(8, 5))
         labels = [f"S={r['stages']} k={r['slots']}" for r in results.load]
