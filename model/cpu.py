@@ -10,7 +10,10 @@ yet). Before each single write it checks, over its shadow, that no known
 connection's lookup result changes (``_write_is_safe``): an owned connection
 keeps resolving to its own version, an unplaced one keeps missing or hits an
 entry of its own version. Moves insert the new copy before deleting the old
-one, so a lookup never misses in between (BMv2 has no atomic batches).
+one, so a lookup never misses in between (BMv2 has no atomic batches), and
+a move is made only if its delete, too, keeps every known lookup
+(``_move_is_safe``: the mover's or an alias's lookup that went through the old
+copy must not fall through to another version in a later stage).
 Connections the CPU does not know yet (their learn event is in flight) can
 still be captured by an aliasing entry: that is the residual risk of digests,
 which no CPU ordering can remove; the oracle reports it as ``digest-alias``.
@@ -24,6 +27,7 @@ still miss and learn again; the restart is reported with those connections.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
@@ -58,15 +62,25 @@ class Known:
     version: int
     sent: int
     """When the packet that taught the CPU about it was sent."""
+    opened: int = -1
+    """When its latest SYN was sent (-1: it was learned from a non-SYN packet)."""
+    ended: int = -1
+    """When its latest FIN/RST was sent (-1: none)."""
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
-    closing: bool = False
+
+    @property
+    def closing(self) -> bool:
+        """Torn down unless a SYN came after the FIN/RST (port reuse). Comparing send
+        times, not arrival order, keeps this right when learn events are reordered."""
+        return self.ended > self.opened
 
 
 class Update(NamedTuple):
     old_version: int
     new_version: int
     epoch: int
+    slot: int
     phase: int
     started: int
     """When the current phase began (t_req, t_exec, t_seal)."""
@@ -110,6 +124,8 @@ class Cpu:
     updates: dict[Vip, Update] = field(default_factory=dict)
     requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
     whitelist: set[int] = field(default_factory=set)
+    expired: dict[FiveTuple, int] = field(default_factory=dict)
+    """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
 
     @classmethod
@@ -140,22 +156,33 @@ class Cpu:
                 self.backend.add_whitelist(ft.src_ip)
                 log.whitelisted.append(ft.src_ip)
             return
+        if event.sent < self.expired.get(ft, event.sent):
+            # Sent before its entry was expired (a hit then would have kept it):
+            # its version may be stale for the incarnation that followed.
+            log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
+            return
         conn = self.known.get(ft)
+        if conn is None and event.kind == "end":
+            return  # its first learn event is late or lost: it will expire as idle
+        if conn is None:
+            conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
+            self.known[ft] = conn
+            self.expired.pop(ft, None)
+            self._ref(ft.vip, conn.version, +1, event.sent)
+            self._watch(conn, True)
+            self._place(conn, event.sent, log)
+        elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
+            # Still unplaced, its packets miss and now use another version (a new
+            # incarnation, or an aliasing entry that went away): install what they use now.
+            self._ref(ft.vip, conn.version, -1, event.sent)
+            self._ref(ft.vip, event.version, +1, event.sent)
+            conn.version, conn.sent = event.version, event.sent
         if event.kind == "end":
-            if conn is not None:
-                conn.closing = True
-            return
-        if conn is not None:
-            # A SYN hitting its own entry: a retransmission, or a new incarnation
-            # of a closing connection, which keeps the entry's version.
-            if event.kind == "collision":
-                conn.closing = False
-            return
-        conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
-        self.known[ft] = conn
-        self._ref(ft.vip, conn.version, +1, event.sent)
-        self._watch(conn, True)
-        self._place(conn, event.sent, log)
+            conn.ended = max(conn.ended, event.sent)
+        elif event.kind in ("syn", "collision"):
+            # A SYN of a known connection is a retransmission or a new incarnation
+            # reusing the 5-tuple; either way the entry and its version stay.
+            conn.opened = max(conn.opened, event.sent)
 
     def _retry_unplaced(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
@@ -177,14 +204,15 @@ class Cpu:
                 if not watching:
                     del self.watchers[key]
 
-    def _resolve(self, h: FlowHashes, override: tuple[int, tuple[int, int], int | None] | None = None) -> int:
+    def _resolve(self, h: FlowHashes, overrides: Sequence[tuple[int, tuple[int, int], int | None]] = ()) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
-        optionally as if ``(stage, key)`` held ``version`` (None: empty)."""
+        as if each ``(stage, key)`` of ``overrides`` held ``version`` (None: empty)."""
         for stage, table in enumerate(self.table):
             key = h.key(stage)
-            if override is not None and override[0] == stage and override[1] == key:
-                if override[2] is not None:
-                    return override[2]
+            written = [version for s, k, version in overrides if s == stage and k == key]
+            if written:
+                if written[-1] is not None:
+                    return written[-1]
                 continue
             entry = table.get(key)
             if entry is not None:
@@ -196,11 +224,29 @@ class Cpu:
         for ft in self.watchers.get((stage, *key), ()):
             conn = self.known[ft]
             before = self._resolve(conn.hashes)
-            after = self._resolve(conn.hashes, (stage, key, version))
-            if ft == owner:
-                if version is not None and after != conn.version:
-                    return False
-            elif after != before and not (conn.stage is None and after == conn.version):
+            after = self._resolve(conn.hashes, ((stage, key, version),))
+            if not d.write_keeps_lookup(
+                C, ft == owner, version is None, before, after, conn.version, conn.stage is not None
+            ):
+                return False
+        return True
+
+    def _move_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
+        """Would the whole move (new copy in, old one out) keep every known lookup, the mover's included?
+
+        The delete of the old copy is the one write whose owner loses an entry:
+        a lookup that went through it (the mover's own, or an alias's) falls
+        through to the next matching stage, which may hold another version.
+        """
+        if conn.stage is None:
+            return True
+        old_key = conn.hashes.key(conn.stage)
+        moved = ((stage, key, conn.version), (conn.stage, old_key, None))
+        for ft in self.watchers.get((conn.stage, *old_key), ()):
+            other = self.known[ft]
+            before = self._resolve(other.hashes)
+            after = self._resolve(other.hashes, moved)
+            if not d.write_keeps_lookup(C, False, True, before, after, other.version, other.stage is not None):
                 return False
         return True
 
@@ -221,6 +267,7 @@ class Cpu:
             self.load[stage].get(bucket, 0) < self.config.slots_per_bucket
             and (bucket, digest) not in self.table[stage]
             and self._write_is_safe(stage, (bucket, digest), conn.version, conn.ft)
+            and self._move_is_safe(conn, stage, (bucket, digest))
         )
 
     def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple]) -> list[Move] | None:
@@ -264,6 +311,7 @@ class Cpu:
             key in self.table[stage]
             or self.load[stage].get(key[0], 0) >= self.config.slots_per_bucket
             or not self._write_is_safe(stage, key, conn.version, conn.ft)
+            or not self._move_is_safe(conn, stage, key)
         ):
             return False
         old_stage = conn.stage
@@ -286,6 +334,14 @@ class Cpu:
     # ------------------------------------------------------------ teardown and expiry
 
     def expire(self, now: int, log: CpuLog) -> None:
+        """Drain the learn events, then remove idle and torn-down entries.
+
+        Draining first lets a SYN that reuses a closing connection's 5-tuple
+        cancel the teardown; one still in flight was sent less than a
+        learn-delay bound ago, so its entry is not idle for ``teardown_grace``
+        (which the config keeps at least that long).
+        """
+        self.learn(now, None, log)
         for conn in list(self.known.values()):
             if conn.stage is None:
                 continue
@@ -298,6 +354,7 @@ class Cpu:
                 continue
             self._delete(conn, conn.stage, log)
             self._forget(conn, now)
+            self.expired[conn.ft] = now
         self._reclaim(now, log)
 
     def _forget(self, conn: Known, now: int) -> None:
@@ -323,9 +380,9 @@ class Cpu:
         for vip, versions in self.pools.items():
             entry = self.vip_entries[vip]
             for version in list(versions):
-                if version in (entry.old_version, entry.new_version) or self.refs.get((vip, version), 0):
-                    continue
-                if now < self.released.get((vip, version), now) + self.config.learn_delay_bound:
+                waited = now >= self.released.get((vip, version), now) + self.config.learn_delay_bound
+                in_entry = version in (entry.old_version, entry.new_version)
+                if not d.may_reclaim(C, in_entry, self.refs.get((vip, version), 0) > 0, waited):
                     continue
                 del versions[version]
                 self.backend.delete_pool(vip, version)
@@ -354,13 +411,19 @@ class Cpu:
             if version is None:
                 log.notes.append(f"update of {vip} waits: all {self.config.versions} versions are in use")
                 continue
+            busy = {up.slot for up in self.updates.values()}
+            slot = next((s for s in range(self.config.transit_slots) if s not in busy), None)
+            if slot is None:
+                slots = self.config.transit_slots
+                log.notes.append(f"update of {vip} waits: all {slots} TransitTable slots are in use")
+                continue
             pool = queue.popleft()
             self.pools[vip][version] = pool
             self.backend.write_pool(vip, version, pool)
             self.epoch = self.epoch % (self.config.epochs - 1) + 1
             old = self.vip_entries[vip].old_version
-            self.updates[vip] = Update(old, version, self.epoch, d.RECORD, now, now)
-            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch), log)
+            self.updates[vip] = Update(old, version, self.epoch, slot, d.RECORD, now, now)
+            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch, slot), log)
 
     def advance(self, now: int, log: CpuLog) -> None:
         """Drain the learn events, then move every update on as far as its guards allow."""
@@ -368,7 +431,8 @@ class Cpu:
         for vip, up in list(self.updates.items()):
             waited = now >= up.started + self.config.learn_delay_bound
             unplaced = self.unplaced(vip)
-            before_req = any(c.sent < up.requested for c in unplaced)
+            # <=: a packet in the same tick as t_req may have come before it, unrecorded.
+            before_req = any(c.sent <= up.requested for c in unplaced)
             old_unplaced = any(c.version == up.old_version for c in unplaced)
             phase = d.next_phase(
                 C,
@@ -381,11 +445,11 @@ class Cpu:
                 continue
             if phase == d.NORMAL:
                 del self.updates[vip]
-                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot), log)
                 self.released[(vip, up.old_version)] = now
             else:
                 self.updates[vip] = up._replace(phase=phase, started=now)
-                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), log)
         self._start_updates(now, log)
         self._reclaim(now, log)
 

@@ -133,6 +133,35 @@ def transit_contains(o: Ops, cells: list[Any], epoch: Any) -> Any:
     return o.and_(*(o.eq(cell, epoch) for cell in cells))
 
 
+# ---------------------------------------------------------------- switch CPU: table writes and versions
+
+
+def write_keeps_lookup(
+    o: Ops, is_owner: Any, deleting: Any, before: Any, after: Any, own_version: Any, placed: Any
+) -> Any:
+    """May one ConnTable write change a known connection's lookup from ``before`` to ``after``?
+
+    The connection the write is for must resolve to its own version after an
+    insert. Any other known connection must keep its result, except that one
+    not yet placed may start to hit an entry of its own version.
+    """
+    return o.ite(
+        is_owner,
+        o.or_(deleting, o.eq(after, own_version)),
+        o.or_(o.eq(after, before), o.and_(o.not_(placed), o.eq(after, own_version))),
+    )
+
+
+def may_reclaim(o: Ops, in_vip_entry: Any, referenced: Any, waited_bound: Any) -> Any:
+    """A version's pool may be deleted (and the version reused) once nothing can refer to it.
+
+    Not the VIP's old or new version, no learned connection holds it, and a
+    learn-delay bound has passed since the last reference went away (a learn
+    event carrying it may be in flight that long).
+    """
+    return o.and_(o.not_(in_vip_entry), o.not_(referenced), waited_bound)
+
+
 # ---------------------------------------------------------------- update protocol
 
 

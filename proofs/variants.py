@@ -1,0 +1,117 @@
+"""Unsafe protocol variants, made by patching ``model.decisions`` (the shipped model stays clean).
+
+Each is proven unsafe the same way: Z3 finds a model of the negated PCC claim
+under the patch, the model becomes a trace, the *patched* concrete model
+replays it and the black-box oracle reports a ``violation``; the trace is then
+shrunk to a 1-minimal one and saved under ``proofs/counterexamples/``. The
+same trace passes on the shipped design.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from unittest import mock
+
+import z3
+
+from model import decisions as d
+from proofs import protocol
+from proofs.replay import minimize, reproduces
+from proofs.symbolic import UNSAFE, Outcome, prove
+from silkcheck.trace import Trace
+
+_miss_version = d.miss_version
+_next_phase = d.next_phase
+_may_exec = d.may_exec
+_may_finish = d.may_finish
+
+
+def _skip_transit(o: d.Ops, phase: Any, transit_hit: Any, old: Any, new: Any) -> Any:
+    return _miss_version(o, phase, False, old, new)
+
+
+def _finish_at_exec(o: d.Ops, phase: Any, exec_ok: Any, seal_ok: Any, finish_ok: Any) -> Any:
+    return o.ite(o.eq(phase, d.RECORD), o.ite(exec_ok, d.NORMAL, d.RECORD), phase)
+
+
+def _no_seal(o: d.Ops, phase: Any, exec_ok: Any, seal_ok: Any, finish_ok: Any) -> Any:
+    skipped = o.ite(o.eq(phase, d.TRANSIT), o.ite(seal_ok, d.NORMAL, d.TRANSIT), phase)
+    return o.ite(o.eq(phase, d.RECORD), _next_phase(o, phase, exec_ok, seal_ok, finish_ok), skipped)
+
+
+def _no_learn_wait(o: d.Ops, waited_bound: Any, uninstalled_before_req: Any) -> Any:
+    return _may_exec(o, True, uninstalled_before_req)
+
+
+def _finish_without_wait(o: d.Ops, waited_bound: Any, uninstalled_old: Any) -> Any:
+    return _may_finish(o, True, uninstalled_old)
+
+
+def _sealed_forwards(o: d.Ops, hit: Any, phase: Any, transit_hit: Any) -> Any:
+    return False
+
+
+@dataclass
+class Variant:
+    name: str
+    description: str
+    patches: dict[str, Callable[..., Any]]
+    situation: Callable[[protocol.Schedule], list[Any]] = field(default=lambda s: [])
+    """Extra constraints naming the situation the variant is about."""
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            for attr, fn in self.patches.items():
+                stack.enter_context(mock.patch.object(d, attr, fn))
+            yield
+
+
+def _fp_pending_at_finish(s: protocol.Schedule) -> list[Any]:
+    return [s.fp, z3.Not(s.recorded_before(s.later)), s.learned > s.steps[2]]
+
+
+VARIANTS = [
+    Variant("skip-transit", "TransitTable unused: a miss in TRANSIT always takes the new version",
+            {"miss_version": _skip_transit}),
+    Variant("finish-at-exec", "TransitTable cleared at t_exec: the VIP goes straight from RECORD to NORMAL",
+            {"next_phase": _finish_at_exec}),
+    Variant("no-seal", "the paper-literal t_finish: TransitTable cleared as soon as known old-version "
+            "connections are installed (no SEALED phase)", {"next_phase": _no_seal}),
+    Variant("no-learn-wait", "t_exec without the learn-delay wait: older pending connections are not waited for",
+            {"may_exec": _no_learn_wait}),
+    Variant("fp-pending-at-finish", "t_finish without the learn-delay wait: a Bloom false-positive connection "
+            "is still pending (its learn event in flight) at t_finish", {"may_finish": _finish_without_wait},
+            _fp_pending_at_finish),
+    Variant("sealed-forwards", "SEALED forwards TransitTable hits with the old version instead of dropping them",
+            {"drops_sealed": _sealed_forwards}),
+]  # fmt: skip
+VARIANTS_BY_NAME = {v.name: v for v in VARIANTS}
+
+
+@dataclass
+class Refutation:
+    variant: Variant
+    outcome: Outcome
+    trace: Trace | None
+    minimal: Trace | None
+    reproduces: bool
+    safe_on_shipped: bool
+
+
+def refute(variant: Variant, shrink: bool = True) -> Refutation:
+    """Z3 counterexample under the patch → trace → replay (patched model) → shrink; replay on the shipped one."""
+    with variant.applied():
+        s = protocol.schedule()
+        assumptions = s.assumptions() + protocol.realizable(s, variant.situation(s))
+        outcome = prove(f"unsafe variant {variant.name}", assumptions, s.claim(), s.forwarded(s.later))
+        if outcome.status != UNSAFE or outcome.model is None:
+            return Refutation(variant, outcome, None, None, False, False)
+        trace = protocol.counterexample_trace(s, outcome.model, variant.name, variant.description)
+        bad = reproduces(trace)
+        minimal = minimize(trace) if bad and shrink else None
+    safe = not reproduces(minimal or trace)
+    return Refutation(variant, outcome, trace, minimal, bad, safe)
