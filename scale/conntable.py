@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from model import decisions as d
 from model.config import Config
 from model.hashing import STAGE_ORDERS
 
@@ -355,7 +356,8 @@ class BulkCpu:
         return MISS
 
     def _may_write(self, flow: int, stage: int) -> bool:
-        """``Cpu._fits`` without the room check: the key is free and the write changes no known lookup."""
+        """``Cpu._fits`` without the room check: the key is free and, by the model's own
+        ``write_keeps_lookup``, the write changes no known lookup."""
         if not self.aliased[flow]:
             return True
         if self._entry_version(stage, flow) != MISS:
@@ -366,13 +368,11 @@ class BulkCpu:
             own_stage = int(self.stage_of[watcher])
             if own_stage == UNKNOWN:
                 continue
-            after = self._resolve(watcher, (stage, version))
-            if watcher == flow:
-                if after != version:
-                    return False
-            elif after != self._resolve(watcher) and not (
-                own_stage == UNPLACED and after == int(self.versions[watcher])
-            ):
+            keeps = d.write_keeps_lookup(
+                d.CONCRETE, watcher == flow, False, self._resolve(watcher), self._resolve(watcher, (stage, version)),
+                int(self.versions[watcher]), own_stage != UNPLACED,
+            )
+            if not keeps:
                 return False
         return True
 

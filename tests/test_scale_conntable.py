@@ -94,8 +94,9 @@ def test_first_fit_places_exactly_like_the_reference_cpu() -> None:
 
 def test_high_load_small_digests_keep_the_lookup_semantics_and_every_lookup_safe() -> None:
     """8-bit digests and 85% load: many aliases and cuckoo moves, so placements differ from the
-    reference's. Both must give every placed connection its own version and every unplaced one a
-    miss or its own version; the compact lookup must mean exactly ``DataPlane.lookup``."""
+    reference's. Both must give every placed connection its own version (a connection neither could
+    place may be captured by an alias that was there before it was learned: the residual digest risk);
+    the compact lookup must mean exactly ``DataPlane.lookup``."""
     config = Config(digest_bits=8, stages=4, buckets_per_stage=64, slots_per_bucket=4, cuckoo_depth=4)
     flows, versions, cpu, strangers = _workload(config, 870, 3000, seed=2)
     failed = cpu.insert(np.arange(len(flows)))
@@ -108,11 +109,11 @@ def test_high_load_small_digests_keep_the_lookup_semantics_and_every_lookup_safe
     for i, ft in enumerate(flows.five_tuples()):
         own = int(versions[i])
         compact_placed = i not in set(failed.tolist())
-        assert compact[i][1] == own if compact_placed else compact[i][1] in (MISS, own)
-        assert model[i][1] == own if ft in placed_in_model else model[i][1] in (MISS, own)
-        if compact_placed and ft in placed_in_model:
-            assert compact[i][1] == model[i][1]
-    assert len(failed) + len(placed_in_model) < 2 * len(flows)
+        if compact_placed:
+            assert compact[i][1] == own
+        if ft in placed_in_model:
+            assert model[i][1] == own
+    assert len(failed) < len(flows) // 10 and len(placed_in_model) > len(flows) * 9 // 10
 
     as_model = _as_dataplane(cpu.table, config)
     for batch in (flows, strangers):
