@@ -239,8 +239,8 @@ def measure_false_hits(sweep: Sweep, source: FlowSource, rates: Rates, rng: np.r
                     if source.available is not None:
                         members = min(members, source.available // 2)
                     flows, syn = source.draw(members + sweep.lookups if source.available is None else source.available)
-                    member_flows, strangers, syn = flows.take(slice(0, members)), flows.take(slice(members, None)), \
-                        syn[members:]
+                    member_flows, strangers = flows.take(slice(0, members)), flows.take(slice(members, None))
+                    syn = syn[members:]
                     cpu = BulkCpu(geometry, digests(member_flows, digest_bits),
                                   buckets(member_flows, stages, geometry.buckets_per_stage),
                                   rng.integers(0, 1 << rates.version_bits, members).astype(np.uint16))  # fmt: skip

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -19,6 +21,7 @@ from scale.analyze import false_hit_theory
 from scale.conntable import BulkCpu, Geometry
 from scale.flows import Flows, buckets, digests
 
+T = TypeVar("T")
 BENCH_VIPS = tuple(Vip(parse_ip("20.0.0.0") + i, 80 + i % 2 * 363, PROTO_TCP) for i in range(16))
 
 
@@ -37,7 +40,7 @@ def reference_rate(sample: int, load: float, stages: int, slots: int, digest_bit
     return sample / (time.perf_counter() - start)
 
 
-def _timed(label: str, action):  # type: ignore[no-untyped-def]
+def _timed(label: str, action: Callable[[], T]) -> tuple[T, float]:
     print(f"  {label} ...", end="", flush=True)
     start = time.perf_counter()
     result = action()

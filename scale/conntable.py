@@ -154,6 +154,12 @@ class ConnTable:
             version[hit] = self.version_of(rows[found, match[found].argmax(axis=1)])
             pending = pending[~found]
 
+    def version_at(self, stage: int, bucket: int, digest: int) -> int:
+        """The version of the entry (bucket, digest) in ``stage``, or MISS."""
+        cells = self.cells[stage, bucket, : int(self.fill[stage, bucket])]
+        match = np.nonzero((cells & self._key_mask) == (VALID | np.uint32(digest)))[0]
+        return int(self.version_of(cells[match[0]])) if len(match) else MISS
+
     def entries(self) -> list[tuple[int, int, int, int]]:
         """Every valid entry as (stage, bucket, digest, version)."""
         stage, bucket, slot = np.nonzero(self.cells & VALID)
@@ -209,18 +215,17 @@ class BulkCpu:
         self.watchers = {}
         for stage in range(g.stages):
             keys = self._keys(stage, slice(None))
-            order = np.argsort(keys, kind="stable")
-            sorted_keys = keys[order]
-            same = sorted_keys[1:] == sorted_keys[:-1]
-            shared = np.zeros(count, dtype=bool)
-            shared[1:] |= same
-            shared[:-1] |= same
-            self.aliased[order[shared]] = True
-            group_keys = sorted_keys[shared]
-            boundaries = np.nonzero(group_keys[1:] != group_keys[:-1])[0] + 1
-            for group in np.split(order[shared], boundaries):
-                if len(group):
-                    self.watchers[(stage, int(keys[group[0]]))] = group
+            ordered = np.sort(keys)
+            repeated = np.unique(ordered[1:][ordered[1:] == ordered[:-1]])
+            if not len(repeated):
+                continue
+            members = np.nonzero(repeated[np.searchsorted(repeated, keys).clip(max=len(repeated) - 1)] == keys)[0]
+            self.aliased[members] = True
+            member_keys = keys[members]
+            order = np.argsort(member_keys, kind="stable")
+            boundaries = np.nonzero(member_keys[order][1:] != member_keys[order][:-1])[0] + 1
+            for group in np.split(members[order], boundaries):
+                self.watchers[(stage, int(keys[group[0]]))] = group
 
     def _keys(self, stage: int, flows: slice | np.ndarray) -> np.ndarray:
         return (self.buckets[stage, flows].astype(np.uint64) << np.uint64(32)) | self.digest[flows]
@@ -230,9 +235,12 @@ class BulkCpu:
     def insert(self, flows: np.ndarray) -> np.ndarray:
         """Learn and place ``flows`` (indices, in arrival order); returns those that could not be placed."""
         flows = np.asarray(flows, dtype=np.int64)
-        if (self.stage_of[flows] != UNKNOWN).any() or len(np.unique(flows)) != len(flows):
+        if (self.stage_of[flows] != UNKNOWN).any():
             raise ValueError("insert: a flow is learned twice")
+        unplaced_before = np.count_nonzero(self.stage_of == UNPLACED)
         self.stage_of[flows] = UNPLACED
+        if np.count_nonzero(self.stage_of == UNPLACED) - unplaced_before != len(flows):
+            raise ValueError("insert: a flow is listed twice")
         leftover = self._relocate_one_step(self._first_fit(flows[~self.aliased[flows]]))
         one_by_one = flows[self.aliased[flows] | np.isin(flows, leftover)]
         failed = [int(x) for x in one_by_one.tolist() if not self._place(x)]
@@ -338,11 +346,7 @@ class BulkCpu:
 
     def _entry_version(self, stage: int, flow: int) -> int:
         """The version of the entry matching ``flow``'s key in ``stage``, or MISS."""
-        bucket = self._bucket(flow, stage)
-        used = int(self.table.fill[stage, bucket])
-        cells = self.table.cells[stage, bucket, :used]
-        match = np.nonzero((cells & self.table._key_mask) == (VALID | self.digest[flow]))[0]
-        return int(self.table.version_of(cells[match[0]])) if len(match) else MISS
+        return self.table.version_at(stage, self._bucket(flow, stage), int(self.digest[flow]))
 
     def _resolve(self, flow: int, override: tuple[int, int] | None = None) -> int:
         """``Cpu._resolve``: the version ``flow``'s lookup gets, optionally as if its key in

@@ -60,7 +60,7 @@ def read_capture(path: str | Path, vips: Sequence[Vip] | None = None, max_packet
     first: int | None = None
     last_t = 0
     number = 0
-    vip_cycle: dict[int, int] = Counter()
+    vip_cycle: Counter[int] = Counter()
     with reader:
         while max_packets is None or len(capture.packets) < max_packets:
             try:
