@@ -36,7 +36,7 @@ from typing import Protocol
 
 import numpy as np
 
-from model.hashing import BLOOM_ORDERS
+from model.hashing import BLOOM_ORDERS, STAGE_ORDERS
 from model.types import PROTO_TCP, PROTO_UDP, Vip, parse_ip
 from scale.conntable import BulkCpu, Geometry
 from scale.flows import CRC16, Flows, buckets, digests
@@ -58,6 +58,16 @@ class Sweep:
     bloom_trials: int
     bloom_queries: int
     """Non-member queries per Bloom point, spread over the trials (a fresh filter each)."""
+
+    def problems(self) -> list[str]:
+        """What no switch (or no hash of the model) could have, one line each."""
+        ranges = [("digest_bits", 1, 25), ("stages", 1, len(STAGE_ORDERS)), ("slots", 1, 255),
+                  ("bloom_bits", 1, 1 << 16), ("bloom_hashes", 1, len(BLOOM_ORDERS))]  # fmt: skip
+        found = [f"{name} {value} is out of range [{low}, {high}]" for name, low, high in ranges
+                 for value in getattr(self, name) if not low <= value <= high]  # fmt: skip
+        found += [f"load {load} is not in (0, 1]" for load in self.loads if not 0 < load <= 1]
+        found += [f"latency {ms} ms is not positive" for ms in self.latencies_ms if ms <= 0]
+        return found
 
 
 QUICK = Sweep((8, 12, 16), (2, 4), (2, 4), (0.5, 0.9), (1024, 2048), (1, 2, 3, 4), (2.0, 10.0, 30.0),
@@ -209,7 +219,7 @@ def measure_load(sweep: Sweep, source: FlowSource, rng: np.random.Generator, res
             geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits)
             flows, _ = source.draw(geometry.capacity)
             cpu = BulkCpu(geometry, digests(flows, digest_bits), buckets(flows, stages, geometry.buckets_per_stage),
-                          rng.integers(0, 64, len(flows)).astype(np.uint8))  # fmt: skip
+                          rng.integers(0, 1 << geometry.version_bits, len(flows)).astype(np.uint16))  # fmt: skip
             batch = max(1, geometry.capacity // 200)
             reached = 0
             for start in range(0, len(flows), batch):

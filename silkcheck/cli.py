@@ -108,6 +108,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     overrides = {name: tuple(getattr(args, name)) for name in ("digest_bits", "stages", "slots", "loads",
                  "bloom_bits", "bloom_hashes", "latencies_ms") if getattr(args, name)}  # fmt: skip
     sweep = dataclasses.replace(sweep, **overrides)
+    if sweep.problems():
+        raise TraceError("analyze: " + "; ".join(sweep.problems()))
     rng = np.random.default_rng(args.seed)
     rates = Rates(args.new_conns_per_min, args.updates_per_min)
     if args.pcap:

@@ -85,3 +85,11 @@ def test_analyze_flags_a_stage_hash_that_is_a_byte_shift_of_the_digest_hash() ->
     z = NormalDist().inv_cdf(1 - FAMILY_ERROR / 2)
     assert float(row["measured_rate"]) - p > z * math.sqrt(p * (1 - p) / lookups), row
 
+
+
+def test_a_sweep_no_switch_could_have_is_refused_on_the_command_line(capsys: object) -> None:
+    from silkcheck.cli import main
+
+    assert main(["analyze", "--quick", "--stages", "9", "--bloom-hashes", "5", "--loads", "1.5"]) == 2
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "stages 9 is out of range" in err and "bloom_hashes 5" in err and "load 1.5" in err
