@@ -28,11 +28,12 @@ from __future__ import annotations
 import csv
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 from statistics import NormalDist
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -40,6 +41,8 @@ from model.hashing import BLOOM_ORDERS, STAGE_ORDERS
 from model.types import PROTO_TCP, PROTO_UDP, Vip, parse_ip
 from scale.conntable import BulkCpu, Geometry
 from scale.flows import CRC16, Flows, buckets, digests
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -206,6 +209,13 @@ class Results:
     notes: list[str] = field(default_factory=list)
 
 
+def _progress(points: list[T]) -> Iterator[T]:
+    """Yield the design points, showing which one is being measured."""
+    for number, point in enumerate(points, 1):
+        print(f" {number}/{len(points)}", end="\b" * (len(str(number)) + len(str(len(points))) + 2), flush=True)
+        yield point
+
+
 def _capacity(limit: int, source: FlowSource, flows_per_slot: float) -> int:
     """``limit`` slots, or fewer when the source cannot give ``flows_per_slot`` flows for each."""
     return limit if source.available is None else min(limit, int(source.available / flows_per_slot))
@@ -213,79 +223,76 @@ def _capacity(limit: int, source: FlowSource, flows_per_slot: float) -> int:
 
 def measure_load(sweep: Sweep, source: FlowSource, rng: np.random.Generator, results: Results) -> None:
     digest_bits = max(sweep.digest_bits)
-    for stages in sweep.stages:
-        for slots in sweep.slots:
-            capacity = _capacity(sweep.capacity, source, 1.0)
-            geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits)
-            flows, _ = source.draw(geometry.capacity)
-            cpu = BulkCpu(geometry, digests(flows, digest_bits), buckets(flows, stages, geometry.buckets_per_stage),
-                          rng.integers(0, 1 << geometry.version_bits, len(flows)).astype(np.uint16))  # fmt: skip
-            batch = max(1, geometry.capacity // 200)
-            reached = 0
-            for start in range(0, len(flows), batch):
-                if len(cpu.insert(np.arange(start, min(start + batch, len(flows))))):
-                    break
-                reached = cpu.table.connections
-            else:
-                results.notes.append(f"load S={stages} k={slots}: the {len(flows)} flows ran out before a failure")
-            results.load.append({
-                "stages": stages, "slots": slots, "capacity": geometry.capacity,
-                "measured_load": reached / geometry.capacity, "theory_load": load_threshold(stages, slots),
-                "cuckoo_moves": cpu.stats.moves,
-            })  # fmt: skip
+    for stages, slots in _progress(list(product(sweep.stages, sweep.slots))):
+        capacity = _capacity(sweep.capacity, source, 1.0)
+        geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits)
+        flows, _ = source.draw(geometry.capacity)
+        cpu = BulkCpu(geometry, digests(flows, digest_bits), buckets(flows, stages, geometry.buckets_per_stage),
+                      rng.integers(0, 1 << geometry.version_bits, len(flows)).astype(np.uint16))  # fmt: skip
+        batch = max(1, geometry.capacity // 200)
+        reached = 0
+        for start in range(0, len(flows), batch):
+            if len(cpu.insert(np.arange(start, min(start + batch, len(flows))))):
+                break
+            reached = cpu.table.connections
+        else:
+            results.notes.append(f"load S={stages} k={slots}: the {len(flows)} flows ran out before a failure")
+        results.load.append({
+            "stages": stages, "slots": slots, "capacity": geometry.capacity,
+            "measured_load": reached / geometry.capacity, "theory_load": load_threshold(stages, slots),
+            "cuckoo_moves": cpu.stats.moves,
+        })  # fmt: skip
 
 
 def measure_false_hits(sweep: Sweep, source: FlowSource, rates: Rates, rng: np.random.Generator,
                        results: Results) -> None:  # fmt: skip
-    for digest_bits in sweep.digest_bits:
-        for stages in sweep.stages:
-            for slots in sweep.slots:
-                for load in sweep.loads:
-                    capacity = _capacity(sweep.capacity, source, 2 * load)
-                    geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits,
-                                        rates.version_bits)  # fmt: skip
-                    members = int(load * geometry.capacity)
-                    if source.available is not None:
-                        members = min(members, source.available // 2)
-                    flows, syn = source.draw(members + sweep.lookups if source.available is None else source.available)
-                    member_flows, strangers = flows.take(slice(0, members)), flows.take(slice(members, None))
-                    syn = syn[members:]
-                    cpu = BulkCpu(geometry, digests(member_flows, digest_bits),
-                                  buckets(member_flows, stages, geometry.buckets_per_stage),
-                                  rng.integers(0, 1 << rates.version_bits, members).astype(np.uint16))  # fmt: skip
-                    cpu.insert(np.arange(members))
-                    if not len(strangers):
-                        results.notes.append(f"false-hit d={digest_bits} S={stages} k={slots}: no flows to look up")
-                        continue
-                    stage_hit, _ = cpu.table.lookup(digests(strangers, digest_bits),
-                                                    buckets(strangers, stages, geometry.buckets_per_stage))  # fmt: skip
-                    hits = stage_hit >= 0
-                    per_stage = cpu.table.fill.sum(axis=1, dtype=np.int64).tolist()
-                    theory = false_hit_theory(digest_bits, geometry.buckets_per_stage, per_stage)
-                    measured = float(hits.mean())
-                    syn_share = float(syn.mean())
-                    uncaught = float((hits & ~syn).mean())
-                    achieved = cpu.table.load
-                    by_stage = np.bincount(stage_hit[hits], minlength=stages).tolist()
-                    results.false_hit.append({
-                        "digest_bits": digest_bits, "stages": stages, "slots": slots,
-                        "buckets": geometry.buckets_per_stage, "load": round(achieved, 4),
-                        "lookups": len(strangers), "false_hits": int(hits.sum()),
-                        "hits_by_stage": "/".join(str(h) for h in by_stage),
-                        "measured_rate": measured, "theory_rate": theory,
-                        "syn_caught": int((hits & syn).sum()), "theory_syn_caught_rate": theory * syn_share,
-                        "alias_per_update": rates.new_conns_per_min * uncaught / rates.updates_per_min,
-                        "theory_alias_per_update":
-                            rates.new_conns_per_min * theory * (1 - syn_share) / rates.updates_per_min,
-                        "collisions_per_min": rates.new_conns_per_min * measured * syn_share,
-                        "hardware_bits_per_conn": geometry.hardware_bits_per_slot / max(achieved, 1e-9),
-                    })  # fmt: skip
+    for digest_bits, stages, slots, load in _progress(list(product(sweep.digest_bits, sweep.stages, sweep.slots,
+                                                                   sweep.loads))):  # fmt: skip
+        capacity = _capacity(sweep.capacity, source, 2 * load)
+        geometry = Geometry(stages, max(1, capacity // (stages * slots)), slots, digest_bits,
+                            rates.version_bits)  # fmt: skip
+        members = int(load * geometry.capacity)
+        if source.available is not None:
+            members = min(members, source.available // 2)
+        flows, syn = source.draw(members + sweep.lookups if source.available is None else source.available)
+        member_flows, strangers = flows.take(slice(0, members)), flows.take(slice(members, None))
+        syn = syn[members:]
+        cpu = BulkCpu(geometry, digests(member_flows, digest_bits),
+                      buckets(member_flows, stages, geometry.buckets_per_stage),
+                      rng.integers(0, 1 << rates.version_bits, members).astype(np.uint16))  # fmt: skip
+        cpu.insert(np.arange(members))
+        if not len(strangers):
+            results.notes.append(f"false-hit d={digest_bits} S={stages} k={slots}: no flows to look up")
+            continue
+        stage_hit, _ = cpu.table.lookup(digests(strangers, digest_bits),
+                                        buckets(strangers, stages, geometry.buckets_per_stage))  # fmt: skip
+        hits = stage_hit >= 0
+        per_stage = cpu.table.fill.sum(axis=1, dtype=np.int64).tolist()
+        theory = false_hit_theory(digest_bits, geometry.buckets_per_stage, per_stage)
+        measured = float(hits.mean())
+        syn_share = float(syn.mean())
+        uncaught = float((hits & ~syn).mean())
+        achieved = cpu.table.load
+        by_stage = np.bincount(stage_hit[hits], minlength=stages).tolist()
+        results.false_hit.append({
+            "digest_bits": digest_bits, "stages": stages, "slots": slots,
+            "buckets": geometry.buckets_per_stage, "load": round(achieved, 4),
+            "lookups": len(strangers), "false_hits": int(hits.sum()),
+            "hits_by_stage": "/".join(str(h) for h in by_stage),
+            "measured_rate": measured, "theory_rate": theory,
+            "syn_caught": int((hits & syn).sum()), "theory_syn_caught_rate": theory * syn_share,
+            "alias_per_update": rates.new_conns_per_min * uncaught / rates.updates_per_min,
+            "theory_alias_per_update":
+                rates.new_conns_per_min * theory * (1 - syn_share) / rates.updates_per_min,
+            "collisions_per_min": rates.new_conns_per_min * measured * syn_share,
+            "hardware_bits_per_conn": geometry.hardware_bits_per_slot / max(achieved, 1e-9),
+        })  # fmt: skip
 
 
 def measure_bloom(sweep: Sweep, source: FlowSource, rates: Rates, results: Results) -> None:
     hashes_needed = max(sweep.bloom_hashes)
     per_trial = max(1, sweep.bloom_queries // sweep.bloom_trials)
-    for latency in sweep.latencies_ms:
+    for latency in _progress(list(sweep.latencies_ms)):
         recorded = max(1, round(rates.new_conns_per_s * latency / 1000))
         if source.available is not None and recorded >= source.available:
             results.notes.append(f"bloom {latency} ms: {recorded} recorded connections, the source has "

@@ -20,7 +20,7 @@ are placed first-fit in stage order, vectorised stage by stage — the same
 placement as one-by-one first-fit, because a bucket of stage s takes, in
 arrival order, the first flows that reach it. What first-fit cannot place is
 placed one by one with a breadth-first search for a chain of moves
-(``cuckoo_depth`` moves at most); aliased entries are never moved (a legitimate
+(``cuckoo_depth`` moves and ``search_limit`` buckets at most); aliased entries are never moved (a legitimate
 difference from the reference, which may move them: placement differs, the
 lookup semantics do not).
 """
@@ -200,6 +200,9 @@ class BulkCpu:
     watchers: dict[tuple[int, int], np.ndarray] = field(init=False)
     """(stage, key) -> the flows reading that key, for keys shared by several flows."""
     stats: PlacementStats = field(default_factory=PlacementStats)
+    search_limit: int = 1024
+    """Buckets a cuckoo search may visit for one flow: near capacity an unbounded breadth-first
+    search costs seconds a flow, and a real CPU has a time budget per insertion too."""
 
     def __post_init__(self) -> None:
         g = self.geometry
@@ -411,6 +414,8 @@ class BulkCpu:
                             return True
                         visited.add((target, target_bucket))
                         deeper.append((target, target_bucket, longer))
+                        if len(visited) >= self.search_limit:
+                            return False
             frontier = deeper
         return False
 
