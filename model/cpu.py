@@ -145,10 +145,10 @@ class Cpu:
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, log)
+            self._on_learn(event, now, log)
         self._retry_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -170,7 +170,9 @@ class Cpu:
             self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
-            self._place(conn, event.sent, log)
+            # The entry's idle timer starts now, not when the event was sent: packets that
+            # missed while the connection was pending did not refresh it.
+            self._place(conn, now, log)
         elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
             # Still unplaced, its packets miss and now use another version (a new
             # incarnation, or an aliasing entry that went away): install what they use now.

@@ -1,0 +1,246 @@
+"""Exhaustive explicit-state search of the *concrete* model for small scopes.
+
+The search steps ``model.switch.Switch`` with events from a small alphabet
+(packets of a few connections, update requests, CPU learn/advance/expire
+steps, a clock tick, learn-delay faults) and keys each state by ``freeze``:
+a canonical hashable image of the whole switch with every time stored
+relative to the clock and capped just above the largest timing constant, so
+the reachable state space is finite. The search state also carries, per
+connection, the DIP of its incarnation's first forwarded packet (the anchor)
+and the age of its last packet, so PCC is checked on every edge, hence on
+every path. The reachable graph is a ``networkx.DiGraph``; breadth-first order
+makes the first bad edge the end of a shortest counterexample path, which is
+replayed as a trace and judged by the black-box oracle.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from model import events as ev
+from model.config import Config
+from model.observations import FORWARD, PacketObservation
+from model.switch import Switch
+from model.types import ACK, SYN, Dip, FiveTuple, Packet
+from proofs.replay import verdict_of
+from silkcheck.examples import DEMO_VIP, DIP1, DIP2, client
+from silkcheck.oracle import VIOLATION, Verdict
+from silkcheck.trace import Trace
+
+Frozen = tuple[Any, ...]
+
+
+def freeze(switch: Switch, now: int, cap: int) -> Frozen:
+    """The switch's whole state, canonical and hashable, with times as capped ages."""
+
+    def age(t: int) -> int:
+        return min(now - t, cap)
+
+    dp, cpu = switch.dataplane, switch.cpu
+    conn = tuple(tuple(sorted((k, e.version, age(e.last_hit)) for k, e in table.items())) for table in dp.conn)
+    queue = tuple((age(e.sent), max(e.visible - now, -cap), e.kind, e.ft, e.version) for e in dp.learn_queue)
+    known = tuple(sorted((c.ft, c.version, age(c.sent), c.stage, c.closing) for c in cpu.known.values()))
+    updates = tuple(sorted((vip, u.old_version, u.new_version, u.epoch, u.phase, age(u.started), age(u.requested))
+                           for vip, u in cpu.updates.items()))  # fmt: skip
+    return (
+        conn, tuple(sorted(dp.vips.items())), tuple(sorted(dp.pools.items())), tuple(dp.transit),
+        tuple(sorted(dp.whitelist)), queue, known, tuple(sorted(cpu.vip_entries.items())),
+        tuple(sorted((vip, tuple(sorted(p.items()))) for vip, p in cpu.pools.items())),
+        tuple(sorted((k, v) for k, v in cpu.refs.items() if v)),
+        tuple(sorted((k, age(t)) for k, t in cpu.released.items() if k[1] in cpu.pools[k[0]])),
+        updates, tuple(sorted((vip, tuple(q)) for vip, q in cpu.requests.items())), tuple(sorted(cpu.whitelist)),
+        cpu.epoch,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str
+    config: Config
+    connections: int
+    updates: int
+    """How many pool updates the operator may request along a path."""
+    delay_faults: bool = True
+    expiry: bool = True
+    max_states: int = 200_000
+
+    @property
+    def conns(self) -> list[FiveTuple]:
+        return [client(n, 40000 + n) for n in range(1, self.connections + 1)]
+
+    @property
+    def cap(self) -> int:
+        c = self.config
+        return max(c.learn_delay_bound, c.idle_timeout, c.teardown_grace) + 1
+
+
+POOLS = ((DIP2,), (DIP1,))
+"""Update n installs POOLS[n % 2]: every version change moves every connection's DIP."""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Search-side bookkeeping per connection: anchor DIP and age of the last packet."""
+
+    anchors: tuple[tuple[FiveTuple, Dip | None, int], ...]
+    updates_used: int
+
+    def anchor(self, ft: FiveTuple) -> tuple[Dip | None, int]:
+        for f, dip, last in self.anchors:
+            if f == ft:
+                return dip, last
+        return None, -1
+
+
+@dataclass
+class Node:
+    switch: Switch
+    now: int
+    watch: Watch
+
+
+@dataclass
+class SearchResult:
+    scope: Scope
+    graph: nx.DiGraph
+    states: int
+    edges: int
+    seconds: float
+    depth: int
+    counterexample: Trace | None = None
+    verdict: Verdict | None = None
+    complete: bool = True
+
+    @property
+    def rate(self) -> float:
+        return self.states / self.seconds if self.seconds else 0.0
+
+
+def _letters(scope: Scope, node: Node) -> Iterator[tuple[str, Callable[[int], ev.Event] | None]]:
+    """The alphabet enabled in ``node``: (label, event at time t) — None for the clock tick."""
+    for ft in scope.conns:
+        started = node.watch.anchor(ft)[1] >= 0
+        flags = ACK if started else SYN
+        yield f"{'ack' if started else 'syn'} c{ft.src_ip & 0xFF}", lambda t, ft=ft, flags=flags: ev.PacketArrives(
+            t, Packet(ft, flags)
+        )
+    if node.watch.updates_used < scope.updates:
+        pool = POOLS[node.watch.updates_used % 2]
+        yield "update", lambda t, pool=pool: ev.UpdateRequested(t, DEMO_VIP, pool)
+    yield "learn", lambda t: ev.CpuLearns(t)
+    yield "learn 1", lambda t: ev.CpuLearns(t, 1)
+    yield "advance", lambda t: ev.CpuAdvances(t)
+    if scope.expiry:
+        yield "expire", lambda t: ev.CpuExpires(t)
+    if scope.delay_faults:
+        for i, event in enumerate(node.switch.dataplane.learn_queue):
+            if event.visible < event.sent + scope.config.learn_delay_bound:
+                yield f"delay learn {i}", lambda t, i=i: ev.LearnDelayed(t, i, scope.config.learn_delay_bound)
+    yield "tick", None
+
+
+def _watch_after(scope: Scope, watch: Watch, obs: PacketObservation | None, ticked: bool) -> tuple[Watch, bool]:
+    """Update anchors; report whether ``obs`` broke PCC (a forwarded packet off its incarnation's anchor)."""
+    moved = False
+    anchors = []
+    cap = scope.cap
+    for ft, dip, last in watch.anchors:
+        if obs is not None and obs.ft == ft:
+            if last >= 0 and last > scope.config.idle_timeout:
+                dip = None  # the oracle starts a new incarnation after an idle gap
+            if obs.action == FORWARD:
+                if dip is None:
+                    dip = obs.dip
+                elif obs.dip != dip:
+                    moved = True
+            last = 0
+        elif ticked and last >= 0:
+            last = min(last + 1, cap)
+        anchors.append((ft, dip, last))
+    return Watch(tuple(anchors), watch.updates_used), moved
+
+
+def search(scope: Scope, progress: Callable[[int], None] | None = None) -> SearchResult:
+    """Breadth-first over reachable states; stop at the first violation the oracle confirms."""
+    start = time.perf_counter()
+    boot = Switch.boot(scope.config, {DEMO_VIP: (DIP1,)})
+    root = Node(boot, 0, Watch(tuple((ft, None, -1) for ft in scope.conns), 0))
+    share = {id(boot.dataplane.plan): boot.dataplane.plan, id(scope.config): scope.config}
+    key0 = (freeze(boot, 0, scope.cap), root.watch)
+    graph = nx.DiGraph()
+    graph.add_node(key0, depth=0)
+    parent: dict[Any, tuple[Any, ev.Event | None]] = {key0: (None, None)}
+    nodes: dict[Any, Node] = {key0: root}
+    frontier = deque([key0])
+    depth = 0
+    result = SearchResult(scope, graph, 0, 0, 0.0, 0)
+    while frontier:
+        key = frontier.popleft()
+        node = nodes.pop(key)
+        depth = max(depth, graph.nodes[key]["depth"])
+        for label, make in list(_letters(scope, node)):
+            switch = copy.deepcopy(node.switch, dict(share))
+            now = node.now + (1 if make is None else 0)
+            event = None if make is None else make(now)
+            obs = None if event is None else switch.step(0, event)
+            watch = node.watch
+            if isinstance(event, ev.UpdateRequested):
+                watch = Watch(watch.anchors, watch.updates_used + 1)
+            watch, moved = _watch_after(scope, watch, obs if isinstance(obs, PacketObservation) else None,
+                                        make is None)  # fmt: skip
+            succ = (freeze(switch, now, scope.cap), watch)
+            if succ not in graph:
+                graph.add_node(succ, depth=graph.nodes[key]["depth"] + 1)
+                parent[succ] = (key, event)
+                nodes[succ] = Node(switch, now, watch)
+                frontier.append(succ)
+                if progress and len(graph) % 5000 == 0:
+                    progress(len(graph))
+            graph.add_edge(key, succ, label=label)
+            if moved:
+                trace = _path_trace(scope, parent, key, event)
+                verdict = verdict_of(trace)
+                if any(f.category == VIOLATION for f in verdict.findings):
+                    result.counterexample, result.verdict = trace, verdict
+                    frontier.clear()
+                    break
+        if len(graph) >= scope.max_states:
+            result.complete = False
+            break
+    result.states, result.edges = graph.number_of_nodes(), graph.number_of_edges()
+    result.seconds, result.depth = time.perf_counter() - start, depth
+    return result
+
+
+def _path_trace(scope: Scope, parent: dict[Any, tuple[Any, ev.Event | None]], key: Any, last: ev.Event | None) -> Trace:
+    events: list[ev.Event] = [] if last is None else [last]
+    while key is not None:
+        key, event = parent[key]
+        if event is not None:
+            events.append(event)
+    events.reverse()
+    return Trace(scope.config, {DEMO_VIP: (DIP1,)}, events, f"search-{scope.name}",
+                 f"shortest counterexample path found by exhaustive search of scope {scope.name}", "fail")  # fmt: skip
+
+
+SCOPES = {
+    "update": Scope(
+        "update",
+        Config(digest_bits=8, stages=2, buckets_per_stage=2, slots_per_bucket=1, bloom_bits=2, bloom_hashes=1,
+               version_bits=2, epoch_bits=2, learn_delay_bound=1, idle_timeout=2, teardown_grace=1),
+        connections=2, updates=2,
+    ),
+    "collision": Scope(
+        "collision",
+        Config(digest_bits=1, stages=2, buckets_per_stage=1, slots_per_bucket=1, bloom_bits=1, bloom_hashes=1,
+               version_bits=2, epoch_bits=2, learn_delay_bound=0, idle_timeout=1, teardown_grace=0),
+        connections=3, updates=1, delay_faults=False,
+    ),
+}  # fmt: skip
