@@ -73,7 +73,8 @@ def read_capture(path: str | Path, vips: Sequence[Vip] | None = None, max_packet
             number += 1
             ip = frame.getlayer(IP)
             l4 = frame.getlayer(TCP) or frame.getlayer(UDP)
-            if ip is None or l4 is None or ip.frag or ip.flags.MF:
+            # The transport header right above IP: not one quoted inside an ICMP error.
+            if ip is None or l4 is None or l4.underlayer is not ip or ip.frag or ip.flags.MF:
                 capture.skipped["not IPv4 TCP/UDP (or a fragment)"] += 1
                 continue
             proto = PROTO_TCP if frame.haslayer(TCP) else PROTO_UDP

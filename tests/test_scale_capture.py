@@ -83,6 +83,7 @@ def _write(path: Path, data: bytes) -> Path:
 
 
 def test_unusable_captures_are_refused_with_the_reason(demo_pcap: Path, tmp_path: Path) -> None:
+    from scapy.layers.inet import ICMP, IP, TCP
     from scapy.layers.l2 import ARP, Ether
     from scapy.utils import wrpcap
 
@@ -92,7 +93,8 @@ def test_unusable_captures_are_refused_with_the_reason(demo_pcap: Path, tmp_path
         (tmp_path / "missing.pcap", "no such capture file"),
     ]
     arp = tmp_path / "arp.pcap"
-    wrpcap(str(arp), [Ether() / ARP()] * 3)
+    quoted_tcp = Ether() / IP(dst="1.1.1.1") / ICMP(type=3) / IP(src="1.1.1.1") / TCP(sport=80)
+    wrpcap(str(arp), [Ether() / ARP(), quoted_tcp])
     cases.append((arp, "no IPv4 TCP or UDP packets"))
     for path, reason in cases:
         with pytest.raises(CaptureError, match=reason):
