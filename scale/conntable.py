@@ -19,15 +19,16 @@ digests) need the reference's per-write check, done one at a time. Plain flows
 are placed first-fit in stage order, vectorised stage by stage — the same
 placement as one-by-one first-fit, because a bucket of stage s takes, in
 arrival order, the first flows that reach it. What first-fit cannot place is
-placed one by one with a breadth-first search for a chain of moves
-(``cuckoo_depth`` moves and ``search_limit`` buckets at most); aliased entries are never moved (a legitimate
-difference from the reference, which may move them: placement differs, the
-lookup semantics do not).
+placed one by one with a breadth-first search for a chain of moves of plain
+entries (``cuckoo_depth`` moves and ``search_limit`` buckets at most). Aliased
+entries are never moved (the reference may move one out of an aliased flow's
+way): placement differs from the reference's, the lookup semantics do not.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +43,8 @@ UNKNOWN = -2
 UNPLACED = -1
 """``BulkCpu.stage_of`` of a learned flow without an entry of its own."""
 MISS = -1
+Write = tuple[int, int, int | None]
+"""(stage, key, version) written into a ConnTable; version None deletes. key = bucket << 32 | digest."""
 LOOKUP_CHUNK = 1 << 20
 
 
@@ -111,7 +114,7 @@ class ConnTable:
         self.cells = np.zeros((g.stages, g.buckets_per_stage, g.slots_per_bucket), dtype=np.uint32)
         self.fill = np.zeros((g.stages, g.buckets_per_stage), dtype=np.uint8)
         self._digest_mask = np.uint32((1 << g.digest_bits) - 1)
-        self._key_mask = VALID | self._digest_mask
+        self.key_mask = VALID | self._digest_mask
         self._version_mask = np.uint32((1 << g.version_bits) - 1)
 
     def pack(self, digest: np.ndarray, version: np.ndarray) -> np.ndarray:
@@ -147,7 +150,7 @@ class ConnTable:
         pending = np.arange(len(digest))
         for stage in range(self.geometry.stages):
             rows = self.cells[stage][buckets[stage, pending]]
-            match = (rows & self._key_mask) == (VALID | digest[pending])[:, None]
+            match = (rows & self.key_mask) == (VALID | digest[pending])[:, None]
             found = match.any(axis=1)
             hit = pending[found]
             stage_hit[hit] = stage
@@ -157,7 +160,7 @@ class ConnTable:
     def version_at(self, stage: int, bucket: int, digest: int) -> int:
         """The version of the entry (bucket, digest) in ``stage``, or MISS."""
         cells = self.cells[stage, bucket, : int(self.fill[stage, bucket])]
-        match = np.nonzero((cells & self._key_mask) == (VALID | np.uint32(digest)))[0]
+        match = np.nonzero((cells & self.key_mask) == (VALID | np.uint32(digest)))[0]
         return int(self.version_of(cells[match[0]])) if len(match) else MISS
 
     def entries(self) -> list[tuple[int, int, int, int]]:
@@ -351,37 +354,47 @@ class BulkCpu:
         """The version of the entry matching ``flow``'s key in ``stage``, or MISS."""
         return self.table.version_at(stage, self._bucket(flow, stage), int(self.digest[flow]))
 
-    def _resolve(self, flow: int, override: tuple[int, int] | None = None) -> int:
-        """``Cpu._resolve``: the version ``flow``'s lookup gets, optionally as if its key in
-        stage ``override[0]`` held version ``override[1]``."""
+    def _key(self, flow: int, stage: int) -> int:
+        return (int(self.buckets[stage, flow]) << 32) | int(self.digest[flow])
+
+    def _resolve(self, flow: int, writes: Sequence[Write] = ()) -> int:
+        """``Cpu._resolve``: the version ``flow``'s lookup gets, as if ``writes`` were made."""
         for stage in range(self.geometry.stages):
-            if override is not None and override[0] == stage:
-                return override[1]
+            written = [version for s, key, version in writes if s == stage and key == self._key(flow, stage)]
+            if written:
+                if written[-1] is not None:
+                    return written[-1]
+                continue
             version = self._entry_version(stage, flow)
             if version != MISS:
                 return version
         return MISS
 
+    def _keeps_lookups(self, writes: Sequence[Write], owner: int) -> bool:
+        """By the model's own ``write_keeps_lookup``: do ``writes`` (for ``owner``'s entry) keep
+        every known lookup of the keys they touch?"""
+        watching = {owner}
+        for stage, key, _ in writes:
+            watching.update(self.watchers.get((stage, key), np.array([], dtype=np.int64)).tolist())
+        for watcher in watching:
+            own_stage = int(self.stage_of[watcher])
+            if own_stage == UNKNOWN:
+                continue
+            # The owner inserts (or moves) its entry: it must resolve to its own version after.
+            keeps = d.write_keeps_lookup(d.CONCRETE, watcher == owner, False, self._resolve(watcher),
+                                         self._resolve(watcher, writes), int(self.versions[watcher]),
+                                         own_stage != UNPLACED)  # fmt: skip
+            if not keeps:
+                return False
+        return True
+
     def _may_write(self, flow: int, stage: int) -> bool:
-        """``Cpu._fits`` without the room check: the key is free and, by the model's own
-        ``write_keeps_lookup``, the write changes no known lookup."""
+        """``Cpu._fits`` without the room check: the key is free and the write changes no known lookup."""
         if not self.aliased[flow]:
             return True
         if self._entry_version(stage, flow) != MISS:
             return False
-        version = int(self.versions[flow])
-        key = int(self._keys(stage, np.array([flow]))[0])
-        for watcher in self.watchers.get((stage, key), np.array([flow])).tolist():
-            own_stage = int(self.stage_of[watcher])
-            if own_stage == UNKNOWN:
-                continue
-            keeps = d.write_keeps_lookup(
-                d.CONCRETE, watcher == flow, False, self._resolve(watcher), self._resolve(watcher, (stage, version)),
-                int(self.versions[watcher]), own_stage != UNPLACED,
-            )
-            if not keeps:
-                return False
-        return True
+        return self._keeps_lookups([(stage, self._key(flow, stage), int(self.versions[flow]))], flow)
 
     def _place(self, flow: int) -> bool:
         """First fit, else a breadth-first search for the shortest chain of moves that makes room."""
@@ -392,6 +405,12 @@ class BulkCpu:
                 self._move(flow, stage)
                 self.stats.one_by_one += 1
                 return True
+        return self._cuckoo(flow, starts)
+
+    def _cuckoo(self, flow: int, starts: list[int]) -> bool:
+        """Breadth-first search for the shortest chain of moves of plain entries that frees a slot
+        in one of ``starts``; makes the moves, last first."""
+        g = self.geometry
         frontier = [(stage, self._bucket(flow, stage), ((flow, stage),)) for stage in starts]
         visited = {(stage, bucket) for stage, bucket, _ in frontier}
         for _ in range(g.cuckoo_depth):
