@@ -50,7 +50,9 @@ def oracle_failure(config: Config, observations: Sequence[Observation]) -> tuple
     bad = verdict.violations
     if not bad:
         return None, verdict
-    return Failure(PCC, bad[0].kind, bad[0].explanation, bad[0].first.index), verdict
+    # The kind names every kind of violation present, so shrinking cannot trade one for another.
+    kinds = "+".join(sorted({f.kind for f in bad}))
+    return Failure(PCC, kinds, bad[0].explanation, max(f.first.index for f in bad)), verdict
 
 
 # ---------------------------------------------------------------- structural invariants
@@ -117,7 +119,10 @@ class Checker:
 
     def after(self, index: int, event: ev.Event) -> Failure | None:
         if isinstance(event, ev.PacketArrives):
+            # A packet changes no state these invariants read (only the CPU writes
+            # ConnTable and the whitelist): checking after CPU events is exact.
             self._note_cookie(event)
+            return None
         for check in STRUCTURAL:
             problem = check(self.switch)
             if problem is not None:

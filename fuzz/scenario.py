@@ -78,6 +78,7 @@ def draw_config(c: Chooser) -> Config:
         bloom_bits=c.pick((2, 4, 8, 32)),
         bloom_hashes=c.integer(1, 2),
         epoch_bits=c.pick((2, 8)),
+        transit_slots=c.integer(1, 2),
         syn_auth=c.chance(25),
         idle_timeout=c.pick((20 * bound, 100 * bound)),
         teardown_grace=c.pick((2 * bound, 5 * bound)),

@@ -140,7 +140,7 @@ def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[ev
     return Outcome(trace, failure, len(trace.events), verdict)
 
 
-def shrink(trace: Trace, failure: Failure) -> Trace:
+def shrink(trace: Trace, failure: Failure) -> tuple[Trace, Failure]:
     """Delta debugging over events: drop chunks, then single events, while the same failure persists.
 
     Removing events keeps the times monotone; events that a removal made
@@ -169,4 +169,6 @@ def shrink(trace: Trace, failure: Failure) -> Trace:
             break
         if not removed:
             chunk = max(chunk // 2, 1)
-    return Trace(trace.config, dict(trace.vips), events, name=trace.name, expect="fail")
+    small = replay(trace.config, trace.vips, events)
+    assert small.failure is not None
+    return Trace(trace.config, dict(trace.vips), events, name=trace.name, expect="fail"), small.failure

@@ -344,12 +344,13 @@ class Cpu:
         (which the config keeps at least that long).
         """
         self.learn(now, None, log)
-        for conn in list(self.known.values()):
-            if conn.stage is None:
-                continue
-            idle = self.backend.idle_time(conn.stage, *conn.hashes.key(conn.stage), now)
-            done = idle > self.config.teardown_grace if conn.closing else idle > self.config.idle_timeout
-            if not done:
+        # Idle times before any deletion: deleting one entry must not hide the
+        # hits another connection's packets made on it.
+        placed = [c for c in self.known.values() if c.stage is not None]
+        idle = {c.ft: self._idle(c, now) for c in placed}
+        for conn in placed:
+            limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
+            if idle[conn.ft] <= limit:
                 continue
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
@@ -358,6 +359,13 @@ class Cpu:
             self._forget(conn, now)
             self.expired[conn.ft] = now
         self._reclaim(now, log)
+
+    def _idle(self, conn: Known, now: int) -> int:
+        """How long ``conn`` has been silent: its packets refresh the entry its lookup reaches,
+        which may be another connection's entry of the same version in an earlier stage."""
+        assert conn.stage is not None
+        reached = next(s for s in range(conn.stage + 1) if conn.hashes.key(s) in self.table[s])
+        return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in {reached, conn.stage})
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]
