@@ -40,7 +40,7 @@ import numpy as np
 from model.hashing import BLOOM_ORDERS, STAGE_ORDERS
 from model.types import PROTO_TCP, PROTO_UDP, Vip, parse_ip
 from scale.conntable import BulkCpu, Geometry
-from scale.flows import CRC16, Flows, buckets, digests
+from scale.flows import CRC32, Flows, buckets, digests
 
 T = TypeVar("T")
 
@@ -304,7 +304,7 @@ def measure_bloom(sweep: Sweep, source: FlowSource, rates: Rates, results: Resul
         trials = []  # per trial: (the recorded flows' CRCs, the queries' CRCs), a fresh filter each
         for _ in range(sweep.bloom_trials):
             flows, _ = source.draw(recorded + per_trial)
-            crc = np.stack([CRC16(flows.byte_rows(BLOOM_ORDERS[j]), len(flows)) for j in range(hashes_needed)])
+            crc = np.stack([CRC32(flows.byte_rows(BLOOM_ORDERS[j]), len(flows)) for j in range(hashes_needed)])
             trials.append((crc[:, :recorded], crc[:, recorded:]))
         for bits in sweep.bloom_bits:
             for hashes in sweep.bloom_hashes:

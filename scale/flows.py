@@ -124,7 +124,7 @@ def bloom_cells(flows: Flows, hashes: int, bloom_bits: int) -> np.ndarray:
     """uint32[hashes, flows]: the TransitTable cells each flow sets / reads."""
     out = np.empty((hashes, len(flows)), dtype=np.uint32)
     for j in range(hashes):
-        out[j] = CRC16(flows.byte_rows(BLOOM_ORDERS[j]), len(flows)) % np.uint32(bloom_bits)
+        out[j] = CRC32(flows.byte_rows(BLOOM_ORDERS[j]), len(flows)) % np.uint32(bloom_bits)
     return out
 
 
