@@ -326,48 +326,48 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         hash(meta.digest, HashAlgorithm.crc32, (bit<DIGEST_BITS>)0,
              { meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port, meta.proto }, (bit<64>)1 << DIGEST_BITS);
         hash(meta.bucket0, HashAlgorithm.crc32, 16w0,
-             { meta.dst_ip, meta.src_port, meta.dst_port, meta.proto, meta.src_ip }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_ip, meta.src_ip, meta.src_port, meta.dst_port, meta.proto }, (bit<32>)BUCKETS_PER_STAGE);
 #if STAGES > 1
         hash(meta.bucket1, HashAlgorithm.crc32, 16w0,
-             { meta.src_port, meta.dst_port, meta.proto, meta.src_ip, meta.dst_ip }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_ip, meta.src_port, meta.src_ip, meta.dst_port, meta.proto }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
 #if STAGES > 2
         hash(meta.bucket2, HashAlgorithm.crc32, 16w0,
-             { meta.dst_port, meta.proto, meta.src_ip, meta.dst_ip, meta.src_port }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_ip, meta.src_port, meta.dst_port, meta.src_ip, meta.proto }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
 #if STAGES > 3
         hash(meta.bucket3, HashAlgorithm.crc32, 16w0,
-             { meta.proto, meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_ip, meta.src_port, meta.dst_port, meta.proto, meta.src_ip }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
 #if STAGES > 4
         hash(meta.bucket4, HashAlgorithm.crc32, 16w0,
-             { meta.dst_port, meta.src_port, meta.dst_ip, meta.src_ip, meta.proto }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_ip, meta.src_port, meta.proto, meta.src_ip, meta.dst_port }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
 #if STAGES > 5
         hash(meta.bucket5, HashAlgorithm.crc32, 16w0,
-             { meta.src_port, meta.dst_ip, meta.src_ip, meta.proto, meta.dst_port }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_ip, meta.proto, meta.src_ip, meta.dst_port, meta.src_port }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
 #if STAGES > 6
         hash(meta.bucket6, HashAlgorithm.crc32, 16w0,
-             { meta.dst_ip, meta.src_ip, meta.proto, meta.dst_port, meta.src_port }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_port, meta.src_ip, meta.dst_ip, meta.proto, meta.src_port }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
 #if STAGES > 7
         hash(meta.bucket7, HashAlgorithm.crc32, 16w0,
-             { meta.src_ip, meta.proto, meta.dst_port, meta.src_port, meta.dst_ip }, (bit<32>)BUCKETS_PER_STAGE);
+             { meta.dst_port, meta.src_port, meta.src_ip, meta.dst_ip, meta.proto }, (bit<32>)BUCKETS_PER_STAGE);
 #endif
-        hash(meta.bloom0, HashAlgorithm.crc16, 32w0,
-             { meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port, meta.proto }, (bit<32>)BLOOM_BITS);
+        hash(meta.bloom0, HashAlgorithm.crc32, 32w0,
+             { meta.src_ip, meta.dst_ip, meta.dst_port, meta.src_port, meta.proto }, (bit<32>)BLOOM_BITS);
 #if BLOOM_HASHES > 1
-        hash(meta.bloom1, HashAlgorithm.crc16, 32w0,
-             { meta.dst_ip, meta.src_port, meta.dst_port, meta.proto, meta.src_ip }, (bit<32>)BLOOM_BITS);
+        hash(meta.bloom1, HashAlgorithm.crc32, 32w0,
+             { meta.src_ip, meta.dst_ip, meta.dst_port, meta.proto, meta.src_port }, (bit<32>)BLOOM_BITS);
 #endif
 #if BLOOM_HASHES > 2
-        hash(meta.bloom2, HashAlgorithm.crc16, 32w0,
-             { meta.src_port, meta.dst_port, meta.proto, meta.src_ip, meta.dst_ip }, (bit<32>)BLOOM_BITS);
+        hash(meta.bloom2, HashAlgorithm.crc32, 32w0,
+             { meta.dst_ip, meta.src_ip, meta.dst_port, meta.src_port, meta.proto }, (bit<32>)BLOOM_BITS);
 #endif
 #if BLOOM_HASHES > 3
-        hash(meta.bloom3, HashAlgorithm.crc16, 32w0,
-             { meta.dst_port, meta.proto, meta.src_ip, meta.dst_ip, meta.src_port }, (bit<32>)BLOOM_BITS);
+        hash(meta.bloom3, HashAlgorithm.crc32, 32w0,
+             { meta.dst_ip, meta.src_ip, meta.dst_port, meta.proto, meta.src_port }, (bit<32>)BLOOM_BITS);
 #endif
         hash(meta.cookie, HashAlgorithm.crc32, 32w0,
              { meta.cookie_key, meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port, meta.proto }, (bit<64>)1 << 32);
