@@ -143,12 +143,16 @@ class Cpu:
     # ------------------------------------------------------------ learning
 
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
+        """Take in the whole batch, then place. Placing as events come would let an
+        earlier event's write capture a connection whose event is later in the same
+        batch, before the CPU registered it; a later event may also change the
+        version of a connection still unplaced."""
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, now, log)
-        self._retry_unplaced(now, log)
+            self._on_learn(event, log)
+        self._place_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -170,9 +174,6 @@ class Cpu:
             self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
-            # The entry's idle timer starts now, not when the event was sent: packets that
-            # missed while the connection was pending did not refresh it.
-            self._place(conn, now, log)
         elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
             # Still unplaced, its packets miss and now use another version (a new
             # incarnation, or an aliasing entry that went away): install what they use now.
@@ -186,7 +187,9 @@ class Cpu:
             # reusing the 5-tuple; either way the entry and its version stay.
             conn.opened = max(conn.opened, event.sent)
 
-    def _retry_unplaced(self, now: int, log: CpuLog) -> None:
+    def _place_unplaced(self, now: int, log: CpuLog) -> None:
+        # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
+        # was sent; packets that missed while the connection was pending did not refresh it.
         for conn in [c for c in self.known.values() if c.stage is None]:
             self._place(conn, now, log)
 
