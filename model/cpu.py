@@ -166,9 +166,10 @@ class Cpu:
             log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
             return
         conn = self.known.get(ft)
-        if conn is None and event.kind == "end":
-            return  # its first learn event is late or lost: it will expire as idle
         if conn is None:
+            # Even from an end event (a FIN/RST that hit another connection's entry,
+            # or whose first learn event is late or lost): known, its lookups are
+            # protected by the write checks until its grace runs out.
             conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
             self.known[ft] = conn
             self.expired.pop(ft, None)
