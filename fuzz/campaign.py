@@ -251,7 +251,12 @@ def _take(message: tuple[Any, ...], result: Result, start: float, db: Path | Non
         result.coverage.merge(message[2])
     elif message[0] == "failure":
         _, failure, trace_dict, found_at, raw, shrunk = message
-        found = Found(failure, from_dict(trace_dict), found_at, raw, shrunk)
+        try:
+            trace = from_dict(trace_dict)
+        except TraceError as error:  # a generator wrote what the trace language forbids
+            print(f"\n  failure {failure.signature} has an unloadable trace: {error}", file=sys.stderr)
+            return
+        found = Found(failure, trace, found_at, raw, shrunk)
         if target != SHIPPED and replay(found.trace.config, found.trace.vips, found.trace.events).failure:
             return  # the shipped model fails this trace too: not the mutant's doing
         known = result.found.get(failure.signature)
