@@ -68,6 +68,9 @@ class Known:
     """When its latest FIN/RST was sent (-1: none)."""
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
+    seen: int = 0
+    """Its latest packet as far as the CPU knows (from the idle timers of the entries its
+    lookups reach): kept here because such an entry may be another connection's, and go."""
 
     @property
     def closing(self) -> bool:
@@ -348,13 +351,14 @@ class Cpu:
         (which the config keeps at least that long).
         """
         self.learn(now, None, log)
-        # Idle times before any deletion: deleting one entry must not hide the
-        # hits another connection's packets made on it.
+        # Activity before any deletion: deleting one entry must not hide the hits
+        # another connection's packets made on it, in this pass or a later one.
         placed = [c for c in self.known.values() if c.stage is not None]
-        idle = {c.ft: self._idle(c, now) for c in placed}
+        for conn in placed:
+            conn.seen = max(conn.seen, now - self._idle(conn, now))
         for conn in placed:
             limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
-            if idle[conn.ft] <= limit:
+            if now - conn.seen <= limit:
                 continue
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
