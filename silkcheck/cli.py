@@ -245,6 +245,8 @@ def _fuzz_args(p: argparse.ArgumentParser) -> None:
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzz.campaign import run_campaign, summary
 
+    if args.workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
     print(summary(result))
     return 1 if result.failed else 0
@@ -258,6 +260,8 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
 
+    if args.workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
     print(text)
     return 0 if all_killed else 1
