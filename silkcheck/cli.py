@@ -278,6 +278,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         from silkcheck.differential import run_differential
 
         return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
+    if args.workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
     print(summary(result))
     return 1 if result.failed else 0
@@ -291,6 +293,8 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
 
+    if args.workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
     print(text)
     return 0 if all_killed else 1
