@@ -33,6 +33,8 @@ from silkcheck.timeline import describe
 from silkcheck.trace import Trace, TraceError, from_dict, load, save, to_dict
 
 DEFAULT_DB = Path(".silkcheck/fuzz-db")
+DEADLINE_SLACK = 10.0
+"""Seconds a worker may overrun the budget (finishing a walk or a shrink) before it is stopped."""
 HYPOTHESIS_EXAMPLES = 5
 """Examples per Hypothesis batch: small, so a worker returns to random walks often."""
 SHIPPED = "model"
@@ -228,6 +230,8 @@ def run_campaign(
                 _take(message, result, start, db, target)
                 if stop_on_first and any(f.shrunk for f in result.found.values()):
                     break
+            if time.time() > deadline + DEADLINE_SLACK:
+                break  # a worker stuck in a long step: what it found so far is saved
             if progress and time.time() - last_line > 1:
                 _progress(result, start)
                 last_line = time.time()

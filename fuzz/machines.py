@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from hypothesis import HealthCheck, Verbosity, settings
+from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
 from hypothesis.stateful import (
@@ -125,6 +125,14 @@ class SilkRoadMachine(RuleBasedStateMachine):
     def pool_update(self, data: Any) -> None:
         self._run(data, sc.pool_update)
 
+    @rule(data=st.data())
+    def update_race(self, data: Any) -> None:
+        self._run(data, sc.update_race)
+
+    @rule(data=st.data())
+    def update_cycle(self, data: Any) -> None:
+        self._run(data, sc.update_cycle)
+
     @precondition(lambda self: bool(self.world.switch.dataplane.learn_queue))
     @rule(data=st.data())
     def learn_fault(self, data: Any) -> None:
@@ -153,9 +161,11 @@ def run_batch(examples: int, database: ExampleDatabase | None) -> tuple[int, Pro
     global last_failure
     last_failure = None
     SilkRoadMachine.steps = 0
+    # No Hypothesis shrinking here: it can take minutes, and ``fuzz.walk.shrink`` does it.
     batch = settings(
         max_examples=examples, stateful_step_count=50, deadline=None, database=database,
         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )  # fmt: skip
     with contextlib.suppress(PropertyFailed):  # the failure is kept in ``last_failure``
         run_state_machine_as_test(SilkRoadMachine, settings=batch)

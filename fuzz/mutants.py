@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
 import model.switch
 from model import decisions as d
+from model.config import Config
 from model.cpu import Cpu, CpuLog
 from model.dataplane import DataPlane, process_packet
 from model.types import Dip, Vip
@@ -179,21 +180,18 @@ def reclaim_while_referenced() -> contextlib.AbstractContextManager[Any]:
     """A version no longer current is reclaimed even though ConnTable entries still refer to it.
     Their packets find no pool; once the version number is reused for another pool they go to
     that pool's DIPs."""
-
-    original = Cpu._reclaim
-
-    def reclaim(self: Cpu, now: int, log: CpuLog) -> None:
-        with mock.patch.object(self, "refs", {}), mock.patch.object(self, "released", {}):
-            original(self, now, log)
-
-    return mock.patch.object(Cpu, "_reclaim", reclaim)
+    return _decision(
+        "may_reclaim", lambda o, in_vip_entry, referenced, waited: o.and_(o.not_(in_vip_entry), waited)
+    )
 
 
 def reclaim_without_bound() -> contextlib.AbstractContextManager[Any]:
     """A version is reclaimed as soon as its last reference goes, without waiting the
     learn-delay bound. A learn event in flight still carries it; the CPU installs it after the
     number was reused for a different pool."""
-    return _config_patch("_reclaim", learn_delay_bound=0)
+    return _decision(
+        "may_reclaim", lambda o, in_vip_entry, referenced, waited: o.and_(o.not_(in_vip_entry), o.not_(referenced))
+    )
 
 
 def teardown_without_grace() -> contextlib.AbstractContextManager[Any]:
@@ -203,11 +201,22 @@ def teardown_without_grace() -> contextlib.AbstractContextManager[Any]:
     return _config_patch("expire", teardown_grace=0)
 
 
+class _ConfigView:
+    """The CPU's config with a few values changed (a real ``Config`` would refuse some of them)."""
+
+    def __init__(self, config: Config, overrides: dict[str, int]) -> None:
+        self._config = config
+        self._overrides = overrides
+
+    def __getattr__(self, name: str) -> Any:
+        return self._overrides.get(name, getattr(self._config, name))
+
+
 def _config_patch(method: str, **overrides: int) -> contextlib.AbstractContextManager[Any]:
     original = getattr(Cpu, method)
 
     def patched(self: Cpu, *args: Any) -> None:
-        with mock.patch.object(self, "config", replace(self.config, **overrides)):
+        with mock.patch.object(self, "config", _ConfigView(self.config, overrides)):
             original(self, *args)
 
     return mock.patch.object(Cpu, method, patched)

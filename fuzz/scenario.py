@@ -230,7 +230,10 @@ def cpu_expire(c: Chooser, w: World) -> list[ev.Event]:
 
 def pool_update(c: Chooser, w: World) -> list[ev.Event]:
     """Add, remove or replace a DIP in the pool the operator last asked for."""
-    vip = c.pick(w.vips)
+    return pool_update_of(c, w, c.pick(w.vips))
+
+
+def pool_update_of(c: Chooser, w: World, vip: Vip) -> list[ev.Event]:
     pool = list(w.wanted[vip])
     outside = [d for d in w.dips if d not in pool]
     change = c.pick(("add", "remove", "replace"))
@@ -263,6 +266,41 @@ def dip_failure(c: Chooser, w: World) -> list[ev.Event]:
     return [ev.DipFails(w.now, c.pick(sorted(w.pooled)))]
 
 
+def update_race(c: Chooser, w: World) -> list[ev.Event]:
+    """A pool update with a connection starting just before t_exec whose learn event is still in
+    flight (delayed up to the bound) while the CPU advances the update several times in a row:
+    the window the wait for the learn-delay bound and the seal exist for."""
+    vip = c.pick(w.vips)
+    bound = w.config.learn_delay_bound
+    [request] = pool_update_of(c, w, vip)
+    w.now += bound - c.integer(0, min(3, bound))
+    ft = FiveTuple(CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1), vip.ip, w.next_port + 1, vip.port, vip.proto)
+    w.next_port += 1
+    w.conns.append(ft)
+    start = w.now
+    events: list[ev.Event] = [request, ev.PacketArrives(start, Packet(ft, SYN))]
+    events.append(ev.LearnDelayed(start, len(w.switch.dataplane.learn_queue), c.integer(1, bound)))
+    for _ in range(c.integer(1, 4)):
+        w.now += c.pick((0, 1, bound // 2, bound + 1))
+        events.append(ev.CpuAdvances(w.now))
+    w.now += c.integer(0, 2)
+    events.append(ev.PacketArrives(w.now, Packet(ft, ACK)))
+    return events
+
+
+def update_cycle(c: Chooser, w: World) -> list[ev.Event]:
+    """A pool update taken through to the end (advances spaced past the bound), so versions run
+    out and are reclaimed and reused while older connections still hold entries."""
+    vip = c.pick(w.vips)
+    events = pool_update_of(c, w, vip)
+    for _ in range(4):
+        w.now += w.config.learn_delay_bound + 1
+        events.append(ev.CpuAdvances(w.now))
+    if c.chance(50):
+        events.append(ev.CpuExpires(w.now))
+    return events
+
+
 Generator = Callable[[Chooser, World], list[ev.Event]]
 
 WEIGHTS: dict[Generator, int] = {
@@ -275,6 +313,8 @@ WEIGHTS: dict[Generator, int] = {
     cpu_advance: 10,
     cpu_expire: 4,
     pool_update: 5,
+    update_race: 2,
+    update_cycle: 2,
     learn_fault: 8,
     cpu_restart: 1,
     dip_failure: 1,
