@@ -32,6 +32,7 @@ Abstractions and their soundness assumptions (each next to its use below):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any
 
@@ -157,7 +158,7 @@ class Schedule:
         ]  # fmt: skip
         return [
             self.t_req >= 0,
-            *(a < b for a, b in zip(cpu_steps, cpu_steps[1:], strict=False)),
+            *(a < b for a, b in itertools.pairwise(cpu_steps)),
             *changes,  # each step changes the phase, until the update is over
             self.bound >= 0,
             self.old != self.new,  # a fresh version (reclamation proof)

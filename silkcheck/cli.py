@@ -54,6 +54,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     text, good = verify_examples(Path(args.examples), args.target)
     print(text)
     print()
+    good &= _prove_section()
+    print()
     print("verify:", "OK" if good else "FAILED")
     return 0 if good else 1
 
@@ -77,6 +79,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     run_model_bench(args.packets, args.connections)
     return 0
+
+
+def _prove_section() -> bool:
+    from proofs.suite import prove_section
+
+    return prove_section()
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    from proofs.suite import bench, run, table
+
+    if args.bench:
+        bench()
+        return 0
+    save_dir = Path(args.save) if args.save else None
+    rows = run(quick=args.quick, save_dir=save_dir, progress=lambda stage: print(f"... {stage}", flush=True))
+    print(table(rows))
+    good = all(r.ok for r in rows)
+    print()
+    print("prove:", "OK" if good else "FAILED")
+    return 0 if good else 1
+
+
+def _prove_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="smaller BMC depth and search scope (what verify runs)")
+    p.add_argument("--bench", action="store_true", help="per-property solver time and explicit-state states/s")
+    p.add_argument("--save", metavar="DIR", help="save every counterexample trace (minimal) into DIR")
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
@@ -116,6 +145,7 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
     ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
 ]
 
 
