@@ -26,6 +26,10 @@ class Config:
     bloom_bits: int = 2048
     bloom_hashes: int = 3
     epoch_bits: int = 8
+    transit_slots: int = 1
+    """TransitTable regions, one per update in progress. Updates of different VIPs
+    can only overlap in different slots: sharing cells, one VIP's recording would
+    overwrite another's epoch and make it miss a recorded connection."""
     syn_auth: bool = False
     cookie_key: int = 0x5EED_C0DE
     idle_timeout: int = 10_000_000
@@ -51,11 +55,18 @@ class Config:
         self._check_range("bloom_bits", 1, 1 << 16)
         self._check_range("bloom_hashes", 1, MAX_BLOOM_HASHES)
         self._check_range("epoch_bits", 2, 16)
+        self._check_range("transit_slots", 1, 8)
         self._check_range("cookie_key", 0, (1 << 32) - 1)
         self._check_range("idle_timeout", 1, 1 << 62)
         self._check_range("teardown_grace", 0, 1 << 62)
         self._check_range("learn_delay_bound", 0, 1 << 62)
         self._check_range("cuckoo_depth", 0, 64)
+        if self.teardown_grace < self.learn_delay_bound:
+            raise ConfigError(
+                f"teardown_grace ({self.teardown_grace}) must be at least learn_delay_bound "
+                f"({self.learn_delay_bound}): a SYN reusing a closing connection must reach the CPU "
+                "before its entry goes"
+            )
 
     def _check_range(self, name: str, low: int, high: int) -> None:
         # version_bits >= 2 because an update holds an old and a new version at once.
@@ -97,6 +108,7 @@ class Config:
             "BLOOM_BITS": self.bloom_bits,
             "BLOOM_HASHES": self.bloom_hashes,
             "EPOCH_BITS": self.epoch_bits,
+            "TRANSIT_SLOTS": self.transit_slots,
             "SYN_AUTH": int(self.syn_auth),
             "COOKIE_KEY": self.cookie_key,
         }

@@ -62,15 +62,25 @@ class Known:
     version: int
     sent: int
     """When the packet that taught the CPU about it was sent."""
+    opened: int = -1
+    """When its latest SYN was sent (-1: it was learned from a non-SYN packet)."""
+    ended: int = -1
+    """When its latest FIN/RST was sent (-1: none)."""
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
-    closing: bool = False
+
+    @property
+    def closing(self) -> bool:
+        """Torn down unless a SYN came after the FIN/RST (port reuse). Comparing send
+        times, not arrival order, keeps this right when learn events are reordered."""
+        return self.ended > self.opened
 
 
 class Update(NamedTuple):
     old_version: int
     new_version: int
     epoch: int
+    slot: int
     phase: int
     started: int
     """When the current phase began (t_req, t_exec, t_seal)."""
@@ -114,6 +124,8 @@ class Cpu:
     updates: dict[Vip, Update] = field(default_factory=dict)
     requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
     whitelist: set[int] = field(default_factory=set)
+    expired: dict[FiveTuple, int] = field(default_factory=dict)
+    """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
 
     @classmethod
@@ -144,24 +156,35 @@ class Cpu:
                 self.backend.add_whitelist(ft.src_ip)
                 log.whitelisted.append(ft.src_ip)
             return
+        if event.sent < self.expired.get(ft, event.sent):
+            # Sent before its entry was expired (a hit then would have kept it):
+            # its version may be stale for the incarnation that followed.
+            log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
+            return
         conn = self.known.get(ft)
+        if conn is None and event.kind == "end":
+            return  # its first learn event is late or lost: it will expire as idle
+        if conn is None:
+            conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
+            self.known[ft] = conn
+            self.expired.pop(ft, None)
+            self._ref(ft.vip, conn.version, +1, event.sent)
+            self._watch(conn, True)
+            # The entry's idle timer starts now, not when the event was sent: packets that
+            # missed while the connection was pending did not refresh it.
+            self._place(conn, now, log)
+        elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
+            # Still unplaced, its packets miss and now use another version (a new
+            # incarnation, or an aliasing entry that went away): install what they use now.
+            self._ref(ft.vip, conn.version, -1, event.sent)
+            self._ref(ft.vip, event.version, +1, event.sent)
+            conn.version, conn.sent = event.version, event.sent
         if event.kind == "end":
-            if conn is not None:
-                conn.closing = True
-            return
-        if conn is not None:
-            # A SYN hitting its own entry: a retransmission, or a new incarnation
-            # of a closing connection, which keeps the entry's version.
-            if event.kind == "collision":
-                conn.closing = False
-            return
-        conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
-        self.known[ft] = conn
-        self._ref(ft.vip, conn.version, +1, event.sent)
-        self._watch(conn, True)
-        # The entry's idle timer starts now, not when the event was sent: packets that
-        # missed while the connection was pending did not refresh it.
-        self._place(conn, now, log)
+            conn.ended = max(conn.ended, event.sent)
+        elif event.kind in ("syn", "collision"):
+            # A SYN of a known connection is a retransmission or a new incarnation
+            # reusing the 5-tuple; either way the entry and its version stay.
+            conn.opened = max(conn.opened, event.sent)
 
     def _retry_unplaced(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
@@ -313,19 +336,36 @@ class Cpu:
     # ------------------------------------------------------------ teardown and expiry
 
     def expire(self, now: int, log: CpuLog) -> None:
-        for conn in list(self.known.values()):
-            if conn.stage is None:
-                continue
-            idle = self.backend.idle_time(conn.stage, *conn.hashes.key(conn.stage), now)
-            done = idle > self.config.teardown_grace if conn.closing else idle > self.config.idle_timeout
-            if not done:
+        """Drain the learn events, then remove idle and torn-down entries.
+
+        Draining first lets a SYN that reuses a closing connection's 5-tuple
+        cancel the teardown; one still in flight was sent less than a
+        learn-delay bound ago, so its entry is not idle for ``teardown_grace``
+        (which the config keeps at least that long).
+        """
+        self.learn(now, None, log)
+        # Idle times before any deletion: deleting one entry must not hide the
+        # hits another connection's packets made on it.
+        placed = [c for c in self.known.values() if c.stage is not None]
+        idle = {c.ft: self._idle(c, now) for c in placed}
+        for conn in placed:
+            limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
+            if idle[conn.ft] <= limit:
                 continue
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
                 continue
             self._delete(conn, conn.stage, log)
             self._forget(conn, now)
+            self.expired[conn.ft] = now
         self._reclaim(now, log)
+
+    def _idle(self, conn: Known, now: int) -> int:
+        """How long ``conn`` has been silent: its packets refresh the entry its lookup reaches,
+        which may be another connection's entry of the same version in an earlier stage."""
+        assert conn.stage is not None
+        reached = next(s for s in range(conn.stage + 1) if conn.hashes.key(s) in self.table[s])
+        return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in {reached, conn.stage})
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]
@@ -381,13 +421,19 @@ class Cpu:
             if version is None:
                 log.notes.append(f"update of {vip} waits: all {self.config.versions} versions are in use")
                 continue
+            busy = {up.slot for up in self.updates.values()}
+            slot = next((s for s in range(self.config.transit_slots) if s not in busy), None)
+            if slot is None:
+                slots = self.config.transit_slots
+                log.notes.append(f"update of {vip} waits: all {slots} TransitTable slots are in use")
+                continue
             pool = queue.popleft()
             self.pools[vip][version] = pool
             self.backend.write_pool(vip, version, pool)
             self.epoch = self.epoch % (self.config.epochs - 1) + 1
             old = self.vip_entries[vip].old_version
-            self.updates[vip] = Update(old, version, self.epoch, d.RECORD, now, now)
-            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch), log)
+            self.updates[vip] = Update(old, version, self.epoch, slot, d.RECORD, now, now)
+            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch, slot), log)
 
     def advance(self, now: int, log: CpuLog) -> None:
         """Drain the learn events, then move every update on as far as its guards allow."""
@@ -395,7 +441,7 @@ class Cpu:
         for vip, up in list(self.updates.items()):
             waited = now >= up.started + self.config.learn_delay_bound
             unplaced = self.unplaced(vip)
-            # <=: a packet in t_req's tick may have come before the update in event order.
+            # <=: a packet in the same tick as t_req may have come before it, unrecorded.
             before_req = any(c.sent <= up.requested for c in unplaced)
             old_unplaced = any(c.version == up.old_version for c in unplaced)
             phase = d.next_phase(
@@ -409,11 +455,11 @@ class Cpu:
                 continue
             if phase == d.NORMAL:
                 del self.updates[vip]
-                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot), log)
                 self.released[(vip, up.old_version)] = now
             else:
                 self.updates[vip] = up._replace(phase=phase, started=now)
-                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch), log)
+                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), log)
         self._start_updates(now, log)
         self._reclaim(now, log)
 

@@ -33,6 +33,8 @@ class VipEntry(NamedTuple):
     new_version: int
     phase: int = d.NORMAL
     epoch: int = 0
+    slot: int = 0
+    """The TransitTable slot of the update in progress."""
 
     @property
     def current(self) -> int:
@@ -47,10 +49,17 @@ class ConnEntry:
     last_hit: int
 
 
+FILTERED_KINDS = frozenset({"new", "auth"})
+"""Learn kinds the learning filter de-duplicates: every packet of a pending connection
+misses, and repeats of these say nothing new. SYN, collision and FIN events are never
+filtered: the CPU orders a connection's SYNs and FINs by send time, and a filtered
+repeat would hide a SYN that came after a FIN (a new incarnation)."""
+
+
 class LearnEvent(NamedTuple):
     sent: int
     visible: int
-    kind: str  # "new" | "collision" | "end" | "auth"
+    kind: str  # "new" | "syn" | "collision" | "end" | "auth"
     ft: FiveTuple
     version: int
 
@@ -62,7 +71,8 @@ class DataPlane:
     conn: list[dict[tuple[int, int], ConnEntry]]
     vips: dict[Vip, VipEntry] = field(default_factory=dict)
     pools: dict[tuple[Vip, int], tuple[Dip, ...]] = field(default_factory=dict)
-    transit: list[int] = field(default_factory=list)
+    transit: list[list[int]] = field(default_factory=list)
+    """TransitTable: per slot, one epoch per Bloom cell."""
     whitelist: set[int] = field(default_factory=set)
     learn_queue: deque[LearnEvent] = field(default_factory=deque)
     learn_filter: set[tuple[str, FiveTuple]] = field(default_factory=set)
@@ -73,7 +83,7 @@ class DataPlane:
             config=config,
             plan=HashPlan(config),
             conn=[{} for _ in range(config.stages)],
-            transit=[0] * config.bloom_bits,
+            transit=[[0] * config.bloom_bits for _ in range(config.transit_slots)],
         )
 
     # ------------------------------------------------------------ tables
@@ -86,19 +96,22 @@ class DataPlane:
                 return stage, entry
         return None
 
-    def transit_hit(self, h: FlowHashes, epoch: int) -> bool:
-        return d.transit_contains(C, [self.transit[i] for i in h.bloom], epoch)
+    def transit_hit(self, h: FlowHashes, slot: int, epoch: int) -> bool:
+        cells = self.transit[slot]
+        return d.transit_contains(C, [cells[i] for i in h.bloom], epoch)
 
-    def record_transit(self, h: FlowHashes, epoch: int) -> None:
+    def record_transit(self, h: FlowHashes, slot: int, epoch: int) -> None:
+        cells = self.transit[slot]
         for i in h.bloom:
-            self.transit[i] = epoch
+            cells[i] = epoch
 
     def learn(self, t: int, kind: str, ft: FiveTuple, version: int) -> bool:
-        """Send a learn event unless an identical one is still queued (the learning filter)."""
+        """Send a learn event; the learning filter drops a repeat of a queued idempotent one."""
         key = (kind, ft)
-        if key in self.learn_filter:
-            return False
-        self.learn_filter.add(key)
+        if kind in FILTERED_KINDS:
+            if key in self.learn_filter:
+                return False
+            self.learn_filter.add(key)
         self.learn_queue.append(LearnEvent(t, t, kind, ft, version))
         return True
 
@@ -158,7 +171,8 @@ class DataPlane:
 def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObservation:
     """One packet through the ingress pipeline."""
     ft = pkt.ft
-    vip = dp.vips.get(ft.vip)
+    vip_key = ft.vip
+    vip = dp.vips.get(vip_key)
     if vip is None:
         return PacketObservation(index, t, pkt, DROP, path="no-vip")
 
@@ -170,7 +184,7 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     hit = found is not None
     hit_version = found[1].version if found else 0
     consults = C.and_(not hit, d.consults_transit(C, vip.phase))
-    transit_hit = consults and dp.transit_hit(h, vip.epoch)
+    transit_hit = consults and dp.transit_hit(h, vip.slot, vip.epoch)
     hit_key = (found[0], *h.key(found[0])) if found else None
 
     if d.drops_sealed(C, hit, vip.phase, transit_hit):
@@ -180,17 +194,20 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     if found:
         found[1].last_hit = t
     if d.records_transit(C, hit, vip.phase):
-        dp.record_transit(h, vip.epoch)
+        dp.record_transit(h, vip.slot, vip.epoch)
 
     learned = []
-    if d.learns_new(C, hit, vip.phase, transit_hit) and dp.learn(t, "new", ft, version):
-        learned.append("new")
+    # A SYN's miss is learned apart from other misses, so the learning filter cannot
+    # swallow the start of a new incarnation behind a queued event of the old one.
+    new_kind = "syn" if pkt.is_syn else "new"
+    if d.learns_new(C, hit, vip.phase, transit_hit) and dp.learn(t, new_kind, ft, version):
+        learned.append(new_kind)
     if d.learns_collision(C, hit, pkt.is_syn) and dp.learn(t, "collision", ft, version):
         learned.append("collision")
     if pkt.is_end and dp.learn(t, "end", ft, version):
         learned.append("end")
 
-    pool = dp.pools.get((ft.vip, version))
+    pool = dp.pools.get((vip_key, version))
     if pool is None:  # DIPPoolTable miss: the version's pool was reclaimed
         return PacketObservation(index, t, pkt, DROP, hit_key=hit_key, path=f"no-pool:v{version}")
     dip = pool[dip_index(h.dip_hash, len(pool))]

@@ -37,7 +37,7 @@ class CpuAdvances(NamedTuple):
 
 
 class CpuExpires(NamedTuple):
-    """The CPU removes idle and torn-down ConnTable entries and reclaims versions."""
+    """The CPU drains learn events, removes idle and torn-down ConnTable entries, reclaims versions."""
 
     t: int
 

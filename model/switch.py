@@ -8,7 +8,8 @@ What can happen (one named function each, guard first):
 ``cpu_learn``        the CPU reads learn events and installs connections
 ``cpu_advance``      the CPU drains learn events and advances each update
                      (t_exec, t_seal, t_finish), starts queued ones
-``cpu_expire``       the CPU removes idle / torn-down entries, reclaims versions
+``cpu_expire``       the CPU drains learn events, removes idle / torn-down
+                     entries, reclaims versions
 ``lose_learn``       fault: a queued learn event is lost
 ``delay_learn``      fault: a queued learn event arrives late (within the bound)
 ``cpu_restart``      fault: the CPU process restarts from its journal

@@ -40,7 +40,7 @@ from model import events as ev
 from model.config import Config
 from model.hashing import HashPlan
 from model.types import ACK, SYN, Dip, FiveTuple, Packet, parse_ip
-from proofs.replay import queue_index_after
+from proofs.replay import queue_after
 from proofs.symbolic import Z3, value
 from silkcheck.examples import DEMO_VIP, client
 from silkcheck.trace import Trace
@@ -214,7 +214,8 @@ class System:
         c, n = s.conns[i], s.copy()
         n.conns[i]["placed"] = z3.BoolVal(False)
         n.conns[i]["known"] = z3.BoolVal(False)
-        return z3.And(c["placed"], s.g["now"] - c["last_hit"] > self.scope.idle_timeout), n
+        drained = z3.Not(z3.Or(*(self._visible(s, x) for x in s.conns)))  # expire drains learn events first
+        return z3.And(drained, c["placed"], s.g["now"] - c["last_hit"] > self.scope.idle_timeout), n
 
     def lose(self, s: State, i: int) -> tuple[Any, State]:
         c, n = s.conns[i], s.copy()
@@ -345,7 +346,7 @@ def counterexample_trace(result: BmcResult, name: str, description: str, config:
             before, after = result.states[k].conns[who], result.states[k + 1].conns[who]
             delay = value(model, choice.delay)
             if delay and not value(model, before["queued"]) and value(model, after["queued"]):
-                index = queue_index_after(trace, len(trace.events))
+                index = len(queue_after(trace, len(trace.events))) - 1
                 trace.events.append(ev.LearnDelayed(now, index, delay))
         elif action in ("learn", "retry"):
             trace.events.append(ev.CpuLearns(now))
@@ -372,4 +373,4 @@ def _clients_with_cells(plan: HashPlan, cells: list[int]) -> list[FiveTuple]:
 
 def config_for(scope: BmcScope) -> Config:
     return Config(bloom_bits=scope.bloom_cells, bloom_hashes=1, learn_delay_bound=scope.bound,
-                  idle_timeout=scope.idle_timeout, teardown_grace=0)  # fmt: skip
+                  idle_timeout=scope.idle_timeout, teardown_grace=scope.bound)  # fmt: skip

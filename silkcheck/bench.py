@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import resource
+import sys
 import time
 
 from model import events as ev
@@ -60,7 +61,12 @@ def baseline_rate(trace: Trace) -> float:
     return len(trace.packets) / (time.perf_counter() - start)
 
 
+def _stage(text: str) -> None:
+    print(f"... {text}", file=sys.stderr, flush=True)
+
+
 def run_model_bench(packets: int, connections: int) -> None:
+    _stage(f"building a {packets:,}-packet workload")
     start = time.perf_counter()
     trace = workload(packets, connections)
     built = time.perf_counter() - start
@@ -68,14 +74,17 @@ def run_model_bench(packets: int, connections: int) -> None:
     print(f"workload: {count:,} packets, {len(trace.events) - count:,} CPU/update events, "
           f"up to {connections:,} live connections (built in {built:.1f} s)")  # fmt: skip
 
+    _stage("running it on the model")
     start = time.perf_counter()
     observations = ModelTarget().run(trace)
     model_s = time.perf_counter() - start
 
+    _stage("judging the observations")
     start = time.perf_counter()
     verdict = judge(trace.config, observations)
     oracle_s = time.perf_counter() - start
 
+    _stage("running the baseline")
     base = baseline_rate(trace)
     model_rate = count / model_s
     print(f"model:    {model_s:8.2f} s  {model_rate:12,.0f} packets/s (with CPU steps)")

@@ -29,7 +29,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for finding in verdict.findings:
         print()
         print(report.explain(finding))
+    show_timeline(trace, args)
     return 0 if verdict.ok else 1
+
+
+def show_timeline(trace: Trace, args: argparse.Namespace) -> None:
+    from silkcheck.timeline import html_timeline, text_timeline
+
+    if args.target != "model":
+        return
+    observations = get_target(args.target).run(trace)
+    verdict = judge(trace.config, observations)
+    print()
+    print(text_timeline(trace, observations, verdict))
+    if args.html:
+        html_timeline(trace, observations, verdict, args.html)
+        print(f"wrote timeline page {args.html}")
 
 
 def verify_examples(directory: Path, target_name: str) -> tuple[str, bool]:
@@ -53,6 +68,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"== example traces on the {args.target} target")
     text, good = verify_examples(Path(args.examples), args.target)
     print(text)
+    print()
+    from fuzz.campaign import verify_section
+
+    good &= verify_section()
     print()
     good &= _prove_section()
     print()
@@ -119,6 +138,7 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace")
+    p.add_argument("--html", metavar="OUT", help="also write the timeline as an HTML page")
     _targets(p)
 
 
@@ -136,6 +156,59 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connections", type=int, default=20_000)
 
 
+def _budget(text: str) -> float:
+    from fuzz.campaign import parse_budget
+
+    try:
+        return parse_budget(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _campaign_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=_budget, default=_budget("60s"), help="time budget: 30s, 10m, 1h (default 60s)")
+    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def _fuzz_args(p: argparse.ArgumentParser) -> None:
+    _campaign_args(p)
+    p.add_argument("--target", default="model", help="model (default) or a mutant's name")
+    p.add_argument("--db", default=".silkcheck/fuzz-db", help="example database directory")
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from fuzz.campaign import run_campaign, summary
+
+    result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
+    print(summary(result))
+    return 1 if result.failed else 0
+
+
+def _mutants_args(p: argparse.ArgumentParser) -> None:
+    _campaign_args(p)
+    p.add_argument("names", nargs="*", help="only these mutants (default: the whole catalogue)")
+
+
+def cmd_mutants(args: argparse.Namespace) -> int:
+    from fuzz.campaign import mutant_table
+
+    text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
+    print(text)
+    return 0 if all_killed else 1
+
+
+def _fuzz_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seconds", type=float, default=10.0, help="time per explorer (default 10)")
+
+
+def cmd_fuzz_bench(args: argparse.Namespace) -> int:
+    from fuzz.bench import run_fuzz_bench
+
+    run_fuzz_bench(args.seconds)
+    return 0
+
+
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]
 
@@ -145,6 +218,9 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
     ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
+    ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
+    ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
 ]
 

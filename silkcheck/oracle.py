@@ -9,15 +9,18 @@ connection's packets.
 Incarnations. Packets of one 5-tuple belong to one incarnation until a packet
 arrives more than ``idle_timeout`` after the previous one, more than
 ``teardown_grace`` after the previous one once a FIN/RST was seen, or a SYN
-arrives after a FIN/RST. Every forwarded packet of an incarnation must reach
-the DIP of its first forwarded packet.
+arrives after a FIN/RST. A non-SYN packet that starts an incarnation after a
+closed one is a leftover of that connection and is closing from the start (the
+switch CPU only forgets a FIN when a new SYN arrives). Every forwarded packet
+of an incarnation must reach the DIP of its first forwarded packet.
 
 Each finding has a category:
 
 ``violation``     a PCC or authentication failure of the design.
 ``digest-alias``  the residual risk of digests: the connection's lookups were
                   captured or released by another connection's entry, written
-                  while the CPU had not yet learned this connection.
+                  while the CPU had not yet learned this connection, or were
+                  captured by an entry of another VIP's connection.
 ``dip-failure``   the first DIP failed; moving is the only option.
 ``fault``         a fault destroyed this connection's learn event.
 """
@@ -150,7 +153,9 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
         inc = live.get(ft)
         if inc is None or _starts_new(config, inc, o):
             counts[ft] = counts.get(ft, 0) + 1
-            inc = Incarnation(ft, counts[ft])
+            # A stray non-SYN packet after a closed connection starts a leftover that is closing too.
+            leftover = inc is not None and inc.ended and not o.packet.is_syn
+            inc = Incarnation(ft, counts[ft], ended=leftover)
             live[ft] = inc
             incarnations.append(inc)
         inc.packets.append(o)
@@ -219,6 +224,12 @@ def _alias_change(inc: Incarnation, first: PacketObservation, h: _History) -> st
     anchor = inc.anchor
     assert anchor is not None
     learned = [i for i in h.learned_at.get(inc.ft, ()) if i >= inc.start]
+    for packet in (anchor, first):
+        owner = h.hit_owner.get(packet.index)
+        if owner is not None and owner.vip != inc.ft.vip:
+            # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
+            # which may be reclaimed and reused while the captor lives.
+            return f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
     for packet in (anchor, first):
         if packet.hit_key is None:
             continue

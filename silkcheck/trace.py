@@ -239,6 +239,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     top.done()
 
     events: list[ev.Event] = []
+    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
     last_t = 0
     for i, item in enumerate(events_data):
         r = _Reader(source, f"events[{i}]", item)
@@ -250,13 +251,22 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         if t < last_t:
             r.fail(f"time goes backwards: {t} after {last_t}", "t")
         last_t = t
-        event = _EVENT_READERS[kind](r, t, config, vips)
+        event = _EVENT_READERS[kind](r, t, context)
         r.done()
         events.append(event)
     return Trace(config, vips, events, name, description, expect)
 
 
-def _read_packet(r: _Reader, t: int, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> ev.Event:
+@dataclass
+class _Context:
+    """What later events are checked against: the config, the VIPs, every DIP named so far."""
+
+    config: Config
+    vips: dict[Vip, tuple[Dip, ...]]
+    dips: set[Dip]
+
+
+def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
     src = r.get("src", _parse_endpoint)
     dst = r.get("dst", _parse_endpoint)
     proto = r.get("proto", _parse_proto)
@@ -264,48 +274,50 @@ def _read_packet(r: _Reader, t: int, config: Config, vips: dict[Vip, tuple[Dip, 
     if flags and proto != PROTO_NAMES["tcp"]:
         r.fail("only TCP packets have flags", "flags")
     ft = FiveTuple(src[0], dst[0], src[1], dst[1], proto)
-    if ft.vip not in vips:
-        r.fail(f"unknown VIP {vip_text(ft.vip)} (known: {', '.join(vip_text(v) for v in vips)})", "dst")
+    if ft.vip not in c.vips:
+        r.fail(f"unknown VIP {vip_text(ft.vip)} (known: {', '.join(vip_text(v) for v in c.vips)})", "dst")
     return ev.PacketArrives(t, Packet(ft, flags, r.get("seq", U32, 0), r.get("ack", U32, 0)))
 
 
-def _read_update(r: _Reader, t: int, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> ev.Event:
+def _read_update(r: _Reader, t: int, c: _Context) -> ev.Event:
     vip = r.get("vip", parse_vip)
-    if vip not in vips:
+    if vip not in c.vips:
         r.fail(f"unknown VIP {vip_text(vip)}", "vip")
-    return ev.UpdateRequested(t, vip, r.get("pool", _pool))
+    pool = r.get("pool", _pool)
+    c.dips.update(pool)
+    return ev.UpdateRequested(t, vip, pool)
 
 
-def _read_cpu(r: _Reader, t: int, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> ev.Event:
+def _read_cpu(r: _Reader, t: int, c: _Context) -> ev.Event:
     learn = r.get("learn", lambda x: None if x is None else _int_in(1, 1 << 31)(x), None)
     return ev.CpuLearns(t, learn)
 
 
-def _read_fault(r: _Reader, t: int, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> ev.Event:
+def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
     fault = r.get("fault", _string)
     if fault == "lose_learn":
         return ev.LearnLost(t, r.get("index", _int_in(0, 1 << 31)))
     if fault == "delay_learn":
         index = r.get("index", _int_in(0, 1 << 31))
-        return ev.LearnDelayed(t, index, r.get("delay", _int_in(0, config.learn_delay_bound)))
+        return ev.LearnDelayed(t, index, r.get("delay", _int_in(0, c.config.learn_delay_bound)))
     if fault == "cpu_restart":
         return ev.CpuRestarts(t)
     if fault == "dip_fail":
         dip = r.get("dip", parse_dip)
-        if not any(dip in pool for pool in vips.values()):
-            known_dips = sorted({dip_text(x) for pool in vips.values() for x in pool})
-            r.fail(f"{dip_text(dip)} is in no initial pool (known: {', '.join(known_dips)})", "dip")
+        if dip not in c.dips:
+            known = ", ".join(sorted(dip_text(x) for x in c.dips))
+            r.fail(f"{dip_text(dip)} is in no pool so far (known: {known})", "dip")
         return ev.DipFails(t, dip)
     r.fail(f"unknown fault {fault!r}; expected lose_learn, delay_learn, cpu_restart or dip_fail", "fault")
     raise AssertionError  # unreachable: fail raises
 
 
-_EVENT_READERS: dict[str, Callable[[_Reader, int, Config, dict[Vip, tuple[Dip, ...]]], ev.Event]] = {
+_EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
     "packet": _read_packet,
     "update": _read_update,
     "cpu": _read_cpu,
-    "advance": lambda r, t, c, v: ev.CpuAdvances(t),
-    "expire": lambda r, t, c, v: ev.CpuExpires(t),
+    "advance": lambda r, t, c: ev.CpuAdvances(t),
+    "expire": lambda r, t, c: ev.CpuExpires(t),
     "fault": _read_fault,
 }
 

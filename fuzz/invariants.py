@@ -1,0 +1,144 @@
+"""What must hold after every step: the PCC oracle, and the model's structural invariants.
+
+The oracle is the black-box judge (``silkcheck.oracle.judge``): only its
+``violation`` findings fail a run; ``digest-alias``, ``dip-failure`` and
+``fault`` findings are the documented residual risks and are counted, not failed.
+
+The structural invariants look inside the model (they are the model's own
+consistency, not PCC). ConnTable cannot hold two entries with one
+(stage, bucket, digest) key: the data plane keeps each stage as a dict, so
+that is structural. What can drift is the CPU's shadow against the tables it
+wrote, and the CPU's bookkeeping against a recount.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from model import events as ev
+from model.config import Config
+from model.observations import Observation
+from model.switch import Switch
+from model.types import ACK, RST, SYN
+from silkcheck.oracle import Verdict, judge
+
+PCC = "pcc"
+INVARIANT = "invariant"
+CRASH = "crash"
+
+
+class Failure(NamedTuple):
+    category: str
+    """``pcc`` (an oracle violation), ``invariant`` (structural) or ``crash`` (the model raised)."""
+    kind: str
+    """The oracle finding's kind, the invariant's name, or the exception's type."""
+    message: str
+    at: int
+    """Index of the event at which it showed (for an oracle violation: the first offending packet)."""
+
+    @property
+    def signature(self) -> tuple[str, str]:
+        """What a shrunk trace must still show to count as the same failure."""
+        return self.category, self.kind
+
+
+def oracle_failure(config: Config, observations: Sequence[Observation]) -> tuple[Failure | None, Verdict]:
+    verdict = judge(config, observations)
+    bad = verdict.violations
+    if not bad:
+        return None, verdict
+    # The kind names every kind of violation present, so shrinking cannot trade one for another.
+    kinds = "+".join(sorted({f.kind for f in bad}))
+    return Failure(PCC, kinds, bad[0].explanation, max(f.first.index for f in bad)), verdict
+
+
+# ---------------------------------------------------------------- structural invariants
+
+
+def shadow_matches_dataplane(s: Switch) -> str | None:
+    for stage, (shadow, table) in enumerate(zip(s.cpu.table, s.dataplane.conn, strict=True)):
+        wrote = {key: conn.version for key, conn in shadow.items()}
+        holds = {key: entry.version for key, entry in table.items()}
+        if wrote != holds:
+            extra = sorted(set(holds.items()) ^ set(wrote.items()))[:3]
+            return f"stage {stage}: CPU shadow and ConnTable differ in (key, version) {extra}"
+    return None
+
+
+def bucket_load_within_slots(s: Switch) -> str | None:
+    for stage, table in enumerate(s.dataplane.conn):
+        load = Counter(bucket for bucket, _ in table)
+        for bucket, count in load.items():
+            if count > s.config.slots_per_bucket:
+                return f"stage {stage} bucket {bucket} holds {count} > {s.config.slots_per_bucket} entries"
+        tracked = {b: n for b, n in s.cpu.load[stage].items() if n}
+        if tracked != dict(load):
+            return f"stage {stage}: CPU bucket loads {tracked} != recount {dict(load)}"
+    return None
+
+
+def version_refcounts(s: Switch) -> str | None:
+    recount = Counter((conn.ft.vip, conn.version) for conn in s.cpu.known.values())
+    tracked = {key: n for key, n in s.cpu.refs.items() if n}
+    if tracked != dict(recount):
+        return f"version reference counts {tracked} != recount {dict(recount)}"
+    return None
+
+
+def owned_resolve_to_own_version(s: Switch) -> str | None:
+    for conn in s.cpu.known.values():
+        if conn.stage is None:
+            continue
+        if s.cpu.table[conn.stage].get(conn.hashes.key(conn.stage)) is not conn:
+            return f"{conn.ft}: the shadow has no entry of its own at stage {conn.stage}"
+        found = s.dataplane.lookup(conn.hashes)
+        if found is None or found[1].version != conn.version:
+            got = "a miss" if found is None else f"version {found[1].version} at stage {found[0]}"
+            return f"{conn.ft} owns version {conn.version} at stage {conn.stage} but its lookup gives {got}"
+    return None
+
+
+StructuralCheck = Callable[[Switch], str | None]
+STRUCTURAL: tuple[StructuralCheck, ...] = (
+    shadow_matches_dataplane,
+    bucket_load_within_slots,
+    version_refcounts,
+    owned_resolve_to_own_version,
+)
+
+
+@dataclass
+class Checker:
+    """Checks a switch after every step; remembers which sources proved a cookie."""
+
+    switch: Switch
+    proved: set[int] = field(default_factory=set)
+
+    def after(self, index: int, event: ev.Event) -> Failure | None:
+        if isinstance(event, ev.PacketArrives):
+            # A packet changes no state these invariants read (only the CPU writes
+            # ConnTable and the whitelist): checking after CPU events is exact.
+            self._note_cookie(event)
+            return None
+        for check in STRUCTURAL:
+            problem = check(self.switch)
+            if problem is not None:
+                return Failure(INVARIANT, check.__name__, problem, index)
+        return self._whitelist_only_proved(index)
+
+    def _note_cookie(self, e: ev.PacketArrives) -> None:
+        pkt = e.packet
+        if pkt.is_tcp and pkt.flags & (SYN | ACK | RST) == ACK:
+            cookie = self.switch.dataplane.plan.cookie(pkt.ft)
+            if pkt.ack == (cookie + 1) & 0xFFFFFFFF:
+                self.proved.add(pkt.ft.src_ip)
+
+    def _whitelist_only_proved(self, index: int) -> Failure | None:
+        unproved = self.switch.dataplane.whitelist - self.proved
+        if unproved:
+            sources = ", ".join(f"{ip:#x}" for ip in sorted(unproved)[:3])
+            return Failure(INVARIANT, "whitelist_only_proved", f"whitelisted without a valid cookie: {sources}", index)
+        return None

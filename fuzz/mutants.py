@@ -1,0 +1,293 @@
+"""A catalogue of unsafe SilkRoad variants that the fuzzer must kill.
+
+Each mutant is a context manager that patches the shipped model from outside
+(``model/`` stays the clean design) to remove exactly one safety mechanism.
+Its docstring says which, and why that breaks per-connection consistency.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+from unittest import mock
+
+import model.switch
+from model import decisions as d
+from model.cpu import Cpu, CpuLog
+from model.dataplane import DataPlane, process_packet
+from model.types import Dip, Vip
+
+Patcher = Callable[[], contextlib.AbstractContextManager[Any]]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    mechanism: str
+    patch: Patcher
+
+    @property
+    def why(self) -> str:
+        return (self.patch.__doc__ or "").strip()
+
+
+def _decision(name: str, replacement: Callable[..., Any]) -> contextlib.AbstractContextManager[Any]:
+    return mock.patch.object(d, name, replacement)
+
+
+# ---------------------------------------------------------------- update protocol ordering
+
+
+def exec_without_bound_wait() -> contextlib.AbstractContextManager[Any]:
+    """t_exec as soon as the visible learn events are installed, without waiting the learn-delay
+    bound after t_req. A connection that started before t_req and whose learn event is still in
+    flight is unknown to the CPU and was never recorded: after t_exec it misses TransitTable and
+    moves to the new pool."""
+    return _decision("may_exec", lambda o, waited, before_req: o.not_(before_req))
+
+
+def exec_before_old_installed() -> contextlib.AbstractContextManager[Any]:
+    """t_exec once the bound has passed even if connections learned before t_req are still not
+    in ConnTable (e.g. their bucket is full). They were not recorded in TransitTable, so their
+    next miss takes the new version."""
+    return _decision("may_exec", lambda o, waited, before_req: waited)
+
+
+def finish_without_seal() -> contextlib.AbstractContextManager[Any]:
+    """The paper's t_finish: clear TransitTable (back to NORMAL) straight from TRANSIT. A Bloom
+    false positive or a recorded connection whose learn event is in flight used the old version;
+    once TransitTable is gone its next packet takes the new one."""
+    original = d.next_phase
+
+    def next_phase(o: Any, phase: Any, exec_ok: Any, seal_ok: Any, finish_ok: Any) -> Any:
+        if phase == d.TRANSIT:
+            return d.NORMAL if seal_ok else d.TRANSIT
+        return original(o, phase, exec_ok, seal_ok, finish_ok)
+
+    return _decision("next_phase", next_phase)
+
+
+def finish_without_bound_wait() -> contextlib.AbstractContextManager[Any]:
+    """t_finish right after t_seal, without the learn-delay bound: learn events sent just before
+    the seal (old-version connections) are still in flight when TransitTable is cleared."""
+    return _decision("may_finish", lambda o, waited, old_unplaced: o.not_(old_unplaced))
+
+
+def sealed_forwards_old() -> contextlib.AbstractContextManager[Any]:
+    """After t_seal a miss that hits TransitTable is still forwarded with the old version. A
+    false positive (or an in-flight recorded connection) then commits to the old pool just
+    before TransitTable is cleared, and moves afterwards."""
+    return _decision("drops_sealed", lambda o, hit, phase, transit_hit: False)
+
+
+# ---------------------------------------------------------------- TransitTable and Bloom filter
+
+
+def record_skips_transit() -> contextlib.AbstractContextManager[Any]:
+    """Between t_req and t_exec misses are not recorded in TransitTable. A connection that
+    started in that window and is not installed yet misses TransitTable after t_exec and moves."""
+    return _decision("records_transit", lambda o, hit, phase: False)
+
+
+def false_positives_not_learned() -> contextlib.AbstractContextManager[Any]:
+    """A miss that hits TransitTable after t_exec is assumed to be a recorded connection the CPU
+    already knows, so it is not learned. A Bloom false positive (a new connection) then uses the
+    old version, is never installed, and moves to the new version at t_finish."""
+    return _decision(
+        "learns_new",
+        lambda o, hit, phase, transit_hit: o.and_(
+            o.not_(hit), o.not_(o.and_(d.consults_transit(o, phase), transit_hit))
+        ),
+    )
+
+
+@contextlib.contextmanager
+def concurrent_vip_updates() -> Iterator[None]:
+    """Updates of different VIPs run at the same time with their own epochs over the one shared
+    TransitTable. A second VIP's RECORD overwrites cells with its epoch, so a connection the
+    first VIP recorded (still uninstalled) misses TransitTable after t_exec and moves."""
+    original = Cpu._start_updates
+
+    def start_updates(self: Cpu, now: int, log: CpuLog) -> None:
+        for vip in list(self.requests):
+            running = self.updates
+            self.updates = {v: up for v, up in running.items() if v == vip}
+            with mock.patch.object(self, "requests", {vip: self.requests[vip]}):
+                original(self, now, log)
+            self.updates = {**running, **self.updates}
+
+    with mock.patch.object(Cpu, "_start_updates", start_updates):
+        yield
+
+
+@contextlib.contextmanager
+def update_preempts_running() -> Iterator[None]:
+    """A newer pool request for a VIP abandons its running update and starts over from the old
+    version. Connections that took the abandoned update's new version while still uninstalled
+    are sent to the old version by the restarted RECORD phase."""
+    original = Cpu.request_update
+
+    def request_update(self: Cpu, vip: Vip, pool: tuple[Dip, ...], now: int, log: CpuLog) -> None:
+        self.updates.pop(vip, None)
+        original(self, vip, pool, now, log)
+
+    with mock.patch.object(Cpu, "request_update", request_update):
+        yield
+
+
+# ---------------------------------------------------------------- digests and the SYN signal
+
+
+def no_collision_learn() -> contextlib.AbstractContextManager[Any]:
+    """A SYN that hits ConnTable is not reported as a collision. A new connection that aliases an
+    older one's entry inherits its version and is never learned; when the older entry is removed,
+    it misses and takes the current version."""
+    return _decision("learns_collision", lambda o, hit, is_syn: False)
+
+
+@contextlib.contextmanager
+def syn_ignores_hit() -> Iterator[None]:
+    """A SYN does not trust a ConnTable hit at all and takes the miss version. If it hit another
+    connection's entry (a digest alias) its later packets hit that entry and use its version."""
+
+    def packet(self: model.switch.Switch, index: int, e: Any) -> Any:
+        if not e.packet.is_syn:
+            return process_packet(self.dataplane, index, e.t, e.packet)
+        with mock.patch.object(DataPlane, "lookup", lambda dp, h: None):
+            return process_packet(self.dataplane, index, e.t, e.packet)
+
+    with mock.patch.dict(model.switch._HANDLERS, {model.switch.ev.PacketArrives: packet}):
+        yield
+
+
+# ---------------------------------------------------------------- cuckoo placement
+
+
+def cuckoo_unchecked_writes() -> contextlib.AbstractContextManager[Any]:
+    """Cuckoo insertions and moves skip the per-write lookup check. An entry written in an earlier
+    stage than a known connection's own entry, with the same bucket and digest, captures its
+    lookups and hands it the other connection's version."""
+    return mock.patch.object(Cpu, "_write_is_safe", lambda self, stage, key, version, owner: True)
+
+
+# ---------------------------------------------------------------- versions and teardown
+
+
+def reclaim_while_referenced() -> contextlib.AbstractContextManager[Any]:
+    """A version no longer current is reclaimed even though ConnTable entries still refer to it.
+    Their packets find no pool; once the version number is reused for another pool they go to
+    that pool's DIPs."""
+
+    original = Cpu._reclaim
+
+    def reclaim(self: Cpu, now: int, log: CpuLog) -> None:
+        with mock.patch.object(self, "refs", {}), mock.patch.object(self, "released", {}):
+            original(self, now, log)
+
+    return mock.patch.object(Cpu, "_reclaim", reclaim)
+
+
+def reclaim_without_bound() -> contextlib.AbstractContextManager[Any]:
+    """A version is reclaimed as soon as its last reference goes, without waiting the
+    learn-delay bound. A learn event in flight still carries it; the CPU installs it after the
+    number was reused for a different pool."""
+    return _config_patch("_reclaim", learn_delay_bound=0)
+
+
+def teardown_without_grace() -> contextlib.AbstractContextManager[Any]:
+    """Entries of connections that sent FIN/RST are removed at once, without the teardown grace.
+    Late packets of the connection (retransmitted FIN, last ACKs) miss and may take another
+    version."""
+    return _config_patch("expire", teardown_grace=0)
+
+
+def _config_patch(method: str, **overrides: int) -> contextlib.AbstractContextManager[Any]:
+    original = getattr(Cpu, method)
+
+    def patched(self: Cpu, *args: Any) -> None:
+        with mock.patch.object(self, "config", replace(self.config, **overrides)):
+            original(self, *args)
+
+    return mock.patch.object(Cpu, method, patched)
+
+
+# ---------------------------------------------------------------- the learning channel
+
+
+@contextlib.contextmanager
+def learn_filter_keeps_consumed() -> Iterator[None]:
+    """The learning filter forgets an event only when it is lost, not when the CPU reads it. A
+    connection whose entry was expired or whose unplaced state a restart dropped can then never
+    be learned again: it stays unknown through the next update and moves."""
+    original = DataPlane.read_learns
+
+    def read_learns(self: DataPlane, now: int, limit: int | None) -> list[Any]:
+        kept = set(self.learn_filter)
+        taken = original(self, now, limit)
+        self.learn_filter |= kept & {(e.kind, e.ft) for e in taken}
+        return taken
+
+    with mock.patch.object(DataPlane, "read_learns", read_learns):
+        yield
+
+
+# ---------------------------------------------------------------- SYN authentication
+
+
+def auth_accepts_any_ack() -> contextlib.AbstractContextManager[Any]:
+    """Any bare ACK from an unknown source whitelists it, whatever its cookie. A spoofing attacker
+    gets its source whitelisted and its later SYNs reach servers and consume ConnTable."""
+    original = d.auth_outcome
+    return _decision("auth_outcome", lambda o, is_syn, is_bare_ack, cookie_ok: original(o, is_syn, is_bare_ack, True))
+
+
+# ---------------------------------------------------------------- faults
+
+
+@contextlib.contextmanager
+def restart_drops_updates() -> Iterator[None]:
+    """A CPU restart forgets the updates in progress (they were not journaled). VIPTable stays in
+    RECORD/TRANSIT; the next request for the VIP starts over from the old version, so connections
+    that took the lost update's new version move back."""
+    original = Cpu.restart
+
+    def restart(self: Cpu, now: int, log: CpuLog) -> None:
+        original(self, now, log)
+        self.updates = {}
+
+    with mock.patch.object(Cpu, "restart", restart):
+        yield
+
+
+MUTANTS: tuple[Mutant, ...] = tuple(
+    Mutant(patch.__name__.replace("_", "-"), mechanism, patch)
+    for mechanism, patch in (
+        ("update protocol ordering", exec_without_bound_wait),
+        ("update protocol ordering", exec_before_old_installed),
+        ("TransitTable clearing", finish_without_seal),
+        ("TransitTable clearing", finish_without_bound_wait),
+        ("TransitTable clearing", sealed_forwards_old),
+        ("TransitTable recording", record_skips_transit),
+        ("Bloom false positives", false_positives_not_learned),
+        ("concurrent updates on several VIPs", concurrent_vip_updates),
+        ("concurrent updates of one VIP", update_preempts_running),
+        ("digest collisions / SYN signal", no_collision_learn),
+        ("digest collisions / SYN signal", syn_ignores_hit),
+        ("cuckoo relocation", cuckoo_unchecked_writes),
+        ("version reuse", reclaim_while_referenced),
+        ("version reuse", reclaim_without_bound),
+        ("teardown", teardown_without_grace),
+        ("learning-queue de-duplication", learn_filter_keeps_consumed),
+        ("SYN authentication", auth_accepts_any_ack),
+        ("fault handling", restart_drops_updates),
+    )
+)
+MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
+
+
+def get_mutant(name: str) -> Mutant:
+    if name not in MUTANTS_BY_NAME:
+        raise ValueError(f"unknown mutant {name!r}; known: {', '.join(MUTANTS_BY_NAME)}")
+    return MUTANTS_BY_NAME[name]

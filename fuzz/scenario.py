@@ -1,0 +1,277 @@
+"""Strategies: what can happen next to a SilkRoad switch, as a client population sees it.
+
+The generators here are shared by the Hypothesis state machines (``fuzz.machines``)
+and the random-walk explorer (``fuzz.walk``). Each draws its choices from a
+``Chooser``: a ``random.Random`` for the walk, Hypothesis's ``data.draw`` for the
+machines, so one piece of code decides what an interesting event looks like and
+Hypothesis can still shrink every choice.
+
+A ``World`` is the environment around one switch: the clients (their 5-tuples,
+the SYN cookies they were sent, which ones ended), the operator (the last pool it
+asked for per VIP) and the clock. It turns every generated event into one
+``Switch.step`` and keeps the trace, so any failure is a replayable trace.
+Configurations are biased toward the tiny: few digest bits, buckets, slots and
+Bloom bits, so collisions, false positives, cuckoo moves and version reuse are
+common rather than one-in-a-million.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from model import events as ev
+from model.config import Config
+from model.observations import REPLY, Observation, PacketObservation
+from model.switch import InvalidEvent, Switch
+from model.types import ACK, FIN, PROTO_TCP, PSH, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
+from silkcheck.trace import Trace
+
+T = TypeVar("T")
+
+VIP_BASE = parse_ip("20.0.0.1")
+DIP_BASE = parse_ip("10.0.1.1")
+CLIENT_BASE = parse_ip("192.168.0.1")
+ATTACKER_BASE = parse_ip("172.16.0.1")
+CLIENT_SOURCES = 12
+"""Few client addresses, so whitelisted sources are reused by later connections."""
+
+
+def is_client(src_ip: int) -> bool:
+    return CLIENT_BASE <= src_ip < CLIENT_BASE + CLIENT_SOURCES
+
+
+class Chooser(Protocol):
+    def integer(self, low: int, high: int) -> int: ...
+    def pick(self, options: Sequence[T]) -> T: ...
+    def chance(self, percent: int) -> bool: ...
+
+
+class RandomChooser:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def integer(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+    def pick(self, options: Sequence[T]) -> T:
+        return options[self.rng.randrange(len(options))]
+
+    def chance(self, percent: int) -> bool:
+        return self.rng.randrange(100) < percent
+
+
+# ---------------------------------------------------------------- configurations
+
+
+def draw_config(c: Chooser) -> Config:
+    """A small switch: collisions, Bloom false positives, full buckets and version reuse happen."""
+    bound = c.pick((10, 100))
+    return Config(
+        digest_bits=c.pick((1, 2, 3, 4, 8, 16)),
+        version_bits=c.pick((2, 2, 3)),
+        stages=c.integer(1, 3),
+        buckets_per_stage=c.pick((1, 2, 4, 8)),
+        slots_per_bucket=c.pick((1, 1, 2, 4)),
+        bloom_bits=c.pick((2, 4, 8, 32)),
+        bloom_hashes=c.integer(1, 2),
+        epoch_bits=c.pick((2, 8)),
+        transit_slots=c.integer(1, 2),
+        syn_auth=c.chance(25),
+        idle_timeout=c.pick((20 * bound, 100 * bound)),
+        teardown_grace=c.pick((2 * bound, 5 * bound)),
+        learn_delay_bound=bound,
+        cuckoo_depth=c.integer(0, 3),
+    )
+
+
+def draw_vips(c: Chooser, dips: Sequence[Dip]) -> dict[Vip, tuple[Dip, ...]]:
+    count = c.integer(1, 3)
+    return {Vip(VIP_BASE + i, 80, PROTO_TCP): tuple(dips[i : i + c.integer(1, 2)]) for i in range(count)}
+
+
+def dip_universe() -> tuple[Dip, ...]:
+    return tuple(Dip(DIP_BASE + i, 8080) for i in range(6))
+
+
+# ---------------------------------------------------------------- the world
+
+
+@dataclass
+class World:
+    """A switch, its clients and operator, and the trace that drove it."""
+
+    switch: Switch
+    trace: Trace
+    dips: tuple[Dip, ...]
+    observations: list[Observation] = field(default_factory=list)
+    now: int = 0
+    conns: list[FiveTuple] = field(default_factory=list)
+    ended: set[FiveTuple] = field(default_factory=set)
+    cookies: dict[FiveTuple, int] = field(default_factory=dict)
+    """Cookies the switch sent to legitimate clients, whose ACK is still due."""
+    wanted: dict[Vip, tuple[Dip, ...]] = field(default_factory=dict)
+    """The pool the operator last asked for, per VIP."""
+    next_port: int = 1024
+
+    @classmethod
+    def create(cls, config: Config, vips: dict[Vip, tuple[Dip, ...]], dips: tuple[Dip, ...]) -> World:
+        trace = Trace(config, dict(vips), name="fuzz")
+        return cls(Switch.boot(config, vips), trace, dips, wanted=dict(vips))
+
+    @classmethod
+    def draw(cls, c: Chooser) -> World:
+        dips = dip_universe()
+        return cls.create(draw_config(c), draw_vips(c, dips), dips)
+
+    @property
+    def config(self) -> Config:
+        return self.switch.config
+
+    @property
+    def vips(self) -> list[Vip]:
+        return list(self.trace.vips)
+
+    def apply(self, event: ev.Event) -> Observation | None:
+        """One ``Switch.step``; an event the switch cannot take is left out of the trace."""
+        try:
+            observation = self.switch.step(len(self.trace.events), event)
+        except InvalidEvent:
+            return None
+        self.trace.events.append(event)
+        self.observations.append(observation)
+        if isinstance(observation, PacketObservation):
+            self._client_sees(observation)
+        return observation
+
+    def _client_sees(self, o: PacketObservation) -> None:
+        ft = o.ft
+        if o.action == REPLY and o.reply_flags == SYN | ACK and is_client(ft.src_ip):
+            self.cookies[ft] = o.reply_seq
+        if o.packet.is_syn:
+            self.ended.discard(ft)
+        elif o.packet.is_end:
+            self.ended.add(ft)
+
+    def fresh_tuple(self, c: Chooser, src_ip: int) -> FiveTuple:
+        vip = c.pick(self.vips)
+        self.next_port += c.integer(1, 3)
+        return FiveTuple(src_ip, vip.ip, self.next_port, vip.port, vip.proto)
+
+
+# ---------------------------------------------------------------- event generators
+# Each returns the events of one step (one, except a SYN flood), at ``world.now``.
+
+
+def advance_clock(c: Chooser, w: World) -> None:
+    """Mostly small steps; sometimes exactly at, or just past, a bound the protocol waits for."""
+    cfg = w.config
+    bound = cfg.learn_delay_bound
+    w.now += c.pick((0, 1, 1, 3, 10, bound // 2, bound, bound + 1, cfg.teardown_grace + 1, cfg.idle_timeout + 1))
+
+
+def new_connection(c: Chooser, w: World) -> list[ev.Event]:
+    ft = w.fresh_tuple(c, CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1))
+    w.conns.append(ft)
+    return [ev.PacketArrives(w.now, Packet(ft, SYN, seq=c.integer(0, 1000)))]
+
+
+def connection_packet(c: Chooser, w: World) -> list[ev.Event]:
+    """A packet of a known connection: data, a SYN retransmission, its end, or a late one after the end."""
+    if not w.conns:
+        return new_connection(c, w)
+    recent = w.conns[-8:]
+    ft = c.pick(recent) if c.chance(70) else c.pick(w.conns)
+    flags = c.pick((ACK, ACK, PSH | ACK, ACK, SYN, FIN | ACK, RST))
+    return [ev.PacketArrives(w.now, Packet(ft, flags, seq=c.integer(1, 1000), ack=c.integer(1, 1000)))]
+
+
+def cookie_reply(c: Chooser, w: World) -> list[ev.Event]:
+    """A legitimate client answers the switch's SYN-ACK with cookie + 1."""
+    if not w.cookies:
+        return connection_packet(c, w)
+    ft = c.pick(sorted(w.cookies))
+    cookie = w.cookies.pop(ft)
+    return [ev.PacketArrives(w.now, Packet(ft, ACK, seq=1, ack=(cookie + 1) & 0xFFFFFFFF))]
+
+
+def spoofed_packet(c: Chooser, w: World) -> list[ev.Event]:
+    """An off-path attacker: a spoofed SYN or a bare ACK guessing a cookie; sometimes a victim client's source."""
+    src = CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1) if c.chance(20) else ATTACKER_BASE + c.integer(0, 1000)
+    ft = w.fresh_tuple(c, src)
+    flags = c.pick((SYN, ACK))
+    return [ev.PacketArrives(w.now, Packet(ft, flags, seq=c.integer(0, 1000), ack=c.integer(0, (1 << 32) - 1)))]
+
+
+def syn_flood(c: Chooser, w: World) -> list[ev.Event]:
+    count = c.integer(2, 6)
+    return [
+        ev.PacketArrives(w.now, Packet(w.fresh_tuple(c, ATTACKER_BASE + c.integer(0, 1 << 16)), SYN))
+        for _ in range(count)
+    ]
+
+
+def cpu_learn(c: Chooser, w: World) -> list[ev.Event]:
+    return [ev.CpuLearns(w.now, c.pick((None, None, 1, 2, 3)))]
+
+
+def cpu_advance(c: Chooser, w: World) -> list[ev.Event]:
+    return [ev.CpuAdvances(w.now)]
+
+
+def cpu_expire(c: Chooser, w: World) -> list[ev.Event]:
+    return [ev.CpuExpires(w.now)]
+
+
+def pool_update(c: Chooser, w: World) -> list[ev.Event]:
+    """Add, remove or replace a DIP in the pool the operator last asked for."""
+    vip = c.pick(w.vips)
+    pool = list(w.wanted[vip])
+    outside = [d for d in w.dips if d not in pool]
+    change = c.pick(("add", "remove", "replace"))
+    if change == "add" and outside:
+        pool.insert(c.integer(0, len(pool)), c.pick(outside))
+    elif change == "remove" and len(pool) > 1:
+        pool.remove(c.pick(pool))
+    elif outside:
+        pool[c.integer(0, len(pool) - 1)] = c.pick(outside)
+    w.wanted[vip] = tuple(pool)
+    return [ev.UpdateRequested(w.now, vip, tuple(pool))]
+
+
+def learn_fault(c: Chooser, w: World) -> list[ev.Event]:
+    """A queued learn event is delayed (within the bound), or lost."""
+    queued = len(w.switch.dataplane.learn_queue)
+    index = c.integer(0, max(queued - 1, 0))
+    if c.chance(80):
+        return [ev.LearnDelayed(w.now, index, c.integer(1, w.config.learn_delay_bound))]
+    return [ev.LearnLost(w.now, index)]
+
+
+def cpu_restart(c: Chooser, w: World) -> list[ev.Event]:
+    return [ev.CpuRestarts(w.now)]
+
+
+def dip_failure(c: Chooser, w: World) -> list[ev.Event]:
+    return [ev.DipFails(w.now, c.pick(w.dips))]
+
+
+Generator = Callable[[Chooser, World], list[ev.Event]]
+
+WEIGHTS: dict[Generator, int] = {
+    new_connection: 14,
+    connection_packet: 30,
+    cookie_reply: 6,
+    spoofed_packet: 3,
+    syn_flood: 1,
+    cpu_learn: 10,
+    cpu_advance: 10,
+    cpu_expire: 4,
+    pool_update: 5,
+    learn_fault: 8,
+    cpu_restart: 1,
+    dip_failure: 1,
+}
+"""How often the random walk takes each kind of step (the machines let Hypothesis choose)."""

@@ -1,0 +1,174 @@
+"""The random-walk explorer: the machines' events without Hypothesis's per-step overhead.
+
+A walk draws a small configuration, then takes weighted random steps
+(``fuzz.scenario.WEIGHTS``), checking the structural invariants after every
+step and the PCC oracle at the end of the walk (a violation, once in the
+observations, stays there). ``replay`` runs a trace under the same checks: it
+is the shrinker's test and the example database's replayer.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from fuzz.invariants import CRASH, Checker, Failure, oracle_failure
+from fuzz.scenario import WEIGHTS, RandomChooser, World, advance_clock
+from model import events as ev
+from model.config import Config
+from model.observations import CpuObservation, Observation, PacketObservation
+from model.switch import InvalidEvent, Switch
+from model.types import Dip, Vip
+from silkcheck.oracle import Verdict
+from silkcheck.trace import Trace
+
+WALK_LENGTHS = (40, 120, 300)
+
+
+@dataclass
+class Coverage:
+    """Which protocol phases, table outcomes, CPU actions and findings a campaign reached."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def note(self, o: Observation) -> None:
+        self.counts.update(observation_features(o))
+
+    def note_verdict(self, verdict: Verdict) -> None:
+        self.counts.update(f"finding:{f.category}" for f in verdict.findings)
+
+    def merge(self, other: Counter[str]) -> None:
+        self.counts.update(other)
+
+
+_VERSION = re.compile(r":v\d+$")
+
+
+def observation_features(o: Observation) -> list[str]:
+    if isinstance(o, PacketObservation):
+        return [f"path:{_VERSION.sub('', o.path)}", *(f"learn-sent:{k}" for k in o.learned)]
+    assert isinstance(o, CpuObservation)
+    features = [f"cpu:{o.kind}"]
+    moved = {w.owner for w in o.installs} & {w.owner for w in o.removes}
+    features += ["cpu:install"] * bool(o.installs) + ["cpu:move"] * bool(moved)
+    features += ["cpu:remove"] * any(w.owner not in moved for w in o.removes)
+    features += [f"phase:{p.phase}" for p in o.phases]
+    features += ["cpu:whitelist"] * bool(o.whitelisted) + ["fault:unplaced-lost"] * bool(o.lost)
+    for note in o.notes:
+        for marker, feature in _NOTE_FEATURES:
+            if marker in note:
+                features.append(feature)
+    return features
+
+
+_NOTE_FEATURES = (
+    ("reclaimed", "cpu:reclaim"),
+    ("versions are in use", "cpu:update-waits-for-version"),
+    ("still relies on its entry", "cpu:expiry-kept-for-unplaced"),
+    ("became unsafe", "cpu:placement-stopped"),
+    ("last DIP", "cpu:last-dip-kept"),
+)
+
+
+@dataclass
+class Outcome:
+    trace: Trace
+    """The events that ran (invalid ones left out), up to the failure if there is one."""
+    failure: Failure | None
+    steps: int
+    verdict: Verdict | None = None
+
+
+def walk(seed: int, coverage: Coverage | None = None) -> Outcome:
+    """One random walk from a freshly drawn small switch."""
+    rng = random.Random(seed)
+    chooser = RandomChooser(rng)
+    world = World.draw(chooser)
+    checker = Checker(world.switch)
+    generators, weights = list(WEIGHTS), list(WEIGHTS.values())
+    steps = 0
+    for _ in range(chooser.pick(WALK_LENGTHS)):
+        if chooser.chance(60):
+            advance_clock(chooser, world)
+        for event in rng.choices(generators, weights)[0](chooser, world):
+            steps += 1
+            try:
+                observation = world.apply(event)
+            except Exception as error:  # the model itself broke: that is a finding too
+                world.trace.events.append(event)
+                index = len(world.trace.events) - 1
+                return Outcome(world.trace, Failure(CRASH, type(error).__name__, str(error), index), steps)
+            if observation is None:
+                continue
+            if coverage is not None:
+                coverage.note(observation)
+            failure = checker.after(len(world.trace.events) - 1, event)
+            if failure is not None:
+                return Outcome(world.trace, failure, steps)
+    failure, verdict = oracle_failure(world.config, world.observations)
+    if coverage is not None:
+        coverage.note_verdict(verdict)
+    return Outcome(world.trace, failure, steps, verdict)
+
+
+def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[ev.Event]) -> Outcome:
+    """Run events under every check; events the switch cannot take (now) are dropped."""
+    trace = Trace(config, dict(vips), name="fuzz")
+    switch = Switch.boot(config, vips)
+    checker = Checker(switch)
+    observations: list[Observation] = []
+    for event in events:
+        index = len(trace.events)
+        try:
+            observation = switch.step(index, event)
+        except InvalidEvent:
+            continue
+        except Exception as error:
+            trace.events.append(event)
+            return Outcome(trace, Failure(CRASH, type(error).__name__, str(error), index), len(trace.events))
+        trace.events.append(event)
+        observations.append(observation)
+        failure = checker.after(index, event)
+        if failure is not None:
+            return Outcome(trace, failure, len(trace.events))
+    failure, verdict = oracle_failure(config, observations)
+    if failure is not None:
+        del trace.events[failure.at + 1 :]
+    return Outcome(trace, failure, len(trace.events), verdict)
+
+
+def shrink(trace: Trace, failure: Failure) -> tuple[Trace, Failure]:
+    """Delta debugging over events: drop chunks, then single events, while the same failure persists.
+
+    Removing events keeps the times monotone; events that a removal made
+    invalid (a learn fault whose queue slot is gone) are dropped by ``replay``.
+    """
+    events = list(trace.events)
+
+    def still_fails(candidate: list[ev.Event]) -> list[ev.Event] | None:
+        out = replay(trace.config, trace.vips, candidate)
+        if out.failure is not None and out.failure.signature == failure.signature:
+            return out.trace.events
+        return None
+
+    events = still_fails(events) or events
+    chunk = max(len(events) // 2, 1)
+    while True:
+        removed = False
+        start = len(events) - chunk
+        while start >= 0 and events:
+            smaller = still_fails(events[:start] + events[start + chunk :])
+            if smaller is not None:
+                events = smaller
+                removed = True
+            start = min(start, len(events)) - chunk
+        if chunk == 1 and not removed:
+            break
+        if not removed:
+            chunk = max(chunk // 2, 1)
+    small = replay(trace.config, trace.vips, events)
+    assert small.failure is not None
+    return Trace(trace.config, dict(trace.vips), events, name=trace.name, expect="fail"), small.failure

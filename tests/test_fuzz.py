@@ -1,0 +1,99 @@
+"""The fuzzer: the shipped model survives, mutants die, failures shrink, save, replay and draw."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis.stateful import run_state_machine_as_test
+
+from fuzz.campaign import parse_budget, run_campaign
+from fuzz.machines import SilkRoadMachine
+from fuzz.mutants import MUTANTS, get_mutant
+from fuzz.walk import replay, shrink, walk
+from silkcheck.oracle import judge
+from silkcheck.targets.model import ModelTarget
+from silkcheck.timeline import html_timeline, text_timeline
+from silkcheck.trace import load
+
+DATA = Path(__file__).parent / "data"
+REGRESSIONS = sorted(DATA.glob("*.json"))
+
+
+def test_shipped_model_survives_a_short_campaign() -> None:
+    failures = [(seed, out.failure) for seed in range(150) if (out := walk(seed)).failure is not None]
+    assert failures == []
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["exec-without-bound-wait", "false-positives-not-learned", "no-collision-learn", "cuckoo-unchecked-writes",
+     "auth-accepts-any-ack", "concurrent-vip-updates", "teardown-without-grace"],
+)  # fmt: skip
+def test_campaign_kills_mutant_quickly(name: str) -> None:
+    for seed in range(400):
+        with get_mutant(name).patch():
+            out = walk(seed)
+        if out.failure is not None and replay(out.trace.config, out.trace.vips, out.trace.events).failure is None:
+            return  # a failure of the mutant that the shipped model does not share
+    pytest.fail(f"{name} survived 400 walks")
+
+
+def test_catalogue_has_a_dozen_documented_mechanisms() -> None:
+    assert len(MUTANTS) >= 12
+    assert len({m.name for m in MUTANTS}) == len(MUTANTS)
+    assert all(len(m.why) > 80 for m in MUTANTS)
+
+
+def test_shrinking_keeps_the_failure_and_drops_events() -> None:
+    with get_mutant("record-skips-transit").patch():
+        out = next(o for seed in range(400) if (o := walk(seed)).failure is not None)
+        assert out.failure is not None
+        small, failure = shrink(out.trace, out.failure)
+        assert failure.signature == out.failure.signature
+        assert len(small.events) < len(out.trace.events)
+        times = [e.t for e in small.events]
+        assert times == sorted(times)
+        assert replay(small.config, small.vips, small.events).failure is not None
+
+
+@pytest.mark.parametrize("path", REGRESSIONS, ids=[p.stem for p in REGRESSIONS])
+def test_bugs_found_by_fuzzing_stay_fixed(path: Path) -> None:
+    trace = load(path)
+    assert replay(trace.config, trace.vips, trace.events).failure is None
+
+
+def test_campaign_saves_failures_and_replays_them_first(tmp_path: Path) -> None:
+    first = run_campaign("auth-accepts-any-ack", 20, db=tmp_path, stop_on_first=True, progress=False)
+    assert first.found
+    saved = sorted((tmp_path / "auth-accepts-any-ack").glob("*.json"))
+    assert saved and saved[0].with_suffix(".txt").read_text().startswith("[")
+    again = run_campaign("auth-accepts-any-ack", 0.5, db=tmp_path, progress=False)
+    assert [still for _, still in again.replayed] == [True] * len(saved)
+
+
+def test_budget_parsing() -> None:
+    assert parse_budget("30s") == 30 and parse_budget("10m") == 600 and parse_budget("1h") == 3600
+    with pytest.raises(ValueError, match="bad budget"):
+        parse_budget("ten minutes")
+
+
+def test_hypothesis_machine_runs_clean_on_the_shipped_model() -> None:
+    run_state_machine_as_test(
+        SilkRoadMachine,
+        settings=settings(max_examples=15, stateful_step_count=30, deadline=None, database=None, derandomize=True,
+                          suppress_health_check=list(HealthCheck)),
+    )  # fmt: skip
+
+
+def test_timeline_marks_the_violating_packet(tmp_path: Path) -> None:
+    with get_mutant("exec-without-bound-wait").patch():
+        out = next(o for seed in range(400) if (o := walk(seed)).failure is not None)
+        small, _ = shrink(out.trace, out.failure)  # type: ignore[arg-type]
+        observations = ModelTarget().run(small)
+    verdict = judge(small.config, observations)
+    text = text_timeline(small, observations, verdict)
+    assert "!!" in text and "CPU" in text
+    html_timeline(small, observations, verdict, tmp_path / "t.html")
+    assert 'stroke="red"' in (tmp_path / "t.html").read_text()

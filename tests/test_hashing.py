@@ -1,0 +1,109 @@
+"""Hashes against known vectors and against bit-by-bit reference CRCs."""
+
+import random
+
+from model.config import Config
+from model.hashing import (
+    BLOOM_ORDERS,
+    DIGEST_ORDER,
+    DIP_ORDER,
+    STAGE_ORDERS,
+    HashPlan,
+    crc16,
+    crc32,
+    dip_index,
+    hash_uses,
+    pack,
+    pack_tuple,
+)
+from model.types import FiveTuple
+
+
+def reference_crc(data: bytes, width: int, poly_reflected: int, init: int, xorout: int) -> int:
+    """Bit-serial reflected CRC, written independently of the table-driven code."""
+    crc = init
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ poly_reflected if crc & 1 else crc >> 1
+    return (crc ^ xorout) & ((1 << width) - 1)
+
+
+def test_catalogue_check_values():
+    # The CRC catalogue's check values for the ASCII string "123456789".
+    assert crc16(b"123456789") == 0xBB3D  # CRC-16/ARC, BMv2 crc16
+    assert crc32(b"123456789") == 0xCBF43926  # CRC-32/ISO-HDLC, BMv2 crc32
+
+
+def test_crcs_match_bit_serial_reference():
+    rng = random.Random(5)
+    for _ in range(200):
+        data = rng.randbytes(rng.randrange(0, 40))
+        assert crc16(data) == reference_crc(data, 16, 0xA001, 0, 0)
+        assert crc32(data) == reference_crc(data, 32, 0xEDB88320, 0xFFFFFFFF, 0xFFFFFFFF)
+
+
+def test_pack_is_msb_first_and_zero_padded_at_the_end():
+    assert pack([(0b101, 3), (0b1, 1)]) == bytes([0b1011_0000])
+    assert pack([(0xABC, 12)]) == bytes([0xAB, 0xC0])
+    assert pack([(1, 32), (2, 16), (3, 8)]) == bytes([0, 0, 0, 1, 0, 2, 3])
+
+
+def test_five_tuple_packs_to_13_bytes_in_field_order():
+    ft = FiveTuple(0x01020304, 0x0A0B0C0D, 0x1111, 0x2222, 6)
+    assert pack_tuple(ft, DIGEST_ORDER).hex() == "010203040a0b0c0d1111222206"
+    assert pack_tuple(ft, DIP_ORDER).hex() == "06222211110a0b0c0d01020304"
+    assert pack_tuple(ft, STAGE_ORDERS[0]).hex() == "0a0b0c0d111122220601020304"
+
+
+def test_flow_hashes_are_the_documented_uses():
+    config = Config(digest_bits=24, stages=4, buckets_per_stage=4096, bloom_bits=2048, bloom_hashes=3)
+    plan = HashPlan(config)
+    ft = FiveTuple(0xC0A80001, 0x14000001, 40000, 80, 6)
+    h = plan.flow(ft)
+    assert h.digest == crc32(pack_tuple(ft, DIGEST_ORDER)) % (1 << 24)
+    assert h.buckets == tuple(crc32(pack_tuple(ft, STAGE_ORDERS[s])) % 4096 for s in range(4))
+    assert h.bloom == tuple(crc16(pack_tuple(ft, BLOOM_ORDERS[j])) % 2048 for j in range(3))
+    assert dip_index(h.dip_hash, 3) == crc16(pack_tuple(ft, DIP_ORDER)) % 3
+    assert h.digest == crc32(bytes.fromhex("c0a80001140000019c40005006")) % (1 << 24)
+    assert h.dip_hash == crc16(bytes.fromhex("0600509c4014000001c0a80001"))
+
+
+def test_frozen_vectors():
+    """The values the P4 program must reproduce; a change here is a change of the wire contract."""
+    plan = HashPlan(Config())
+    ft = FiveTuple(0xC0A80001, 0x14000001, 40000, 80, 6)
+    h = plan.flow(ft)
+    assert h.digest == 14807411
+    assert h.buckets == (3368, 1878, 3344, 2632)
+    assert h.bloom == (1461, 1892, 293)
+    assert h.dip_hash == 22974
+    assert plan.cookie(ft) == 790665792
+    config = Config()
+    assert plan.cookie(ft) == crc32(config.cookie_key.to_bytes(4, "big") + bytes.fromhex("c0a80001140000019c40005006"))
+
+
+def test_every_use_has_its_own_field_order_per_algorithm():
+    uses = hash_uses(Config(stages=8, bloom_hashes=4))
+    seen = [(u.algorithm, u.order) for u in uses]
+    assert len(seen) == len(set(seen))
+
+
+def test_stage_buckets_collide_independently():
+    """CRC is linear: a shared order with different salts would collide in every stage at once."""
+    plan = HashPlan(Config(stages=4, buckets_per_stage=64))
+    rng = random.Random(1)
+    flows = [FiveTuple(rng.getrandbits(32), 0x14000001, rng.randrange(1, 65536), 80, 6) for _ in range(3000)]
+    pairs_same_stage0 = 0
+    pairs_same_all = 0
+    by_bucket: dict[int, list] = {}
+    for ft in flows:
+        by_bucket.setdefault(plan.flow(ft).buckets[0], []).append(ft)
+    for group in by_bucket.values():
+        for i, a in enumerate(group):
+            for b in group[i + 1 :]:
+                pairs_same_stage0 += 1
+                pairs_same_all += plan.flow(a).buckets[1:] == plan.flow(b).buckets[1:]
+    assert pairs_same_stage0 > 1000
+    # Independent stages: about 1/64^3 of stage-0 collisions also collide elsewhere.
+    assert pairs_same_all <= pairs_same_stage0 / 1000

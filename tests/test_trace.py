@@ -1,0 +1,115 @@
+"""The trace language: round trips, the examples, and every loader error."""
+
+import json
+
+import pytest
+
+from silkcheck.examples import BUILDERS, EXAMPLES_DIR
+from silkcheck.trace import TraceError, dumps, load, loads
+
+GOOD = {
+    "format": "silkcheck-trace",
+    "version": 1,
+    "vips": [{"vip": "20.0.0.1:80/tcp", "pool": ["10.0.1.10:8080"]}],
+    "events": [
+        {"t": 0, "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80", "proto": "tcp", "flags": "S"},
+        {"t": 5, "kind": "update", "vip": "20.0.0.1:80/tcp", "pool": ["10.0.1.10:8080", "10.0.2.10:8080"]},
+        {"t": 6, "kind": "cpu", "learn": 2},
+        {"t": 7, "kind": "advance"},
+        {"t": 8, "kind": "expire"},
+        {"t": 9, "kind": "fault", "fault": "delay_learn", "index": 0, "delay": 500},
+        {"t": 9, "kind": "fault", "fault": "lose_learn", "index": 0},
+        {"t": 9, "kind": "fault", "fault": "cpu_restart"},
+        {"t": 9, "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"},
+    ],
+}
+
+
+def variant(path: str, value: object) -> str:
+    """GOOD with one field replaced (path like 'events.0.src'); value None deletes it."""
+    data = json.loads(json.dumps(GOOD))
+    *parents, last = path.split(".")
+    node = data
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    key = int(last) if last.isdigit() else last
+    if value is None:
+        del node[key]
+    else:
+        node[key] = value
+    return json.dumps(data)
+
+
+def test_round_trip():
+    trace = loads(json.dumps(GOOD), "good.json")
+    assert len(trace.events) == 9
+    again = loads(dumps(trace))
+    assert again.events == trace.events and again.vips == trace.vips and again.config == trace.config
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_shipped_examples_are_what_the_builders_make(name):
+    assert (EXAMPLES_DIR / f"{name}.json").read_text() == dumps(BUILDERS[name]())
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format": ', "bad.json: line 1 column 12: invalid JSON"),
+        ("[1, 2]", "bad.json: trace: expected a JSON object, got list"),
+        (variant("format", "pcap"), "trace.format: expected 'silkcheck-trace', got 'pcap'"),
+        (variant("version", 7), "trace.version: this silkcheck reads version 1, the trace is version 7"),
+        (variant("events.2.kind", "teleport"), "events[2].kind: unknown event kind 'teleport'"),
+        (variant("events.0.dst", "20.0.0.2:80"), "events[0] (packet).dst: unknown VIP 20.0.0.2:80/tcp"),
+        (variant("events.1.vip", "20.0.0.9:80/tcp"), "events[1] (update).vip: unknown VIP 20.0.0.9:80/tcp"),
+        (variant("vips.0.pool", []), "vips[0].pool: the pool is empty: a VIP needs at least one DIP"),
+        (variant("events.1.pool", []), "events[1] (update).pool: the pool is empty"),
+        (variant("events.0.src", "1.2.3.4:70000"), "events[0] (packet).src: port '70000' is not in 0..65535"),
+        (variant("events.0.src", "1.2.3.999:1"), "events[0] (packet).src: '1.2.3.999' is not an IPv4 address"),
+        (variant("events.0.seq", 1 << 32), "events[0] (packet).seq: 4294967296 is out of range"),
+        (variant("events.0.flags", "SX"), "events[0] (packet).flags: unknown TCP flag 'X'"),
+        (variant("events.0.proto", "icmp"), "events[0] (packet).proto: expected one of tcp, udp, got 'icmp'"),
+        (variant("events.3.t", 1), "events[3] (advance).t: time goes backwards: 1 after 6"),
+        (variant("events.0.t", -1), "events[0] (packet).t: -1 is out of range"),
+        (variant("events.2.learn", 0), "events[2] (cpu).learn: 0 is out of range"),
+        (variant("events.5.delay", 5000), "events[5] (fault).delay: 5000 is out of range [0, 1000]"),
+        (variant("events.8.dip", "9.9.9.9:1"), "events[8] (fault).dip: 9.9.9.9:1 is in no pool so far"),
+        (variant("events.7.fault", "meteor"), "events[7] (fault).fault: unknown fault 'meteor'"),
+        (variant("events.0.colour", "red"), "events[0] (packet): unknown field(s) colour"),
+        (variant("events.0.src", None), "events[0] (packet).src: missing required field"),
+        (variant("config", {"digest_bits": 40}), "trace.config: config field 'digest_bits' = 40 is out of range"),
+        (variant("config", {"stagez": 2}), "trace.config: unknown config field(s) stagez"),
+        (variant("vips.0.vip", "20.0.0.1:80"), 'vips[0].vip: expected "IP:PORT/tcp" or "IP:PORT/udp"'),
+    ],
+)
+def test_loader_errors_name_file_event_and_field(text, message):
+    with pytest.raises(TraceError) as error:
+        loads(text, "bad.json")
+    assert message in str(error.value)
+
+
+def test_dip_fail_may_name_a_dip_added_by_an_update():
+    trace = loads(variant("events.8.dip", "10.0.2.10:8080"))
+    assert str(trace.events[8].dip) == "10.0.2.10:8080"
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(TraceError, match="cannot read"):
+        load(tmp_path / "nope.json")
+
+
+def test_pcap_export_opens_with_scapy(tmp_path):
+    from scapy.layers.inet import TCP
+    from scapy.utils import rdpcap
+
+    from silkcheck.pcap import export_pcap
+
+    trace = BUILDERS["demo-update"]()
+    out = tmp_path / "demo.pcap"
+    assert export_pcap(trace, out) == len(trace.packets)
+    frames = rdpcap(str(out))
+    assert len(frames) == len(trace.packets)
+    first = trace.packets[0]
+    assert frames[0][TCP].dport == 80 and frames[0][TCP].flags == "S"
+    assert float(frames[1].time) == trace.packets[1].t / 1_000_000
+    assert frames[0][TCP].sport == first.packet.ft.src_port
