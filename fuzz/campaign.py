@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing as mp
 import queue
 import re
+import signal
 import sys
 import time
 from dataclasses import dataclass, field
@@ -48,7 +49,13 @@ def parse_budget(text: str) -> float:
 
 
 def mutant_context(target: str) -> contextlib.AbstractContextManager[Any]:
-    return contextlib.nullcontext() if target == SHIPPED else get_mutant(target).patch()
+    """Nothing for the shipped model; the named mutant's patch otherwise (TraceError if unknown)."""
+    if target == SHIPPED:
+        return contextlib.nullcontext()
+    try:
+        return get_mutant(target).patch()
+    except ValueError as error:
+        raise TraceError(f"--target: {error}") from None
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Found:
     seconds: float
     """Time from the campaign's start to the failure being found (before shrinking)."""
     raw_events: int
+    shrunk: bool
 
 
 @dataclass
@@ -79,6 +87,7 @@ class Result:
 
 
 def _worker(target: str, seed: int, deadline: float, hypothesis_share: float, db: Path | None, out: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it saves, then stops us
     start = time.time()
     seen: set[tuple[str, str]] = set()
     coverage = Coverage()
@@ -105,8 +114,10 @@ def _worker(target: str, seed: int, deadline: float, hypothesis_share: float, db
                 seen.add(failure.signature)
                 found_at = time.time() - start
                 assert trace is not None
+                # The raw trace first: an interrupt while shrinking still keeps the failure.
+                out.put(("failure", failure, to_dict(trace), found_at, len(trace.events), False))
                 small, failure = shrink(trace, failure)
-                out.put(("failure", failure, to_dict(small), found_at, len(trace.events)))
+                out.put(("failure", failure, to_dict(small), found_at, len(trace.events), True))
             if time.time() - last_report > 0.5:
                 out.put(("progress", steps, coverage.counts))
                 steps, coverage, last_report = 0, Coverage(), time.time()
@@ -215,7 +226,7 @@ def run_campaign(
             if message is not None:
                 running -= message[0] == "done"
                 _take(message, result, start, db, target)
-                if stop_on_first and result.found:
+                if stop_on_first and any(f.shrunk for f in result.found.values()):
                     break
             if progress and time.time() - last_line > 1:
                 _progress(result, start)
@@ -239,8 +250,13 @@ def _take(message: tuple[Any, ...], result: Result, start: float, db: Path | Non
         result.steps += message[1]
         result.coverage.merge(message[2])
     elif message[0] == "failure":
-        _, failure, trace_dict, found_at, raw = message
-        found = Found(failure, from_dict(trace_dict), found_at, raw)
+        _, failure, trace_dict, found_at, raw, shrunk = message
+        try:
+            trace = from_dict(trace_dict)
+        except TraceError as error:  # a generator wrote what the trace language forbids
+            print(f"\n  failure {failure.signature} has an unloadable trace: {error}", file=sys.stderr)
+            return
+        found = Found(failure, trace, found_at, raw, shrunk)
         if target != SHIPPED and replay(found.trace.config, found.trace.vips, found.trace.events).failure:
             return  # the shipped model fails this trace too: not the mutant's doing
         known = result.found.get(failure.signature)
@@ -248,7 +264,9 @@ def _take(message: tuple[Any, ...], result: Result, start: float, db: Path | Non
             result.found[failure.signature] = found
             if db is not None:
                 path = save_failure(db, target, found)
-                print(f"\n  failure {failure.category}/{failure.kind} saved to {path}", file=sys.stderr)
+                what = "new failure" if known is None else "shrunk to"
+                print(f"\n  {what} {failure.category}/{failure.kind} ({len(found.trace.events)} events): {path}",
+                      file=sys.stderr)  # fmt: skip
 
 
 def _progress(result: Result, start: float) -> None:
@@ -297,6 +315,9 @@ def verify_section(budget: float = 5.0) -> bool:
 
 def mutant_table(budget: float, workers: int, seed: int, names: list[str] | None = None) -> tuple[str, bool]:
     """A campaign against each mutant, stopping at its first failure: is every mutant killed?"""
+    unknown = sorted(set(names or ()) - {m.name for m in MUTANTS})
+    if unknown:
+        raise TraceError(f"unknown mutant(s) {', '.join(unknown)}; known: {', '.join(m.name for m in MUTANTS)}")
     rows = []
     all_killed = True
     for mutant in MUTANTS:

@@ -114,12 +114,15 @@ class World:
     """Cookies the switch sent to legitimate clients, whose ACK is still due."""
     wanted: dict[Vip, tuple[Dip, ...]] = field(default_factory=dict)
     """The pool the operator last asked for, per VIP."""
+    pooled: set[Dip] = field(default_factory=set)
+    """Every DIP that has been in a pool."""
     next_port: int = 1024
 
     @classmethod
     def create(cls, config: Config, vips: dict[Vip, tuple[Dip, ...]], dips: tuple[Dip, ...]) -> World:
         trace = Trace(config, dict(vips), name="fuzz")
-        return cls(Switch.boot(config, vips), trace, dips, wanted=dict(vips))
+        pooled = {dip for pool in vips.values() for dip in pool}
+        return cls(Switch.boot(config, vips), trace, dips, wanted=dict(vips), pooled=pooled)
 
     @classmethod
     def draw(cls, c: Chooser) -> World:
@@ -238,6 +241,7 @@ def pool_update(c: Chooser, w: World) -> list[ev.Event]:
     elif outside:
         pool[c.integer(0, len(pool) - 1)] = c.pick(outside)
     w.wanted[vip] = tuple(pool)
+    w.pooled.update(pool)
     return [ev.UpdateRequested(w.now, vip, tuple(pool))]
 
 
@@ -255,7 +259,8 @@ def cpu_restart(c: Chooser, w: World) -> list[ev.Event]:
 
 
 def dip_failure(c: Chooser, w: World) -> list[ev.Event]:
-    return [ev.DipFails(w.now, c.pick(w.dips))]
+    """A server that has been in some pool dies (a trace may only fail such a DIP)."""
+    return [ev.DipFails(w.now, c.pick(sorted(w.pooled)))]
 
 
 Generator = Callable[[Chooser, World], list[ev.Event]]

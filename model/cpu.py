@@ -68,6 +68,9 @@ class Known:
     """When its latest FIN/RST was sent (-1: none)."""
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
+    seen: int = 0
+    """Its latest packet as far as the CPU knows (from the idle timers of the entries its
+    lookups reach): kept here because such an entry may be another connection's, and go."""
 
     @property
     def closing(self) -> bool:
@@ -143,12 +146,16 @@ class Cpu:
     # ------------------------------------------------------------ learning
 
     def learn(self, now: int, limit: int | None, log: CpuLog) -> None:
+        """Take in the whole batch, then place. Placing as events come would let an
+        earlier event's write capture a connection whose event is later in the same
+        batch, before the CPU registered it; a later event may also change the
+        version of a connection still unplaced."""
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, now, log)
-        self._retry_unplaced(now, log)
+            self._on_learn(event, log)
+        self._place_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -162,17 +169,15 @@ class Cpu:
             log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
             return
         conn = self.known.get(ft)
-        if conn is None and event.kind == "end":
-            return  # its first learn event is late or lost: it will expire as idle
         if conn is None:
+            # Even from an end event (a FIN/RST that hit another connection's entry,
+            # or whose first learn event is late or lost): known, its lookups are
+            # protected by the write checks until its grace runs out.
             conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
             self.known[ft] = conn
             self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
-            # The entry's idle timer starts now, not when the event was sent: packets that
-            # missed while the connection was pending did not refresh it.
-            self._place(conn, now, log)
         elif event.kind != "end" and conn.stage is None and event.sent > conn.sent and event.version != conn.version:
             # Still unplaced, its packets miss and now use another version (a new
             # incarnation, or an aliasing entry that went away): install what they use now.
@@ -186,7 +191,9 @@ class Cpu:
             # reusing the 5-tuple; either way the entry and its version stay.
             conn.opened = max(conn.opened, event.sent)
 
-    def _retry_unplaced(self, now: int, log: CpuLog) -> None:
+    def _place_unplaced(self, now: int, log: CpuLog) -> None:
+        # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
+        # was sent; packets that missed while the connection was pending did not refresh it.
         for conn in [c for c in self.known.values() if c.stage is None]:
             self._place(conn, now, log)
 
@@ -344,13 +351,14 @@ class Cpu:
         (which the config keeps at least that long).
         """
         self.learn(now, None, log)
-        # Idle times before any deletion: deleting one entry must not hide the
-        # hits another connection's packets made on it.
+        # Activity before any deletion: deleting one entry must not hide the hits
+        # another connection's packets made on it, in this pass or a later one.
         placed = [c for c in self.known.values() if c.stage is not None]
-        idle = {c.ft: self._idle(c, now) for c in placed}
+        for conn in placed:
+            conn.seen = max(conn.seen, now - self._idle(conn, now))
         for conn in placed:
             limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
-            if idle[conn.ft] <= limit:
+            if now - conn.seen <= limit:
                 continue
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")

@@ -64,8 +64,53 @@ class LearnEvent(NamedTuple):
     version: int
 
 
+class LearnChannel:
+    """The learn-event path from the data plane to the CPU: the ASIC's learning
+    filter and the queue the CPU reads. Shared by the model's ``DataPlane`` and
+    the BMv2 target, whose pipeline reports the raw learn events."""
+
+    learn_queue: deque[LearnEvent]
+    learn_filter: set[tuple[str, FiveTuple]]
+
+    def learn(self, t: int, kind: str, ft: FiveTuple, version: int) -> bool:
+        """Send a learn event; the learning filter drops a repeat of a queued idempotent one."""
+        key = (kind, ft)
+        if kind in FILTERED_KINDS:
+            if key in self.learn_filter:
+                return False
+            self.learn_filter.add(key)
+        self.learn_queue.append(LearnEvent(t, t, kind, ft, version))
+        return True
+
+    def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]:
+        """Hand the CPU the visible learn events, oldest first, and forget them."""
+        taken: list[LearnEvent] = []
+        kept: deque[LearnEvent] = deque()
+        for event in self.learn_queue:
+            if event.visible <= now and (limit is None or len(taken) < limit):
+                taken.append(event)
+                self.learn_filter.discard((event.kind, event.ft))
+            else:
+                kept.append(event)
+        self.learn_queue = kept
+        return taken
+
+    # faults on the learn channel
+
+    def lose_learn(self, index: int) -> LearnEvent:
+        event = self.learn_queue[index]
+        del self.learn_queue[index]
+        self.learn_filter.discard((event.kind, event.ft))
+        return event
+
+    def delay_learn(self, index: int, delay: int) -> LearnEvent:
+        event = self.learn_queue[index]
+        self.learn_queue[index] = event._replace(visible=max(event.visible, event.sent + delay))
+        return event
+
+
 @dataclass
-class DataPlane:
+class DataPlane(LearnChannel):
     config: Config
     plan: HashPlan
     conn: list[dict[tuple[int, int], ConnEntry]]
@@ -105,16 +150,6 @@ class DataPlane:
         for i in h.bloom:
             cells[i] = epoch
 
-    def learn(self, t: int, kind: str, ft: FiveTuple, version: int) -> bool:
-        """Send a learn event; the learning filter drops a repeat of a queued idempotent one."""
-        key = (kind, ft)
-        if kind in FILTERED_KINDS:
-            if key in self.learn_filter:
-                return False
-            self.learn_filter.add(key)
-        self.learn_queue.append(LearnEvent(t, t, kind, ft, version))
-        return True
-
     # ------------------------------------------------------------ backend operations (the CPU's writes)
 
     def insert_conn(self, stage: int, bucket: int, digest: int, version: int, now: int) -> None:
@@ -140,32 +175,6 @@ class DataPlane:
 
     def add_whitelist(self, src_ip: int) -> None:
         self.whitelist.add(src_ip)
-
-    def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]:
-        """Hand the CPU the visible learn events, oldest first, and forget them."""
-        taken: list[LearnEvent] = []
-        kept: deque[LearnEvent] = deque()
-        for event in self.learn_queue:
-            if event.visible <= now and (limit is None or len(taken) < limit):
-                taken.append(event)
-                self.learn_filter.discard((event.kind, event.ft))
-            else:
-                kept.append(event)
-        self.learn_queue = kept
-        return taken
-
-    # ------------------------------------------------------------ faults on the learn channel
-
-    def lose_learn(self, index: int) -> LearnEvent:
-        event = self.learn_queue[index]
-        del self.learn_queue[index]
-        self.learn_filter.discard((event.kind, event.ft))
-        return event
-
-    def delay_learn(self, index: int, delay: int) -> LearnEvent:
-        event = self.learn_queue[index]
-        self.learn_queue[index] = event._replace(visible=max(event.visible, event.sent + delay))
-        return event
 
 
 def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObservation:
@@ -209,7 +218,9 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
 
     pool = dp.pools.get((vip_key, version))
     if pool is None:  # DIPPoolTable miss: the version's pool was reclaimed
-        return PacketObservation(index, t, pkt, DROP, hit_key=hit_key, path=f"no-pool:v{version}")
+        return PacketObservation(
+            index, t, pkt, DROP, learned=tuple(learned), hit_key=hit_key, path=f"no-pool:v{version}"
+        )
     dip = pool[dip_index(h.dip_hash, len(pool))]
     if found:
         path = f"hit:stage{found[0]}:v{version}"

@@ -6,13 +6,17 @@ no final xor). Its input is the listed fields' bits concatenated
 most-significant-bit first, zero-padded at the end to whole bytes; v1model's
 ``hash(out r, algo, base, data, max)`` yields ``base + (h mod max)``.
 
-CRC is affine over GF(2): ``crc(a ^ b) = crc(a) ^ crc(b) ^ crc(0)`` for
-equal-length inputs. A constant salt prepended to the fields therefore only
-XORs a constant into the result, and two flows that collide under one salt
-collide under every salt. Distinct uses thus hash the *same fields in a
-different order* (a different linear map), never the same order with a
-different salt. ``HASH_USES`` lists, for each use, the algorithm and field
-order the P4 program must use.
+CRC is linear over GF(2) (affine, with the init value), so the usual trick
+of salting one input for each use fails twice over: a prepended constant only
+XORs a constant into the result, and a byte-rotation of the field order only
+multiplies the CRC by a power of x, so two flows that collide under one use
+collide under the other. What makes two uses independent is where the fields a
+client varies (src_ip, src_port) sit relative to the end of the input. The
+orders below were chosen so that, over those 48 bits, the digest and every
+stage's bucket index, and every two stages or Bloom hashes, form a full-rank
+GF(2) map at every power-of-two table size the config allows
+(``tests/test_hashing.py`` checks this). ``hash_uses`` lists, for each use,
+the algorithm and field order the P4 program must use.
 """
 
 from __future__ import annotations
@@ -29,15 +33,24 @@ FIELD_WIDTHS = {"src_ip": 32, "dst_ip": 32, "src_port": 16, "dst_port": 16, "pro
 IDENTITY = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
 
 
-def _rotate(order: tuple[str, ...], k: int) -> tuple[str, ...]:
-    return order[k:] + order[:k]
-
-
-REVERSED = tuple(reversed(IDENTITY))
-STAGE_ORDERS = tuple(_rotate(IDENTITY, k) for k in range(1, 5)) + tuple(_rotate(REVERSED, k) for k in range(1, 5))
-BLOOM_ORDERS = tuple(_rotate(IDENTITY, k) for k in range(4))
 DIGEST_ORDER = IDENTITY
-DIP_ORDER = REVERSED
+STAGE_ORDERS = (
+    ("dst_ip", "src_ip", "src_port", "dst_port", "proto"),
+    ("dst_ip", "src_port", "src_ip", "dst_port", "proto"),
+    ("dst_ip", "src_port", "dst_port", "src_ip", "proto"),
+    ("dst_ip", "src_port", "dst_port", "proto", "src_ip"),
+    ("dst_ip", "src_port", "proto", "src_ip", "dst_port"),
+    ("dst_ip", "proto", "src_ip", "dst_port", "src_port"),
+    ("dst_port", "src_ip", "dst_ip", "proto", "src_port"),
+    ("dst_port", "src_port", "src_ip", "dst_ip", "proto"),
+)
+BLOOM_ORDERS = (
+    ("src_ip", "dst_ip", "dst_port", "src_port", "proto"),
+    ("src_ip", "dst_ip", "dst_port", "proto", "src_port"),
+    ("dst_ip", "src_ip", "dst_port", "src_port", "proto"),
+    ("dst_ip", "src_ip", "dst_port", "proto", "src_port"),
+)
+DIP_ORDER = tuple(reversed(IDENTITY))
 COOKIE_ORDER = IDENTITY
 
 
@@ -51,7 +64,7 @@ def hash_uses(config: Config) -> list[HashUse]:
     """Every hash the pipeline computes, in the form the P4 program spells it."""
     uses = [HashUse("digest", "crc32", DIGEST_ORDER)]
     uses += [HashUse(f"stage{s}", "crc32", STAGE_ORDERS[s]) for s in range(config.stages)]
-    uses += [HashUse(f"bloom{j}", "crc16", BLOOM_ORDERS[j]) for j in range(config.bloom_hashes)]
+    uses += [HashUse(f"bloom{j}", "crc32", BLOOM_ORDERS[j]) for j in range(config.bloom_hashes)]
     uses.append(HashUse("dip", "crc16", DIP_ORDER))
     uses.append(HashUse("cookie", "crc32", ("cookie_key", *COOKIE_ORDER)))
     return uses
@@ -134,7 +147,7 @@ class HashPlan:
         return FlowHashes(
             digest=crc32(pack_tuple(ft, DIGEST_ORDER)) % self._digest_mod,
             buckets=tuple(crc32(pack_tuple(ft, order)) % c.buckets_per_stage for order in self._stage_orders),
-            bloom=tuple(crc16(pack_tuple(ft, order)) % c.bloom_bits for order in self._bloom_orders),
+            bloom=tuple(crc32(pack_tuple(ft, order)) % c.bloom_bits for order in self._bloom_orders),
             dip_hash=crc16(pack_tuple(ft, DIP_ORDER)),
         )
 

@@ -66,7 +66,7 @@ def freeze(switch: Switch, now: int, cap: int, expiry: bool = True) -> Frozen:
     times = {now}
     if expiry:
         times |= {e.last_hit for table in dp.conn for e in table.values()}
-        times |= {t for c in cpu.known.values() for t in (c.opened, c.ended) if t >= 0}
+        times |= {t for c in cpu.known.values() for t in (c.opened, c.ended, c.seen) if t >= 0}
         times |= set(cpu.expired.values())
     times |= {t for e in dp.learn_queue for t in (e.sent, e.visible)}
     times |= {c.sent for c in cpu.known.values()}
@@ -79,7 +79,7 @@ def freeze(switch: Switch, now: int, cap: int, expiry: bool = True) -> Frozen:
 
     conn = tuple(tuple(sorted((k, e.version, age(e.last_hit)) for k, e in table.items())) for table in dp.conn)
     queue = tuple((age(e.sent), age(e.visible), e.kind, e.ft, e.version) for e in dp.learn_queue)
-    known = tuple(sorted(((c.ft, c.version, age(c.sent), age(c.opened), age(c.ended), c.stage)
+    known = tuple(sorted(((c.ft, c.version, age(c.sent), age(c.opened), age(c.ended), age(c.seen), c.stage)
                           for c in cpu.known.values()), key=repr))  # fmt: skip
     updates = tuple(sorted((vip, u.old_version, u.new_version, u.epoch, u.slot, u.phase, age(u.started),
                             age(u.requested)) for vip, u in cpu.updates.items()))  # fmt: skip
@@ -99,7 +99,7 @@ _CLONED = {
     DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter"},
     Cpu: {"config", "plan", "backend", "known", "table", "load", "watchers", "vip_entries", "pools", "refs",
           "released", "updates", "requests", "whitelist", "expired", "epoch"},
-    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage"},
+    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen"},
 }  # fmt: skip
 
 
@@ -120,7 +120,8 @@ def clone(switch: Switch) -> Switch:
         dict(dp.vips), dict(dp.pools), [list(cells) for cells in dp.transit], set(dp.whitelist), deque(dp.learn_queue),
         set(dp.learn_filter),
     )  # fmt: skip
-    known = {ft: Known(c.ft, c.hashes, c.version, c.sent, c.opened, c.ended, c.stage) for ft, c in cpu.known.items()}
+    known = {ft: Known(c.ft, c.hashes, c.version, c.sent, c.opened, c.ended, c.stage, c.seen)
+             for ft, c in cpu.known.items()}  # fmt: skip
     new_cpu = Cpu(
         cpu.config, cpu.plan, new_dp, known, [{k: known[c.ft] for k, c in t.items()} for t in cpu.table],
         [dict(x) for x in cpu.load], {k: set(v) for k, v in cpu.watchers.items()}, dict(cpu.vip_entries),

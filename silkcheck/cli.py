@@ -10,7 +10,7 @@ from pathlib import Path
 from silkcheck import report
 from silkcheck.examples import EXAMPLES_DIR, write_all
 from silkcheck.oracle import Verdict, judge
-from silkcheck.targets import get_target
+from silkcheck.targets import TargetError, get_target
 from silkcheck.trace import Trace, TraceError, load
 
 
@@ -18,8 +18,18 @@ def _run(trace: Trace, target_name: str) -> Verdict:
     return judge(trace.config, get_target(target_name).run(trace))
 
 
+def _replay_source(args: argparse.Namespace) -> Trace:
+    if (args.trace is None) == (args.pcap is None):
+        raise TraceError("replay: give either a trace file or --pcap FILE")
+    if args.trace is not None:
+        return load(args.trace)
+    from silkcheck.capture import capture_from_args
+
+    return capture_from_args(args)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
-    trace = load(args.trace)
+    trace = _replay_source(args)
     verdict = _run(trace, args.target)
     print(f"{trace.name or args.trace} on {args.target}: {verdict.summary()}")
     if trace.description:
@@ -127,8 +137,48 @@ def _prove_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--save", metavar="DIR", help="save every counterexample trace (minimal) into DIR")
 
 
+def cmd_scale_bench(args: argparse.Namespace) -> int:
+    from scale.bench import run_scale_bench
+
+    good = run_scale_bench(args.connections, args.load, args.stages, args.slots, args.digest_bits,
+                           args.version_bits, args.seed, args.baseline_sample)  # fmt: skip
+    return 0 if good else 1
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
+
+    from scale.analyze import ANALYZE_VIPS, FULL, QUICK, CaptureSource, RandomSource, Rates, run_analyze
+
+    sweep = QUICK if args.quick else FULL
+    overrides = {name: tuple(getattr(args, name)) for name in ("digest_bits", "stages", "slots", "loads",
+                 "bloom_bits", "bloom_hashes", "latencies_ms") if getattr(args, name)}  # fmt: skip
+    sweep = dataclasses.replace(sweep, **overrides)
+    if sweep.problems():
+        raise TraceError("analyze: " + "; ".join(sweep.problems()))
+    rng = np.random.default_rng(args.seed)
+    rates = Rates(args.new_conns_per_min, args.updates_per_min)
+    if args.pcap:
+        from silkcheck.capture import distinct_flows, parse_vips, read_capture
+
+        capture = read_capture(args.pcap, parse_vips(args.vip) or None)
+        flows, opens_with_syn = distinct_flows(capture)
+        print(f"{args.pcap}: {len(capture.packets):,} packets, {len(flows):,} flows, "
+              f"{opens_with_syn.mean():.1%} open with a TCP SYN")  # fmt: skip
+        source = CaptureSource(flows, opens_with_syn, rng, name=Path(args.pcap).name)
+    else:
+        from silkcheck.capture import parse_vips
+
+        vips = parse_vips(args.vip) or list(ANALYZE_VIPS)
+        source = RandomSource(rng, vips, args.syn_share)
+    run_analyze(sweep, rates, source, Path(args.out), args.seed)
+    return 0
+
+
 def _targets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="model", help="where to run: model (default)")
+    p.add_argument("--target", default="model", help="where to run: model (default) or bmv2")
 
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
@@ -137,9 +187,23 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace")
+    p.add_argument("trace", nargs="?", help="a trace file (or give --pcap)")
     p.add_argument("--html", metavar="OUT", help="also write the timeline as an HTML page")
     _targets(p)
+    p.add_argument("--pcap", help="replay a packet capture: its flows mapped onto --vip, CPU steps inserted")
+    _mapping_args(p)
+    p.add_argument("--pool", action="append", default=[],
+                   help="DIP,DIP,... the pool of each --vip in order (one --pool serves every VIP)")
+    p.add_argument("--learn-interval-us", type=int, default=1000, help="CPU learn step interval (insertion latency)")
+    p.add_argument("--update-at-us", type=int, help="request a pool update for every VIP at this capture time")
+    p.add_argument("--update-pool", help="DIP,DIP,... the new pool of that update")
+    p.add_argument("--max-packets", type=int, help="read at most this many usable packets of the capture")
+    p.add_argument("--save-trace", help="also save the trace built from the capture as JSON")
+
+
+def _mapping_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vip", action="append", default=[],
+                   help="IP:PORT/tcp|udp; the capture's destinations are mapped onto these VIPs (repeatable)")
 
 
 def _pcap_args(p: argparse.ArgumentParser) -> None:
@@ -154,6 +218,65 @@ def _examples_args(p: argparse.ArgumentParser) -> None:
 def _bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--packets", type=int, default=1_000_000)
     p.add_argument("--connections", type=int, default=20_000)
+
+
+def cmd_p4_build(args: argparse.Namespace) -> int:
+    from model.config import Config
+    from silkcheck.p4build import build, defines
+
+    config = load(args.config).config if args.config else Config()
+    result = build(config)
+    print(f"built p4/silkroad.p4 with {' '.join(defines(config))}")
+    print(f"  BMv2 JSON: {result.json}")
+    print(f"  P4Info:    {result.p4info}")
+    if result.warnings:
+        print(f"p4c said:\n{result.warnings}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from silkcheck.differential import run_differential
+
+    return run_differential(args.traces, args.random, args.seed, args.events)
+
+
+def _p4_build_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="take the config header of this trace (default: the default Config)")
+
+
+def _diff_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("traces", nargs="*", help="trace files to run on the model and on BMv2")
+    p.add_argument("--random", type=int, default=0, metavar="N", help="also run N random traces")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--events", type=int, default=60, help="events per random trace")
+def _scale_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--connections", type=int, default=10_000_000)
+    p.add_argument("--load", type=float, default=0.9, help="load factor the table is sized for")
+    p.add_argument("--stages", type=int, default=4)
+    p.add_argument("--slots", type=int, default=4, help="slots per bucket")
+    p.add_argument("--digest-bits", type=int, default=24)
+    p.add_argument("--version-bits", type=int, default=6)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--baseline-sample", type=int, default=20_000, help="connections the model's CPU places")
+
+
+def _analyze_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="a small sweep that finishes in under a minute")
+    p.add_argument("--out", default="silkcheck-out/analyze", help="directory for the CSVs and PNG plots")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--digest-bits", type=int, nargs="+")
+    p.add_argument("--stages", type=int, nargs="+")
+    p.add_argument("--slots", type=int, nargs="+", help="slots per bucket")
+    p.add_argument("--loads", type=float, nargs="+", help="ConnTable load factors")
+    p.add_argument("--bloom-bits", type=int, nargs="+")
+    p.add_argument("--bloom-hashes", type=int, nargs="+")
+    p.add_argument("--latencies-ms", type=float, nargs="+", help="insertion latency = update window")
+    p.add_argument("--new-conns-per-min", type=float, default=1_000_000)
+    p.add_argument("--updates-per-min", type=float, default=100)
+    p.add_argument("--syn-share", type=float, default=0.9,
+                   help="share of new connections that open with a TCP SYN (random flows only)")
+    p.add_argument("--pcap", help="take the flows from this capture instead of random ones")
+    _mapping_args(p)
 
 
 def _budget(text: str) -> float:
@@ -173,13 +296,19 @@ def _campaign_args(p: argparse.ArgumentParser) -> None:
 
 def _fuzz_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
-    p.add_argument("--target", default="model", help="model (default) or a mutant's name")
+    p.add_argument("--target", default="model", help="model (default), a mutant's name, or bmv2 (differential)")
     p.add_argument("--db", default=".silkcheck/fuzz-db", help="example database directory")
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzz.campaign import run_campaign, summary
 
+    if args.target == "bmv2":  # a differential campaign: random traces on the model and on BMv2
+        from silkcheck.differential import run_differential
+
+        return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
+    if args.workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
     print(summary(result))
     return 1 if result.failed else 0
@@ -193,6 +322,8 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
 
+    if args.workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
     print(text)
     return 0 if all_killed else 1
@@ -218,6 +349,13 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
     ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("p4-build", "compile p4/silkroad.p4 for BMv2 with a trace's config (needs p4c)", _p4_build_args, cmd_p4_build),
+    ("diff", "differential test: run traces on the model and on BMv2 and compare packet by packet", _diff_args,
+     cmd_diff),
+    ("analyze", "sweep digest bits, stages, slots, load and Bloom size: measured rates vs theory, CSV + plots",
+     _analyze_args, cmd_analyze),
+    ("scale-bench", "insert 10M connections into the compact ConnTable: time, rates, bytes per connection",
+     _scale_bench_args, cmd_scale_bench),
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
@@ -234,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = next(h for n, _, _, h in COMMANDS if n == args.command)
     try:
         return handler(args)
-    except TraceError as error:
+    except (TraceError, TargetError) as error:
         print(f"silkcheck: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

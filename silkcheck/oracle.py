@@ -122,8 +122,9 @@ class _History:
         for w in o.removes:
             self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
             self.owner_now.pop(w.key, None)
-        for _, ft in o.learned:
-            self.learned_at.setdefault(ft, []).append(o.index)
+        for kind, ft in o.learned:
+            if kind != "auth":  # whitelisting a source does not teach the CPU the connection
+                self.learned_at.setdefault(ft, []).append(o.index)
         for ft in o.lost:
             self.lost_at.setdefault(ft, []).append(o.index)
         for dip in o.failed_dips:

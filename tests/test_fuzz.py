@@ -15,7 +15,7 @@ from fuzz.walk import replay, shrink, walk
 from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.timeline import html_timeline, text_timeline
-from silkcheck.trace import load
+from silkcheck.trace import from_dict, load, to_dict
 
 DATA = Path(__file__).parent / "data"
 REGRESSIONS = sorted(DATA.glob("*.json"))
@@ -97,3 +97,10 @@ def test_timeline_marks_the_violating_packet(tmp_path: Path) -> None:
     assert "!!" in text and "CPU" in text
     html_timeline(small, observations, verdict, tmp_path / "t.html")
     assert 'stroke="red"' in (tmp_path / "t.html").read_text()
+
+
+def test_generated_traces_round_trip_through_the_trace_language() -> None:
+    for seed in range(60):
+        trace = walk(seed).trace
+        again = from_dict(to_dict(trace))
+        assert again.events == trace.events and again.config == trace.config

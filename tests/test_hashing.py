@@ -53,7 +53,7 @@ def test_five_tuple_packs_to_13_bytes_in_field_order():
     ft = FiveTuple(0x01020304, 0x0A0B0C0D, 0x1111, 0x2222, 6)
     assert pack_tuple(ft, DIGEST_ORDER).hex() == "010203040a0b0c0d1111222206"
     assert pack_tuple(ft, DIP_ORDER).hex() == "06222211110a0b0c0d01020304"
-    assert pack_tuple(ft, STAGE_ORDERS[0]).hex() == "0a0b0c0d111122220601020304"
+    assert pack_tuple(ft, STAGE_ORDERS[0]).hex() == "0a0b0c0d010203041111222206"
 
 
 def test_flow_hashes_are_the_documented_uses():
@@ -63,7 +63,7 @@ def test_flow_hashes_are_the_documented_uses():
     h = plan.flow(ft)
     assert h.digest == crc32(pack_tuple(ft, DIGEST_ORDER)) % (1 << 24)
     assert h.buckets == tuple(crc32(pack_tuple(ft, STAGE_ORDERS[s])) % 4096 for s in range(4))
-    assert h.bloom == tuple(crc16(pack_tuple(ft, BLOOM_ORDERS[j])) % 2048 for j in range(3))
+    assert h.bloom == tuple(crc32(pack_tuple(ft, BLOOM_ORDERS[j])) % 2048 for j in range(3))
     assert dip_index(h.dip_hash, 3) == crc16(pack_tuple(ft, DIP_ORDER)) % 3
     assert h.digest == crc32(bytes.fromhex("c0a80001140000019c40005006")) % (1 << 24)
     assert h.dip_hash == crc16(bytes.fromhex("0600509c4014000001c0a80001"))
@@ -75,8 +75,8 @@ def test_frozen_vectors():
     ft = FiveTuple(0xC0A80001, 0x14000001, 40000, 80, 6)
     h = plan.flow(ft)
     assert h.digest == 14807411
-    assert h.buckets == (3368, 1878, 3344, 2632)
-    assert h.bloom == (1461, 1892, 293)
+    assert h.buckets == (1897, 315, 1925, 3368)
+    assert h.bloom == (1848, 1192, 290)
     assert h.dip_hash == 22974
     assert plan.cookie(ft) == 790665792
     config = Config()
@@ -87,6 +87,51 @@ def test_every_use_has_its_own_field_order_per_algorithm():
     uses = hash_uses(Config(stages=8, bloom_hashes=4))
     seen = [(u.algorithm, u.order) for u in uses]
     assert len(seen) == len(set(seen))
+
+
+def _linear_rows(order: tuple[str, ...], crc, bits: int) -> list[int]:
+    """The GF(2) map from the client-varied bits (src_ip, src_port) to the low ``bits`` of a hash.
+
+    CRC is affine, so column i is h(e_i) ^ h(0); row j (an int over the 48 input bits) says
+    which input bits output bit j depends on."""
+    base = FiveTuple(0, 0x14000001, 0, 80, 6)
+    zero = crc(pack_tuple(base, order))
+    columns = []
+    for i in range(48):
+        ft = base._replace(src_ip=1 << i if i < 32 else 0, src_port=1 << (i - 32) if i >= 32 else 0)
+        columns.append((crc(pack_tuple(ft, order)) ^ zero) & ((1 << bits) - 1))
+    return [sum((c >> j & 1) << i for i, c in enumerate(columns)) for j in range(bits)]
+
+
+def _rank(rows: list[int]) -> int:
+    rows, rank = list(rows), 0
+    for bit in range(48):
+        pivot = next((k for k in range(rank, len(rows)) if rows[k] >> bit & 1), None)
+        if pivot is None:
+            continue
+        rows[rank], rows[pivot] = rows[pivot], rows[rank]
+        rows = [r ^ rows[rank] if k != rank and r >> bit & 1 else r for k, r in enumerate(rows)]
+        rank += 1
+    return rank
+
+
+def test_hash_uses_are_independent_on_the_client_fields():
+    """Full rank: for flows of one VIP, a digest collision says nothing about a bucket collision,
+    and a collision in one stage (or Bloom hash) nothing about another, at every power-of-two size."""
+    digest = _linear_rows(DIGEST_ORDER, crc32, 24)
+    for k in range(1, 17):
+        for order in STAGE_ORDERS:
+            assert _rank(digest + _linear_rows(order, crc32, k)) == 24 + k, (order, k)
+        for group in (STAGE_ORDERS, BLOOM_ORDERS):
+            for i, a in enumerate(group):
+                for b in group[i + 1 :]:
+                    assert _rank(_linear_rows(a, crc32, k) + _linear_rows(b, crc32, k)) == 2 * k, (a, b, k)
+
+
+def test_a_byte_rotation_of_the_digest_order_is_not_independent():
+    """Why the orders are not rotations: moving proto to the front only multiplies the CRC by x^8."""
+    rotated = ("proto", "src_ip", "dst_ip", "src_port", "dst_port")
+    assert _rank(_linear_rows(DIGEST_ORDER, crc32, 24) + _linear_rows(rotated, crc32, 12)) < 36
 
 
 def test_stage_buckets_collide_independently():

@@ -8,6 +8,10 @@ from model.observations import Observation
 from silkcheck.trace import Trace
 
 
+class TargetError(RuntimeError):
+    """A target that cannot run: a missing tool, a failed build, a switch that went away."""
+
+
 class Target(Protocol):
     name: str
 
@@ -19,4 +23,8 @@ def get_target(name: str) -> Target:
         from silkcheck.targets.model import ModelTarget
 
         return ModelTarget()
-    raise ValueError(f"unknown target {name!r}; available: model")
+    if name == "bmv2":
+        from silkcheck.targets.bmv2 import shared_target
+
+        return shared_target()
+    raise ValueError(f"unknown target {name!r}; available: model, bmv2")

@@ -11,11 +11,15 @@ class ModelTarget:
     name = "model"
 
     def run(self, trace: Trace) -> list[Observation]:
-        switch = Switch.boot(trace.config, trace.vips)
-        observations: list[Observation] = []
-        for index, event in enumerate(trace.events):
-            try:
-                observations.append(switch.step(index, event))
-            except InvalidEvent as error:
-                raise TraceError(f"{trace.name or 'trace'}: events[{index}]: {error}") from None
-        return observations
+        return step_all(Switch.boot(trace.config, trace.vips), trace)
+
+
+def step_all(switch: Switch, trace: Trace) -> list[Observation]:
+    """Every event of ``trace`` through ``switch``; an event the state cannot take is a trace error."""
+    observations: list[Observation] = []
+    for index, event in enumerate(trace.events):
+        try:
+            observations.append(switch.step(index, event))
+        except InvalidEvent as error:
+            raise TraceError(f"{trace.name or 'trace'}: events[{index}]: {error}") from None
+    return observations
