@@ -15,17 +15,18 @@ replayed as a trace and judged by the black-box oracle.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import networkx as nx
 
 from model import events as ev
 from model.config import Config
+from model.cpu import Cpu, Known
+from model.dataplane import ConnEntry, DataPlane
 from model.observations import FORWARD, PacketObservation
 from model.switch import Switch
 from model.types import ACK, SYN, Dip, FiveTuple, Packet
@@ -37,27 +38,97 @@ from silkcheck.trace import Trace
 Frozen = tuple[Any, ...]
 
 
-def freeze(switch: Switch, now: int, cap: int) -> Frozen:
-    """The switch's whole state, canonical and hashable, with times as capped ages."""
+def _compress(times: set[int], cap: int) -> dict[int, int]:
+    """Relabel instants keeping their order and every gap up to ``cap``.
 
-    def age(t: int) -> int:
-        return min(now - t, cap)
+    The model only compares a difference of two instants with a constant
+    below ``cap`` (learn-delay bound, idle timeout, teardown grace) or orders
+    two instants, so states that differ only in longer gaps behave the same:
+    this makes the relabelled state an exact (bisimilar) quotient.
+    """
+    labels: dict[int, int] = {}
+    label, previous = 0, None
+    for t in sorted(times):
+        if previous is not None:
+            label += min(t - previous, cap)
+        labels[t] = label
+        previous = t
+    return labels
 
+
+def freeze(switch: Switch, now: int, cap: int, expiry: bool = True) -> Frozen:
+    """The switch's whole state, canonical and hashable, every instant as a compressed age.
+
+    Without ``expiry`` in the alphabet, what only ``Cpu.expire`` reads (idle
+    timers, SYN/FIN send times, expiry times) is left out: still exact.
+    """
     dp, cpu = switch.dataplane, switch.cpu
+    times = {now}
+    if expiry:
+        times |= {e.last_hit for table in dp.conn for e in table.values()}
+        times |= {t for c in cpu.known.values() for t in (c.opened, c.ended, c.seen) if t >= 0}
+        times |= set(cpu.expired.values())
+    times |= {t for e in dp.learn_queue for t in (e.sent, e.visible)}
+    times |= {c.sent for c in cpu.known.values()}
+    times |= {t for u in cpu.updates.values() for t in (u.started, u.requested)}
+    times |= set(cpu.released.values())
+    labels = _compress(times, cap)
+
+    def age(t: int) -> int | None:
+        return labels[now] - labels[t] if t >= 0 and t in labels else None
+
     conn = tuple(tuple(sorted((k, e.version, age(e.last_hit)) for k, e in table.items())) for table in dp.conn)
-    queue = tuple((age(e.sent), max(e.visible - now, -cap), e.kind, e.ft, e.version) for e in dp.learn_queue)
-    known = tuple(sorted((c.ft, c.version, age(c.sent), c.stage, c.closing) for c in cpu.known.values()))
-    updates = tuple(sorted((vip, u.old_version, u.new_version, u.epoch, u.phase, age(u.started), age(u.requested))
-                           for vip, u in cpu.updates.items()))  # fmt: skip
+    queue = tuple((age(e.sent), age(e.visible), e.kind, e.ft, e.version) for e in dp.learn_queue)
+    known = tuple(sorted(((c.ft, c.version, age(c.sent), age(c.opened), age(c.ended), age(c.seen), c.stage)
+                          for c in cpu.known.values()), key=repr))  # fmt: skip
+    updates = tuple(sorted((vip, u.old_version, u.new_version, u.epoch, u.slot, u.phase, age(u.started),
+                            age(u.requested)) for vip, u in cpu.updates.items()))  # fmt: skip
     return (
-        conn, tuple(sorted(dp.vips.items())), tuple(sorted(dp.pools.items())), tuple(dp.transit),
-        tuple(sorted(dp.whitelist)), queue, known, tuple(sorted(cpu.vip_entries.items())),
+        conn, tuple(sorted(dp.vips.items())), tuple(sorted(dp.pools.items())), tuple(map(tuple, dp.transit)),
+        tuple(sorted(dp.whitelist)), queue, tuple(sorted(dp.learn_filter)), known,
+        tuple(sorted(cpu.vip_entries.items())),
         tuple(sorted((vip, tuple(sorted(p.items()))) for vip, p in cpu.pools.items())),
         tuple(sorted((k, v) for k, v in cpu.refs.items() if v)),
         tuple(sorted((k, age(t)) for k, t in cpu.released.items() if k[1] in cpu.pools[k[0]])),
         updates, tuple(sorted((vip, tuple(q)) for vip, q in cpu.requests.items())), tuple(sorted(cpu.whitelist)),
-        cpu.epoch,
+        tuple(sorted((ft, age(t)) for ft, t in cpu.expired.items())), cpu.epoch,
     )  # fmt: skip
+
+
+_CLONED = {
+    DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter"},
+    Cpu: {"config", "plan", "backend", "known", "table", "load", "watchers", "vip_entries", "pools", "refs",
+          "released", "updates", "requests", "whitelist", "expired", "epoch"},
+    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen"},
+}  # fmt: skip
+
+
+def check_clone_covers_model() -> None:
+    """``clone`` copies field by field: refuse to run if the model grew a field it does not know."""
+    for cls, known in _CLONED.items():
+        names = {f.name for f in fields(cls)}
+        if names != known:
+            changed = sorted(names ^ known)
+            raise RuntimeError(f"proofs/explicit.py clone() is out of date for {cls.__name__}: fields {changed}")
+
+
+def clone(switch: Switch) -> Switch:
+    """A copy of the switch sharing only immutable parts (10x faster than ``copy.deepcopy``)."""
+    dp, cpu = switch.dataplane, switch.cpu
+    new_dp = DataPlane(
+        dp.config, dp.plan, [{k: ConnEntry(e.version, e.last_hit) for k, e in t.items()} for t in dp.conn],
+        dict(dp.vips), dict(dp.pools), [list(cells) for cells in dp.transit], set(dp.whitelist), deque(dp.learn_queue),
+        set(dp.learn_filter),
+    )  # fmt: skip
+    known = {ft: Known(c.ft, c.hashes, c.version, c.sent, c.opened, c.ended, c.stage, c.seen)
+             for ft, c in cpu.known.items()}  # fmt: skip
+    new_cpu = Cpu(
+        cpu.config, cpu.plan, new_dp, known, [{k: known[c.ft] for k, c in t.items()} for t in cpu.table],
+        [dict(x) for x in cpu.load], {k: set(v) for k, v in cpu.watchers.items()}, dict(cpu.vip_entries),
+        {vip: dict(p) for vip, p in cpu.pools.items()}, dict(cpu.refs), dict(cpu.released), dict(cpu.updates),
+        {vip: deque(q) for vip, q in cpu.requests.items()}, set(cpu.whitelist), dict(cpu.expired), cpu.epoch,
+    )  # fmt: skip
+    return Switch(switch.config, new_dp, new_cpu)
 
 
 @dataclass(frozen=True)
@@ -70,6 +141,8 @@ class Scope:
     delay_faults: bool = True
     expiry: bool = True
     max_states: int = 200_000
+    max_depth: int | None = None
+    """Explore every state within this many steps (None: until no new state)."""
 
     @property
     def conns(self) -> list[FiveTuple]:
@@ -117,6 +190,8 @@ class SearchResult:
     counterexample: Trace | None = None
     verdict: Verdict | None = None
     complete: bool = True
+    """No state budget was hit (with ``depth_bounded``: every state within the depth)."""
+    depth_bounded: bool = False
 
     @property
     def rate(self) -> float:
@@ -135,7 +210,8 @@ def _letters(scope: Scope, node: Node) -> Iterator[tuple[str, Callable[[int], ev
         pool = POOLS[node.watch.updates_used % 2]
         yield "update", lambda t, pool=pool: ev.UpdateRequested(t, DEMO_VIP, pool)
     yield "learn", lambda t: ev.CpuLearns(t)
-    yield "learn 1", lambda t: ev.CpuLearns(t, 1)
+    if len(node.switch.dataplane.learn_queue) > 1:
+        yield "learn 1", lambda t: ev.CpuLearns(t, 1)
     yield "advance", lambda t: ev.CpuAdvances(t)
     if scope.expiry:
         yield "expire", lambda t: ev.CpuExpires(t)
@@ -169,11 +245,11 @@ def _watch_after(scope: Scope, watch: Watch, obs: PacketObservation | None, tick
 
 def search(scope: Scope, progress: Callable[[int], None] | None = None) -> SearchResult:
     """Breadth-first over reachable states; stop at the first violation the oracle confirms."""
+    check_clone_covers_model()
     start = time.perf_counter()
     boot = Switch.boot(scope.config, {DEMO_VIP: (DIP1,)})
     root = Node(boot, 0, Watch(tuple((ft, None, -1) for ft in scope.conns), 0))
-    share = {id(boot.dataplane.plan): boot.dataplane.plan, id(scope.config): scope.config}
-    key0 = (freeze(boot, 0, scope.cap), root.watch)
+    key0 = (freeze(boot, 0, scope.cap, scope.expiry), root.watch)
     graph = nx.DiGraph()
     graph.add_node(key0, depth=0)
     parent: dict[Any, tuple[Any, ev.Event | None]] = {key0: (None, None)}
@@ -185,8 +261,11 @@ def search(scope: Scope, progress: Callable[[int], None] | None = None) -> Searc
         key = frontier.popleft()
         node = nodes.pop(key)
         depth = max(depth, graph.nodes[key]["depth"])
+        if scope.max_depth is not None and depth >= scope.max_depth:
+            result.depth_bounded = True
+            continue
         for label, make in list(_letters(scope, node)):
-            switch = copy.deepcopy(node.switch, dict(share))
+            switch = clone(node.switch)
             now = node.now + (1 if make is None else 0)
             event = None if make is None else make(now)
             obs = None if event is None else switch.step(0, event)
@@ -195,7 +274,7 @@ def search(scope: Scope, progress: Callable[[int], None] | None = None) -> Searc
                 watch = Watch(watch.anchors, watch.updates_used + 1)
             watch, moved = _watch_after(scope, watch, obs if isinstance(obs, PacketObservation) else None,
                                         make is None)  # fmt: skip
-            succ = (freeze(switch, now, scope.cap), watch)
+            succ = (freeze(switch, now, scope.cap, scope.expiry), watch)
             if succ not in graph:
                 graph.add_node(succ, depth=graph.nodes[key]["depth"] + 1)
                 parent[succ] = (key, event)
@@ -234,13 +313,19 @@ SCOPES = {
     "update": Scope(
         "update",
         Config(digest_bits=8, stages=2, buckets_per_stage=2, slots_per_bucket=1, bloom_bits=2, bloom_hashes=1,
-               version_bits=2, epoch_bits=2, learn_delay_bound=1, idle_timeout=2, teardown_grace=1),
-        connections=2, updates=2,
+               version_bits=2, epoch_bits=2, learn_delay_bound=1, idle_timeout=1, teardown_grace=1),
+        connections=2, updates=1, expiry=False, max_depth=7,
+    ),
+    "expiry": Scope(
+        "expiry",
+        Config(digest_bits=8, stages=2, buckets_per_stage=2, slots_per_bucket=1, bloom_bits=1, bloom_hashes=1,
+               version_bits=2, epoch_bits=2, learn_delay_bound=1, idle_timeout=1, teardown_grace=1),
+        connections=1, updates=2, max_depth=9,
     ),
     "collision": Scope(
         "collision",
         Config(digest_bits=1, stages=2, buckets_per_stage=1, slots_per_bucket=1, bloom_bits=1, bloom_hashes=1,
                version_bits=2, epoch_bits=2, learn_delay_bound=0, idle_timeout=1, teardown_grace=0),
-        connections=3, updates=1, delay_faults=False,
+        connections=3, updates=1, delay_faults=False, max_depth=6,
     ),
 }  # fmt: skip

@@ -20,10 +20,12 @@ Abstractions and their soundness assumptions (each next to its use below):
   Sound because the filter has no false negatives within an epoch (proved in
   ``tables.py``) and cells are written only in RECORD (``records_transit``),
   so after T1 the filter, hence ``fp``, is constant.
-* Learning queue: ``c``'s first learn event is its first forwarded packet's
-  (the learning filter drops duplicates while it is queued), becomes visible
-  at ``V ≤ a + B``, and every CPU step at ``T ≥ V`` has read it (``advance``
-  drains visible events). So the CPU installs the anchor's version.
+* Learning queue: the CPU learns ``c`` at some ``L ≥ a`` from any of its
+  learn events; the anchor's event is visible at ``V ≤ a + B`` and every CPU
+  step at ``T ≥ V`` has read it (``advance`` drains visible events). The entry
+  gets the anchor's version: take the first packet that breaks the claim;
+  every earlier packet, hence every learn event the CPU can have read, used
+  the anchor's version (the minimal-counterexample argument).
 * Events are totally ordered: CPU steps and ``c``'s packets are at distinct
   instants (ties in a trace are broken by position).
 * Faults (lost events, CPU restarts) are outside this proof: the oracle
@@ -43,7 +45,7 @@ from model import events as ev
 from model.config import Config
 from model.hashing import HashPlan
 from model.types import ACK, SYN, FiveTuple, Packet
-from proofs.replay import queue_index_after
+from proofs.replay import queue_after
 from proofs.symbolic import Z3, Outcome, prove, value
 from silkcheck.examples import DEMO_VIP, DIP1, DIP2, client
 from silkcheck.trace import Trace
@@ -166,7 +168,7 @@ class Schedule:
             z3.Implies(self.has_record, z3.And(self.anchor < self.record, self.record < self.later)),
             *(p != i for p in packets for i in instants),  # total order of events
             self.anchor <= self.visible, self.visible <= self.anchor + self.bound,  # the learn-delay bound
-            self.visible <= self.learned, self.learned <= self.placed,
+            self.anchor <= self.learned, self.learned <= self.placed,  # learned from any of c's events
             *(z3.Implies(self.visible <= t, self.learned <= t) for t in self.steps),  # advance drains
             self.forwarded(self.anchor),
             self.v0 == self.version(self.anchor, self.v0),  # c's entry, if any, is written after the anchor
@@ -253,12 +255,21 @@ def counterexample_trace(s: Schedule, model: z3.ModelRef, name: str, description
         timed.append((v["t_req"] * SCALE, 1, ev.PacketArrives(v["t_req"] * SCALE, Packet(helper, SYN))))
     timed.sort(key=lambda x: (x[0], x[1]))
     trace = Trace(config, {DEMO_VIP: (DIP1,)}, [e for _, _, e in timed], name, description, "fail")
-    delay = (v["visible"] - v["anchor"]) * SCALE
-    if delay:
-        at = next(i for i, e in enumerate(trace.events) if isinstance(e, ev.PacketArrives) and e.packet.ft == conn)
-        index = queue_index_after(trace, at + 1)
-        trace.events.insert(at + 1, ev.LearnDelayed(v["anchor"] * SCALE, index, delay))
+    _delay_learns(trace, conn, v["visible"] * SCALE)
     return trace
+
+
+def _delay_learns(trace: Trace, conn: FiveTuple, visible: int) -> None:
+    """Every learn event of ``conn`` sent before ``visible`` becomes visible then (a delay fault each)."""
+    i = 0
+    while i < len(trace.events):
+        e = trace.events[i]
+        if isinstance(e, ev.PacketArrives) and e.packet.ft == conn and e.t < visible:
+            queue = queue_after(trace, i + 1)
+            if queue and queue[-1].ft == conn and queue[-1].sent == e.t:
+                trace.events.insert(i + 1, ev.LearnDelayed(e.t, len(queue) - 1, visible - e.t))
+                i += 1
+        i += 1
 
 
 def _bloom_twin(plan: HashPlan, conn: FiveTuple) -> FiveTuple:

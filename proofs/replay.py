@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from model.dataplane import LearnEvent
 from model.switch import InvalidEvent, Switch
 from silkcheck.oracle import VIOLATION, Verdict, judge
 from silkcheck.targets.model import ModelTarget
@@ -47,12 +48,12 @@ def save_counterexample(trace: Trace, directory: Path = COUNTEREXAMPLES_DIR) -> 
     return path
 
 
-def queue_index_after(trace: Trace, count: int) -> int:
-    """Position of the newest queued learn event after the first ``count`` events of ``trace``."""
+def queue_after(trace: Trace, count: int) -> list[LearnEvent]:
+    """The learn queue after the first ``count`` events of ``trace``."""
     switch = Switch.boot(trace.config, trace.vips)
     for index, event in enumerate(trace.events[:count]):
         try:
             switch.step(index, event)
         except InvalidEvent as error:
             raise TraceError(f"{trace.name}: events[{index}]: {error}") from None
-    return len(switch.dataplane.learn_queue) - 1
+    return list(switch.dataplane.learn_queue)

@@ -208,9 +208,8 @@ def check_lookup() -> Outcome:
 # entry, learned connection or VIPTable use of v is later than it. A learn
 # event carrying v was sent by a packet that used v, i.e. while v was
 # referenced (``sent ≤ released``). Assumption: the CPU reads every learn
-# event within the learn-delay bound of its sending (it drains at least once
-# per bound); ``expire`` alone does not drain, so a CPU that only expires
-# breaks this.
+# event within the learn-delay bound of its sending; ``learn``, ``advance`` and
+# ``expire`` (which frees versions) all drain the visible events first.
 
 
 def prove_version_reclaim() -> Outcome:

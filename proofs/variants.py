@@ -10,6 +10,7 @@ same trace passes on the shipped design.
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,9 +19,14 @@ from unittest import mock
 import z3
 
 from model import decisions as d
+from model import events as ev
+from model.config import Config
+from model.cpu import Cpu, Known
+from model.types import ACK, SYN, Dip, FiveTuple, Packet, parse_ip
 from proofs import protocol
 from proofs.replay import minimize, reproduces
 from proofs.symbolic import UNSAFE, Outcome, prove
+from silkcheck.examples import DEMO_VIP, client
 from silkcheck.trace import Trace
 
 _miss_version = d.miss_version
@@ -115,3 +121,60 @@ def refute(variant: Variant, shrink: bool = True) -> Refutation:
         minimal = minimize(trace) if bad and shrink else None
     safe = not reproduces(minimal or trace)
     return Refutation(variant, outcome, trace, minimal, bad, safe)
+
+
+# ---------------------------------------------------------------- a CPU variant, found by random walks
+
+
+def _unchecked_move(self: Cpu, conn: Known, stage: int, key: tuple[int, int]) -> bool:
+    return True
+
+
+UNCHECKED_MOVE = ("unchecked-move-delete", "the CPU checks a cuckoo move's insert but not its delete: a lookup "
+                  "through the old copy falls through to another version in a later stage")  # fmt: skip
+_MOVE_CONFIG = Config(digest_bits=1, stages=3, buckets_per_stage=2, slots_per_bucket=1, learn_delay_bound=0)
+_MOVE_POOLS = tuple((Dip(parse_ip("10.0.1.10") + (v << 8), 8080),) for v in range(3))
+
+
+@contextlib.contextmanager
+def unchecked_move() -> Iterator[None]:
+    with mock.patch.object(Cpu, "_move_is_safe", _unchecked_move):
+        yield
+
+
+def random_walk(seed: int) -> Trace:
+    """Eight connections open one by one into a 3-stage, 2-bucket, 1-slot table, with pool updates between."""
+    rng = random.Random(seed)
+    conns = [client(n, 1000 + n) for n in range(8)]
+    rng.shuffle(conns)
+    trace = Trace(_MOVE_CONFIG, {DEMO_VIP: _MOVE_POOLS[0]}, [], UNCHECKED_MOVE[0], UNCHECKED_MOVE[1], "fail")
+    t = 0
+    started: list[FiveTuple] = []
+
+    def at(event: Callable[[int], ev.Event]) -> None:
+        nonlocal t
+        t += 1
+        trace.events.append(event(t))
+
+    for ft in conns:
+        at(lambda t, ft=ft: ev.PacketArrives(t, Packet(ft, SYN)))
+        started.append(ft)
+        at(ev.CpuLearns)
+        if rng.random() < 0.5:
+            pool = rng.choice(_MOVE_POOLS)
+            at(lambda t, pool=pool: ev.UpdateRequested(t, DEMO_VIP, pool))
+            for _ in range(3):
+                at(ev.CpuAdvances)
+        for other in started:
+            at(lambda t, other=other: ev.PacketArrives(t, Packet(other, ACK)))
+    return trace
+
+
+def refute_unchecked_move(seeds: int = 400) -> tuple[int, Trace | None]:
+    """The first seeded random walk that breaks PCC under the variant, shrunk (and how many walks it took)."""
+    with unchecked_move():
+        for seed in range(seeds):
+            trace = random_walk(seed)
+            if reproduces(trace):
+                return seed + 1, minimize(trace)
+    return seeds, None

@@ -83,6 +83,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     good &= verify_section()
     print()
+    good &= _prove_section()
+    print()
     print("verify:", "OK" if good else "FAILED")
     return 0 if good else 1
 
@@ -106,6 +108,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     run_model_bench(args.packets, args.connections)
     return 0
+
+
+def _prove_section() -> bool:
+    from proofs.suite import prove_section
+
+    return prove_section()
+
+
+def cmd_prove(args: argparse.Namespace) -> int:
+    from proofs.suite import bench, run, table
+
+    if args.bench:
+        bench()
+        return 0
+    save_dir = Path(args.save) if args.save else None
+    rows = run(quick=args.quick, save_dir=save_dir, progress=lambda stage: print(f"... {stage}", flush=True))
+    print(table(rows))
+    good = all(r.ok for r in rows)
+    print()
+    print("prove:", "OK" if good else "FAILED")
+    return 0 if good else 1
+
+
+def _prove_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quick", action="store_true", help="smaller BMC depth and search scope (what verify runs)")
+    p.add_argument("--bench", action="store_true", help="per-property solver time and explicit-state states/s")
+    p.add_argument("--save", metavar="DIR", help="save every counterexample trace (minimal) into DIR")
 
 
 def cmd_scale_bench(args: argparse.Namespace) -> int:
@@ -330,6 +359,7 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
 ]
 
 

@@ -1,0 +1,204 @@
+"""``silkcheck prove``: run the proof suite and print one table row per property.
+
+Methods: ``unbounded`` (Z3, symbolic time and any number of connections),
+``exhaustive`` (a finite domain or scope, every point), ``BMC depth k``,
+``k-induction``, ``refuted`` (an unsafe variant: Z3 or a search found a
+counterexample that replays on the concrete model as a PCC ``violation``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from model import events as ev
+from model.switch import Switch
+from proofs import bmc, explicit, protocol, tables, twin, variants
+from proofs.replay import COUNTEREXAMPLES_DIR, reproduces, save_counterexample
+from proofs.symbolic import UNSAFE, Outcome
+from silkcheck import report
+from silkcheck.trace import Trace
+
+
+@dataclass
+class Row:
+    prop: str
+    method: str
+    result: str
+    seconds: float
+    ok: bool
+
+
+def _proof_row(outcome: Outcome, method: str) -> Row:
+    result = "proved" if outcome.proved else f"{outcome.status} {outcome.detail}".strip()
+    return Row(outcome.name, method, result, outcome.seconds, outcome.proved)
+
+
+def _many(name: str, method: str, outcomes: list[Outcome]) -> Row:
+    bad = [o for o in outcomes if not o.proved]
+    result = f"proved ({len(outcomes)} checks)" if not bad else f"{bad[0].status}: {bad[0].name} {bad[0].detail}"
+    return Row(name, method, result, sum(o.seconds for o in outcomes), not bad)
+
+
+def _save(trace: Trace | None, save_dir: Path | None) -> str:
+    if trace is None or save_dir is None:
+        return ""
+    return f", saved {save_counterexample(trace, save_dir).name}"
+
+
+def _variant_rows(save_dir: Path | None) -> list[Row]:
+    rows = []
+    for variant in variants.VARIANTS:
+        r = variants.refute(variant)
+        ok = r.outcome.status == UNSAFE and r.reproduces and r.safe_on_shipped and r.minimal is not None
+        size = len(r.minimal.events) if r.minimal else 0
+        result = f"refuted: {size}-event trace reproduces" if ok else f"NOT refuted ({r.outcome.status})"
+        rows.append(Row(f"unsafe variant {variant.name}", "unbounded (Z3) → trace", result + _save(r.minimal, save_dir),
+                        r.outcome.seconds, ok))  # fmt: skip
+    start = time.perf_counter()
+    walks, trace = variants.refute_unchecked_move()
+    with variants.unchecked_move():
+        ok = trace is not None and reproduces(trace)
+    ok = ok and trace is not None and not reproduces(trace)
+    result = f"refuted: walk {walks}, {len(trace.events)}-event trace reproduces" if ok and trace else "NOT refuted"
+    rows.append(Row(f"unsafe variant {variants.UNCHECKED_MOVE[0]}", "random walks → trace",
+                    result + _save(trace, save_dir), time.perf_counter() - start, ok))  # fmt: skip
+    return rows
+
+
+def _bmc_rows(depth: int, save_dir: Path | None) -> list[Row]:
+    rows = []
+    scope = bmc.BmcScope("2 conns, 1 update, 1 Bloom cell")
+    result = bmc.bmc(scope, depth)
+    reach = all(result.reachable.values())
+    text = f"no violation to depth {result.depth}" if result.safe else f"VIOLATION at depth {result.depth}"
+    text += "; situations reachable" if reach else f"; VACUOUS {result.reachable}"
+    rows.append(Row(f"PCC of the whole switch ({scope.name})", f"BMC depth {depth}", text, result.seconds,
+                    result.safe and reach))  # fmt: skip
+    tried = [bmc.k_induction(scope, k) for k in (1, 2, 3)]
+    first = next((k for k, (inductive, _) in zip((1, 2, 3), tried, strict=True) if inductive), None)
+    text = (f"inductive at k={first}" if first else
+            "not inductive for k ≤ 3 (a state no run reaches breaks it; needs strengthening invariants)")
+    rows.append(Row("¬violation is k-inductive (no strengthening)", "k-induction k=1..3", text,
+                    sum(s for _, s in tried), True))  # fmt: skip
+    cex_scope = bmc.BmcScope("cex", realizable=True)
+    for name in ("skip-transit", "no-learn-wait", "fp-pending-at-finish"):
+        variant = variants.VARIANTS_BY_NAME[name]
+        with variant.applied():
+            found = bmc.bmc(cex_scope, 7)
+            trace = None if found.safe else bmc.counterexample_trace(found, f"bmc-{name}", variant.description,
+                                                                     bmc.config_for(cex_scope))  # fmt: skip
+            ok = trace is not None and reproduces(trace)
+        text = f"refuted at depth {found.depth}, trace reproduces" if ok else "NOT refuted"
+        rows.append(Row(f"unsafe variant {name}", "BMC → trace", text + _save(trace, save_dir), found.seconds, ok))
+    return rows
+
+
+def _explicit_rows(scopes: list[str], max_states: int, extra_depth: int, save_dir: Path | None) -> list[Row]:
+    rows = []
+    for name in scopes:
+        scope = explicit.SCOPES[name]
+        scope = replace(scope, max_states=max_states, max_depth=(scope.max_depth or 0) + extra_depth or None)
+        r = explicit.search(scope)
+        if not r.complete:
+            complete = f"stopped at {r.states} states"
+        else:
+            complete = f"every state within {scope.max_depth} steps" if r.depth_bounded else "every reachable state"
+        ok = r.counterexample is None
+        text = (f"no violation: {r.states} states, {r.edges} edges, depth {r.depth}, {r.rate:,.0f} states/s, "
+                f"{complete}" if ok else f"VIOLATION: shortest path {len(r.counterexample.events)} events")  # type: ignore[union-attr]
+        rows.append(Row(f"PCC on every path, concrete model (scope {scope.name})", "exhaustive explicit-state", text,
+                        r.seconds, ok))  # fmt: skip
+    scope = explicit.SCOPES["update"]
+    variant = variants.VARIANTS_BY_NAME["skip-transit"]
+    with variant.applied():
+        found = explicit.search(scope)
+        bad = found.counterexample is not None and reproduces(found.counterexample)
+    if found.counterexample is not None:
+        found.counterexample.name = f"search-{variant.name}"
+    text = (f"refuted: shortest path {len(found.counterexample.events)} events after {found.states} states"
+            if bad and found.counterexample else "NOT refuted")  # fmt: skip
+    rows.append(Row("unsafe variant skip-transit", "exhaustive explicit-state → trace",
+                    text + _save(found.counterexample, save_dir), found.seconds, bad))  # fmt: skip
+    return rows
+
+
+def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[str], None] | None = None) -> list[Row]:
+    note = progress or (lambda _: None)
+    rows: list[Row] = []
+    note("symbolic twin")
+    rows.append(_many("Z3 decisions == concrete decisions (every decision)", "exhaustive bounded domain",
+                      twin.check_all_twins()))  # fmt: skip
+    rows.append(_proof_row(tables.check_lookup(), "exhaustive"))
+    note("unbounded proofs")
+    rows.append(_proof_row(protocol.prove_update_pcc(), "unbounded"))
+    rows.append(_many("TransitTable: no false negative within an epoch (k=1..4)", "unbounded",
+                      [tables.prove_transit_no_false_negative(k) for k in range(1, 5)]))  # fmt: skip
+    stale = [tables.prove_transit_stale_epoch(k) for k in range(1, 5)]
+    rows.append(_many("TransitTable: a fresh epoch hits only on its own writes (k=1..4)", "unbounded",
+                      [s[0] for s in stale]))  # fmt: skip
+    wrapped = all(s[1].status == UNSAFE for s in stale)
+    rows.append(Row("TransitTable: a wrapped epoch can only add false positives", "unbounded (sat)",
+                    "false positive reachable, covered by the PCC proof's fp" if wrapped else "NOT reachable",
+                    sum(s[1].seconds for s in stale), wrapped))  # fmt: skip
+    for stages in (2, 3, 4):
+        rows.append(_proof_row(tables.prove_cuckoo_moves(stages), "unbounded"))
+    unchecked = tables.prove_cuckoo_moves(3, move_checked=False)
+    rows.append(Row(unchecked.name, "unbounded (sat)", "counterexample, as expected" if unchecked.status == UNSAFE
+                    else unchecked.status, unchecked.seconds, unchecked.status == UNSAFE))  # fmt: skip
+    rows.append(_proof_row(tables.prove_version_reclaim(), "unbounded"))
+    rows.append(_proof_row(tables.prove_version_reuse(), "unbounded"))
+    rows.append(_proof_row(tables.prove_syn_auth(), "unbounded"))
+    note("unsafe variants")
+    rows += _variant_rows(save_dir)
+    note("bounded model checking")
+    rows += _bmc_rows(6 if quick else 8, save_dir)
+    note("explicit-state search")
+    scopes = ["update", "expiry"] if quick else ["update", "expiry", "collision"]
+    rows += _explicit_rows(scopes, 200_000, 0 if quick else 1, save_dir)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    return report.table(["property", "method", "result", "time"],
+                        [[r.prop, r.method, r.result, f"{r.seconds:.2f} s"] for r in rows])  # fmt: skip
+
+
+def prove_section(quick: bool = True) -> bool:
+    """The proofs' section of ``silkcheck verify``: print the table, return pass/fail."""
+    print("== proofs (Z3, BMC, explicit-state search)")
+    rows = run(quick=quick)
+    print(table(rows))
+    return all(r.ok for r in rows)
+
+
+def bench() -> None:
+    """Per-property solver time and explicit-state throughput, with same-process baselines."""
+    rows = run(quick=True)
+    print(table(rows))
+    print()
+    solver = [r for r in rows if "explicit" not in r.method]
+    print(f"Z3, BMC and replay total: {sum(r.seconds for r in solver):.2f} s over {len(solver)} rows")
+    switch = Switch.boot(explicit.SCOPES["update"].config, {explicit.DEMO_VIP: (explicit.DIP1,)})
+    for ft in explicit.SCOPES["update"].conns:
+        switch.step(0, ev.PacketArrives(0, explicit.Packet(ft, explicit.SYN)))
+    n = 2000
+    start = time.perf_counter()
+    for _ in range(n):
+        explicit.clone(switch)
+    clone_rate = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(n):
+        copy.deepcopy(switch)
+    deep_rate = n / (time.perf_counter() - start)
+    print(f"state copy: clone {clone_rate:,.0f}/s vs copy.deepcopy {deep_rate:,.0f}/s ({clone_rate / deep_rate:.1f}x)")
+    for search in (r for r in rows if r.method == "exhaustive explicit-state"):
+        print(f"{search.prop}: {search.result}")
+
+
+def save_all(directory: Path = COUNTEREXAMPLES_DIR) -> list[Row]:
+    return run(quick=True, save_dir=directory)
+
