@@ -71,6 +71,9 @@ class Known:
     seen: int = 0
     """Its latest packet as far as the CPU knows (from the idle timers of the entries its
     lookups reach): kept here because such an entry may be another connection's, and go."""
+    failed_at: int = -1
+    """The shadow generation in which placing it last failed: retrying before the shadow
+    changes would search the same cuckoo tree to the same failure."""
 
     @property
     def closing(self) -> bool:
@@ -110,6 +113,13 @@ class Move(NamedTuple):
     stage: int
 
 
+class Dead(NamedTuple):
+    """A placement search that failed: this much depth left, these connections busy."""
+
+    depth: int
+    busy: frozenset[FiveTuple]
+
+
 @dataclass
 class Cpu:
     config: Config
@@ -127,6 +137,8 @@ class Cpu:
     updates: dict[Vip, Update] = field(default_factory=dict)
     requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
     whitelist: set[int] = field(default_factory=set)
+    generation: int = 0
+    """Counts changes to what placement reads: the shadow table, the known connections, their versions."""
     expired: dict[FiveTuple, int] = field(default_factory=dict)
     """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
@@ -184,6 +196,7 @@ class Cpu:
             self._ref(ft.vip, conn.version, -1, event.sent)
             self._ref(ft.vip, event.version, +1, event.sent)
             conn.version, conn.sent = event.version, event.sent
+            self.generation += 1
         if event.kind == "end":
             conn.ended = max(conn.ended, event.sent)
         elif event.kind in ("syn", "collision"):
@@ -195,7 +208,8 @@ class Cpu:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
         # was sent; packets that missed while the connection was pending did not refresh it.
         for conn in [c for c in self.known.values() if c.stage is None]:
-            self._place(conn, now, log)
+            if conn.failed_at != self.generation:
+                self._place(conn, now, log)
 
     def unplaced(self, vip: Vip) -> list[Known]:
         return [c for c in self.known.values() if c.stage is None and c.ft.vip == vip]
@@ -203,6 +217,7 @@ class Cpu:
     # ------------------------------------------------------------ shadow lookups
 
     def _watch(self, conn: Known, add: bool) -> None:
+        self.generation += 1
         for stage in range(self.config.stages):
             key = (stage, *conn.hashes.key(stage))
             if add:
@@ -262,8 +277,9 @@ class Cpu:
     # ------------------------------------------------------------ placement (cuckoo)
 
     def _place(self, conn: Known, now: int, log: CpuLog) -> None:
-        plan = self._plan(conn, self.config.cuckoo_depth, frozenset({conn.ft}))
+        plan = self._plan(conn, self.config.cuckoo_depth, frozenset({conn.ft}), {})
         if plan is None:
+            conn.failed_at = self.generation
             return
         for move in plan:
             if not self._move(self.known[move.ft], move.stage, now, log):
@@ -279,8 +295,24 @@ class Cpu:
             and self._move_is_safe(conn, stage, (bucket, digest))
         )
 
-    def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple]) -> list[Move] | None:
-        """Moves (deepest first) that end with ``conn`` in a stage of its own."""
+    def _plan(
+        self, conn: Known, depth: int, busy: frozenset[FiveTuple], dead: dict[FiveTuple, list[Dead]]
+    ) -> list[Move] | None:
+        """Moves (deepest first) that end with ``conn`` in a stage of its own.
+
+        ``dead`` remembers searches that failed in this plan: with no more depth
+        and no fewer connections free to move, the same search fails again.
+        """
+        if any(depth <= old.depth and old.busy <= busy for old in dead.get(conn.ft, ())):
+            return None
+        plan = self._search(conn, depth, busy, dead)
+        if plan is None:
+            dead.setdefault(conn.ft, []).append(Dead(depth, busy))
+        return plan
+
+    def _search(
+        self, conn: Known, depth: int, busy: frozenset[FiveTuple], dead: dict[FiveTuple, list[Dead]]
+    ) -> list[Move] | None:
         stages = [s for s in range(self.config.stages) if s != conn.stage]
         for stage in stages:
             if self._fits(conn, stage):
@@ -291,7 +323,7 @@ class Cpu:
             for blocker in self._blockers(conn, stage):
                 if blocker.ft in busy:
                     continue
-                sub = self._plan(blocker, depth - 1, busy | {blocker.ft})
+                sub = self._plan(blocker, depth - 1, busy | {blocker.ft}, dead)
                 if sub is not None:
                     return [*sub, Move(conn.ft, stage)]
         return None
@@ -325,6 +357,7 @@ class Cpu:
             return False
         old_stage = conn.stage
         self.backend.insert_conn(stage, *key, conn.version, now)
+        self.generation += 1
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
         conn.stage = stage
@@ -336,6 +369,7 @@ class Cpu:
     def _delete(self, conn: Known, stage: int, log: CpuLog) -> None:
         key = conn.hashes.key(stage)
         self.backend.delete_conn(stage, *key)
+        self.generation += 1
         del self.table[stage][key]
         self.load[stage][key[0]] -= 1
         log.removes.append(EntryWrite(stage, *key, conn.version, conn.ft))
