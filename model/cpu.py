@@ -137,11 +137,11 @@ class Cpu:
     updates: dict[Vip, Update] = field(default_factory=dict)
     requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
     whitelist: set[int] = field(default_factory=set)
-    generation: int = 0
-    """Counts changes to what placement reads: the shadow table, the known connections, their versions."""
     expired: dict[FiveTuple, int] = field(default_factory=dict)
     """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
+    generation: int = 0
+    """Counts changes to what placement reads: the shadow table, the known connections, their versions."""
 
     @classmethod
     def boot(cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]]) -> Cpu:

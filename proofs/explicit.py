@@ -98,8 +98,8 @@ def freeze(switch: Switch, now: int, cap: int, expiry: bool = True) -> Frozen:
 _CLONED = {
     DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter"},
     Cpu: {"config", "plan", "backend", "known", "table", "load", "watchers", "vip_entries", "pools", "refs",
-          "released", "updates", "requests", "whitelist", "expired", "epoch"},
-    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen"},
+          "released", "updates", "requests", "whitelist", "expired", "epoch", "generation"},
+    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen", "failed_at"},
 }  # fmt: skip
 
 
@@ -120,13 +120,14 @@ def clone(switch: Switch) -> Switch:
         dict(dp.vips), dict(dp.pools), [list(cells) for cells in dp.transit], set(dp.whitelist), deque(dp.learn_queue),
         set(dp.learn_filter),
     )  # fmt: skip
-    known = {ft: Known(c.ft, c.hashes, c.version, c.sent, c.opened, c.ended, c.stage, c.seen)
+    known = {ft: Known(c.ft, c.hashes, c.version, c.sent, c.opened, c.ended, c.stage, c.seen, c.failed_at)
              for ft, c in cpu.known.items()}  # fmt: skip
     new_cpu = Cpu(
         cpu.config, cpu.plan, new_dp, known, [{k: known[c.ft] for k, c in t.items()} for t in cpu.table],
         [dict(x) for x in cpu.load], {k: set(v) for k, v in cpu.watchers.items()}, dict(cpu.vip_entries),
         {vip: dict(p) for vip, p in cpu.pools.items()}, dict(cpu.refs), dict(cpu.released), dict(cpu.updates),
         {vip: deque(q) for vip, q in cpu.requests.items()}, set(cpu.whitelist), dict(cpu.expired), cpu.epoch,
+        cpu.generation,
     )  # fmt: skip
     return Switch(switch.config, new_dp, new_cpu)
 
