@@ -76,20 +76,23 @@ const bit<8> TCP_SYN = 0x02;
 const bit<8> TCP_RST = 0x04;
 const bit<8> TCP_ACK = 0x10;
 
-// VIPTable update phases (model/decisions.py NORMAL, RECORD, TRANSIT, SEALED).
-const bit<2> PHASE_NORMAL = 0;
+// VIPTable update phases (model/decisions.py NORMAL = 0, RECORD, TRANSIT, SEALED);
+// no decision tests for NORMAL: a miss there takes old_version, which is the current one.
 const bit<2> PHASE_RECORD = 1;
 const bit<2> PHASE_TRANSIT = 2;
 const bit<2> PHASE_SEALED = 3;
 
-// What the pipeline did (report.action) and how (report.path).
+// What the pipeline did (report.outcome) and how (report.path).
 const bit<8> ACTION_DROP = 0;
 const bit<8> ACTION_FORWARD = 1;
-const bit<8> ACTION_REPLY = 2;
 const bit<8> PATH_NO_VIP = 1;
+#if SYN_AUTH
+const bit<8> ACTION_REPLY = 2;
 const bit<8> PATH_AUTH_SYNACK = 2;
 const bit<8> PATH_AUTH_COOKIE_OK = 3;
 const bit<8> PATH_AUTH_DROP = 4;
+const bit<8> LEARN_AUTH = 8;
+#endif
 const bit<8> PATH_SEALED_TRANSIT_HIT = 5;
 const bit<8> PATH_NO_POOL = 6;
 const bit<8> PATH_NO_DIP = 7;
@@ -99,7 +102,6 @@ const bit<8> PATH_FORWARD = 8;
 const bit<8> LEARN_NEW = 1;
 const bit<8> LEARN_COLLISION = 2;
 const bit<8> LEARN_END = 4;
-const bit<8> LEARN_AUTH = 8;
 const bit<8> LEARN_SYN = 16;  // a SYN's miss, learned apart from other misses ("syn")
 
 // ---------------------------------------------------------------- headers
@@ -170,7 +172,7 @@ struct headers_t {
 // zero; for harness packets it is sent always and doubles as telemetry.
 struct report_t {
     bit<32> tag;
-    bit<8>  action;
+    bit<8>  outcome;
     bit<8>  path;
     bit<8>  learned;
     bit<32> src_ip;
@@ -248,7 +250,7 @@ struct meta_t {
     bit<16> pool_size;
     bit<16> dip_index;
 
-    bit<8>  action;
+    bit<8>  outcome;
     bit<8>  path;
     bit<8>  learned;
 }
@@ -314,7 +316,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
     register<bit<EPOCH_BITS>>(TRANSIT_SLOTS * BLOOM_BITS) TransitTable;
 
     action drop_packet(bit<8> path) {
-        meta.action = ACTION_DROP;
+        meta.outcome = ACTION_DROP;
         meta.path = path;
         mark_to_drop(std);
     }
@@ -418,7 +420,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         hdr.tcp.flags = flags;
         hdr.tcp.seqNo = seq;
         hdr.tcp.ackNo = ack;
-        meta.action = ACTION_REPLY;
+        meta.outcome = ACTION_REPLY;
         std.egress_spec = (bit<9>)meta.ingress_port;
     }
 
@@ -516,7 +518,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         hdr.ipv4.dstAddr = ip;
         hdr.tcp.dstPort = port;
         hdr.udp.dstPort = port;
-        meta.action = ACTION_FORWARD;
+        meta.outcome = ACTION_FORWARD;
         meta.path = PATH_FORWARD;
         std.egress_spec = SERVER_PORT;
     }
@@ -699,7 +701,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
             }
         }
 
-        if (meta.from_cpu == 1 && meta.action != ACTION_DROP) {
+        if (meta.from_cpu == 1 && meta.outcome != ACTION_DROP) {
             // A harness packet goes back to the CPU, with the port it would have left by.
             hdr.packet_in.setValid();
             hdr.packet_in.tag = meta.tag;
@@ -708,7 +710,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         }
         if (meta.learned != 0 || meta.from_cpu == 1) {
             digest<report_t>(1, {
-                meta.tag, meta.action, meta.path, meta.learned,
+                meta.tag, meta.outcome, meta.path, meta.learned,
                 meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port, meta.proto,
                 meta.version, (bit<8>)meta.phase, (bit<8>)meta.consults, (bit<8>)meta.transit_hit,
                 (bit<8>)meta.hit, meta.hit_stage, meta.digest,

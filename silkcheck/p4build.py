@@ -62,7 +62,7 @@ def build_dir(config: Config, root: Path | None = None) -> Path:
 def build(config: Config, root: Path | None = None) -> Build:
     """Compile (or reuse a finished compile of) the program for ``config``."""
     directory = build_dir(config, root)
-    result = Build(directory, directory / "silkroad.json", directory / "silkroad.p4info.txt", "")
+    result = Build(directory, directory / "silkroad.json", directory / "silkroad.p4info.txtpb", "")
     done = directory / "warnings.txt"
     if done.exists():
         return Build(result.directory, result.json, result.p4info, done.read_text())

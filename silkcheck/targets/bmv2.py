@@ -63,7 +63,7 @@ START_TIMEOUT_S = 30.0
 
 # p4/silkroad.p4 report_t, field for field.
 REPORT_FIELDS = (
-    "tag", "action", "path", "learned", "src_ip", "dst_ip", "src_port", "dst_port", "proto",
+    "tag", "outcome", "path", "learned", "src_ip", "dst_ip", "src_port", "dst_port", "proto",
     "version", "phase", "consults", "transit_hit", "hit", "hit_stage", "digest",
     "bucket0", "bucket1", "bucket2", "bucket3", "bucket4", "bucket5", "bucket6", "bucket7",
     "bloom0", "bloom1", "bloom2", "bloom3", "dip_index", "cookie",
@@ -249,7 +249,7 @@ class P4RuntimeDataPlane(LearnChannel):
         report: Report | None = None
         egress: Egress | None = None
         deadline = time.monotonic() + PACKET_TIMEOUT_S
-        while report is None or (report["action"] != 0 and egress is None):
+        while report is None or (report["outcome"] != 0 and egress is None):
             item = self._next(deadline, index)
             if item.kind == "digest":
                 for data in item.message.data:  # type: ignore[attr-defined]
@@ -291,7 +291,7 @@ class P4RuntimeDataPlane(LearnChannel):
             kind for kind, bit in LEARN_BITS.items()
             if report["learned"] & bit and self.learn(t, kind, report.ft, report["version"])
         )  # fmt: skip
-        action = ACTIONS[report["action"]]
+        action = ACTIONS[report["outcome"]]
         base = PacketObservation(index, t, packet, action, learned=learned, hit_key=hit_key, path=report.path_text())
         if action == DROP or egress is None:
             return base
