@@ -221,9 +221,11 @@ class _Generator:
             if self.rng.random() < 0.5:
                 return Packet(ft, SYN, seq=self.rng.getrandbits(32))
             ft = self.flow()
-            cookie = (self.plan.cookie(ft) + 1) & 0xFFFFFFFF
-            return Packet(ft, ACK, seq=self.rng.getrandbits(32),
-                          ack=cookie if self.rng.random() < 0.7 else self.rng.getrandbits(32))  # fmt: skip
+            if self.rng.random() < 0.3:  # a forged cookie: dropped
+                return Packet(ft, ACK, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32))
+            # A real client answers the SYN-ACK its SYN got; knowing the cookie without it would be a forgery.
+            self.emit(ev.PacketArrives(self.t, Packet(ft, SYN, seq=self.rng.getrandbits(32))))
+            return Packet(ft, ACK, seq=self.rng.getrandbits(32), ack=(self.plan.cookie(ft) + 1) & 0xFFFFFFFF)
         ft = self.flow()
         if ft.proto == PROTO_UDP:
             return Packet(ft)
