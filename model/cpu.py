@@ -243,17 +243,26 @@ class Cpu:
                 return entry.version
         return MISS
 
-    def _write_is_safe(self, stage: int, key: tuple[int, int], version: int | None, owner: FiveTuple) -> bool:
-        """Would writing ``version`` (None: deleting) at ``(stage, key)`` keep every known lookup?"""
+    def _keeps_lookups(
+        self,
+        watched: tuple[int, tuple[int, int]],
+        writes: Sequence[tuple[int, tuple[int, int], int | None]],
+        owner: FiveTuple | None,
+        deleting: bool,
+    ) -> bool:
+        """Would ``writes`` keep the lookup of every known connection that reads ``watched``?"""
+        stage, key = watched
         for ft in self.watchers.get((stage, *key), ()):
             conn = self.known[ft]
             before = self._resolve(conn.hashes)
-            after = self._resolve(conn.hashes, ((stage, key, version),))
-            if not d.write_keeps_lookup(
-                C, ft == owner, version is None, before, after, conn.version, conn.stage is not None
-            ):
+            after = self._resolve(conn.hashes, writes)
+            if not d.write_keeps_lookup(C, ft == owner, deleting, before, after, conn.version, conn.stage is not None):
                 return False
         return True
+
+    def _write_is_safe(self, stage: int, key: tuple[int, int], version: int | None, owner: FiveTuple) -> bool:
+        """Would writing ``version`` (None: deleting) at ``(stage, key)`` keep every known lookup?"""
+        return self._keeps_lookups((stage, key), ((stage, key, version),), owner, version is None)
 
     def _move_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
         """Would the whole move (new copy in, old one out) keep every known lookup, the mover's included?
@@ -266,13 +275,7 @@ class Cpu:
             return True
         old_key = conn.hashes.key(conn.stage)
         moved = ((stage, key, conn.version), (conn.stage, old_key, None))
-        for ft in self.watchers.get((conn.stage, *old_key), ()):
-            other = self.known[ft]
-            before = self._resolve(other.hashes)
-            after = self._resolve(other.hashes, moved)
-            if not d.write_keeps_lookup(C, False, True, before, after, other.version, other.stage is not None):
-                return False
-        return True
+        return self._keeps_lookups((conn.stage, old_key), moved, None, True)
 
     # ------------------------------------------------------------ placement (cuckoo)
 
@@ -347,14 +350,9 @@ class Cpu:
 
     def _move(self, conn: Known, stage: int, now: int, log: CpuLog) -> bool:
         """Insert ``conn`` at ``stage``, then delete its old entry: never a window without one."""
-        key = conn.hashes.key(stage)
-        if (
-            key in self.table[stage]
-            or self.load[stage].get(key[0], 0) >= self.config.slots_per_bucket
-            or not self._write_is_safe(stage, key, conn.version, conn.ft)
-            or not self._move_is_safe(conn, stage, key)
-        ):
+        if not self._fits(conn, stage):
             return False
+        key = conn.hashes.key(stage)
         old_stage = conn.stage
         self.backend.insert_conn(stage, *key, conn.version, now)
         self.generation += 1
