@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from model.observations import Observation
 from silkcheck import report
 from silkcheck.examples import EXAMPLES_DIR, write_all
 from silkcheck.oracle import Verdict, judge
@@ -30,7 +31,8 @@ def _replay_source(args: argparse.Namespace) -> Trace:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     trace = _replay_source(args)
-    verdict = _run(trace, args.target)
+    observations = get_target(args.target).run(trace)
+    verdict = judge(trace.config, observations)
     print(f"{trace.name or args.trace} on {args.target}: {verdict.summary()}")
     if trace.description:
         print(trace.description)
@@ -39,22 +41,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for finding in verdict.findings:
         print()
         print(report.explain(finding))
-    show_timeline(trace, args)
+    if args.target == "model":
+        show_timeline(trace, observations, verdict, args.html)
     return 0 if verdict.ok else 1
 
 
-def show_timeline(trace: Trace, args: argparse.Namespace) -> None:
+def show_timeline(trace: Trace, observations: list[Observation], verdict: Verdict, html: str | None) -> None:
     from silkcheck.timeline import html_timeline, text_timeline
 
-    if args.target != "model":
-        return
-    observations = get_target(args.target).run(trace)
-    verdict = judge(trace.config, observations)
     print()
     print(text_timeline(trace, observations, verdict))
-    if args.html:
-        html_timeline(trace, observations, verdict, args.html)
-        print(f"wrote timeline page {args.html}")
+    if html:
+        html_timeline(trace, observations, verdict, html)
+        print(f"wrote timeline page {html}")
 
 
 def verify_examples(directory: Path, target_name: str) -> tuple[str, bool]:
