@@ -130,12 +130,20 @@ class System:
 
     # ------------------------------------------------------------ actions: (guard, next state)
 
+    def transit_hit(self, s: State, i: int) -> Any:
+        """Would a ConnTable miss of connection i hit TransitTable now?"""
+        cells = [self._bit(s, self.cell[i])]
+        return z3.And(d.consults_transit(Z3, s.g["phase"]), d.transit_contains(Z3, cells, s.g["epoch"]))
+
+    def miss_version(self, s: State, i: int) -> Any:
+        """The version a ConnTable miss of connection i would use now."""
+        return d.miss_version(Z3, s.g["phase"], self.transit_hit(s, i), s.g["old"], s.g["new"])
+
     def packet(self, s: State, i: int, ch: Choice) -> tuple[Any, State]:
         g, c, n = s.g, s.conns[i], s.copy()
         nc = n.conns[i]
         hit = c["placed"]
-        cells = [self._bit(s, self.cell[i])]
-        transit_hit = z3.And(z3.Not(hit), d.consults_transit(Z3, g["phase"]), d.transit_contains(Z3, cells, g["epoch"]))
+        transit_hit = z3.And(z3.Not(hit), self.transit_hit(s, i))
         drop = d.drops_sealed(Z3, hit, g["phase"], transit_hit)
         version = d.packet_version(Z3, hit, c["kver"], g["phase"], transit_hit, g["old"], g["new"])
         new_incarnation = z3.Or(c["last_pkt"] < 0, g["now"] - c["last_pkt"] > self.scope.idle_timeout)
