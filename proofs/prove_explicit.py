@@ -31,6 +31,15 @@ def test_every_state_within_the_depth_of_the_update_scope_keeps_pcc() -> None:
     assert {entry.phase for table in vip_tables for _, entry in table} == set(d.PHASE_NAMES)
 
 
+def test_the_single_connection_update_scope_is_explored_to_its_fixpoint() -> None:
+    result = explicit.search(explicit.SCOPES["update-1"])
+    assert result.fixpoint and not result.depth_bounded and result.counterexample is None
+    assert result.coverage() == "fixpoint: every reachable state"
+    assert result.states > 1000 and result.edges > result.states
+    vip_tables = (state[0][1] for state in result.graph.nodes)
+    assert {entry.phase for table in vip_tables for _, entry in table} == set(d.PHASE_NAMES)
+
+
 def test_the_search_finds_the_shortest_path_of_a_variant() -> None:
     variant = variants.VARIANTS_BY_NAME["skip-transit"]
     with variant.applied():
@@ -42,8 +51,8 @@ def test_the_search_finds_the_shortest_path_of_a_variant() -> None:
 
 
 def test_an_incomplete_search_says_so() -> None:
-    result = explicit.search(replace(explicit.SCOPES["update"], max_states=50))
-    assert not result.complete
+    result = explicit.search(replace(explicit.SCOPES["update-1"], max_states=50))
+    assert not result.complete and not result.fixpoint and result.coverage().startswith("INCOMPLETE")
 
 
 def test_compression_keeps_order_and_short_gaps() -> None:

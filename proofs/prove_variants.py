@@ -11,7 +11,7 @@ from silkcheck.trace import load
 
 
 @pytest.mark.parametrize("variant", variants.VARIANTS, ids=lambda v: v.name)
-def test_z3_refutes_the_variant_with_a_trace_that_reproduces(variant: variants.Variant) -> None:
+def test_z3_or_the_search_refutes_the_variant_with_a_trace_that_reproduces(variant: variants.Variant) -> None:
     r = variants.refute(variant)
     assert r.outcome.status == UNSAFE
     assert r.reproduces, "the Z3 counterexample must be a PCC violation on the patched concrete model"

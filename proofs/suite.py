@@ -56,8 +56,8 @@ def _variant_rows(save_dir: Path | None) -> list[Row]:
         ok = r.outcome.status == UNSAFE and r.reproduces and r.safe_on_shipped and r.minimal is not None
         size = len(r.minimal.events) if r.minimal else 0
         result = f"refuted: {size}-event trace reproduces" if ok else f"NOT refuted ({r.outcome.status})"
-        rows.append(Row(f"unsafe variant {variant.name}", "unbounded (Z3) → trace", result + _save(r.minimal, save_dir),
-                        r.outcome.seconds, ok))  # fmt: skip
+        rows.append(Row(f"unsafe variant {variant.name}", f"{variant.method} → trace",
+                        result + _save(r.minimal, save_dir), r.outcome.seconds, ok))  # fmt: skip
     start = time.perf_counter()
     walks, trace = variants.refute_unchecked_move()
     with variants.unchecked_move():
@@ -126,17 +126,15 @@ def _explicit_rows(scopes: list[str], max_states: int, extra_depth: int, save_di
     rows = []
     for name in scopes:
         scope = explicit.SCOPES[name]
-        scope = replace(scope, max_states=max_states, max_depth=(scope.max_depth or 0) + extra_depth or None)
-        r = explicit.search(scope)
-        if not r.complete:
-            complete = f"stopped at {r.states} states"
-        else:
-            complete = f"every state within {scope.max_depth} steps" if r.depth_bounded else "every reachable state"
-        ok = r.counterexample is None
+        if scope.max_depth is not None:
+            scope = replace(scope, max_depth=scope.max_depth + extra_depth)
+        r = explicit.search(replace(scope, max_states=max_states))
+        ok = r.counterexample is None and r.complete
         text = (f"no violation: {r.states} states, {r.edges} edges, depth {r.depth}, {r.rate:,.0f} states/s, "
-                f"{complete}" if ok else f"VIOLATION: shortest path {len(r.counterexample.events)} events")  # type: ignore[union-attr]
-        rows.append(Row(f"PCC on every path, concrete model (scope {scope.name})", "exhaustive explicit-state", text,
-                        r.seconds, ok))  # fmt: skip
+                f"{r.coverage()}" if r.counterexample is None else
+                f"VIOLATION: shortest path {len(r.counterexample.events)} events")  # fmt: skip
+        method = "exhaustive explicit-state" + (", fixpoint" if r.fixpoint else f", depth {scope.max_depth}")
+        rows.append(Row(f"PCC on every path, concrete model (scope {scope.name})", method, text, r.seconds, ok))
     scope = explicit.SCOPES["update"]
     variant = variants.VARIANTS_BY_NAME["skip-transit"]
     with variant.applied():
@@ -182,7 +180,8 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
     note("bounded model checking")
     rows += _bmc_rows(6 if quick else 8, save_dir)
     note("explicit-state search")
-    scopes = ["update", "expiry"] if quick else ["update", "expiry", "collision"]
+    scopes = ["update-1", "update", "expiry"] if quick else ["update-1", "expiry-1", "update", "expiry", "collision",
+                                                             "full-table"]
     rows += _explicit_rows(scopes, 200_000, 0 if quick else 1, save_dir)
     return rows
 
@@ -202,11 +201,16 @@ def prove_section(quick: bool = True) -> bool:
 
 def bench() -> None:
     """Per-property solver time and explicit-state throughput, with same-process baselines."""
-    rows = run(quick=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    rows = run(quick=False)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(table(rows))
     print()
+    print(f"whole suite (silkcheck prove): {wall:.1f} s wall, {cpu:.1f} s CPU")
     solver = [r for r in rows if "explicit" not in r.method]
     print(f"Z3, BMC and replay total: {sum(r.seconds for r in solver):.2f} s over {len(solver)} rows")
+    induction_rows = [r for r in rows if r.method.startswith(("1-induction", "inductive"))]
+    print(f"k-induction with lemmas: {sum(r.seconds for r in induction_rows):.2f} s over {len(induction_rows)} rows")
     switch = Switch.boot(explicit.SCOPES["update"].config, {explicit.DEMO_VIP: (explicit.DIP1,)})
     for ft in explicit.SCOPES["update"].conns:
         switch.step(0, ev.PacketArrives(0, explicit.Packet(ft, explicit.SYN)))
@@ -220,7 +224,12 @@ def bench() -> None:
         copy.deepcopy(switch)
     deep_rate = n / (time.perf_counter() - start)
     print(f"state copy: clone {clone_rate:,.0f}/s vs copy.deepcopy {deep_rate:,.0f}/s ({clone_rate / deep_rate:.1f}x)")
-    for search in (r for r in rows if r.method == "exhaustive explicit-state"):
+    scope = explicit.SCOPES["update-1"]
+    fast = explicit.search(scope)
+    slow = explicit.search(scope, cyclic_gc=True)
+    print(f"search of {scope.name} to its fixpoint ({fast.states} states): {fast.rate:,.0f} states/s vs "
+          f"{slow.rate:,.0f} states/s with the cyclic GC on ({fast.rate / slow.rate:.1f}x)")
+    for search in (r for r in rows if r.method.startswith("exhaustive explicit-state,")):
         print(f"{search.prop}: {search.result}")
 
 

@@ -23,9 +23,9 @@ from model import events as ev
 from model.config import Config
 from model.cpu import Cpu, Known
 from model.types import ACK, SYN, Dip, FiveTuple, Packet, parse_ip
-from proofs import protocol
+from proofs import explicit, protocol
 from proofs.replay import minimize, reproduces
-from proofs.symbolic import UNSAFE, Outcome, prove
+from proofs.symbolic import SAFE, UNSAFE, Outcome, prove
 from silkcheck.examples import DEMO_VIP, client
 from silkcheck.trace import Trace
 
@@ -52,6 +52,10 @@ def _no_learn_wait(o: d.Ops, waited_bound: Any, uninstalled_before_req: Any) -> 
     return _may_exec(o, True, uninstalled_before_req)
 
 
+def _exec_ignores_unplaced(o: d.Ops, waited_bound: Any, uninstalled_before_req: Any) -> Any:
+    return _may_exec(o, waited_bound, False)
+
+
 def _finish_without_wait(o: d.Ops, waited_bound: Any, uninstalled_old: Any) -> Any:
     return _may_finish(o, True, uninstalled_old)
 
@@ -67,6 +71,13 @@ class Variant:
     patches: dict[str, Callable[..., Any]]
     situation: Callable[[protocol.Schedule], list[Any]] = field(default=lambda s: [])
     """Extra constraints naming the situation the variant is about."""
+    search_scope: str | None = None
+    """Refuted by exhaustive search of this ``explicit.SCOPES`` scope instead of Z3: the update
+    proof's traces place a connection when it is learned, and this variant needs one that is not."""
+
+    @property
+    def method(self) -> str:
+        return f"explicit search ({self.search_scope})" if self.search_scope else "unbounded (Z3)"
 
     @contextlib.contextmanager
     def applied(self) -> Iterator[None]:
@@ -89,6 +100,9 @@ VARIANTS = [
             "connections are installed (no SEALED phase)", {"next_phase": _no_seal}),
     Variant("no-learn-wait", "t_exec without the learn-delay wait: older pending connections are not waited for",
             {"may_exec": _no_learn_wait}),
+    Variant("exec-ignores-unplaced", "t_exec waits the learn-delay bound but not for connections that arrived "
+            "before t_req and are learned but not yet placed (ConnTable bucket full)",
+            {"may_exec": _exec_ignores_unplaced}, search_scope="full-table"),
     Variant("fp-pending-at-finish", "t_finish without the learn-delay wait: a Bloom false-positive connection "
             "is still pending (its learn event in flight) at t_finish", {"may_finish": _finish_without_wait},
             _fp_pending_at_finish),
@@ -110,6 +124,8 @@ class Refutation:
 
 def refute(variant: Variant, shrink: bool = True) -> Refutation:
     """Z3 counterexample under the patch → trace → replay (patched model) → shrink; replay on the shipped one."""
+    if variant.search_scope is not None:
+        return _refute_by_search(variant, variant.search_scope, shrink)
     with variant.applied():
         s = protocol.schedule()
         assumptions = s.assumptions() + protocol.realizable(s, variant.situation(s))
@@ -121,6 +137,22 @@ def refute(variant: Variant, shrink: bool = True) -> Refutation:
         minimal = minimize(trace) if bad and shrink else None
     safe = not reproduces(minimal or trace)
     return Refutation(variant, outcome, trace, minimal, bad, safe)
+
+
+def _refute_by_search(variant: Variant, scope: str, shrink: bool) -> Refutation:
+    """The breadth-first search's shortest bad path under the patch is the counterexample."""
+    with variant.applied():
+        found = explicit.search(explicit.SCOPES[scope])
+        trace = found.counterexample
+        status = UNSAFE if trace is not None else SAFE
+        outcome = Outcome(f"unsafe variant {variant.name}", status, found.seconds,
+                          detail=f"{found.states} states searched")  # fmt: skip
+        if trace is None:
+            return Refutation(variant, outcome, None, None, False, False)
+        trace.name, trace.description = variant.name, variant.description
+        bad = reproduces(trace)
+        minimal = minimize(trace) if bad and shrink else None
+    return Refutation(variant, outcome, trace, minimal, bad, not reproduces(minimal or trace))
 
 
 # ---------------------------------------------------------------- a CPU variant, found by random walks
