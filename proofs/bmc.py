@@ -65,6 +65,9 @@ class BmcScope:
     faults: bool = True
     realizable: bool = False
     """Counterexample mode: placements always succeed (as in a roomy concrete table), no lost events."""
+    symbolic_timing: bool = False
+    """The learn-delay bound and the idle timeout are free symbols (any B ≥ 0, any timeout ≥ 1),
+    not ``bound`` and ``idle_timeout``: an inductive proof then holds for every timing."""
 
 
 @dataclass
@@ -109,9 +112,13 @@ class System:
         self.scope = scope
         self.cell = [z3.Int(f"bloom_cell_of_c{i}") for i in range(scope.connections)]
         self.epochs = 4
+        symbolic = scope.symbolic_timing
+        self.bound: Any = z3.Int("learn_delay_bound") if symbolic else scope.bound
+        self.idle_timeout: Any = z3.Int("idle_timeout") if symbolic else scope.idle_timeout
 
     def constants(self) -> list[Any]:
-        return [z3.And(c >= 0, c < self.scope.bloom_cells) for c in self.cell]
+        timing = [self.bound >= 0, self.idle_timeout >= 1] if self.scope.symbolic_timing else []
+        return [z3.And(c >= 0, c < self.scope.bloom_cells) for c in self.cell] + timing
 
     def init(self, s: State) -> Any:
         g = s.g
@@ -146,7 +153,7 @@ class System:
         transit_hit = z3.And(z3.Not(hit), self.transit_hit(s, i))
         drop = d.drops_sealed(Z3, hit, g["phase"], transit_hit)
         version = d.packet_version(Z3, hit, c["kver"], g["phase"], transit_hit, g["old"], g["new"])
-        new_incarnation = z3.Or(c["last_pkt"] < 0, g["now"] - c["last_pkt"] > self.scope.idle_timeout)
+        new_incarnation = z3.Or(c["last_pkt"] < 0, g["now"] - c["last_pkt"] > self.idle_timeout)
         anchor = z3.If(new_incarnation, -1, c["anchor"])
         excused = z3.And(z3.Not(new_incarnation), c["excused"])
         forwarded = z3.Not(drop)
@@ -196,7 +203,7 @@ class System:
     def advance(self, s: State) -> tuple[Any, State]:
         g, n = s.g, s.copy()
         drained = z3.Not(z3.Or(*(self._visible(s, c) for c in s.conns)))
-        waited = g["now"] >= g["started"] + self.scope.bound
+        waited = g["now"] >= g["started"] + self.bound
         pending = [z3.And(c["known"], z3.Not(c["placed"])) for c in s.conns]
         before_req = z3.Or(*(z3.And(p, c["ksent"] <= g["requested"]) for p, c in zip(pending, s.conns, strict=True)))
         old_pending = z3.Or(*(z3.And(p, c["kver"] == g["old"]) for p, c in zip(pending, s.conns, strict=True)))
@@ -223,7 +230,7 @@ class System:
         n.conns[i]["placed"] = z3.BoolVal(False)
         n.conns[i]["known"] = z3.BoolVal(False)
         drained = z3.Not(z3.Or(*(self._visible(s, x) for x in s.conns)))  # expire drains learn events first
-        return z3.And(drained, c["placed"], s.g["now"] - c["last_hit"] > self.scope.idle_timeout), n
+        return z3.And(drained, c["placed"], s.g["now"] - c["last_hit"] > self.idle_timeout), n
 
     def lose(self, s: State, i: int) -> tuple[Any, State]:
         c, n = s.conns[i], s.copy()
@@ -252,7 +259,7 @@ class System:
                 else:
                     guard, n = getattr(self, name)(s)
                 options.append(z3.And(ch.action == a, ch.who == i, guard, t.equals(n)))
-        return z3.And(ch.delay >= 0, ch.delay <= self.scope.bound, z3.Or(*options))
+        return z3.And(ch.delay >= 0, ch.delay <= self.bound, z3.Or(*options))
 
 
 @dataclass

@@ -69,7 +69,7 @@ def _pending(s: State, i: int) -> Any:
 
 def _anchored_live(sys: System, s: State, i: int) -> Any:
     c = s.conns[i]
-    return z3.And(c["anchor"] != -1, z3.Not(c["excused"]), s.g["now"] - c["last_pkt"] <= sys.scope.idle_timeout)
+    return z3.And(c["anchor"] != -1, z3.Not(c["excused"]), s.g["now"] - c["last_pkt"] <= sys.idle_timeout)
 
 
 def _clock(sys: System, s: State) -> Any:
@@ -87,7 +87,7 @@ def _versions(sys: System, s: State) -> Any:
 
 
 def _timers(sys: System, s: State, i: int) -> Any:
-    c, now, bound = s.conns[i], s.g["now"], sys.scope.bound
+    c, now, bound = s.conns[i], s.g["now"], sys.bound
     return z3.And(c["last_pkt"] <= now, c["ksent"] <= now, c["last_hit"] <= now,
                   z3.Implies(c["anchor"] != -1, c["last_pkt"] >= 0),
                   z3.Implies(c["queued"], z3.And(c["qsent"] <= c["qvis"], c["qvis"] <= c["qsent"] + bound,

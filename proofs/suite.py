@@ -43,21 +43,33 @@ def _many(name: str, method: str, outcomes: list[Outcome]) -> Row:
     return Row(name, method, result, sum(o.seconds for o in outcomes), not bad)
 
 
+def _timed(make: Callable[[], Row]) -> Row:
+    """The row's time is the wall time of its whole check: vacuity checks, replays and shrinking included."""
+    start = time.perf_counter()
+    row = make()
+    row.seconds = time.perf_counter() - start
+    return row
+
+
 def _save(trace: Trace | None, save_dir: Path | None) -> str:
     if trace is None or save_dir is None:
         return ""
     return f", saved {save_counterexample(trace, save_dir).name}"
 
 
+def _variant_row(variant: variants.Variant, save_dir: Path | None) -> Row:
+    r = variants.refute(variant)
+    ok = r.outcome.status == UNSAFE and r.reproduces and r.safe_on_shipped and r.minimal is not None
+    size = len(r.minimal.events) if r.minimal else 0
+    result = f"refuted: {size}-event trace reproduces" if ok else f"NOT refuted ({r.outcome.status})"
+    return Row(f"unsafe variant {variant.name}", f"{variant.method} → trace", result + _save(r.minimal, save_dir),
+               r.outcome.seconds, ok)
+
+
 def _variant_rows(save_dir: Path | None) -> list[Row]:
     rows = []
     for variant in variants.VARIANTS:
-        r = variants.refute(variant)
-        ok = r.outcome.status == UNSAFE and r.reproduces and r.safe_on_shipped and r.minimal is not None
-        size = len(r.minimal.events) if r.minimal else 0
-        result = f"refuted: {size}-event trace reproduces" if ok else f"NOT refuted ({r.outcome.status})"
-        rows.append(Row(f"unsafe variant {variant.name}", f"{variant.method} → trace",
-                        result + _save(r.minimal, save_dir), r.outcome.seconds, ok))  # fmt: skip
+        rows.append(_timed(lambda variant=variant: _variant_row(variant, save_dir)))
     start = time.perf_counter()
     walks, trace = variants.refute_unchecked_move()
     with variants.unchecked_move():
@@ -98,8 +110,11 @@ def _bmc_rows(depth: int, save_dir: Path | None) -> list[Row]:
     return rows
 
 
-INDUCTION_SCOPES = (bmc.BmcScope("2 conns, 1 update, 1 Bloom cell"),
-                    bmc.BmcScope("3 conns, 5 updates, 2 Bloom cells", connections=3, updates=5, bloom_cells=2))
+INDUCTION_SCOPES = (
+    bmc.BmcScope("2 conns, 1 update, 1 Bloom cell"),
+    bmc.BmcScope("4 conns, 10 updates, 3 Bloom cells, any bound and timeout", connections=4, updates=10, bloom_cells=3,
+                 symbolic_timing=True),
+)  # fmt: skip
 
 
 def _induction_rows() -> list[Row]:
@@ -134,11 +149,13 @@ def _explicit_rows(scopes: list[str], max_states: int, extra_depth: int, save_di
                 f"{r.coverage()}" if r.counterexample is None else
                 f"VIOLATION: shortest path {len(r.counterexample.events)} events")  # fmt: skip
         method = "exhaustive explicit-state" + (", fixpoint" if r.fixpoint else f", depth {scope.max_depth}")
+        r.release()
         rows.append(Row(f"PCC on every path, concrete model (scope {scope.name})", method, text, r.seconds, ok))
     scope = explicit.SCOPES["update"]
     variant = variants.VARIANTS_BY_NAME["skip-transit"]
     with variant.applied():
         found = explicit.search(scope)
+        found.release()
         bad = found.counterexample is not None and reproduces(found.counterexample)
     if found.counterexample is not None:
         found.counterexample.name = f"search-{variant.name}"
@@ -153,13 +170,13 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
     note = progress or (lambda _: None)
     rows: list[Row] = []
     note("symbolic twin")
-    rows.append(_many("Z3 decisions == concrete decisions (every decision)", "exhaustive bounded domain",
-                      twin.check_all_twins()))  # fmt: skip
-    rows.append(_proof_row(tables.check_lookup(), "exhaustive"))
+    rows.append(_timed(lambda: _many("Z3 decisions == concrete decisions (every decision)",
+                                     "exhaustive bounded domain", twin.check_all_twins())))  # fmt: skip
+    rows.append(_timed(lambda: _proof_row(tables.check_lookup(), "exhaustive")))
     note("unbounded proofs")
-    rows.append(_proof_row(protocol.prove_update_pcc(), "unbounded"))
-    rows.append(_many("TransitTable: no false negative within an epoch (k=1..4)", "unbounded",
-                      [tables.prove_transit_no_false_negative(k) for k in range(1, 5)]))  # fmt: skip
+    rows.append(_timed(lambda: _proof_row(protocol.prove_update_pcc(), "unbounded")))
+    rows.append(_timed(lambda: _many("TransitTable: no false negative within an epoch (k=1..4)", "unbounded",
+                                     [tables.prove_transit_no_false_negative(k) for k in range(1, 5)])))  # fmt: skip
     stale = [tables.prove_transit_stale_epoch(k) for k in range(1, 5)]
     rows.append(_many("TransitTable: a fresh epoch hits only on its own writes (k=1..4)", "unbounded",
                       [s[0] for s in stale]))  # fmt: skip
@@ -168,13 +185,12 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
                     "false positive reachable, covered by the PCC proof's fp" if wrapped else "NOT reachable",
                     sum(s[1].seconds for s in stale), wrapped))  # fmt: skip
     for stages in (2, 3, 4):
-        rows.append(_proof_row(tables.prove_cuckoo_moves(stages), "unbounded"))
+        rows.append(_timed(lambda stages=stages: _proof_row(tables.prove_cuckoo_moves(stages), "unbounded")))
     unchecked = tables.prove_cuckoo_moves(3, move_checked=False)
     rows.append(Row(unchecked.name, "unbounded (sat)", "counterexample, as expected" if unchecked.status == UNSAFE
                     else unchecked.status, unchecked.seconds, unchecked.status == UNSAFE))  # fmt: skip
-    rows.append(_proof_row(tables.prove_version_reclaim(), "unbounded"))
-    rows.append(_proof_row(tables.prove_version_reuse(), "unbounded"))
-    rows.append(_proof_row(tables.prove_syn_auth(), "unbounded"))
+    for proof in (tables.prove_version_reclaim, tables.prove_version_reuse, tables.prove_syn_auth):
+        rows.append(_timed(lambda proof=proof: _proof_row(proof(), "unbounded")))
     note("unsafe variants")
     rows += _variant_rows(save_dir)
     note("bounded model checking")
@@ -226,7 +242,9 @@ def bench() -> None:
     print(f"state copy: clone {clone_rate:,.0f}/s vs copy.deepcopy {deep_rate:,.0f}/s ({clone_rate / deep_rate:.1f}x)")
     scope = explicit.SCOPES["update-1"]
     fast = explicit.search(scope)
+    fast.release()
     slow = explicit.search(scope, cyclic_gc=True)
+    slow.release()
     print(f"search of {scope.name} to its fixpoint ({fast.states} states): {fast.rate:,.0f} states/s vs "
           f"{slow.rate:,.0f} states/s with the cyclic GC on ({fast.rate / slow.rate:.1f}x)")
     for search in (r for r in rows if r.method.startswith("exhaustive explicit-state,")):
