@@ -121,6 +121,21 @@ class Dead(NamedTuple):
 
 
 @dataclass
+class SearchMemo:
+    """What placement searches found out about one shadow: searches write nothing, so it
+    holds until a placement writes (the generation moves) or a connection is learned;
+    ``_place_unplaced`` keeps one for a pass (nothing is learned during it) and drops it
+    when the generation moves."""
+
+    generation: int
+    dead: dict[FiveTuple, list[Dead]] = field(default_factory=dict)
+    """Searches that failed: with no more depth and no fewer connections free to move,
+    the same search fails again."""
+    fits: dict[tuple[FiveTuple, int], bool] = field(default_factory=dict)
+    blockers: dict[tuple[FiveTuple, int], list[Known]] = field(default_factory=dict)
+
+
+@dataclass
 class Cpu:
     config: Config
     plan: HashPlan
@@ -207,9 +222,12 @@ class Cpu:
     def _place_unplaced(self, now: int, log: CpuLog) -> None:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
         # was sent; packets that missed while the connection was pending did not refresh it.
+        memo = SearchMemo(self.generation)
         for conn in [c for c in self.known.values() if c.stage is None]:
             if conn.failed_at != self.generation:
-                self._place(conn, now, log)
+                if memo.generation != self.generation:
+                    memo = SearchMemo(self.generation)
+                self._place(conn, now, log, memo)
 
     def unplaced(self, vip: Vip) -> list[Known]:
         return [c for c in self.known.values() if c.stage is None and c.ft.vip == vip]
@@ -217,7 +235,8 @@ class Cpu:
     # ------------------------------------------------------------ shadow lookups
 
     def _watch(self, conn: Known, add: bool) -> None:
-        self.generation += 1
+        if not add:
+            self.generation += 1
         for stage in range(self.config.stages):
             key = (stage, *conn.hashes.key(stage))
             if add:
@@ -279,8 +298,8 @@ class Cpu:
 
     # ------------------------------------------------------------ placement (cuckoo)
 
-    def _place(self, conn: Known, now: int, log: CpuLog) -> None:
-        plan = self._plan(conn, self.config.cuckoo_depth, frozenset({conn.ft}), {})
+    def _place(self, conn: Known, now: int, log: CpuLog, memo: SearchMemo) -> None:
+        plan = self._plan(conn, self.config.cuckoo_depth, frozenset(), memo)
         if plan is None:
             conn.failed_at = self.generation
             return
@@ -298,38 +317,42 @@ class Cpu:
             and self._move_is_safe(conn, stage, (bucket, digest))
         )
 
-    def _plan(
-        self, conn: Known, depth: int, busy: frozenset[FiveTuple], dead: dict[FiveTuple, list[Dead]]
-    ) -> list[Move] | None:
-        """Moves (deepest first) that end with ``conn`` in a stage of its own.
-
-        ``dead`` remembers searches that failed in this plan: with no more depth
-        and no fewer connections free to move, the same search fails again.
-        """
-        if any(depth <= old.depth and old.busy <= busy for old in dead.get(conn.ft, ())):
+    def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple], memo: SearchMemo) -> list[Move] | None:
+        """Moves (deepest first) that end with ``conn`` in a stage of its own."""
+        if any(depth <= old.depth and old.busy <= busy for old in memo.dead.get(conn.ft, ())):
             return None
-        plan = self._search(conn, depth, busy, dead)
+        plan = self._search(conn, depth, busy, memo)
         if plan is None:
-            dead.setdefault(conn.ft, []).append(Dead(depth, busy))
+            memo.dead.setdefault(conn.ft, []).append(Dead(depth, busy))
         return plan
 
-    def _search(
-        self, conn: Known, depth: int, busy: frozenset[FiveTuple], dead: dict[FiveTuple, list[Dead]]
-    ) -> list[Move] | None:
+    def _search(self, conn: Known, depth: int, busy: frozenset[FiveTuple], memo: SearchMemo) -> list[Move] | None:
         stages = [s for s in range(self.config.stages) if s != conn.stage]
         for stage in stages:
-            if self._fits(conn, stage):
+            if self._remembered_fits(conn, stage, memo):
                 return [Move(conn.ft, stage)]
         if depth == 0:
             return None
         for stage in stages:
-            for blocker in self._blockers(conn, stage):
+            for blocker in self._remembered_blockers(conn, stage, memo):
                 if blocker.ft in busy:
                     continue
-                sub = self._plan(blocker, depth - 1, busy | {blocker.ft}, dead)
+                sub = self._plan(blocker, depth - 1, busy | {blocker.ft}, memo)
                 if sub is not None:
                     return [*sub, Move(conn.ft, stage)]
         return None
+
+    def _remembered_fits(self, conn: Known, stage: int, memo: SearchMemo) -> bool:
+        key = (conn.ft, stage)
+        if key not in memo.fits:
+            memo.fits[key] = self._fits(conn, stage)
+        return memo.fits[key]
+
+    def _remembered_blockers(self, conn: Known, stage: int, memo: SearchMemo) -> list[Known]:
+        key = (conn.ft, stage)
+        if key not in memo.blockers:
+            memo.blockers[key] = self._blockers(conn, stage)
+        return memo.blockers[key]
 
     def _blockers(self, conn: Known, stage: int) -> list[Known]:
         """Entries whose moving away could let ``conn`` into ``stage``."""
