@@ -50,17 +50,20 @@ class Chooser(Protocol):
 
 
 class RandomChooser:
+    """Choices scaled from ``random()``: cheaper than ``randint``'s exact rejection
+    sampling, with a bias (at most n / 2**53 over n options) no walk can notice."""
+
     def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
+        self.random = rng.random
 
     def integer(self, low: int, high: int) -> int:
-        return self.rng.randint(low, high)
+        return low + int(self.random() * (high - low + 1))
 
     def pick(self, options: Sequence[T]) -> T:
-        return options[self.rng.randrange(len(options))]
+        return options[int(self.random() * len(options))]
 
     def chance(self, percent: int) -> bool:
-        return self.rng.randrange(100) < percent
+        return self.random() * 100 < percent
 
 
 # ---------------------------------------------------------------- configurations

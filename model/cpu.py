@@ -27,8 +27,9 @@ still miss and learn again; the restart is reported with those connections.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from model import decisions as d
@@ -40,6 +41,10 @@ from model.types import Dip, FiveTuple, Vip
 
 C = d.CONCRETE
 MISS = -1
+
+Writes = Mapping[tuple[int, tuple[int, int]], int | None]
+"""ConnTable writes not made yet: (stage, (bucket, digest)) -> version (None: a delete)."""
+NO_WRITES: Writes = MappingProxyType({})
 
 
 class Backend(Protocol):
@@ -122,10 +127,10 @@ class Dead(NamedTuple):
 
 @dataclass
 class SearchMemo:
-    """What placement searches found out about one shadow: searches write nothing, so it
-    holds until a placement writes (the generation moves) or a connection is learned;
-    ``_place_unplaced`` keeps one for a pass (nothing is learned during it) and drops it
-    when the generation moves."""
+    """What placement searches found out about one state of the shadow. Searches write
+    nothing, so it holds until a placement writes (the generation moves) or a connection
+    is learned: ``_place_unplaced`` keeps one for a pass, in which nothing is learned, and
+    starts a new one when the generation moves."""
 
     generation: int
     dead: dict[FiveTuple, list[Dead]] = field(default_factory=dict)
@@ -156,7 +161,9 @@ class Cpu:
     """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
     generation: int = 0
-    """Counts changes to what placement reads: the shadow table, the known connections, their versions."""
+    """Counts the changes that can let a failed placement succeed: writes to the shadow table,
+    forgotten connections, new versions of unplaced ones. Learning a connection is not one:
+    it only adds a lookup that every write must keep."""
 
     @classmethod
     def boot(cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]]) -> Cpu:
@@ -247,15 +254,15 @@ class Cpu:
                 if not watching:
                     del self.watchers[key]
 
-    def _resolve(self, h: FlowHashes, overrides: Sequence[tuple[int, tuple[int, int], int | None]] = ()) -> int:
+    def _resolve(self, h: FlowHashes, writes: Writes = NO_WRITES) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
-        as if each ``(stage, key)`` of ``overrides`` held ``version`` (None: empty)."""
+        as if each ``(stage, key)`` of ``writes`` held its version (None: empty)."""
         for stage, table in enumerate(self.table):
             key = h.key(stage)
-            written = [version for s, k, version in overrides if s == stage and k == key]
-            if written:
-                if written[-1] is not None:
-                    return written[-1]
+            if (stage, key) in writes:
+                written = writes[(stage, key)]
+                if written is not None:
+                    return written
                 continue
             entry = table.get(key)
             if entry is not None:
@@ -265,7 +272,7 @@ class Cpu:
     def _keeps_lookups(
         self,
         watched: tuple[int, tuple[int, int]],
-        writes: Sequence[tuple[int, tuple[int, int], int | None]],
+        writes: Writes,
         owner: FiveTuple | None,
         deleting: bool,
     ) -> bool:
@@ -281,7 +288,7 @@ class Cpu:
 
     def _write_is_safe(self, stage: int, key: tuple[int, int], version: int | None, owner: FiveTuple) -> bool:
         """Would writing ``version`` (None: deleting) at ``(stage, key)`` keep every known lookup?"""
-        return self._keeps_lookups((stage, key), ((stage, key, version),), owner, version is None)
+        return self._keeps_lookups((stage, key), {(stage, key): version}, owner, version is None)
 
     def _move_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
         """Would the whole move (new copy in, old one out) keep every known lookup, the mover's included?
@@ -293,12 +300,13 @@ class Cpu:
         if conn.stage is None:
             return True
         old_key = conn.hashes.key(conn.stage)
-        moved = ((stage, key, conn.version), (conn.stage, old_key, None))
+        moved = {(stage, key): conn.version, (conn.stage, old_key): None}
         return self._keeps_lookups((conn.stage, old_key), moved, None, True)
 
     # ------------------------------------------------------------ placement (cuckoo)
 
     def _place(self, conn: Known, now: int, log: CpuLog, memo: SearchMemo) -> None:
+        # Busy: the placed connections this plan moves; ``conn`` is unplaced and blocks no one.
         plan = self._plan(conn, self.config.cuckoo_depth, frozenset(), memo)
         if plan is None:
             conn.failed_at = self.generation

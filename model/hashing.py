@@ -112,11 +112,23 @@ def pack(fields: Sequence[tuple[int, int]]) -> bytes:
     return (value << pad).to_bytes((bits + pad) // 8, "big")
 
 
+PACKED_WIDTHS = dict(FIELD_WIDTHS, cookie_key=32)
+assert all(width % 8 == 0 for width in PACKED_WIDTHS.values())
+
+
+def field_bytes(ft: FiveTuple, cookie_key: int = 0) -> dict[str, bytes]:
+    """Every field ``pack``ed on its own. All are whole bytes wide, so packing fields in any
+    order is joining these: a flow's hashes pack its fields once, not once per hash."""
+    values = {**ft._asdict(), "cookie_key": cookie_key}
+    return {name: pack([(values[name], width)]) for name, width in PACKED_WIDTHS.items()}
+
+
 def pack_tuple(ft: FiveTuple, order: Sequence[str], cookie_key: int = 0) -> bytes:
-    values = ft._asdict()
-    values["cookie_key"] = cookie_key
-    widths = dict(FIELD_WIDTHS, cookie_key=32)
-    return pack([(values[name], widths[name]) for name in order])
+    return join_fields(field_bytes(ft, cookie_key), order)
+
+
+def join_fields(fields: dict[str, bytes], order: Sequence[str]) -> bytes:
+    return b"".join(fields[name] for name in order)
 
 
 class FlowHashes(NamedTuple):
@@ -144,11 +156,12 @@ class HashPlan:
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
+        fields = field_bytes(ft)
         return FlowHashes(
-            digest=crc32(pack_tuple(ft, DIGEST_ORDER)) % self._digest_mod,
-            buckets=tuple(crc32(pack_tuple(ft, order)) % c.buckets_per_stage for order in self._stage_orders),
-            bloom=tuple(crc32(pack_tuple(ft, order)) % c.bloom_bits for order in self._bloom_orders),
-            dip_hash=crc16(pack_tuple(ft, DIP_ORDER)),
+            digest=crc32(join_fields(fields, DIGEST_ORDER)) % self._digest_mod,
+            buckets=tuple(crc32(join_fields(fields, order)) % c.buckets_per_stage for order in self._stage_orders),
+            bloom=tuple(crc32(join_fields(fields, order)) % c.bloom_bits for order in self._bloom_orders),
+            dip_hash=crc16(join_fields(fields, DIP_ORDER)),
         )
 
     def cookie(self, ft: FiveTuple) -> int:
