@@ -120,7 +120,7 @@ def field_bytes(ft: FiveTuple, cookie_key: int = 0) -> dict[str, bytes]:
     """Every field ``pack``ed on its own. All are whole bytes wide, so packing fields in any
     order is joining these: a flow's hashes pack its fields once, not once per hash."""
     values = {**ft._asdict(), "cookie_key": cookie_key}
-    return {name: pack([(values[name], width)]) for name, width in PACKED_WIDTHS.items()}
+    return {name: pack(((values[name], width),)) for name, width in PACKED_WIDTHS.items()}
 
 
 def pack_tuple(ft: FiveTuple, order: Sequence[str], cookie_key: int = 0) -> bytes:
@@ -145,7 +145,7 @@ class FlowHashes(NamedTuple):
 
 
 class HashPlan:
-    """The hash uses of one configuration, with a per-flow cache."""
+    """The hash uses of one configuration, with per-flow caches (``flow``, ``cookie``)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -153,6 +153,7 @@ class HashPlan:
         self._stage_orders = STAGE_ORDERS[: config.stages]
         self._bloom_orders = BLOOM_ORDERS[: config.bloom_hashes]
         self.flow = lru_cache(maxsize=1 << 16)(self._flow)
+        self.cookie = lru_cache(maxsize=1 << 16)(self._cookie)
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
@@ -164,7 +165,7 @@ class HashPlan:
             dip_hash=crc16(join_fields(fields, DIP_ORDER)),
         )
 
-    def cookie(self, ft: FiveTuple) -> int:
+    def _cookie(self, ft: FiveTuple) -> int:
         """The SYN-ACK sequence number for ``ft``. A CRC is no MAC: see ``model.dataplane``."""
         return crc32(pack_tuple(ft, ("cookie_key", *COOKIE_ORDER), self.config.cookie_key))
 
