@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from fuzz.campaign import parse_budget, run_campaign
+from fuzz.fingerprint import observation_fingerprint
 from fuzz.machines import SilkRoadMachine
 from fuzz.mutants import MUTANTS, get_mutant
 from fuzz.walk import replay, shrink, walk
@@ -38,6 +39,24 @@ def test_campaign_kills_mutant_quickly(name: str) -> None:
         if out.failure is not None and replay(out.trace.config, out.trace.vips, out.trace.events).failure is None:
             return  # a failure of the mutant that the shipped model does not share
     pytest.fail(f"{name} survived 400 walks")
+
+
+def test_a_walk_pins_a_structural_failure_to_its_first_step() -> None:
+    # The walk checks the structural invariants only every few CPU steps; the failure it
+    # reports must be the one checks after every step find, at the same event.
+    with get_mutant("cuckoo-unchecked-writes").patch():
+        out = next(o for seed in range(400) if (o := walk(seed)).failure is not None)
+        assert out.failure is not None and out.failure.category == "invariant"
+        stepwise = replay(out.trace.config, out.trace.vips, out.trace.events)
+    assert stepwise.failure == out.failure
+    assert out.failure.at == len(out.trace.events) - 1
+
+
+def test_the_fingerprint_sees_a_change_of_model_behaviour() -> None:
+    shipped = observation_fingerprint(30)
+    assert observation_fingerprint(30) == shipped
+    with get_mutant("record-skips-transit").patch():
+        assert observation_fingerprint(30)[0] != shipped[0]
 
 
 def test_catalogue_has_a_dozen_documented_mechanisms() -> None:
