@@ -108,7 +108,7 @@ class CpuLog:
     learned: list[tuple[str, FiveTuple]] = field(default_factory=list)
     phases: list[PhaseChange] = field(default_factory=list)
     whitelisted: list[int] = field(default_factory=list)
-    lost: list[FiveTuple] = field(default_factory=list)
+    lost: list[tuple[FiveTuple, int]] = field(default_factory=list)
     failed_dips: list[Dip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -197,9 +197,7 @@ class Cpu:
                 self.backend.add_whitelist(ft.src_ip)
                 log.whitelisted.append(ft.src_ip)
             return
-        if event.sent < self.expired.get(ft, event.sent):
-            # Sent before its entry was expired (a hit then would have kept it):
-            # its version may be stale for the incarnation that followed.
+        if self.is_stale(event):
             log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
             return
         conn = self.known.get(ft)
@@ -225,6 +223,11 @@ class Cpu:
             # A SYN of a known connection is a retransmission or a new incarnation
             # reusing the 5-tuple; either way the entry and its version stay.
             conn.opened = max(conn.opened, event.sent)
+
+    def is_stale(self, event: LearnEvent) -> bool:
+        """Sent before its connection's entry was expired (a hit then would have kept it):
+        its version may be stale for the incarnation that followed."""
+        return event.sent < self.expired.get(event.ft, event.sent)
 
     def _place_unplaced(self, now: int, log: CpuLog) -> None:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
@@ -544,7 +547,7 @@ class Cpu:
 
     def restart(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
-            log.lost.append(conn.ft)
+            log.lost.append((conn.ft, now))
             self._forget(conn, now)
         # Bound waits start again: the CPU cannot tell which learn events it had seen.
         self.updates = {vip: up._replace(started=now, requested=now) for vip, up in self.updates.items()}
