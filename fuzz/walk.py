@@ -86,8 +86,10 @@ class Outcome:
 
 STRUCTURAL_EVERY = 8
 """The walk checks the structural invariants after every 8th CPU step and at its end, not after
-each: they cost more than a step. A failing walk is taken again with checks after every CPU
-step, which pins the failure to the first step that shows it (what shrinking starts from)."""
+each: they recount the tables and cost more than a step (``Checker.every``). A failing walk is
+taken again with checks after every CPU step, which pins the failure to the first step that
+shows it (what shrinking starts from). A violation that a later CPU step repairs before the
+next check goes unseen; the campaign's Hypothesis machines check after every step."""
 
 
 def walk(seed: int, coverage: Coverage | None = None) -> Outcome:
