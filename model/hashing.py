@@ -120,7 +120,10 @@ def field_bytes(ft: FiveTuple, cookie_key: int = 0) -> dict[str, bytes]:
     """Every field ``pack``ed on its own. All are whole bytes wide, so packing fields in any
     order is joining these: a flow's hashes pack its fields once, not once per hash."""
     values = {**ft._asdict(), "cookie_key": cookie_key}
-    return {name: pack(((values[name], width),)) for name, width in PACKED_WIDTHS.items()}
+    try:
+        return {name: values[name].to_bytes(width // 8, "big") for name, width in PACKED_WIDTHS.items()}
+    except OverflowError:  # negative or too wide: let ``pack`` name the value
+        return {name: pack(((values[name], width),)) for name, width in PACKED_WIDTHS.items()}
 
 
 def pack_tuple(ft: FiveTuple, order: Sequence[str], cookie_key: int = 0) -> bytes:
@@ -128,7 +131,7 @@ def pack_tuple(ft: FiveTuple, order: Sequence[str], cookie_key: int = 0) -> byte
 
 
 def join_fields(fields: dict[str, bytes], order: Sequence[str]) -> bytes:
-    return b"".join(fields[name] for name in order)
+    return b"".join([fields[name] for name in order])
 
 
 class FlowHashes(NamedTuple):
