@@ -139,7 +139,7 @@ class Checker:
         return self.check(index)
 
     def check(self, index: int) -> Failure | None:
-        """The structural invariants, now (``index``: the event just taken)."""
+        """Every invariant, now (``index``: the event just taken)."""
         for check in STRUCTURAL:
             problem = check(self.switch)
             if problem is not None:
