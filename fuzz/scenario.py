@@ -83,8 +83,9 @@ def draw_config(c: Chooser) -> Config:
         epoch_bits=c.pick((2, 8)),
         transit_slots=c.integer(1, 2),
         syn_auth=c.chance(25),
-        idle_timeout=c.pick((20 * bound, 100 * bound)),
-        teardown_grace=c.pick((2 * bound, 5 * bound)),
+        # The config's lower limit (the learn-delay bound) is drawn too: safety arguments rest on it.
+        idle_timeout=c.pick((bound, 20 * bound, 100 * bound)),
+        teardown_grace=c.pick((bound, 2 * bound, 5 * bound)),
         learn_delay_bound=bound,
         cuckoo_depth=c.integer(0, 3),
     )
