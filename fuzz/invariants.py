@@ -18,11 +18,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from model import decisions as d
 from model import events as ev
 from model.config import Config
 from model.observations import Observation
 from model.switch import Switch
-from model.types import ACK, RST, SYN
+from model.types import ACK, RST, SYN, FiveTuple
 from silkcheck.oracle import Verdict, judge
 
 PCC = "pcc"
@@ -116,18 +117,71 @@ class Checker:
 
     switch: Switch
     proved: set[int] = field(default_factory=set)
+    captured: set[tuple[FiveTuple, int]] = field(default_factory=set)
+    """(5-tuple, time) of packets whose lookup hit another VIP's entry: the residual digest
+    risk (the oracle's ``digest-alias``), whose learn events carry a version of that other VIP."""
+    every: int = 1
+    """Check all invariants after every ``every``-th CPU step only (1: after each), except the
+    one on in-flight learn events, checked after each: the queue drains, and a bad event in it
+    may be gone by the next full check. ``check`` checks all now. Packets are always noted."""
+    cpu_steps: int = 0
 
     def after(self, index: int, event: ev.Event) -> Failure | None:
         if isinstance(event, ev.PacketArrives):
             # A packet changes no state these invariants read (only the CPU writes
             # ConnTable and the whitelist): checking after CPU events is exact.
             self._note_cookie(event)
+            self._note_capture(event)
             return None
+        self.cpu_steps += 1
+        if self.cpu_steps % self.every:
+            return self._inflight_learns_carry_live_versions(index)
+        return self.check(index)
+
+    def check(self, index: int) -> Failure | None:
+        """Every invariant, now (``index``: the event just taken)."""
         for check in STRUCTURAL:
             problem = check(self.switch)
             if problem is not None:
                 return Failure(INVARIANT, check.__name__, problem, index)
-        return self._whitelist_only_proved(index)
+        return self._whitelist_only_proved(index) or self._inflight_learns_carry_live_versions(index)
+
+    def _note_capture(self, e: ev.PacketArrives) -> None:
+        ft = e.packet.ft
+        hashes = self.switch.dataplane.plan.flow(ft)
+        found = self.switch.dataplane.lookup(hashes)
+        if found is not None:
+            owner = self.switch.cpu.table[found[0]].get(hashes.key(found[0]))
+            if owner is not None and owner.ft.vip != ft.vip:
+                self.captured.add((ft, e.t))
+
+    def _inflight_learns_carry_live_versions(self, index: int) -> Failure | None:
+        """Every queued learn event the CPU will act on carries a version it could not reclaim
+        even without the learn-delay wait: one in its VIP's VIPTable entry or held by a known
+        connection of that VIP.
+
+        With ``idle_timeout, teardown_grace >= learn_delay_bound`` (the config's rule) this
+        holds, which makes that wait in ``Cpu._reclaim`` redundant and the mutant without it
+        equivalent: a miss learns a VIPTable version, which stays there until the learn events
+        are drained a bound after t_seal; a hit learns its entry's version, and the entry (its
+        idle timer refreshed by the hit) outlives the event. Excepted: hits on another VIP's
+        entry, whose version names no pool of this VIP (digest residual risk). Only CPU steps
+        can break it, since a packet's learn event carries a version in VIPTable or in an entry.
+        """
+        cpu = self.switch.cpu
+        for event in self.switch.dataplane.learn_queue:
+            if event.kind == "auth" or cpu.is_stale(event) or (event.ft, event.sent) in self.captured:
+                continue
+            entry = cpu.vip_entries[event.ft.vip]
+            in_entry = event.version in (entry.old_version, entry.new_version)
+            referenced = cpu.refs.get((event.ft.vip, event.version), 0) > 0
+            if d.may_reclaim(d.CONCRETE, in_entry, referenced, True):
+                problem = (
+                    f"a queued {event.kind} learn event of {event.ft} (sent {event.sent}) carries version "
+                    f"{event.version}, which no VIPTable entry and no known connection of its VIP holds"
+                )
+                return Failure(INVARIANT, "inflight_learns_carry_live_versions", problem, index)
+        return None
 
     def _note_cookie(self, e: ev.PacketArrives) -> None:
         pkt = e.packet

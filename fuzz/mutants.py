@@ -3,6 +3,14 @@
 Each mutant is a context manager that patches the shipped model from outside
 (``model/`` stays the clean design) to remove exactly one safety mechanism.
 Its docstring says which, and why that breaks per-connection consistency.
+
+Not catalogued, because it is an *equivalent* mutant: reclaiming a version
+without waiting the learn-delay bound after its last reference. No learn event
+the CPU acts on can carry such a version (the structural invariant
+``inflight_learns_carry_live_versions``, checked after every CPU step of every
+campaign), so the wait never changes what the switch does; ``Cpu._reclaim``
+keeps it as defence in depth, which is what the local proof
+``proofs.tables.prove_version_reclaim`` relies on.
 """
 
 from __future__ import annotations
@@ -185,13 +193,15 @@ def reclaim_while_referenced() -> contextlib.AbstractContextManager[Any]:
     )
 
 
-def reclaim_without_bound() -> contextlib.AbstractContextManager[Any]:
-    """A version is reclaimed as soon as its last reference goes, without waiting the
-    learn-delay bound. A learn event in flight still carries it; the CPU installs it after the
-    number was reused for a different pool."""
-    return _decision(
-        "may_reclaim", lambda o, in_vip_entry, referenced, waited: o.and_(o.not_(in_vip_entry), o.not_(referenced))
-    )
+def version_counter_wraps() -> contextlib.AbstractContextManager[Any]:
+    """An update takes the next version number of a wrap-around counter, whether or not it is
+    still in use. After 2^version_bits updates a long-lived connection's version comes round
+    again: its pool is overwritten under its ConnTable entry and it moves."""
+
+    def next_version(self: Cpu, vip: Vip) -> int:
+        return (self.vip_entries[vip].new_version + 1) % self.config.versions
+
+    return mock.patch.object(Cpu, "_free_version", next_version)
 
 
 def teardown_without_grace() -> contextlib.AbstractContextManager[Any]:
@@ -286,7 +296,7 @@ MUTANTS: tuple[Mutant, ...] = tuple(
         ("digest collisions / SYN signal", syn_ignores_hit),
         ("cuckoo relocation", cuckoo_unchecked_writes),
         ("version reuse", reclaim_while_referenced),
-        ("version reuse", reclaim_without_bound),
+        ("version reuse", version_counter_wraps),
         ("teardown", teardown_without_grace),
         ("learning-queue de-duplication", learn_filter_keeps_consumed),
         ("SYN authentication", auth_accepts_any_ack),

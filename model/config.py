@@ -67,6 +67,11 @@ class Config:
                 f"({self.learn_delay_bound}): a SYN reusing a closing connection must reach the CPU "
                 "before its entry goes"
             )
+        if self.idle_timeout < self.learn_delay_bound:
+            raise ConfigError(
+                f"idle_timeout ({self.idle_timeout}) must be at least learn_delay_bound "
+                f"({self.learn_delay_bound}): an entry a packet hit must outlive that packet's learn event"
+            )
 
     def _check_range(self, name: str, low: int, high: int) -> None:
         # version_bits >= 2 because an update holds an old and a new version at once.

@@ -27,8 +27,9 @@ still miss and learn again; the restart is reported with those connections.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import NamedTuple, Protocol
 
 from model import decisions as d
@@ -40,6 +41,10 @@ from model.types import Dip, FiveTuple, Vip
 
 C = d.CONCRETE
 MISS = -1
+
+Writes = Mapping[tuple[int, tuple[int, int]], int | None]
+"""ConnTable writes not made yet: (stage, (bucket, digest)) -> version (None: a delete)."""
+NO_WRITES: Writes = MappingProxyType({})
 
 
 class Backend(Protocol):
@@ -103,7 +108,7 @@ class CpuLog:
     learned: list[tuple[str, FiveTuple]] = field(default_factory=list)
     phases: list[PhaseChange] = field(default_factory=list)
     whitelisted: list[int] = field(default_factory=list)
-    lost: list[FiveTuple] = field(default_factory=list)
+    lost: list[tuple[FiveTuple, int]] = field(default_factory=list)
     failed_dips: list[Dip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -118,6 +123,21 @@ class Dead(NamedTuple):
 
     depth: int
     busy: frozenset[FiveTuple]
+
+
+@dataclass
+class SearchMemo:
+    """What placement searches found out about one state of the shadow. Searches write
+    nothing, so it holds until a placement writes (the generation moves) or a connection
+    is learned: ``_place_unplaced`` keeps one for a pass, in which nothing is learned, and
+    starts a new one when the generation moves."""
+
+    generation: int
+    dead: dict[FiveTuple, list[Dead]] = field(default_factory=dict)
+    """Searches that failed: with no more depth and no fewer connections free to move,
+    the same search fails again."""
+    fits: dict[tuple[FiveTuple, int], bool] = field(default_factory=dict)
+    blockers: dict[tuple[FiveTuple, int], list[Known]] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,7 +161,9 @@ class Cpu:
     """When the CPU removed each connection it no longer knows: older learn events are about that past."""
     epoch: int = 0
     generation: int = 0
-    """Counts changes to what placement reads: the shadow table, the known connections, their versions."""
+    """Counts the changes that can let a failed placement succeed: writes to the shadow table,
+    forgotten connections, new versions of unplaced ones. Learning a connection is not one:
+    it only adds a lookup that every write must keep."""
 
     @classmethod
     def boot(cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]]) -> Cpu:
@@ -175,9 +197,7 @@ class Cpu:
                 self.backend.add_whitelist(ft.src_ip)
                 log.whitelisted.append(ft.src_ip)
             return
-        if event.sent < self.expired.get(ft, event.sent):
-            # Sent before its entry was expired (a hit then would have kept it):
-            # its version may be stale for the incarnation that followed.
+        if self.is_stale(event):
             log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
             return
         conn = self.known.get(ft)
@@ -204,12 +224,20 @@ class Cpu:
             # reusing the 5-tuple; either way the entry and its version stay.
             conn.opened = max(conn.opened, event.sent)
 
+    def is_stale(self, event: LearnEvent) -> bool:
+        """Sent before its connection's entry was expired (a hit then would have kept it):
+        its version may be stale for the incarnation that followed."""
+        return event.sent < self.expired.get(event.ft, event.sent)
+
     def _place_unplaced(self, now: int, log: CpuLog) -> None:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
         # was sent; packets that missed while the connection was pending did not refresh it.
+        memo = SearchMemo(self.generation)
         for conn in [c for c in self.known.values() if c.stage is None]:
             if conn.failed_at != self.generation:
-                self._place(conn, now, log)
+                if memo.generation != self.generation:
+                    memo = SearchMemo(self.generation)
+                self._place(conn, now, log, memo)
 
     def unplaced(self, vip: Vip) -> list[Known]:
         return [c for c in self.known.values() if c.stage is None and c.ft.vip == vip]
@@ -217,7 +245,8 @@ class Cpu:
     # ------------------------------------------------------------ shadow lookups
 
     def _watch(self, conn: Known, add: bool) -> None:
-        self.generation += 1
+        if not add:
+            self.generation += 1
         for stage in range(self.config.stages):
             key = (stage, *conn.hashes.key(stage))
             if add:
@@ -228,15 +257,15 @@ class Cpu:
                 if not watching:
                     del self.watchers[key]
 
-    def _resolve(self, h: FlowHashes, overrides: Sequence[tuple[int, tuple[int, int], int | None]] = ()) -> int:
+    def _resolve(self, h: FlowHashes, writes: Writes = NO_WRITES) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
-        as if each ``(stage, key)`` of ``overrides`` held ``version`` (None: empty)."""
+        as if each ``(stage, key)`` of ``writes`` held its version (None: empty)."""
         for stage, table in enumerate(self.table):
             key = h.key(stage)
-            written = [version for s, k, version in overrides if s == stage and k == key]
-            if written:
-                if written[-1] is not None:
-                    return written[-1]
+            if (stage, key) in writes:
+                written = writes[(stage, key)]
+                if written is not None:
+                    return written
                 continue
             entry = table.get(key)
             if entry is not None:
@@ -246,7 +275,7 @@ class Cpu:
     def _keeps_lookups(
         self,
         watched: tuple[int, tuple[int, int]],
-        writes: Sequence[tuple[int, tuple[int, int], int | None]],
+        writes: Writes,
         owner: FiveTuple | None,
         deleting: bool,
     ) -> bool:
@@ -262,7 +291,7 @@ class Cpu:
 
     def _write_is_safe(self, stage: int, key: tuple[int, int], version: int | None, owner: FiveTuple) -> bool:
         """Would writing ``version`` (None: deleting) at ``(stage, key)`` keep every known lookup?"""
-        return self._keeps_lookups((stage, key), ((stage, key, version),), owner, version is None)
+        return self._keeps_lookups((stage, key), {(stage, key): version}, owner, version is None)
 
     def _move_is_safe(self, conn: Known, stage: int, key: tuple[int, int]) -> bool:
         """Would the whole move (new copy in, old one out) keep every known lookup, the mover's included?
@@ -274,13 +303,14 @@ class Cpu:
         if conn.stage is None:
             return True
         old_key = conn.hashes.key(conn.stage)
-        moved = ((stage, key, conn.version), (conn.stage, old_key, None))
+        moved = {(stage, key): conn.version, (conn.stage, old_key): None}
         return self._keeps_lookups((conn.stage, old_key), moved, None, True)
 
     # ------------------------------------------------------------ placement (cuckoo)
 
-    def _place(self, conn: Known, now: int, log: CpuLog) -> None:
-        plan = self._plan(conn, self.config.cuckoo_depth, frozenset({conn.ft}), {})
+    def _place(self, conn: Known, now: int, log: CpuLog, memo: SearchMemo) -> None:
+        # Busy: the placed connections this plan moves; ``conn`` is unplaced and blocks no one.
+        plan = self._plan(conn, self.config.cuckoo_depth, frozenset(), memo)
         if plan is None:
             conn.failed_at = self.generation
             return
@@ -298,38 +328,42 @@ class Cpu:
             and self._move_is_safe(conn, stage, (bucket, digest))
         )
 
-    def _plan(
-        self, conn: Known, depth: int, busy: frozenset[FiveTuple], dead: dict[FiveTuple, list[Dead]]
-    ) -> list[Move] | None:
-        """Moves (deepest first) that end with ``conn`` in a stage of its own.
-
-        ``dead`` remembers searches that failed in this plan: with no more depth
-        and no fewer connections free to move, the same search fails again.
-        """
-        if any(depth <= old.depth and old.busy <= busy for old in dead.get(conn.ft, ())):
+    def _plan(self, conn: Known, depth: int, busy: frozenset[FiveTuple], memo: SearchMemo) -> list[Move] | None:
+        """Moves (deepest first) that end with ``conn`` in a stage of its own."""
+        if any(depth <= old.depth and old.busy <= busy for old in memo.dead.get(conn.ft, ())):
             return None
-        plan = self._search(conn, depth, busy, dead)
+        plan = self._search(conn, depth, busy, memo)
         if plan is None:
-            dead.setdefault(conn.ft, []).append(Dead(depth, busy))
+            memo.dead.setdefault(conn.ft, []).append(Dead(depth, busy))
         return plan
 
-    def _search(
-        self, conn: Known, depth: int, busy: frozenset[FiveTuple], dead: dict[FiveTuple, list[Dead]]
-    ) -> list[Move] | None:
+    def _search(self, conn: Known, depth: int, busy: frozenset[FiveTuple], memo: SearchMemo) -> list[Move] | None:
         stages = [s for s in range(self.config.stages) if s != conn.stage]
         for stage in stages:
-            if self._fits(conn, stage):
+            if self._remembered_fits(conn, stage, memo):
                 return [Move(conn.ft, stage)]
         if depth == 0:
             return None
         for stage in stages:
-            for blocker in self._blockers(conn, stage):
+            for blocker in self._remembered_blockers(conn, stage, memo):
                 if blocker.ft in busy:
                     continue
-                sub = self._plan(blocker, depth - 1, busy | {blocker.ft}, dead)
+                sub = self._plan(blocker, depth - 1, busy | {blocker.ft}, memo)
                 if sub is not None:
                     return [*sub, Move(conn.ft, stage)]
         return None
+
+    def _remembered_fits(self, conn: Known, stage: int, memo: SearchMemo) -> bool:
+        key = (conn.ft, stage)
+        if key not in memo.fits:
+            memo.fits[key] = self._fits(conn, stage)
+        return memo.fits[key]
+
+    def _remembered_blockers(self, conn: Known, stage: int, memo: SearchMemo) -> list[Known]:
+        key = (conn.ft, stage)
+        if key not in memo.blockers:
+            memo.blockers[key] = self._blockers(conn, stage)
+        return memo.blockers[key]
 
     def _blockers(self, conn: Known, stage: int) -> list[Known]:
         """Entries whose moving away could let ``conn`` into ``stage``."""
@@ -513,7 +547,7 @@ class Cpu:
 
     def restart(self, now: int, log: CpuLog) -> None:
         for conn in [c for c in self.known.values() if c.stage is None]:
-            log.lost.append(conn.ft)
+            log.lost.append((conn.ft, now))
             self._forget(conn, now)
         # Bound waits start again: the CPU cannot tell which learn events it had seen.
         self.updates = {vip: up._replace(started=now, requested=now) for vip, up in self.updates.items()}

@@ -112,11 +112,26 @@ def pack(fields: Sequence[tuple[int, int]]) -> bytes:
     return (value << pad).to_bytes((bits + pad) // 8, "big")
 
 
+PACKED_WIDTHS = dict(FIELD_WIDTHS, cookie_key=32)
+assert all(width % 8 == 0 for width in PACKED_WIDTHS.values())
+
+
+def field_bytes(ft: FiveTuple, cookie_key: int = 0) -> dict[str, bytes]:
+    """Every field ``pack``ed on its own. All are whole bytes wide, so packing fields in any
+    order is joining these: a flow's hashes pack its fields once, not once per hash."""
+    values = {**ft._asdict(), "cookie_key": cookie_key}
+    try:
+        return {name: values[name].to_bytes(width // 8, "big") for name, width in PACKED_WIDTHS.items()}
+    except OverflowError:  # negative or too wide: let ``pack`` name the value
+        return {name: pack(((values[name], width),)) for name, width in PACKED_WIDTHS.items()}
+
+
 def pack_tuple(ft: FiveTuple, order: Sequence[str], cookie_key: int = 0) -> bytes:
-    values = ft._asdict()
-    values["cookie_key"] = cookie_key
-    widths = dict(FIELD_WIDTHS, cookie_key=32)
-    return pack([(values[name], widths[name]) for name in order])
+    return join_fields(field_bytes(ft, cookie_key), order)
+
+
+def join_fields(fields: dict[str, bytes], order: Sequence[str]) -> bytes:
+    return b"".join([fields[name] for name in order])
 
 
 class FlowHashes(NamedTuple):
@@ -133,7 +148,7 @@ class FlowHashes(NamedTuple):
 
 
 class HashPlan:
-    """The hash uses of one configuration, with a per-flow cache."""
+    """The hash uses of one configuration, with per-flow caches (``flow``, ``cookie``)."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -141,17 +156,19 @@ class HashPlan:
         self._stage_orders = STAGE_ORDERS[: config.stages]
         self._bloom_orders = BLOOM_ORDERS[: config.bloom_hashes]
         self.flow = lru_cache(maxsize=1 << 16)(self._flow)
+        self.cookie = lru_cache(maxsize=1 << 16)(self._cookie)
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
+        fields = field_bytes(ft)
         return FlowHashes(
-            digest=crc32(pack_tuple(ft, DIGEST_ORDER)) % self._digest_mod,
-            buckets=tuple(crc32(pack_tuple(ft, order)) % c.buckets_per_stage for order in self._stage_orders),
-            bloom=tuple(crc32(pack_tuple(ft, order)) % c.bloom_bits for order in self._bloom_orders),
-            dip_hash=crc16(pack_tuple(ft, DIP_ORDER)),
+            digest=crc32(join_fields(fields, DIGEST_ORDER)) % self._digest_mod,
+            buckets=tuple(crc32(join_fields(fields, order)) % c.buckets_per_stage for order in self._stage_orders),
+            bloom=tuple(crc32(join_fields(fields, order)) % c.bloom_bits for order in self._bloom_orders),
+            dip_hash=crc16(join_fields(fields, DIP_ORDER)),
         )
 
-    def cookie(self, ft: FiveTuple) -> int:
+    def _cookie(self, ft: FiveTuple) -> int:
         """The SYN-ACK sequence number for ``ft``. A CRC is no MAC: see ``model.dataplane``."""
         return crc32(pack_tuple(ft, ("cookie_key", *COOKIE_ORDER), self.config.cookie_key))
 

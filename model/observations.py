@@ -70,8 +70,9 @@ class CpuObservation(NamedTuple):
     learned: tuple[tuple[str, FiveTuple], ...] = ()
     phases: tuple[PhaseChange, ...] = ()
     whitelisted: tuple[int, ...] = ()
-    lost: tuple[FiveTuple, ...] = ()
-    """Connections whose learn events a fault destroyed."""
+    lost: tuple[tuple[FiveTuple, int], ...] = ()
+    """Connections whose learning a fault destroyed, each with the time up to which what their
+    packets taught the CPU may be gone (a lost event's send time; a restart's own time)."""
     failed_dips: tuple[Dip, ...] = ()
     notes: tuple[str, ...] = ()
 

@@ -72,7 +72,8 @@ class Switch:
     def lose_learn(self, index: int, e: ev.LearnLost) -> CpuObservation:
         self._check_queued(e.index)
         lost = self.dataplane.lose_learn(e.index)
-        return CpuObservation(index, e.t, "lose_learn", lost=(lost.ft,), notes=(f"lost {lost.kind} learn event",))
+        notes = (f"lost {lost.kind} learn event",)
+        return CpuObservation(index, e.t, "lose_learn", lost=((lost.ft, lost.sent),), notes=notes)
 
     def delay_learn(self, index: int, e: ev.LearnDelayed) -> CpuObservation:
         self._check_queued(e.index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -339,6 +340,20 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fuzz_fingerprint_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--walks", type=int, default=600, help="random walks (seeds 0..N-1, default 600)")
+
+
+def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
+    from fuzz.fingerprint import observation_fingerprint
+
+    if args.walks < 1:
+        raise TraceError(f"--walks must be at least 1, got {args.walks}")
+    fingerprint, steps = observation_fingerprint(args.walks)
+    print(f"{args.walks} walks, {steps:,} steps: observations sha256 {fingerprint}")
+    return 0
+
+
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]
 
@@ -358,6 +373,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
+     _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
 ]
 
@@ -377,6 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("silkcheck: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader (e.g. ``| head``) stopped reading: point stdout at /dev/null so the
+        # interpreter's final flush does not raise again (the Python docs' recipe).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

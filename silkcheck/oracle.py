@@ -22,7 +22,8 @@ Each finding has a category:
                   while the CPU had not yet learned this connection, or were
                   captured by an entry of another VIP's connection.
 ``dip-failure``   the first DIP failed; moving is the only option.
-``fault``         a fault destroyed this connection's learn event.
+``fault``         a fault destroyed a learn event of this connection, and the CPU has
+                  learned nothing from a later packet of it (in any incarnation).
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ class _History:
     owner_now: dict[tuple[int, int, int], FiveTuple | None] = field(default_factory=dict)
     learned_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
     installed_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
-    lost_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
+    lost_at: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
+    learn_sends: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
+    """(index, time) of each packet that sent a learn event of its connection."""
     failed_dips: dict[Dip, int] = field(default_factory=dict)
     hit_owner: dict[int, FiveTuple | None] = field(default_factory=dict)
 
@@ -125,8 +128,8 @@ class _History:
         for kind, ft in o.learned:
             if kind != "auth":  # whitelisting a source does not teach the CPU the connection
                 self.learned_at.setdefault(ft, []).append(o.index)
-        for ft in o.lost:
-            self.lost_at.setdefault(ft, []).append(o.index)
+        for ft, sent in o.lost:
+            self.lost_at.setdefault(ft, []).append((o.index, sent))
         for dip in o.failed_dips:
             self.failed_dips.setdefault(dip, o.index)
 
@@ -149,6 +152,8 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
             history.record(o)
             continue
         ft = o.ft
+        if any(kind != "auth" for kind in o.learned):
+            history.learn_sends.setdefault(ft, []).append((o.index, o.t))
         if o.hit_key is not None:
             history.hit_owner[o.index] = history.owner_now.get(o.hit_key)
         inc = live.get(ft)
@@ -212,12 +217,27 @@ def _classify(inc: Incarnation, h: _History) -> Finding:
     failed = h.failed_dips.get(anchor.dip)  # type: ignore[arg-type]
     if failed is not None and failed <= first.index:
         return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
-    if _between(h.lost_at.get(inc.ft, ()), inc.start, first.index):
+    if _fault_shaped(inc, first, h):
         return finding(FAULT, f"{base}; a fault lost its learn event")
     alias = _alias_change(inc, first, h)
     if alias is not None:
         return finding(DIGEST_ALIAS, f"{base}; {alias}")
     return finding(VIOLATION, base)
+
+
+def _fault_shaped(inc: Incarnation, first: PacketObservation, h: _History) -> bool:
+    """Did a fault destroy the learning of a packet of this 5-tuple, and the CPU learn nothing from
+    a later packet of it before the first offending one? Then what the CPU believes of the
+    connection (its version, whether a SYN reopened it) is what the fault left it, whichever
+    incarnation the lost packet belonged to."""
+    learned = h.learned_at.get(inc.ft, ())
+    for lost, sent in h.lost_at.get(inc.ft, ()):
+        if lost > first.index:
+            continue
+        later = [i for i, t in h.learn_sends.get(inc.ft, ()) if t > sent and i < first.index]
+        if not later or not _between(learned, min(later) + 1, first.index):
+            return True
+    return False
 
 
 def _alias_change(inc: Incarnation, first: PacketObservation, h: _History) -> str | None:

@@ -33,6 +33,11 @@ def test_teardown_grace_covers_the_learn_delay():
         Config(teardown_grace=10, learn_delay_bound=20)
 
 
+def test_idle_timeout_covers_the_learn_delay():
+    with pytest.raises(ConfigError, match=r"idle_timeout \(5\) must be at least learn_delay_bound \(20\)"):
+        Config(idle_timeout=5, teardown_grace=20, learn_delay_bound=20)
+
+
 def test_from_dict_rejects_unknown_fields():
     with pytest.raises(ConfigError, match=r"unknown config field.*digest_bitz"):
         Config.from_dict({"digest_bitz": 3})

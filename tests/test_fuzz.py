@@ -9,9 +9,15 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from fuzz.campaign import parse_budget, run_campaign
+from fuzz.fingerprint import observation_fingerprint
+from fuzz.invariants import Checker
 from fuzz.machines import SilkRoadMachine
 from fuzz.mutants import MUTANTS, get_mutant
 from fuzz.walk import replay, shrink, walk
+from model import events as ev
+from model.config import Config
+from model.switch import Switch
+from silkcheck.examples import DEMO_VIP, DIP1, DIP2, client
 from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.timeline import html_timeline, text_timeline
@@ -40,10 +46,42 @@ def test_campaign_kills_mutant_quickly(name: str) -> None:
     pytest.fail(f"{name} survived 400 walks")
 
 
+def test_a_walk_pins_a_structural_failure_to_its_first_step() -> None:
+    # The walk checks the structural invariants only every few CPU steps; the failure it
+    # reports must be the one checks after every step find, at the same event.
+    with get_mutant("cuckoo-unchecked-writes").patch():
+        out = next(o for seed in range(400) if (o := walk(seed)).failure is not None)
+        assert out.failure is not None and out.failure.category == "invariant"
+        stepwise = replay(out.trace.config, out.trace.vips, out.trace.events)
+    assert stepwise.failure == out.failure
+    assert out.failure.at == len(out.trace.events) - 1
+
+
+def test_the_fingerprint_sees_a_change_of_model_behaviour() -> None:
+    shipped = observation_fingerprint(30)
+    assert observation_fingerprint(30) == shipped
+    with get_mutant("record-skips-transit").patch():
+        assert observation_fingerprint(30)[0] != shipped[0]
+
+
 def test_catalogue_has_a_dozen_documented_mechanisms() -> None:
     assert len(MUTANTS) >= 12
     assert len({m.name for m in MUTANTS}) == len(MUTANTS)
     assert all(len(m.why) > 80 for m in MUTANTS)
+
+
+def test_a_learn_event_carrying_a_version_nothing_holds_breaks_an_invariant() -> None:
+    """The invariant that makes the learn-delay wait of version reclamation redundant can fail."""
+    switch = Switch.boot(Config(learn_delay_bound=10), {DEMO_VIP: (DIP1,)})
+    checker = Checker(switch)
+    updates = [ev.UpdateRequested(0, DEMO_VIP, (DIP2,)), ev.CpuAdvances(20), ev.CpuAdvances(40), ev.CpuAdvances(60)]
+    for index, event in enumerate(updates):
+        switch.step(index, event)
+        assert checker.after(index, event) is None
+    assert switch.cpu.vip_entries[DEMO_VIP].old_version != 0  # version 0 is retired and unreferenced
+    switch.dataplane.learn(61, "new", client(1), 0)
+    failure = checker.after(len(updates), ev.CpuAdvances(61))
+    assert failure is not None and failure.kind == "inflight_learns_carry_live_versions"
 
 
 def test_shrinking_keeps_the_failure_and_drops_events() -> None:

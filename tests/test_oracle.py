@@ -80,8 +80,19 @@ def test_failed_dip_is_reported_apart():
 
 
 def test_lost_learn_event_is_reported_as_a_fault():
-    v = History().pkt(0, A, flags=SYN).cpu(1, kind="lose_learn", lost=(A,)).pkt(2, A, dip=D2).judge()
+    v = History().pkt(0, A, flags=SYN).cpu(1, kind="lose_learn", lost=((A, 0),)).pkt(2, A, dip=D2).judge()
     assert v.ok and [f.category for f in v.findings] == [FAULT]
+
+
+def test_a_lost_event_shapes_later_incarnations_until_the_cpu_learns_a_later_packet():
+    # The SYN's event is lost; after an idle gap the connection continues by hits (no learn events).
+    h = History().pkt(0, A, flags=SYN, learned=("syn",)).cpu(1, kind="lose_learn", lost=((A, 0),))
+    unlearned = h.pkt(2000, A).pkt(2100, A, dip=D2).judge()
+    assert unlearned.ok and [f.category for f in unlearned.findings] == [FAULT]
+    # A later packet taught the CPU again: the fault no longer explains the move.
+    h = History().pkt(0, A, flags=SYN, learned=("syn",)).cpu(1, kind="lose_learn", lost=((A, 0),))
+    relearned = h.pkt(2000, A, learned=("new",)).cpu(2001, learned=(("new", A),)).pkt(2100, A, dip=D2).judge()
+    assert not relearned.ok and [f.category for f in relearned.findings] == [VIOLATION]
 
 
 def test_entry_of_another_connection_written_before_learning_is_digest_alias():

@@ -55,7 +55,7 @@ def test_build_folders_are_keyed_by_config(tmp_path):
     a = p4build.build_dir(Config(), tmp_path)
     assert p4build.build_dir(Config(), tmp_path) == a
     assert p4build.build_dir(Config(digest_bits=16), tmp_path) != a
-    assert p4build.build_dir(Config(idle_timeout=5), tmp_path) == a  # not compiled in
+    assert p4build.build_dir(Config(idle_timeout=5_000), tmp_path) == a  # not compiled in
 
 
 def test_p4_build_without_p4c_names_the_missing_tool(monkeypatch, tmp_path, capsys):
