@@ -359,6 +359,7 @@ SCOPES = {
     # Whole reachable graphs (fixpoints). One connection: with two, the graph passes a million states.
     "update-1": Scope("update-1", _UPDATE_CONFIG, connections=1, updates=1, expiry=False),
     "expiry-1": Scope("expiry-1", _EXPIRY_CONFIG, connections=1, updates=1),
+    "two-updates-1": Scope("two-updates-1", _UPDATE_CONFIG, connections=1, updates=2, expiry=False),
     # Bigger scopes, every state within a depth.
     "update": Scope("update", _UPDATE_CONFIG, connections=2, updates=1, expiry=False, max_depth=7),
     "expiry": Scope("expiry", _EXPIRY_CONFIG, connections=1, updates=2, max_depth=9),

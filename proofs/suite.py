@@ -197,8 +197,9 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
     note("bounded model checking")
     rows += _bmc_rows(6 if quick else 8, save_dir)
     note("explicit-state search")
-    scopes = ["update-1", "update", "expiry"] if quick else ["update-1", "expiry-1", "update", "expiry", "collision",
-                                                             "full-table"]
+    fixpoints = ["update-1"] if quick else ["update-1", "expiry-1", "two-updates-1"]
+    bounded = ["update", "expiry"] if quick else ["update", "expiry", "collision", "full-table"]
+    scopes = fixpoints + bounded
     rows += _explicit_rows(scopes, 200_000, 0 if quick else 1, save_dir)
     return rows
 
