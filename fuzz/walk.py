@@ -70,6 +70,7 @@ _NOTE_FEATURES = (
     ("reclaimed", "cpu:reclaim"),
     ("versions are in use", "cpu:update-waits-for-version"),
     ("still relies on its entry", "cpu:expiry-kept-for-unplaced"),
+    ("unplaced and silent", "cpu:forgot-silent-unplaced"),
     ("became unsafe", "cpu:placement-stopped"),
     ("last DIP", "cpu:last-dip-kept"),
 )

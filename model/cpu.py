@@ -74,8 +74,9 @@ class Known:
     stage: int | None = None
     """Its own ConnTable entry's stage; None while unplaced."""
     seen: int = 0
-    """Its latest packet as far as the CPU knows (from the idle timers of the entries its
-    lookups reach): kept here because such an entry may be another connection's, and go."""
+    """Its latest packet as far as the CPU knows, from the idle timers of the entries its
+    lookups reach (kept here because such an entry may be another connection's, and go) and,
+    while it is unplaced, from reading its learn events."""
     failed_at: int = -1
     """The shadow generation in which placing it last failed: retrying before the shadow
     changes would search the same cuckoo tree to the same failure."""
@@ -186,10 +187,10 @@ class Cpu:
         version of a connection still unplaced."""
         for event in self.backend.read_learns(now, limit):
             log.learned.append((event.kind, event.ft))
-            self._on_learn(event, log)
+            self._on_learn(event, now, log)
         self._place_unplaced(now, log)
 
-    def _on_learn(self, event: LearnEvent, log: CpuLog) -> None:
+    def _on_learn(self, event: LearnEvent, now: int, log: CpuLog) -> None:
         ft = event.ft
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
@@ -217,6 +218,9 @@ class Cpu:
             self._ref(ft.vip, event.version, +1, event.sent)
             conn.version, conn.sent = event.version, event.sent
             self.generation += 1
+        if conn.stage is None:
+            # Its packets miss, and the learning filter may have hidden those sent until now.
+            conn.seen = max(conn.seen, now)
         if event.kind == "end":
             conn.ended = max(conn.ended, event.sent)
         elif event.kind in ("syn", "collision"):
@@ -409,19 +413,32 @@ class Cpu:
     # ------------------------------------------------------------ teardown and expiry
 
     def expire(self, now: int, log: CpuLog) -> None:
-        """Drain the learn events, then remove idle and torn-down entries.
+        """Drain the learn events, then remove idle and torn-down entries, and forget
+        unplaced connections that went silent.
 
         Draining first lets a SYN that reuses a closing connection's 5-tuple
         cancel the teardown; one still in flight was sent less than a
         learn-delay bound ago, so its entry is not idle for ``teardown_grace``
         (which the config keeps at least that long).
+
+        An unplaced connection would otherwise be known for ever while its bucket
+        stays full, and hold its VIP's update and its version. It is forgotten after
+        ``idle_timeout`` plus a learn-delay bound of silence: a packet whose learn
+        event is still in flight then starts a new incarnation, and that event,
+        read later, teaches the CPU the new one (so it is not marked expired).
         """
         self.learn(now, None, log)
         # Activity before any deletion: deleting one entry must not hide the hits
         # another connection's packets made on it, in this pass or a later one.
+        for conn in self.known.values():
+            idle = self._idle(conn, now)
+            if idle is not None:
+                conn.seen = max(conn.seen, now - idle)
+        silent = self.config.idle_timeout + self.config.learn_delay_bound
+        for conn in [c for c in self.known.values() if c.stage is None and now - c.seen > silent]:
+            self._forget(conn, now)
+            log.notes.append(f"forgot {conn.ft}: unplaced and silent since {conn.seen}")
         placed = [c for c in self.known.values() if c.stage is not None]
-        for conn in placed:
-            conn.seen = max(conn.seen, now - self._idle(conn, now))
         for conn in placed:
             limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
             if now - conn.seen <= limit:
@@ -434,12 +451,16 @@ class Cpu:
             self.expired[conn.ft] = now
         self._reclaim(now, log)
 
-    def _idle(self, conn: Known, now: int) -> int:
-        """How long ``conn`` has been silent: its packets refresh the entry its lookup reaches,
-        which may be another connection's entry of the same version in an earlier stage."""
-        assert conn.stage is not None
-        reached = next(s for s in range(conn.stage + 1) if conn.hashes.key(s) in self.table[s])
-        return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in {reached, conn.stage})
+    def _idle(self, conn: Known, now: int) -> int | None:
+        """How long ``conn`` has been silent as far as its entries tell (None: its lookup
+        misses): its packets refresh the entry its lookup reaches, which may be another
+        connection's entry of the same version in an earlier stage than its own, if any."""
+        stages = range(self.config.stages) if conn.stage is None else range(conn.stage + 1)
+        reached = next((s for s in stages if conn.hashes.key(s) in self.table[s]), None)
+        if reached is None:
+            return None
+        refreshed = {reached} if conn.stage is None else {reached, conn.stage}
+        return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in refreshed)
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]

@@ -28,6 +28,7 @@ Each finding has a category:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -117,14 +118,24 @@ class _History:
     hit_owner: dict[int, FiveTuple | None] = field(default_factory=dict)
 
     def record(self, o: CpuObservation) -> None:
+        # One CPU step lists its installs and removes apart, not in the order it made them
+        # (a move's delete may free a key that another install then takes): what an entry
+        # holds afterwards follows from each (key, owner)'s net count of writes.
+        net: Counter[tuple[tuple[int, int, int], FiveTuple | None]] = Counter()
         for w in o.installs:
             self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
-            self.owner_now[w.key] = w.owner
+            net[(w.key, w.owner)] += 1
             if w.owner is not None:
                 self.installed_at.setdefault(w.owner, []).append(o.index)
         for w in o.removes:
             self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
-            self.owner_now.pop(w.key, None)
+            net[(w.key, w.owner)] -= 1
+        for (key, owner), change in net.items():
+            if change < 0 and self.owner_now.get(key) == owner:
+                del self.owner_now[key]
+        for (key, owner), change in net.items():
+            if change > 0:
+                self.owner_now[key] = owner
         for kind, ft in o.learned:
             if kind != "auth":  # whitelisting a source does not teach the CPU the connection
                 self.learned_at.setdefault(ft, []).append(o.index)

@@ -51,6 +51,24 @@ def test_update_phases_in_order_with_guards():
     assert run.packet(flow(1)).dip == D1  # installed with version 0
 
 
+def test_an_unplaced_connection_is_forgotten_only_after_a_silence():
+    config = Config(stages=1, buckets_per_stage=1, slots_per_bucket=1, learn_delay_bound=10, idle_timeout=100,
+                    teardown_grace=10, cuckoo_depth=0)  # fmt: skip
+    run = Run(config)
+    run.packet(flow(1), SYN)
+    run.learn()  # placed: the table is full now
+    run.packet(flow(2), SYN)
+    for _ in range(10):  # it keeps sending; its misses are learned (or held by the learning filter)
+        run.packet(flow(1), dt=15)  # the slot's owner stays alive
+        run.packet(flow(2), dt=15)
+        run.expire(dt=30)
+        assert flow(2) in run.switch.cpu.known and run.switch.cpu.known[flow(2)].stage is None
+    run.packet(flow(1), dt=60)
+    run.expire(dt=60)  # silent for idle_timeout + learn_delay_bound since its last event was read
+    assert flow(2) not in run.switch.cpu.known
+    assert run.switch.cpu.refs[(VIP, 0)] == 1  # only flow(1) holds version 0 now
+
+
 def test_exec_waits_for_connections_that_could_not_be_installed():
     config = Config(stages=1, buckets_per_stage=1, slots_per_bucket=1, learn_delay_bound=10, cuckoo_depth=0)
     run = Run(config)

@@ -2,12 +2,13 @@
 
 from model.config import Config
 from model.observations import DROP, FORWARD, REPLY, CpuObservation, EntryWrite, PacketObservation
-from model.types import ACK, FIN, SYN, Packet
+from model.types import ACK, FIN, PROTO_TCP, SYN, Packet, Vip, parse_ip
 from silkcheck.oracle import DIGEST_ALIAS, DIP_FAILURE, FAULT, VIOLATION, judge
 from tests.helpers import D1, D2, flow
 
 CONFIG = Config(idle_timeout=1000, teardown_grace=100, learn_delay_bound=10)
 A, B = flow(1), flow(2)
+OTHER_VIP = Vip(parse_ip("20.0.0.2"), 80, PROTO_TCP)
 
 
 class History:
@@ -93,6 +94,15 @@ def test_a_lost_event_shapes_later_incarnations_until_the_cpu_learns_a_later_pac
     h = History().pkt(0, A, flags=SYN, learned=("syn",)).cpu(1, kind="lose_learn", lost=((A, 0),))
     relearned = h.pkt(2000, A, learned=("new",)).cpu(2001, learned=(("new", A),)).pkt(2100, A, dip=D2).judge()
     assert not relearned.ok and [f.category for f in relearned.findings] == [VIOLATION]
+
+
+def test_a_key_freed_by_a_move_and_taken_in_the_same_step_has_the_new_owner():
+    key, other = (1, 1, 0), (2, 0, 0)
+    c = flow(3, vip=OTHER_VIP)
+    moves = dict(installs=(EntryWrite(*other, 0, B), EntryWrite(*key, 0, c)), removes=(EntryWrite(*key, 0, B),))
+    v = History().cpu(0, **moves).pkt(1, A, flags=SYN, hit_key=key).pkt(2, A, dip=D2).judge()
+    assert [f.category for f in v.findings] == [DIGEST_ALIAS]  # captured by c, a connection of another VIP
+    assert "another VIP" in v.findings[0].explanation
 
 
 def test_entry_of_another_connection_written_before_learning_is_digest_alias():
