@@ -399,11 +399,18 @@ class Cpu:
         conn.stage = stage
         log.installs.append(EntryWrite(stage, *key, conn.version, conn.ft))
         if old_stage is not None:
-            self._delete(conn, old_stage, log)
+            self._delete(conn, old_stage, now, log)
         return True
 
-    def _delete(self, conn: Known, stage: int, log: CpuLog) -> None:
+    def _delete(self, conn: Known, stage: int, now: int, log: CpuLog) -> None:
         key = conn.hashes.key(stage)
+        # The entry's idle timer holds the hits of every connection whose lookup reaches it
+        # (an alias's too, and a move deletes as well): keep them before the entry goes.
+        idle = self.backend.idle_time(stage, *key, now)
+        for ft in self.watchers.get((stage, *key), ()):
+            watcher = self.known[ft]
+            if self._reached(watcher) == stage:
+                watcher.seen = max(watcher.seen, now - idle)
         self.backend.delete_conn(stage, *key)
         self.generation += 1
         del self.table[stage][key]
@@ -446,7 +453,7 @@ class Cpu:
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
                 continue
-            self._delete(conn, conn.stage, log)
+            self._delete(conn, conn.stage, now, log)
             self._forget(conn, now)
             self.expired[conn.ft] = now
         self._reclaim(now, log)
@@ -455,12 +462,15 @@ class Cpu:
         """How long ``conn`` has been silent as far as its entries tell (None: its lookup
         misses): its packets refresh the entry its lookup reaches, which may be another
         connection's entry of the same version in an earlier stage than its own, if any."""
-        stages = range(self.config.stages) if conn.stage is None else range(conn.stage + 1)
-        reached = next((s for s in stages if conn.hashes.key(s) in self.table[s]), None)
+        reached = self._reached(conn)
         if reached is None:
             return None
         refreshed = {reached} if conn.stage is None else {reached, conn.stage}
         return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in refreshed)
+
+    def _reached(self, conn: Known) -> int | None:
+        """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""
+        return next((s for s in range(self.config.stages) if conn.hashes.key(s) in self.table[s]), None)
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]
