@@ -128,8 +128,9 @@ class Checker:
 
     def after(self, index: int, event: ev.Event) -> Failure | None:
         if isinstance(event, ev.PacketArrives):
-            # A packet changes no state these invariants read (only the CPU writes
-            # ConnTable and the whitelist): checking after CPU events is exact.
+            # A packet changes no state the structural invariants read (only the CPU writes
+            # ConnTable and the whitelist), and the learn event it queues carries a version in
+            # VIPTable or in an entry: checking after CPU events is exact.
             self._note_cookie(event)
             self._note_capture(event)
             return None
