@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from model import decisions as d
-from model import events as ev
 from model.config import Config
-from model.observations import Observation
+from model.observations import Observation, PacketObservation
 from model.switch import Switch
-from model.types import ACK, RST, SYN, FiveTuple
+from model.types import ACK, RST, SYN, FiveTuple, Packet
 from silkcheck.oracle import Verdict, judge
 
 PCC = "pcc"
@@ -126,18 +125,19 @@ class Checker:
     may be gone by the next full check. ``check`` checks all now. Packets are always noted."""
     cpu_steps: int = 0
 
-    def after(self, index: int, event: ev.Event) -> Failure | None:
-        if isinstance(event, ev.PacketArrives):
+    def after(self, o: Observation) -> Failure | None:
+        """Check the switch after the step that ``o`` observed."""
+        if isinstance(o, PacketObservation):
             # A packet changes no state the structural invariants read (only the CPU writes
             # ConnTable and the whitelist), and the learn event it queues carries a version in
             # VIPTable or in an entry: checking after CPU events is exact.
-            self._note_cookie(event)
-            self._note_capture(event)
+            self._note_cookie(o.packet)
+            self._note_capture(o)
             return None
         self.cpu_steps += 1
         if self.cpu_steps % self.every:
-            return self._inflight_learns_carry_live_versions(index)
-        return self.check(index)
+            return self._inflight_learns_carry_live_versions(o.index)
+        return self.check(o.index)
 
     def check(self, index: int) -> Failure | None:
         """Every invariant, now (``index``: the event just taken)."""
@@ -147,14 +147,13 @@ class Checker:
                 return Failure(INVARIANT, check.__name__, problem, index)
         return self._whitelist_only_proved(index) or self._inflight_learns_carry_live_versions(index)
 
-    def _note_capture(self, e: ev.PacketArrives) -> None:
-        ft = e.packet.ft
-        hashes = self.switch.dataplane.plan.flow(ft)
-        found = self.switch.dataplane.lookup(hashes)
-        if found is not None:
-            owner = self.switch.cpu.table[found[0]].get(hashes.key(found[0]))
-            if owner is not None and owner.ft.vip != ft.vip:
-                self.captured.add((ft, e.t))
+    def _note_capture(self, o: PacketObservation) -> None:
+        if o.hit_key is None:
+            return
+        stage, bucket, digest = o.hit_key
+        owner = self.switch.cpu.table[stage].get((bucket, digest))
+        if owner is not None and owner.ft.vip != o.ft.vip:
+            self.captured.add((o.ft, o.t))
 
     def _inflight_learns_carry_live_versions(self, index: int) -> Failure | None:
         """Every queued learn event the CPU will act on carries a version it could not reclaim
@@ -184,8 +183,7 @@ class Checker:
                 return Failure(INVARIANT, "inflight_learns_carry_live_versions", problem, index)
         return None
 
-    def _note_cookie(self, e: ev.PacketArrives) -> None:
-        pkt = e.packet
+    def _note_cookie(self, pkt: Packet) -> None:
         if pkt.is_tcp and pkt.flags & (SYN | ACK | RST) == ACK:
             cookie = self.switch.dataplane.plan.cookie(pkt.ft)
             if pkt.ack == (cookie + 1) & 0xFFFFFFFF:

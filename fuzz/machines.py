@@ -73,13 +73,14 @@ class SilkRoadMachine(RuleBasedStateMachine):
             sc.advance_clock(chooser, self.world)
         for event in generator(chooser, self.world):
             try:
-                if self.world.apply(event) is None:
-                    continue
+                observation = self.world.apply(event)
             except Exception as error:  # the model itself broke: keep the trace that did it
                 self.world.trace.events.append(event)
                 self._fail(Failure(CRASH, type(error).__name__, str(error), len(self.world.trace.events) - 1))
+            if observation is None:
+                continue
             SilkRoadMachine.steps += 1
-            failure = self.checker.after(len(self.world.trace.events) - 1, event)
+            failure = self.checker.after(observation)
             if failure is not None:
                 self._fail(failure)
 

@@ -16,6 +16,7 @@ from fuzz.mutants import MUTANTS, get_mutant
 from fuzz.walk import replay, shrink, walk
 from model import events as ev
 from model.config import Config
+from model.observations import CpuObservation
 from model.switch import Switch
 from silkcheck.examples import DEMO_VIP, DIP1, DIP2, client
 from silkcheck.oracle import judge
@@ -76,11 +77,10 @@ def test_a_learn_event_carrying_a_version_nothing_holds_breaks_an_invariant() ->
     checker = Checker(switch)
     updates = [ev.UpdateRequested(0, DEMO_VIP, (DIP2,)), ev.CpuAdvances(20), ev.CpuAdvances(40), ev.CpuAdvances(60)]
     for index, event in enumerate(updates):
-        switch.step(index, event)
-        assert checker.after(index, event) is None
+        assert checker.after(switch.step(index, event)) is None
     assert switch.cpu.vip_entries[DEMO_VIP].old_version != 0  # version 0 is retired and unreferenced
     switch.dataplane.learn(61, "new", client(1), 0)
-    failure = checker.after(len(updates), ev.CpuAdvances(61))
+    failure = checker.after(CpuObservation(len(updates), 61, "advance"))
     assert failure is not None and failure.kind == "inflight_learns_carry_live_versions"
 
 
