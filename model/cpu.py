@@ -27,10 +27,10 @@ still miss and learn again; the restart is reported with those connections.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 from model import decisions as d
 from model.config import Config
@@ -45,6 +45,7 @@ MISS = -1
 Writes = Mapping[tuple[int, tuple[int, int]], int | None]
 """ConnTable writes not made yet: (stage, (bucket, digest)) -> version (None: a delete)."""
 NO_WRITES: Writes = MappingProxyType({})
+T = TypeVar("T")
 
 
 class Backend(Protocol):
@@ -139,6 +140,14 @@ class SearchMemo:
     the same search fails again."""
     fits: dict[tuple[FiveTuple, int], bool] = field(default_factory=dict)
     blockers: dict[tuple[FiveTuple, int], list[Known]] = field(default_factory=dict)
+
+
+def _remembered(cache: dict[tuple[FiveTuple, int], T], conn: Known, stage: int, find: Callable[[Known, int], T]) -> T:
+    """``find(conn, stage)``, computed once per search memo."""
+    key = (conn.ft, stage)
+    if key not in cache:
+        cache[key] = find(conn, stage)
+    return cache[key]
 
 
 @dataclass
@@ -344,30 +353,18 @@ class Cpu:
     def _search(self, conn: Known, depth: int, busy: frozenset[FiveTuple], memo: SearchMemo) -> list[Move] | None:
         stages = [s for s in range(self.config.stages) if s != conn.stage]
         for stage in stages:
-            if self._remembered_fits(conn, stage, memo):
+            if _remembered(memo.fits, conn, stage, self._fits):
                 return [Move(conn.ft, stage)]
         if depth == 0:
             return None
         for stage in stages:
-            for blocker in self._remembered_blockers(conn, stage, memo):
+            for blocker in _remembered(memo.blockers, conn, stage, self._blockers):
                 if blocker.ft in busy:
                     continue
                 sub = self._plan(blocker, depth - 1, busy | {blocker.ft}, memo)
                 if sub is not None:
                     return [*sub, Move(conn.ft, stage)]
         return None
-
-    def _remembered_fits(self, conn: Known, stage: int, memo: SearchMemo) -> bool:
-        key = (conn.ft, stage)
-        if key not in memo.fits:
-            memo.fits[key] = self._fits(conn, stage)
-        return memo.fits[key]
-
-    def _remembered_blockers(self, conn: Known, stage: int, memo: SearchMemo) -> list[Known]:
-        key = (conn.ft, stage)
-        if key not in memo.blockers:
-            memo.blockers[key] = self._blockers(conn, stage)
-        return memo.blockers[key]
 
     def _blockers(self, conn: Known, stage: int) -> list[Known]:
         """Entries whose moving away could let ``conn`` into ``stage``."""
