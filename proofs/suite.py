@@ -120,8 +120,8 @@ INDUCTION_SCOPES = (
 def _induction_rows() -> list[Row]:
     """PCC at every depth: 1-induction of ¬violation with the strengthening lemmas, one row per lemma."""
     rows = []
-    for scope in INDUCTION_SCOPES:
-        r = induction.prove_inductive(scope)
+    results = [induction.prove_inductive(scope) for scope in INDUCTION_SCOPES]
+    for scope, r in zip(INDUCTION_SCOPES, results, strict=True):
         lemmas = len(r.lemmas)
         if r.proved:
             depth = max(c.reached_at or 0 for c in r.lemmas)
@@ -131,7 +131,7 @@ def _induction_rows() -> list[Row]:
             text = f"NOT proved: base {r.base}, step satisfiable {r.satisfiable}, broken {r.broken()}"
         rows.append(Row(f"PCC of the whole switch, unbounded ({scope.name})", f"1-induction + {lemmas} lemmas", text,
                         r.seconds, r.proved))  # fmt: skip
-    for check in r.lemmas:
+    for check in results[-1].lemmas:  # one row per lemma, as proved in the widest scope
         text = (f"inductive, situation reached at depth {check.reached_at}" if check.ok else
                 f"inductive {check.inductive}, reached {check.reached_at}")  # fmt: skip
         rows.append(Row(f"lemma: {check.name}", "inductive relative to the others", text, check.seconds, check.ok))
