@@ -36,8 +36,8 @@ from model import decisions as d
 from model.config import Config
 from model.dataplane import LearnEvent, VipEntry
 from model.hashing import FlowHashes, HashPlan
-from model.observations import EntryWrite, PhaseChange
 from model.types import Dip, FiveTuple, Vip
+from model.writes import FORGET, MOVE, ConnDelete, ConnInsert, PoolDelete, PoolWrite, TableWrite, VipWrite, WhitelistAdd
 
 C = d.CONCRETE
 MISS = -1
@@ -103,13 +103,9 @@ class Update(NamedTuple):
 
 @dataclass
 class CpuLog:
-    """What one CPU action did, for the observation."""
+    """What one CPU action decided, for the observation (its writes are observed as they are applied)."""
 
-    installs: list[EntryWrite] = field(default_factory=list)
-    removes: list[EntryWrite] = field(default_factory=list)
     learned: list[tuple[str, FiveTuple]] = field(default_factory=list)
-    phases: list[PhaseChange] = field(default_factory=list)
-    whitelisted: list[int] = field(default_factory=list)
     lost: list[tuple[FiveTuple, int]] = field(default_factory=list)
     failed_dips: list[Dip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -174,18 +170,59 @@ class Cpu:
     """Counts the changes that can let a failed placement succeed: writes to the shadow table,
     forgotten connections, new versions of unplaced ones. Learning a connection is not one:
     it only adds a lookup that every write must keep."""
+    pending: deque[TableWrite] | None = None
+    """Writes made but not yet applied, oldest first; None: each write is applied as it is made."""
 
     @classmethod
-    def boot(cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]]) -> Cpu:
+    def boot(
+        cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]], queued: bool = False
+    ) -> Cpu:
+        """The CPU after writing the initial pools and VIPTable (before any packet). ``queued``: from
+        then on its writes wait in ``pending`` for whoever applies them (the model's switch)."""
         cpu = cls(config, plan, backend)
         cpu.table = [{} for _ in range(config.stages)]
         cpu.load = [{} for _ in range(config.stages)]
         for vip, pool in vips.items():
             cpu.pools[vip] = {0: pool}
-            backend.write_pool(vip, 0, pool)
-            cpu._write_vip(vip, VipEntry(0, 0), CpuLog())
+            cpu._emit(PoolWrite(vip, 0, pool), 0)
+            cpu._write_vip(vip, VipEntry(0, 0), 0)
             cpu.requests[vip] = deque()
+        if queued:
+            cpu.pending = deque()
         return cpu
+
+    # ------------------------------------------------------------ writes
+
+    def _emit(self, write: TableWrite, now: int) -> None:
+        if self.pending is None:
+            write.apply(self.backend, now)
+            self.applied(write, now)
+        else:
+            self.pending.append(write)
+
+    def applied(self, write: TableWrite, now: int) -> None:
+        """``write`` took effect at ``now``. The update protocol's waits run from when a VIPTable
+        write takes effect, not from when it was decided: packets in between still saw the
+        previous phase (a miss before RECORD was not recorded; a false positive before SEALED
+        was forwarded with the old version)."""
+        if not isinstance(write, VipWrite):
+            return
+        up = self.updates.get(write.vip)
+        entry = write.entry
+        if up is not None and (entry.phase, entry.new_version) == (up.phase, up.new_version):
+            requested = now if entry.phase == d.RECORD else up.requested
+            self.updates[write.vip] = up._replace(started=now, requested=requested)
+        if write.releases is not None:
+            self.released[(write.vip, write.releases)] = now
+
+    def _idle_time(self, stage: int, key: tuple[int, int], now: int) -> int:
+        """An entry whose insert is still queued has not been idle at all."""
+        for write in reversed(self.pending or ()):
+            if isinstance(write, ConnInsert | ConnDelete) and write.at == (stage, *key):
+                if isinstance(write, ConnInsert):
+                    return 0
+                break
+        return self.backend.idle_time(stage, *key, now)
 
     # ------------------------------------------------------------ learning
 
@@ -204,8 +241,7 @@ class Cpu:
         if event.kind == "auth":
             if ft.src_ip not in self.whitelist:
                 self.whitelist.add(ft.src_ip)
-                self.backend.add_whitelist(ft.src_ip)
-                log.whitelisted.append(ft.src_ip)
+                self._emit(WhitelistAdd(ft.src_ip), now)
             return
         if self.is_stale(event):
             log.notes.append(f"ignored a stale {event.kind} learn event of {ft}")
@@ -328,7 +364,7 @@ class Cpu:
             conn.failed_at = self.generation
             return
         for move in plan:
-            if not self._move(self.known[move.ft], move.stage, now, log):
+            if not self._move(self.known[move.ft], move.stage, now):
                 log.notes.append(f"placement of {conn.ft} stopped: a planned move became unsafe")
                 return
 
@@ -383,36 +419,34 @@ class Cpu:
             return [c for (b, _), c in self.table[stage].items() if b == bucket]
         return []
 
-    def _move(self, conn: Known, stage: int, now: int, log: CpuLog) -> bool:
+    def _move(self, conn: Known, stage: int, now: int) -> bool:
         """Insert ``conn`` at ``stage``, then delete its old entry: never a window without one."""
         if not self._fits(conn, stage):
             return False
         key = conn.hashes.key(stage)
         old_stage = conn.stage
-        self.backend.insert_conn(stage, *key, conn.version, now)
+        self._emit(ConnInsert(stage, *key, conn.version, conn.ft), now)
         self.generation += 1
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
         conn.stage = stage
-        log.installs.append(EntryWrite(stage, *key, conn.version, conn.ft))
         if old_stage is not None:
-            self._delete(conn, old_stage, now, log)
+            self._delete(conn, old_stage, now, MOVE)
         return True
 
-    def _delete(self, conn: Known, stage: int, now: int, log: CpuLog) -> None:
+    def _delete(self, conn: Known, stage: int, now: int, purpose: str) -> None:
         key = conn.hashes.key(stage)
         # The entry's idle timer holds the hits of every connection whose lookup reaches it
         # (an alias's too, and a move deletes as well): keep them before the entry goes.
-        idle = self.backend.idle_time(stage, *key, now)
+        idle = self._idle_time(stage, key, now)
         for ft in self.watchers.get((stage, *key), ()):
             watcher = self.known[ft]
             if self._reached(watcher) == stage:
                 watcher.seen = max(watcher.seen, now - idle)
-        self.backend.delete_conn(stage, *key)
+        self._emit(ConnDelete(stage, *key, conn.version, conn.ft, purpose), now)
         self.generation += 1
         del self.table[stage][key]
         self.load[stage][key[0]] -= 1
-        log.removes.append(EntryWrite(stage, *key, conn.version, conn.ft))
 
     # ------------------------------------------------------------ teardown and expiry
 
@@ -450,7 +484,7 @@ class Cpu:
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
                 continue
-            self._delete(conn, conn.stage, now, log)
+            self._delete(conn, conn.stage, now, FORGET)
             self._forget(conn, now)
             self.expired[conn.ft] = now
         self._reclaim(now, log)
@@ -463,7 +497,7 @@ class Cpu:
         if reached is None:
             return None
         refreshed = {reached} if conn.stage is None else {reached, conn.stage}
-        return min(self.backend.idle_time(s, *conn.hashes.key(s), now) for s in refreshed)
+        return min(self._idle_time(s, conn.hashes.key(s), now) for s in refreshed)
 
     def _reached(self, conn: Known) -> int | None:
         """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""
@@ -497,7 +531,7 @@ class Cpu:
                 if not d.may_reclaim(C, in_entry, self.refs.get((vip, version), 0) > 0, waited):
                     continue
                 del versions[version]
-                self.backend.delete_pool(vip, version)
+                self._emit(PoolDelete(vip, version), now)
                 log.notes.append(f"reclaimed version {version} of {vip}")
 
     def _free_version(self, vip: Vip) -> int | None:
@@ -531,11 +565,11 @@ class Cpu:
                 continue
             pool = queue.popleft()
             self.pools[vip][version] = pool
-            self.backend.write_pool(vip, version, pool)
+            self._emit(PoolWrite(vip, version, pool), now)
             self.epoch = self.epoch % (self.config.epochs - 1) + 1
             old = self.vip_entries[vip].old_version
             self.updates[vip] = Update(old, version, self.epoch, slot, d.RECORD, now, now)
-            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch, slot), log)
+            self._write_vip(vip, VipEntry(old, version, d.RECORD, self.epoch, slot), now)
 
     def advance(self, now: int, log: CpuLog) -> None:
         """Drain the learn events, then move every update on as far as its guards allow."""
@@ -557,19 +591,17 @@ class Cpu:
                 continue
             if phase == d.NORMAL:
                 del self.updates[vip]
-                self._write_vip(vip, VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot), log)
-                self.released[(vip, up.old_version)] = now
+                entry = VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot)
+                self._write_vip(vip, entry, now, releases=up.old_version)
             else:
                 self.updates[vip] = up._replace(phase=phase, started=now)
-                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), log)
+                self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), now)
         self._start_updates(now, log)
         self._reclaim(now, log)
 
-    def _write_vip(self, vip: Vip, entry: VipEntry, log: CpuLog) -> None:
+    def _write_vip(self, vip: Vip, entry: VipEntry, now: int, releases: int | None = None) -> None:
         self.vip_entries[vip] = entry
-        self.backend.write_vip(vip, entry)
-        phase = d.PHASE_NAMES[entry.phase]
-        log.phases.append(PhaseChange(vip, phase, entry.old_version, entry.new_version, entry.epoch))
+        self._emit(VipWrite(vip, entry, releases), now)
 
     # ------------------------------------------------------------ faults
 

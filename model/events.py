@@ -1,6 +1,12 @@
 """The model's input alphabet: what can happen to a SilkRoad switch.
 
 Every event carries ``t``, a time in ticks (µs), non-decreasing along a trace.
+
+An event that sets the switch CPU to work (an update request, a CPU step, a
+restart, a DIP failure) carries ``writes``: how many of the table writes the
+CPU makes take effect at once (None: all of them). The rest wait, in order,
+for ``CpuWrites`` events, and packets in between see the half-written tables.
+The CPU finishes what it still had to write before it starts anything else.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ class UpdateRequested(NamedTuple):
     t: int
     vip: Vip
     pool: tuple[Dip, ...]
+    writes: int | None = None
 
 
 class CpuLearns(NamedTuple):
@@ -28,18 +35,21 @@ class CpuLearns(NamedTuple):
 
     t: int
     limit: int | None = None
+    writes: int | None = None
 
 
 class CpuAdvances(NamedTuple):
     """The CPU drains learn events, then moves each update on as far as its guards allow."""
 
     t: int
+    writes: int | None = None
 
 
 class CpuExpires(NamedTuple):
     """The CPU drains learn events, removes idle and torn-down ConnTable entries, reclaims versions."""
 
     t: int
+    writes: int | None = None
 
 
 class LearnLost(NamedTuple):
@@ -58,9 +68,11 @@ class LearnDelayed(NamedTuple):
 
 
 class CpuRestarts(NamedTuple):
-    """Fault: the switch CPU process restarts and recovers from its journal."""
+    """Fault: the switch CPU process restarts and recovers from its journal (which holds the
+    writes it had not made yet: it makes them first)."""
 
     t: int
+    writes: int | None = None
 
 
 class DipFails(NamedTuple):
@@ -68,6 +80,14 @@ class DipFails(NamedTuple):
 
     t: int
     dip: Dip
+    writes: int | None = None
+
+
+class CpuWrites(NamedTuple):
+    """The next ``count`` table writes the CPU has queued take effect, one after another."""
+
+    t: int
+    count: int = 1
 
 
 Event = (
@@ -80,5 +100,8 @@ Event = (
     | LearnDelayed
     | CpuRestarts
     | DipFails
+    | CpuWrites
 )
+CPU_ACTIONS = (UpdateRequested, CpuLearns, CpuAdvances, CpuExpires, CpuRestarts, DipFails)
+"""Events that set the CPU to work: they carry ``writes``."""
 FAULTS = (LearnLost, LearnDelayed, CpuRestarts, DipFails)

@@ -75,6 +75,8 @@ class CpuObservation(NamedTuple):
     packets taught the CPU may be gone (a lost event's send time; a restart's own time)."""
     failed_dips: tuple[Dip, ...] = ()
     notes: tuple[str, ...] = ()
+    pending: int = 0
+    """Table writes the CPU made that have not taken effect yet."""
 
 
 Observation = PacketObservation | CpuObservation

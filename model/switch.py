@@ -14,11 +14,21 @@ What can happen (one named function each, guard first):
 ``delay_learn``      fault: a queued learn event arrives late (within the bound)
 ``cpu_restart``      fault: the CPU process restarts from its journal
 ``dip_fail``         fault: a server dies and leaves every pool
+``cpu_writes``       the next table writes the CPU queued take effect
 ===================  =========================================================
+
+The CPU's decisions are instant, its writes are not: every transition that
+sets the CPU to work queues the table writes it makes (``model.writes``), of
+which the event's ``writes`` take effect at once (all by default); the rest
+take effect one by one in later ``cpu_writes`` transitions, with packets in
+between. A CPU transition first applies what is still queued: the CPU
+finishes one write sequence before it starts the next.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from model import events as ev
@@ -27,6 +37,7 @@ from model.cpu import Cpu, CpuLog
 from model.dataplane import DataPlane, process_packet
 from model.observations import CpuObservation, Observation, PacketObservation
 from model.types import Dip, Vip
+from model.writes import ConnDelete, ConnInsert, TableWrite, VipWrite, WhitelistAdd
 
 
 class InvalidEvent(ValueError):
@@ -42,7 +53,7 @@ class Switch:
     @classmethod
     def boot(cls, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> Switch:
         dataplane = DataPlane.empty(config)
-        return cls(config, dataplane, Cpu.boot(config, dataplane.plan, dataplane, vips))
+        return cls(config, dataplane, Cpu.boot(config, dataplane.plan, dataplane, vips, queued=True))
 
     def step(self, index: int, event: ev.Event) -> Observation:
         handler = _HANDLERS[type(event)]
@@ -58,16 +69,16 @@ class Switch:
             raise InvalidEvent(f"update for unknown VIP {e.vip}")
         if not e.pool:
             raise InvalidEvent(f"update for {e.vip} has an empty pool")
-        return self._cpu(index, "update", e.t, lambda log: self.cpu.request_update(e.vip, e.pool, e.t, log))
+        return self._cpu(index, "update", e, lambda log: self.cpu.request_update(e.vip, e.pool, e.t, log))
 
     def cpu_learn(self, index: int, e: ev.CpuLearns) -> CpuObservation:
-        return self._cpu(index, "learn", e.t, lambda log: self.cpu.learn(e.t, e.limit, log))
+        return self._cpu(index, "learn", e, lambda log: self.cpu.learn(e.t, e.limit, log))
 
     def cpu_advance(self, index: int, e: ev.CpuAdvances) -> CpuObservation:
-        return self._cpu(index, "advance", e.t, lambda log: self.cpu.advance(e.t, log))
+        return self._cpu(index, "advance", e, lambda log: self.cpu.advance(e.t, log))
 
     def cpu_expire(self, index: int, e: ev.CpuExpires) -> CpuObservation:
-        return self._cpu(index, "expire", e.t, lambda log: self.cpu.expire(e.t, log))
+        return self._cpu(index, "expire", e, lambda log: self.cpu.expire(e.t, log))
 
     def lose_learn(self, index: int, e: ev.LearnLost) -> CpuObservation:
         self._check_queued(e.index)
@@ -85,10 +96,16 @@ class Switch:
         return CpuObservation(index, e.t, "delay_learn", notes=(f"delayed {delayed.kind} learn of {delayed.ft}",))
 
     def cpu_restart(self, index: int, e: ev.CpuRestarts) -> CpuObservation:
-        return self._cpu(index, "restart", e.t, lambda log: self.cpu.restart(e.t, log))
+        return self._cpu(index, "restart", e, lambda log: self.cpu.restart(e.t, log))
 
     def dip_fail(self, index: int, e: ev.DipFails) -> CpuObservation:
-        return self._cpu(index, "dip_fail", e.t, lambda log: self.cpu.dip_failed(e.dip, e.t, log))
+        return self._cpu(index, "dip_fail", e, lambda log: self.cpu.dip_failed(e.dip, e.t, log))
+
+    def cpu_writes(self, index: int, e: ev.CpuWrites) -> CpuObservation:
+        queued = len(self.pending)
+        if not 1 <= e.count <= queued:
+            raise InvalidEvent(f"{e.count} write(s) asked for, {queued} queued")
+        return self._observe(index, e.t, "write", CpuLog(), self._apply(e.t, e.count))
 
     # ------------------------------------------------------------ helpers
 
@@ -97,14 +114,39 @@ class Switch:
         if not 0 <= index < queued:
             raise InvalidEvent(f"no queued learn event #{index} (the queue holds {queued})")
 
-    def _cpu(self, index: int, kind: str, t: int, action: object) -> CpuObservation:
+    @property
+    def pending(self) -> deque[TableWrite]:
+        assert self.cpu.pending is not None  # ``boot`` queues the CPU's writes
+        return self.cpu.pending
+
+    def _cpu(self, index: int, kind: str, e: ev.Event, action: Callable[[CpuLog], None]) -> CpuObservation:
+        done = self._apply(e.t, None)  # what the CPU still had to write, first
         log = CpuLog()
-        action(log)  # type: ignore[operator]
+        action(log)
+        done += self._apply(e.t, e.writes)  # type: ignore[union-attr]
+        return self._observe(index, e.t, kind, log, done)
+
+    def _apply(self, t: int, count: int | None) -> list[TableWrite]:
+        """The oldest ``count`` queued writes (None: all) take effect, one by one, at ``t``."""
+        pending = self.pending
+        done = []
+        for _ in range(len(pending) if count is None else min(count, len(pending))):
+            write = pending.popleft()
+            write.apply(self.dataplane, t)
+            self.cpu.applied(write, t)
+            done.append(write)
+        return done
+
+    def _observe(self, index: int, t: int, kind: str, log: CpuLog, done: list[TableWrite]) -> CpuObservation:
         return CpuObservation(
             index, t, kind,
-            installs=tuple(log.installs), removes=tuple(log.removes), learned=tuple(log.learned),
-            phases=tuple(log.phases), whitelisted=tuple(log.whitelisted), lost=tuple(log.lost),
-            failed_dips=tuple(log.failed_dips), notes=tuple(log.notes),
+            installs=tuple(w.entry for w in done if isinstance(w, ConnInsert)),
+            removes=tuple(w.entry for w in done if isinstance(w, ConnDelete)),
+            learned=tuple(log.learned),
+            phases=tuple(w.change for w in done if isinstance(w, VipWrite)),
+            whitelisted=tuple(w.src_ip for w in done if isinstance(w, WhitelistAdd)),
+            lost=tuple(log.lost), failed_dips=tuple(log.failed_dips), notes=tuple(log.notes),
+            pending=len(self.pending),
         )  # fmt: skip
 
 
@@ -118,4 +160,5 @@ _HANDLERS = {
     ev.LearnDelayed: Switch.delay_learn,
     ev.CpuRestarts: Switch.cpu_restart,
     ev.DipFails: Switch.dip_fail,
+    ev.CpuWrites: Switch.cpu_writes,
 }

@@ -93,14 +93,14 @@ def freeze(switch: Switch, now: int, cap: int, expiry: bool = True) -> Frozen:
         tuple(sorted((k, v) for k, v in cpu.refs.items() if v)),
         tuple(sorted((k, age(t)) for k, t in cpu.released.items() if k[1] in cpu.pools[k[0]])),
         updates, tuple(sorted((vip, tuple(q)) for vip, q in cpu.requests.items())), tuple(sorted(cpu.whitelist)),
-        tuple(sorted((ft, age(t)) for ft, t in cpu.expired.items())), cpu.epoch,
+        tuple(sorted((ft, age(t)) for ft, t in cpu.expired.items())), cpu.epoch, tuple(cpu.pending or ()),
     )  # fmt: skip
 
 
 _CLONED = {
     DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter"},
     Cpu: {"config", "plan", "backend", "known", "table", "load", "watchers", "vip_entries", "pools", "refs",
-          "released", "updates", "requests", "whitelist", "expired", "epoch", "generation"},
+          "released", "updates", "requests", "whitelist", "expired", "epoch", "generation", "pending"},
     Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen", "failed_at"},
 }  # fmt: skip
 
@@ -129,7 +129,7 @@ def clone(switch: Switch) -> Switch:
         [dict(x) for x in cpu.load], {k: set(v) for k, v in cpu.watchers.items()}, dict(cpu.vip_entries),
         {vip: dict(p) for vip, p in cpu.pools.items()}, dict(cpu.refs), dict(cpu.released), dict(cpu.updates),
         {vip: deque(q) for vip, q in cpu.requests.items()}, set(cpu.whitelist), dict(cpu.expired), cpu.epoch,
-        cpu.generation,
+        cpu.generation, None if cpu.pending is None else deque(cpu.pending),
     )  # fmt: skip
     return Switch(switch.config, new_dp, new_cpu)
 

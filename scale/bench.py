@@ -13,8 +13,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from model import events as ev
 from model.config import Config
-from model.cpu import CpuLog
 from model.switch import Switch
 from model.types import PROTO_TCP, Dip, Vip, parse_ip
 from scale.analyze import false_hit_theory
@@ -36,7 +36,7 @@ def reference_rate(sample: int, load: float, stages: int, slots: int, digest_bit
     start = time.perf_counter()
     for t, ft in enumerate(flows.five_tuples()):
         switch.dataplane.learn(t, "new", ft, 0)
-    switch.cpu.learn(sample, None, CpuLog())
+    switch.step(sample, ev.CpuLearns(sample))
     return sample / (time.perf_counter() - start)
 
 

@@ -18,6 +18,14 @@ events (ticks = µs, non-decreasing)::
        {"t": 9,  "kind": "fault", "fault": "cpu_restart"},
        {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"}]}
 
+Version 2 adds packets between the switch CPU's table writes. An event that sets
+the CPU to work (``update``, ``cpu``, ``advance``, ``expire``, the ``cpu_restart``
+and ``dip_fail`` faults) may say ``"writes": k``: only the first k of the writes
+it makes take effect then; each ``{"kind": "write", "count": n}`` event (n = 1 if
+omitted) applies the next n, and packets in between see the tables half written.
+Without ``writes`` (every version-1 trace) a CPU action's writes all take effect at
+once. A trace is saved with the lowest version that holds its events.
+
 Loading checks everything and names the file, the event and the field of the
 first problem (``TraceError``).
 """
@@ -46,7 +54,10 @@ from model.types import (
 )
 
 FORMAT = "silkcheck-trace"
-VERSION = 1
+VERSION = 2
+"""The newest version this silkcheck reads and writes; it reads every older one too."""
+WRITES_VERSION = 2
+"""The first version with ``writes`` and ``write`` events."""
 EXPECTATIONS = ("pass", "fail")
 
 
@@ -185,6 +196,7 @@ def _expect(value: Any) -> str:
 
 U32 = _int_in(0, 0xFFFFFFFF)
 TIME = _int_in(0, 1 << 62)
+WRITE_COUNT = _int_in(0, 1 << 31)
 
 
 def load(path: str | Path) -> Trace:
@@ -210,8 +222,8 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     if fmt != FORMAT:
         top.fail(f"expected {FORMAT!r}, got {fmt!r}", "format")
     version = top.get("version", _int_in(0, 1 << 31))
-    if version != VERSION:
-        top.fail(f"this silkcheck reads version {VERSION}, the trace is version {version}", "version")
+    if not 1 <= version <= VERSION:
+        top.fail(f"this silkcheck reads versions 1 to {VERSION}, the trace is version {version}", "version")
     name = top.get("name", _string, "")
     description = top.get("description", _string, "")
     expect = top.get("expect", _expect, None)
@@ -239,7 +251,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     top.done()
 
     events: list[ev.Event] = []
-    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
+    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool}, version)
     last_t = 0
     for i, item in enumerate(events_data):
         r = _Reader(source, f"events[{i}]", item)
@@ -252,6 +264,8 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
             r.fail(f"time goes backwards: {t} after {last_t}", "t")
         last_t = t
         event = _EVENT_READERS[kind](r, t, context)
+        if isinstance(event, ev.CPU_ACTIONS):
+            event = event._replace(writes=context.since_writes(r).get("writes", WRITE_COUNT, None))
         r.done()
         events.append(event)
     return Trace(config, vips, events, name, description, expect)
@@ -264,6 +278,14 @@ class _Context:
     config: Config
     vips: dict[Vip, tuple[Dip, ...]]
     dips: set[Dip]
+    version: int
+
+    def since_writes(self, r: _Reader) -> _Reader:
+        """``r``, once it is known that its event may speak of single writes (version 2 on)."""
+        if self.version < WRITES_VERSION and ("writes" in r.data or r.data.get("kind") == "write"):
+            field = "writes" if "writes" in r.data else "kind"
+            r.fail(f"single CPU writes need trace version {WRITES_VERSION} (this trace is {self.version})", field)
+        return r
 
 
 def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
@@ -293,6 +315,10 @@ def _read_cpu(r: _Reader, t: int, c: _Context) -> ev.Event:
     return ev.CpuLearns(t, learn)
 
 
+def _read_writes(r: _Reader, t: int, c: _Context) -> ev.Event:
+    return ev.CpuWrites(t, c.since_writes(r).get("count", _int_in(1, 1 << 31), 1))
+
+
 def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
     fault = r.get("fault", _string)
     if fault == "lose_learn":
@@ -319,6 +345,7 @@ _EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
     "advance": lambda r, t, c: ev.CpuAdvances(t),
     "expire": lambda r, t, c: ev.CpuExpires(t),
     "fault": _read_fault,
+    "write": _read_writes,
 }
 
 
@@ -326,6 +353,13 @@ _EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
 
 
 def event_to_dict(e: ev.Event) -> dict[str, Any]:
+    out = _event_fields(e)
+    if isinstance(e, ev.CPU_ACTIONS) and e.writes is not None:
+        out["writes"] = e.writes
+    return out
+
+
+def _event_fields(e: ev.Event) -> dict[str, Any]:
     match e:
         case ev.PacketArrives(t, Packet(ft, flags, seq, ack)):
             out: dict[str, Any] = {
@@ -340,28 +374,36 @@ def event_to_dict(e: ev.Event) -> dict[str, Any]:
             if ack:
                 out["ack"] = ack
             return out
-        case ev.UpdateRequested(t, vip, pool):
+        case ev.UpdateRequested(t, vip, pool, _):
             return {"t": t, "kind": "update", "vip": vip_text(vip), "pool": [dip_text(x) for x in pool]}
-        case ev.CpuLearns(t, limit):
+        case ev.CpuLearns(t, limit, _):
             return {"t": t, "kind": "cpu"} if limit is None else {"t": t, "kind": "cpu", "learn": limit}
-        case ev.CpuAdvances(t):
+        case ev.CpuAdvances(t, _):
             return {"t": t, "kind": "advance"}
-        case ev.CpuExpires(t):
+        case ev.CpuExpires(t, _):
             return {"t": t, "kind": "expire"}
         case ev.LearnLost(t, index):
             return {"t": t, "kind": "fault", "fault": "lose_learn", "index": index}
         case ev.LearnDelayed(t, index, delay):
             return {"t": t, "kind": "fault", "fault": "delay_learn", "index": index, "delay": delay}
-        case ev.CpuRestarts(t):
+        case ev.CpuRestarts(t, _):
             return {"t": t, "kind": "fault", "fault": "cpu_restart"}
-        case ev.DipFails(t, dip):
+        case ev.DipFails(t, dip, _):
             return {"t": t, "kind": "fault", "fault": "dip_fail", "dip": dip_text(dip)}
+        case ev.CpuWrites(t, count):
+            return {"t": t, "kind": "write"} if count == 1 else {"t": t, "kind": "write", "count": count}
     raise TypeError(f"not an event: {e!r}")
+
+
+def lowest_version(events: list[ev.Event]) -> int:
+    writes = any(isinstance(e, ev.CpuWrites) or (isinstance(e, ev.CPU_ACTIONS) and e.writes is not None)
+                 for e in events)  # fmt: skip
+    return WRITES_VERSION if writes else 1
 
 
 def to_dict(trace: Trace) -> dict[str, Any]:
     defaults = Config().to_dict()
-    out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    out: dict[str, Any] = {"format": FORMAT, "version": lowest_version(trace.events)}
     if trace.name:
         out["name"] = trace.name
     if trace.description:

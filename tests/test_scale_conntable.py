@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from model import events as ev
 from model.config import Config
-from model.cpu import CpuLog
 from model.dataplane import DataPlane
 from model.hashing import HashPlan
 from model.switch import Switch
@@ -54,7 +54,7 @@ def _reference(config: Config, flows: Flows, versions: np.ndarray) -> Switch:
     switch = Switch.boot(config, dict.fromkeys(VIPS, POOL))
     for t, (ft, version) in enumerate(zip(flows.five_tuples(), versions.tolist(), strict=True)):
         switch.dataplane.learn(t, "new", ft, version)
-    switch.cpu.learn(len(flows), None, CpuLog())
+    switch.step(len(flows), ev.CpuLearns(len(flows)))
     return switch
 
 

@@ -373,7 +373,7 @@ class Bmv2Target:
 
     def run_full(self, trace: Trace) -> Bmv2Run:
         dataplane = self.dataplane(trace.config)
-        cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips)
+        cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips, queued=True)
         switch = Bmv2Switch(trace.config, dataplane, cpu)  # type: ignore[arg-type]
         observations = step_all(switch, trace)
         return Bmv2Run(observations, dataplane)
