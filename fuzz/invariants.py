@@ -8,7 +8,10 @@ The structural invariants look inside the model (they are the model's own
 consistency, not PCC). ConnTable cannot hold two entries with one
 (stage, bucket, digest) key: the data plane keeps each stage as a dict, so
 that is structural. What can drift is the CPU's shadow against the tables it
-wrote, and the CPU's bookkeeping against a recount.
+wrote, and the CPU's bookkeeping against a recount. The shadow runs ahead of
+the tables by the writes still queued, so it is compared with the tables as
+they will be once those are applied (``projected_conn``); what packets see in
+between is judged by the oracle and the refinement check.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from model.config import Config
 from model.observations import Observation, PacketObservation
 from model.switch import Switch
 from model.types import ACK, RST, SYN, FiveTuple, Packet
+from model.writes import FORGET, ConnDelete, ConnInsert
 from silkcheck.oracle import Verdict, judge
 
 PCC = "pcc"
@@ -58,10 +62,20 @@ def oracle_failure(config: Config, observations: Sequence[Observation]) -> tuple
 # ---------------------------------------------------------------- structural invariants
 
 
+def projected_conn(s: Switch) -> list[dict[tuple[int, int], int]]:
+    """ConnTable (key -> version per stage) once the queued writes have taken effect."""
+    tables = [{key: entry.version for key, entry in table.items()} for table in s.dataplane.conn]
+    for write in s.pending:
+        if isinstance(write, ConnInsert):
+            tables[write.stage][(write.bucket, write.digest)] = write.version
+        elif isinstance(write, ConnDelete):
+            del tables[write.stage][(write.bucket, write.digest)]
+    return tables
+
+
 def shadow_matches_dataplane(s: Switch) -> str | None:
-    for stage, (shadow, table) in enumerate(zip(s.cpu.table, s.dataplane.conn, strict=True)):
+    for stage, (shadow, holds) in enumerate(zip(s.cpu.table, projected_conn(s), strict=True)):
         wrote = {key: conn.version for key, conn in shadow.items()}
-        holds = {key: entry.version for key, entry in table.items()}
         if wrote != holds:
             extra = sorted(set(holds.items()) ^ set(wrote.items()))[:3]
             return f"stage {stage}: CPU shadow and ConnTable differ in (key, version) {extra}"
@@ -69,11 +83,11 @@ def shadow_matches_dataplane(s: Switch) -> str | None:
 
 
 def bucket_load_within_slots(s: Switch) -> str | None:
-    for stage, table in enumerate(s.dataplane.conn):
-        load = Counter(bucket for bucket, _ in table)
-        for bucket, count in load.items():
+    for stage, (table, projected) in enumerate(zip(s.dataplane.conn, projected_conn(s), strict=True)):
+        for bucket, count in Counter(bucket for bucket, _ in table).items():
             if count > s.config.slots_per_bucket:
                 return f"stage {stage} bucket {bucket} holds {count} > {s.config.slots_per_bucket} entries"
+        load = Counter(bucket for bucket, _ in projected)
         tracked = {b: n for b, n in s.cpu.load[stage].items() if n}
         if tracked != dict(load):
             return f"stage {stage}: CPU bucket loads {tracked} != recount {dict(load)}"
@@ -89,14 +103,16 @@ def version_refcounts(s: Switch) -> str | None:
 
 
 def owned_resolve_to_own_version(s: Switch) -> str | None:
+    tables = projected_conn(s)
     for conn in s.cpu.known.values():
         if conn.stage is None:
             continue
         if s.cpu.table[conn.stage].get(conn.hashes.key(conn.stage)) is not conn:
             return f"{conn.ft}: the shadow has no entry of its own at stage {conn.stage}"
-        found = s.dataplane.lookup(conn.hashes)
-        if found is None or found[1].version != conn.version:
-            got = "a miss" if found is None else f"version {found[1].version} at stage {found[0]}"
+        found = next(((stage, t[conn.hashes.key(stage)]) for stage, t in enumerate(tables)
+                      if conn.hashes.key(stage) in t), None)  # fmt: skip
+        if found is None or found[1] != conn.version:
+            got = "a miss" if found is None else f"version {found[1]} at stage {found[0]}"
             return f"{conn.ft} owns version {conn.version} at stage {conn.stage} but its lookup gives {got}"
     return None
 
@@ -124,9 +140,12 @@ class Checker:
     one on in-flight learn events, checked after each: the queue drains, and a bad event in it
     may be gone by the next full check. ``check`` checks all now. Packets are always noted."""
     cpu_steps: int = 0
+    now: int = 0
+    """The time of the latest step."""
 
     def after(self, o: Observation) -> Failure | None:
         """Check the switch after the step that ``o`` observed."""
+        self.now = o.t
         if isinstance(o, PacketObservation):
             # A packet changes no state the structural invariants read (only the CPU writes
             # ConnTable and the whitelist), and the learn event it queues carries a version in
@@ -151,34 +170,46 @@ class Checker:
         if o.hit_key is None:
             return
         stage, bucket, digest = o.hit_key
-        owner = self.switch.cpu.table[stage].get((bucket, digest))
-        if owner is not None and owner.ft.vip != o.ft.vip:
+        owner = self.switch.entry_owner(stage, (bucket, digest))
+        if owner is not None and owner.vip != o.ft.vip:
             self.captured.add((o.ft, o.t))
 
     def _inflight_learns_carry_live_versions(self, index: int) -> Failure | None:
-        """Every queued learn event the CPU will act on carries a version it could not reclaim
-        even without the learn-delay wait: one in its VIP's VIPTable entry or held by a known
-        connection of that VIP.
+        """Every queued learn event the CPU will act on and cannot see yet carries a version it could
+        not reclaim now: one in its VIP's VIPTable entry (as the CPU wrote it or as packets see it),
+        held by a known connection of that VIP, or released less than a learn-delay bound ago.
+        (Every CPU step that reclaims reads the visible events first.)
 
-        With ``idle_timeout, teardown_grace >= learn_delay_bound`` (the config's rule) this
-        holds, which makes that wait in ``Cpu._reclaim`` redundant and the mutant without it
-        equivalent: a miss learns a VIPTable version, which stays there until the learn events
-        are drained a bound after t_seal; a hit learns its entry's version, and the entry (its
-        idle timer refreshed by the hit) outlives the event. Excepted: hits on another VIP's
-        entry, whose version names no pool of this VIP (digest residual risk). Only CPU steps
-        can break it, since a packet's learn event carries a version in VIPTable or in an entry.
+        This is why ``Cpu._reclaim`` waits: a miss learns a VIPTable version, which stays there
+        until the learn events are drained a bound after t_seal takes effect; a hit learns its
+        entry's version, and the entry (its idle timer refreshed by the hit) outlives the event,
+        except when the CPU had already decided to delete it: the hit came between that decision
+        and the delete taking effect, which is when the version's wait starts. Excepted: hits on
+        another VIP's entry, whose version names no pool of this VIP (digest residual risk).
+        Only CPU steps can break it, since a packet's learn event carries a version in VIPTable
+        or in an entry.
         """
         cpu = self.switch.cpu
+        now = self.now
         for event in self.switch.dataplane.learn_queue:
-            if event.kind == "auth" or cpu.is_stale(event) or (event.ft, event.sent) in self.captured:
+            if event.kind == "auth" or event.visible <= now or cpu.is_stale(event):
                 continue
-            entry = cpu.vip_entries[event.ft.vip]
-            in_entry = event.version in (entry.old_version, entry.new_version)
-            referenced = cpu.refs.get((event.ft.vip, event.version), 0) > 0
-            if d.may_reclaim(d.CONCRETE, in_entry, referenced, True):
+            if (event.ft, event.sent) in self.captured:
+                continue
+            key = (event.ft.vip, event.version)
+            entries = (cpu.vip_entries[event.ft.vip], self.switch.dataplane.vips[event.ft.vip])
+            in_entry = any(event.version in (e.old_version, e.new_version) for e in entries)
+            # A queued delete of an entry holding it will restart the wait when it takes effect.
+            referenced = cpu.refs.get(key, 0) > 0 or any(
+                isinstance(w, ConnDelete) and w.purpose == FORGET and (w.owner.vip, w.version) == key
+                for w in self.switch.pending
+            )
+            waited = now >= cpu.released.get(key, now) + self.switch.config.learn_delay_bound
+            if d.may_reclaim(d.CONCRETE, in_entry, referenced, waited):
                 problem = (
                     f"a queued {event.kind} learn event of {event.ft} (sent {event.sent}) carries version "
-                    f"{event.version}, which no VIPTable entry and no known connection of its VIP holds"
+                    f"{event.version}, which the CPU may reclaim now: no VIPTable entry and no known connection "
+                    f"of its VIP holds it, and it was released at {cpu.released.get(key)}"
                 )
                 return Failure(INVARIANT, "inflight_learns_carry_live_versions", problem, index)
         return None

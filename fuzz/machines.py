@@ -123,6 +123,15 @@ class SilkRoadMachine(RuleBasedStateMachine):
         self._run(data, sc.cpu_expire)
 
     @rule(data=st.data())
+    def cpu_write(self, data: Any) -> None:
+        self._run(data, sc.cpu_write)
+
+    @precondition(lambda self: bool(self.world.switch.pending))
+    @rule(data=st.data())
+    def packet_between_writes(self, data: Any) -> None:
+        self._run(data, sc.packet_between_writes)
+
+    @rule(data=st.data())
     def pool_update(self, data: Any) -> None:
         self._run(data, sc.pool_update)
 

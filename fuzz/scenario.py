@@ -27,6 +27,7 @@ from model.config import Config
 from model.observations import REPLY, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PSH, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
+from model.writes import ConnDelete, ConnInsert, VipWrite
 from silkcheck.trace import Trace
 
 T = TypeVar("T")
@@ -220,16 +221,56 @@ def syn_flood(c: Chooser, w: World) -> list[ev.Event]:
     ]
 
 
+def writes_at_once(c: Chooser) -> int | None:
+    """How many of a CPU action's writes take effect with it: often all, often few (the rest wait
+    for ``cpu_write`` steps, and packets come in between)."""
+    return c.pick((None, None, 0, 0, 1, 2))
+
+
 def cpu_learn(c: Chooser, w: World) -> list[ev.Event]:
-    return [ev.CpuLearns(w.now, c.pick((None, None, 1, 2, 3)))]
+    return [ev.CpuLearns(w.now, c.pick((None, None, 1, 2, 3)), writes_at_once(c))]
 
 
 def cpu_advance(c: Chooser, w: World) -> list[ev.Event]:
-    return [ev.CpuAdvances(w.now)]
+    return [ev.CpuAdvances(w.now, writes_at_once(c))]
 
 
 def cpu_expire(c: Chooser, w: World) -> list[ev.Event]:
-    return [ev.CpuExpires(w.now)]
+    return [ev.CpuExpires(w.now, writes_at_once(c))]
+
+
+def cpu_write(c: Chooser, w: World) -> list[ev.Event]:
+    """The next of the CPU's queued writes take effect."""
+    queued = len(w.switch.pending)
+    if not queued:
+        return connection_packet(c, w)
+    return [ev.CpuWrites(w.now, c.integer(1, min(queued, 3)))]
+
+
+def packet_between_writes(c: Chooser, w: World) -> list[ev.Event]:
+    """A packet that the next queued write matters to: of the connection whose entry it writes
+    (or of one sharing that entry's key), or of the VIP whose VIPTable entry it writes."""
+    pending = w.switch.pending
+    if not pending:
+        return connection_packet(c, w)
+    write = pending[0]
+    if isinstance(write, ConnInsert | ConnDelete):
+        stage, key = write.stage, (write.bucket, write.digest)
+        plan = w.switch.dataplane.plan
+        sharing = [ft for ft in w.conns if plan.flow(ft).key(stage) == key]
+        ft = c.pick(sharing) if sharing and c.chance(50) else write.owner
+        flags = c.pick((ACK, ACK, PSH | ACK, SYN, FIN | ACK))
+        return [ev.PacketArrives(w.now, Packet(ft, flags, seq=c.integer(1, 1000), ack=c.integer(1, 1000)))]
+    if isinstance(write, VipWrite):
+        of_vip = [ft for ft in w.conns[-12:] if ft.vip == write.vip]
+        if of_vip and c.chance(60):
+            return [ev.PacketArrives(w.now, Packet(c.pick(of_vip), ACK, seq=c.integer(1, 1000)))]
+        ft = FiveTuple(CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1), write.vip.ip, w.next_port + 1, write.vip.port,
+                       write.vip.proto)  # fmt: skip
+        w.next_port += 1
+        w.conns.append(ft)
+        return [ev.PacketArrives(w.now, Packet(ft, SYN, seq=c.integer(0, 1000)))]
+    return connection_packet(c, w)
 
 
 def pool_update(c: Chooser, w: World) -> list[ev.Event]:
@@ -249,7 +290,7 @@ def pool_update_of(c: Chooser, w: World, vip: Vip) -> list[ev.Event]:
         pool[c.integer(0, len(pool) - 1)] = c.pick(outside)
     w.wanted[vip] = tuple(pool)
     w.pooled.update(pool)
-    return [ev.UpdateRequested(w.now, vip, tuple(pool))]
+    return [ev.UpdateRequested(w.now, vip, tuple(pool), writes_at_once(c))]
 
 
 def learn_fault(c: Chooser, w: World) -> list[ev.Event]:
@@ -262,12 +303,12 @@ def learn_fault(c: Chooser, w: World) -> list[ev.Event]:
 
 
 def cpu_restart(c: Chooser, w: World) -> list[ev.Event]:
-    return [ev.CpuRestarts(w.now)]
+    return [ev.CpuRestarts(w.now, writes_at_once(c))]
 
 
 def dip_failure(c: Chooser, w: World) -> list[ev.Event]:
     """A server that has been in some pool dies (a trace may only fail such a DIP)."""
-    return [ev.DipFails(w.now, c.pick(sorted(w.pooled)))]
+    return [ev.DipFails(w.now, c.pick(sorted(w.pooled)), writes_at_once(c))]
 
 
 def update_race(c: Chooser, w: World) -> list[ev.Event]:
@@ -286,7 +327,7 @@ def update_race(c: Chooser, w: World) -> list[ev.Event]:
     events.append(ev.LearnDelayed(start, len(w.switch.dataplane.learn_queue), c.integer(1, bound)))
     for _ in range(c.integer(1, 4)):
         w.now += c.pick((0, 1, bound // 2, bound + 1))
-        events.append(ev.CpuAdvances(w.now))
+        events.append(ev.CpuAdvances(w.now, writes_at_once(c)))
     w.now += c.integer(0, 2)
     events.append(ev.PacketArrives(w.now, Packet(ft, ACK)))
     return events
@@ -316,6 +357,8 @@ WEIGHTS: dict[Generator, int] = {
     cpu_learn: 10,
     cpu_advance: 10,
     cpu_expire: 4,
+    cpu_write: 8,
+    packet_between_writes: 6,
     pool_update: 5,
     update_race: 2,
     update_cycle: 2,

@@ -36,8 +36,10 @@ class Coverage:
 
     counts: Counter[str] = field(default_factory=Counter)
 
-    def note(self, o: Observation) -> None:
+    def note(self, o: Observation, switch: Switch) -> None:
         self.counts.update(observation_features(o))
+        if isinstance(o, PacketObservation) and switch.pending:
+            self.counts[f"between-writes:{switch.pending[0].kind}"] += 1
 
     def note_verdict(self, verdict: Verdict) -> None:
         self.counts.update(f"finding:{f.category}" for f in verdict.findings)
@@ -123,7 +125,7 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int) -> Outcome:
                 continue
             steps += 1
             if coverage is not None:
-                coverage.note(observation)
+                coverage.note(observation, world.switch)
             failure = checker.after(observation)
             if failure is not None:
                 return Outcome(world.trace, failure, steps)

@@ -105,7 +105,7 @@ class Update(NamedTuple):
 class CpuLog:
     """What one CPU action decided, for the observation (its writes are observed as they are applied)."""
 
-    learned: list[tuple[str, FiveTuple]] = field(default_factory=list)
+    learned: list[tuple[str, FiveTuple, int]] = field(default_factory=list)
     lost: list[tuple[FiveTuple, int]] = field(default_factory=list)
     failed_dips: list[Dip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -205,6 +205,11 @@ class Cpu:
         write takes effect, not from when it was decided: packets in between still saw the
         previous phase (a miss before RECORD was not recorded; a false positive before SEALED
         was forwarded with the old version)."""
+        if isinstance(write, ConnDelete) and write.purpose == FORGET:
+            # Until the entry is gone its hits still send learn events carrying its version.
+            key = (write.owner.vip, write.version)
+            if not self.refs.get(key, 0):
+                self.released[key] = max(self.released.get(key, now), now)
         if not isinstance(write, VipWrite):
             return
         up = self.updates.get(write.vip)
@@ -213,7 +218,8 @@ class Cpu:
             requested = now if entry.phase == d.RECORD else up.requested
             self.updates[write.vip] = up._replace(started=now, requested=requested)
         if write.releases is not None:
-            self.released[(write.vip, write.releases)] = now
+            key = (write.vip, write.releases)
+            self.released[key] = max(self.released.get(key, now), now)
 
     def _idle_time(self, stage: int, key: tuple[int, int], now: int) -> int:
         """An entry whose insert is still queued has not been idle at all."""
@@ -232,7 +238,7 @@ class Cpu:
         batch, before the CPU registered it; a later event may also change the
         version of a connection still unplaced."""
         for event in self.backend.read_learns(now, limit):
-            log.learned.append((event.kind, event.ft))
+            log.learned.append((event.kind, event.ft, event.sent))
             self._on_learn(event, now, log)
         self._place_unplaced(now, log)
 
@@ -521,7 +527,9 @@ class Cpu:
 
         A learn event carries the version its packet used, which was live when
         it was sent; it arrives within the learn-delay bound, so a version is
-        freed only a bound after its last reference went away.
+        freed only a bound after its last reference went away: after the last
+        entry holding it is deleted and VIPTable stops naming it, as those writes
+        take effect (``applied``), since packets in between still use it.
         """
         for vip, versions in self.pools.items():
             entry = self.vip_entries[vip]
@@ -593,6 +601,7 @@ class Cpu:
                 del self.updates[vip]
                 entry = VipEntry(up.new_version, up.new_version, d.NORMAL, up.epoch, up.slot)
                 self._write_vip(vip, entry, now, releases=up.old_version)
+                self.released[(vip, up.old_version)] = now
             else:
                 self.updates[vip] = up._replace(phase=phase, started=now)
                 self._write_vip(vip, VipEntry(up.old_version, up.new_version, phase, up.epoch, up.slot), now)

@@ -47,6 +47,8 @@ class EntryWrite(NamedTuple):
     version: int
     owner: FiveTuple | None
     """The connection the CPU placed there (None: recovered without a 5-tuple)."""
+    decided: int = -1
+    """Position in the trace of the CPU step that decided the write (-1: the step that observed it)."""
 
     @property
     def key(self) -> tuple[int, int, int]:
@@ -67,7 +69,8 @@ class CpuObservation(NamedTuple):
     kind: str
     installs: tuple[EntryWrite, ...] = ()
     removes: tuple[EntryWrite, ...] = ()
-    learned: tuple[tuple[str, FiveTuple], ...] = ()
+    learned: tuple[tuple[str, FiveTuple, int], ...] = ()
+    """(kind, connection, send time) of each learn event the CPU read."""
     phases: tuple[PhaseChange, ...] = ()
     whitelisted: tuple[int, ...] = ()
     lost: tuple[tuple[FiveTuple, int], ...] = ()

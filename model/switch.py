@@ -36,7 +36,7 @@ from model.config import Config
 from model.cpu import Cpu, CpuLog
 from model.dataplane import DataPlane, process_packet
 from model.observations import CpuObservation, Observation, PacketObservation
-from model.types import Dip, Vip
+from model.types import Dip, FiveTuple, Vip
 from model.writes import ConnDelete, ConnInsert, TableWrite, VipWrite, WhitelistAdd
 
 
@@ -49,6 +49,9 @@ class Switch:
     config: Config
     dataplane: DataPlane
     cpu: Cpu
+    decided_at: int = -1
+    """Position of the CPU step whose writes are queued (a step first applies what is queued,
+    so the queue only ever holds one step's writes)."""
 
     @classmethod
     def boot(cls, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> Switch:
@@ -119,32 +122,45 @@ class Switch:
         assert self.cpu.pending is not None  # ``boot`` queues the CPU's writes
         return self.cpu.pending
 
+    def entry_owner(self, stage: int, key: tuple[int, int]) -> FiveTuple | None:
+        """The connection the CPU wrote the entry for that packets find at ``(stage, key)`` now:
+        the CPU's shadow runs ahead of the table by the writes still queued."""
+        for write in self.pending:
+            if isinstance(write, ConnInsert | ConnDelete) and write.at == (stage, *key):
+                return write.owner if isinstance(write, ConnDelete) else None
+        holder = self.cpu.table[stage].get(key)
+        return None if holder is None else holder.ft
+
     def _cpu(self, index: int, kind: str, e: ev.Event, action: Callable[[CpuLog], None]) -> CpuObservation:
         done = self._apply(e.t, None)  # what the CPU still had to write, first
         log = CpuLog()
         action(log)
+        self.decided_at = index
         done += self._apply(e.t, e.writes)  # type: ignore[union-attr]
         return self._observe(index, e.t, kind, log, done)
 
-    def _apply(self, t: int, count: int | None) -> list[TableWrite]:
-        """The oldest ``count`` queued writes (None: all) take effect, one by one, at ``t``."""
+    def _apply(self, t: int, count: int | None) -> list[tuple[TableWrite, int]]:
+        """The oldest ``count`` queued writes (None: all) take effect, one by one, at ``t``;
+        each with the position of the step that decided it."""
         pending = self.pending
         done = []
         for _ in range(len(pending) if count is None else min(count, len(pending))):
             write = pending.popleft()
             write.apply(self.dataplane, t)
             self.cpu.applied(write, t)
-            done.append(write)
+            done.append((write, self.decided_at))
         return done
 
-    def _observe(self, index: int, t: int, kind: str, log: CpuLog, done: list[TableWrite]) -> CpuObservation:
+    def _observe(
+        self, index: int, t: int, kind: str, log: CpuLog, done: list[tuple[TableWrite, int]]
+    ) -> CpuObservation:
         return CpuObservation(
             index, t, kind,
-            installs=tuple(w.entry for w in done if isinstance(w, ConnInsert)),
-            removes=tuple(w.entry for w in done if isinstance(w, ConnDelete)),
+            installs=tuple(w.entry(at) for w, at in done if isinstance(w, ConnInsert)),
+            removes=tuple(w.entry(at) for w, at in done if isinstance(w, ConnDelete)),
             learned=tuple(log.learned),
-            phases=tuple(w.change for w in done if isinstance(w, VipWrite)),
-            whitelisted=tuple(w.src_ip for w in done if isinstance(w, WhitelistAdd)),
+            phases=tuple(w.change for w, _ in done if isinstance(w, VipWrite)),
+            whitelisted=tuple(w.src_ip for w, _ in done if isinstance(w, WhitelistAdd)),
             lost=tuple(log.lost), failed_dips=tuple(log.failed_dips), notes=tuple(log.notes),
             pending=len(self.pending),
         )  # fmt: skip

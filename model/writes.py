@@ -45,9 +45,8 @@ class ConnInsert(NamedTuple):
     def apply(self, backend: Backend, now: int) -> None:
         backend.insert_conn(self.stage, self.bucket, self.digest, self.version, now)
 
-    @property
-    def entry(self) -> EntryWrite:
-        return EntryWrite(self.stage, self.bucket, self.digest, self.version, self.owner)
+    def entry(self, decided: int) -> EntryWrite:
+        return EntryWrite(self.stage, self.bucket, self.digest, self.version, self.owner, decided)
 
 
 class ConnDelete(NamedTuple):
@@ -70,9 +69,8 @@ class ConnDelete(NamedTuple):
     def apply(self, backend: Backend, now: int) -> None:
         backend.delete_conn(self.stage, self.bucket, self.digest)
 
-    @property
-    def entry(self) -> EntryWrite:
-        return EntryWrite(self.stage, self.bucket, self.digest, self.version, self.owner)
+    def entry(self, decided: int) -> EntryWrite:
+        return EntryWrite(self.stage, self.bucket, self.digest, self.version, self.owner, decided)
 
 
 class PoolWrite(NamedTuple):

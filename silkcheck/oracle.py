@@ -21,6 +21,12 @@ Each finding has a category:
                   captured or released by another connection's entry, written
                   while the CPU had not yet learned this connection, or were
                   captured by an entry of another VIP's connection.
+``expiry-race``   the residual risk of removing entries: the CPU removed the entry of an
+                  earlier incarnation of this 5-tuple (idle, or closed past its grace)
+                  after this incarnation's first packet had hit it, before the CPU had
+                  learned anything of this incarnation. The CPU decides to remove an
+                  entry before the delete takes effect, and no table write can be
+                  made conditional on the entry staying idle.
 ``dip-failure``   the first DIP failed; moving is the only option.
 ``fault``         a fault destroyed a learn event of this connection, and the CPU has
                   learned nothing from a later packet of it (in any incarnation).
@@ -31,16 +37,18 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from model.config import Config
-from model.observations import FORWARD, REPLY, CpuObservation, Observation, PacketObservation
+from model.observations import FORWARD, REPLY, CpuObservation, EntryWrite, Observation, PacketObservation
 from model.types import ACK, RST, SYN, Dip, FiveTuple
 
 VIOLATION = "violation"
 DIGEST_ALIAS = "digest-alias"
+EXPIRY_RACE = "expiry-race"
 DIP_FAILURE = "dip-failure"
 FAULT = "fault"
-CATEGORIES = (VIOLATION, DIGEST_ALIAS, DIP_FAILURE, FAULT)
+CATEGORIES = (VIOLATION, DIGEST_ALIAS, EXPIRY_RACE, DIP_FAILURE, FAULT)
 
 
 @dataclass
@@ -103,13 +111,25 @@ class Verdict:
         return ("PASS" if self.ok else "FAIL") + " (" + ", ".join(parts) + ")"
 
 
+class KeyChange(NamedTuple):
+    """A ConnTable write at one key, as a CPU step observed it."""
+
+    index: int
+    """Where it took effect."""
+    decided: int
+    """Where the CPU decided it (what the CPU knew then is what it could protect)."""
+    owner: FiveTuple | None
+    removed: bool
+
+
 @dataclass
 class _History:
     """What the CPU observations say, indexed for the classifiers."""
 
-    key_changes: dict[tuple[int, int, int], list[tuple[int, FiveTuple | None]]] = field(default_factory=dict)
+    key_changes: dict[tuple[int, int, int], list[KeyChange]] = field(default_factory=dict)
     owner_now: dict[tuple[int, int, int], FiveTuple | None] = field(default_factory=dict)
-    learned_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
+    learned_at: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
+    """(index of the CPU step, send time) of each learn event of the connection the CPU read."""
     installed_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
     lost_at: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
     learn_sends: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
@@ -123,12 +143,12 @@ class _History:
         # holds afterwards follows from each (key, owner)'s net count of writes.
         net: Counter[tuple[tuple[int, int, int], FiveTuple | None]] = Counter()
         for w in o.installs:
-            self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
+            self._change(o, w, False)
             net[(w.key, w.owner)] += 1
             if w.owner is not None:
                 self.installed_at.setdefault(w.owner, []).append(o.index)
         for w in o.removes:
-            self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
+            self._change(o, w, True)
             net[(w.key, w.owner)] -= 1
         for (key, owner), change in net.items():
             if change < 0 and self.owner_now.get(key) == owner:
@@ -136,13 +156,17 @@ class _History:
         for (key, owner), change in net.items():
             if change > 0:
                 self.owner_now[key] = owner
-        for kind, ft in o.learned:
+        for kind, ft, sent in o.learned:
             if kind != "auth":  # whitelisting a source does not teach the CPU the connection
-                self.learned_at.setdefault(ft, []).append(o.index)
+                self.learned_at.setdefault(ft, []).append((o.index, sent))
         for ft, sent in o.lost:
             self.lost_at.setdefault(ft, []).append((o.index, sent))
         for dip in o.failed_dips:
             self.failed_dips.setdefault(dip, o.index)
+
+    def _change(self, o: CpuObservation, w: EntryWrite, removed: bool) -> None:
+        decided = o.index if w.decided < 0 else w.decided
+        self.key_changes.setdefault(w.key, []).append(KeyChange(o.index, decided, w.owner, removed))
 
 
 def _between(indices: Iterable[int], low: int, high: int) -> bool:
@@ -230,9 +254,9 @@ def _classify(inc: Incarnation, h: _History) -> Finding:
         return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
     if _fault_shaped(inc, first, h):
         return finding(FAULT, f"{base}; a fault lost its learn event")
-    alias = _alias_change(inc, first, h)
-    if alias is not None:
-        return finding(DIGEST_ALIAS, f"{base}; {alias}")
+    residual = _residual(inc, first, h)
+    if residual is not None:
+        return finding(residual[0], f"{base}; {residual[1]}")
     return finding(VIOLATION, base)
 
 
@@ -241,7 +265,7 @@ def _fault_shaped(inc: Incarnation, first: PacketObservation, h: _History) -> bo
     a later packet of it before the first offending one? Then what the CPU believes of the
     connection (its version, whether a SYN reopened it) is what the fault left it, whichever
     incarnation the lost packet belonged to."""
-    learned = h.learned_at.get(inc.ft, ())
+    learned = [i for i, _ in h.learned_at.get(inc.ft, ())]
     for lost, sent in h.lost_at.get(inc.ft, ()):
         if lost > first.index:
             continue
@@ -251,28 +275,33 @@ def _fault_shaped(inc: Incarnation, first: PacketObservation, h: _History) -> bo
     return False
 
 
-def _alias_change(inc: Incarnation, first: PacketObservation, h: _History) -> str | None:
-    """Did another connection's entry, written before the CPU knew this one, change its lookups?"""
+def _residual(inc: Incarnation, first: PacketObservation, h: _History) -> tuple[str, str] | None:
+    """Did a CPU write change this incarnation's lookups before the CPU had learned anything of it
+    (``digest-alias`` if another connection's entry was involved, ``expiry-race`` if only this
+    5-tuple's own entry of an earlier incarnation), or did it hit another VIP's entry?"""
     anchor = inc.anchor
     assert anchor is not None
-    learned = [i for i in h.learned_at.get(inc.ft, ()) if i >= inc.start]
-    for packet in (anchor, first):
-        owner = h.hit_owner.get(packet.index)
-        if owner is not None and owner.vip != inc.ft.vip:
+    captors = [(p, h.hit_owner[p.index]) for p in (anchor, first) if h.hit_owner.get(p.index) not in (None, inc.ft)]
+    for packet, owner in captors:
+        if owner.vip != inc.ft.vip:  # type: ignore[union-attr]
             # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
             # which may be reclaimed and reused while the captor lives.
-            return f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
+            return DIGEST_ALIAS, f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
+    start = inc.packets[0].t
+    learned = [i for i, sent in h.learned_at.get(inc.ft, ()) if sent >= start]
     for packet in (anchor, first):
         if packet.hit_key is None:
             continue
-        for index, owner in h.key_changes.get(packet.hit_key, ()):
-            if owner == inc.ft or not anchor.index < index <= first.index:
-                continue
-            if any(i < index for i in learned):
+        for change in h.key_changes.get(packet.hit_key, ()):
+            if not anchor.index < change.index <= first.index or any(i < change.decided for i in learned):
                 continue
             stage, bucket, digest = packet.hit_key
-            return (
-                f"the entry (stage {stage}, bucket {bucket}, digest {digest:#x}) of {owner} changed at #{index}"
-                " before the CPU had learned this connection"
-            )
+            where = f"(stage {stage}, bucket {bucket}, digest {digest:#x})"
+            when = f"changed at #{change.index} (decided at #{change.decided}) before the CPU learned this incarnation"
+            if change.owner != inc.ft or captors:
+                return DIGEST_ALIAS, f"the entry {where} of {change.owner} {when}"
+            if change.removed and change.decided < inc.start:
+                return EXPIRY_RACE, f"its own entry {where} of an earlier incarnation, removed at #{change.index}, " + (
+                    f"was doomed at #{change.decided}, before this incarnation's first packet"
+                )
     return None

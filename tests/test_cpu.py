@@ -29,8 +29,8 @@ def test_partial_learning_takes_the_oldest_first():
     run = Run()
     for n in range(3):
         run.packet(flow(n), SYN)
-    assert [ft for _, ft in run.learn(2).learned] == [flow(0), flow(1)]
-    assert [ft for _, ft in run.learn().learned] == [flow(2)]
+    assert [ft for _, ft, _ in run.learn(2).learned] == [flow(0), flow(1)]
+    assert [ft for _, ft, _ in run.learn().learned] == [flow(2)]
 
 
 def test_update_phases_in_order_with_guards():

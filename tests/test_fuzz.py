@@ -72,15 +72,17 @@ def test_catalogue_has_a_dozen_documented_mechanisms() -> None:
 
 
 def test_a_learn_event_carrying_a_version_nothing_holds_breaks_an_invariant() -> None:
-    """The invariant that makes the learn-delay wait of version reclamation redundant can fail."""
+    """The invariant behind the learn-delay wait of version reclamation can fail: an event not yet
+    visible carries a version released more than a bound ago."""
     switch = Switch.boot(Config(learn_delay_bound=10), {DEMO_VIP: (DIP1,)})
     checker = Checker(switch)
     updates = [ev.UpdateRequested(0, DEMO_VIP, (DIP2,)), ev.CpuAdvances(20), ev.CpuAdvances(40), ev.CpuAdvances(60)]
     for index, event in enumerate(updates):
         assert checker.after(switch.step(index, event)) is None
     assert switch.cpu.vip_entries[DEMO_VIP].old_version != 0  # version 0 is retired and unreferenced
-    switch.dataplane.learn(61, "new", client(1), 0)
-    failure = checker.after(CpuObservation(len(updates), 61, "advance"))
+    switch.dataplane.learn(70, "new", client(1), 0)
+    switch.dataplane.delay_learn(0, 8)
+    failure = checker.after(CpuObservation(len(updates), 75, "advance"))
     assert failure is not None and failure.kind == "inflight_learns_carry_live_versions"
 
 

@@ -92,7 +92,7 @@ def test_a_lost_event_shapes_later_incarnations_until_the_cpu_learns_a_later_pac
     assert unlearned.ok and [f.category for f in unlearned.findings] == [FAULT]
     # A later packet taught the CPU again: the fault no longer explains the move.
     h = History().pkt(0, A, flags=SYN, learned=("syn",)).cpu(1, kind="lose_learn", lost=((A, 0),))
-    relearned = h.pkt(2000, A, learned=("new",)).cpu(2001, learned=(("new", A),)).pkt(2100, A, dip=D2).judge()
+    relearned = h.pkt(2000, A, learned=("new",)).cpu(2001, learned=(("new", A, 2000),)).pkt(2100, A, dip=D2).judge()
     assert not relearned.ok and [f.category for f in relearned.findings] == [VIOLATION]
 
 
@@ -110,12 +110,12 @@ def test_entry_of_another_connection_written_before_learning_is_digest_alias():
     v = (
         History()
         .pkt(0, A, flags=SYN)  # A misses: pending, learn in flight
-        .cpu(1, installs=(EntryWrite(*key, 1, B),), learned=(("new", B),))  # B's entry aliases A
+        .cpu(1, installs=(EntryWrite(*key, 1, B),), learned=(("new", B, 0),))  # B's entry aliases A
         .pkt(2, A, dip=D2, hit_key=key)
         .judge()
     )
     assert v.ok and [f.category for f in v.findings] == [DIGEST_ALIAS]
-    assert "changed at #1 before the CPU had learned this connection" in v.findings[0].explanation
+    assert "changed at #1 (decided at #1) before the CPU learned this incarnation" in v.findings[0].explanation
 
 
 def test_capture_by_another_vips_connection_is_digest_alias():
@@ -141,7 +141,7 @@ def test_alias_entry_after_the_cpu_learned_the_connection_is_a_violation():
     v = (
         History()
         .pkt(0, A, flags=SYN)
-        .cpu(1, learned=(("new", A),))  # the CPU knows A (unplaced)
+        .cpu(1, learned=(("new", A, 0),))  # the CPU knows A (unplaced)
         .cpu(2, installs=(EntryWrite(*key, 1, B),))
         .pkt(3, A, dip=D2, hit_key=key)
         .judge()

@@ -58,7 +58,7 @@ def test_shipped_examples_are_what_the_builders_make(name):
         ('{"format": ', "bad.json: line 1 column 12: invalid JSON"),
         ("[1, 2]", "bad.json: trace: expected a JSON object, got list"),
         (variant("format", "pcap"), "trace.format: expected 'silkcheck-trace', got 'pcap'"),
-        (variant("version", 7), "trace.version: this silkcheck reads version 1, the trace is version 7"),
+        (variant("version", 7), "trace.version: this silkcheck reads versions 1 to 2, the trace is version 7"),
         (variant("events.2.kind", "teleport"), "events[2].kind: unknown event kind 'teleport'"),
         (variant("events.0.dst", "20.0.0.2:80"), "events[0] (packet).dst: unknown VIP 20.0.0.2:80/tcp"),
         (variant("events.1.vip", "20.0.0.9:80/tcp"), "events[1] (update).vip: unknown VIP 20.0.0.9:80/tcp"),
