@@ -132,6 +132,14 @@ class SilkRoadMachine(RuleBasedStateMachine):
         self._run(data, sc.packet_between_writes)
 
     @rule(data=st.data())
+    def write_by_write(self, data: Any) -> None:
+        self._run(data, sc.write_by_write)
+
+    @rule(data=st.data())
+    def placement_storm(self, data: Any) -> None:
+        self._run(data, sc.placement_storm)
+
+    @rule(data=st.data())
     def pool_update(self, data: Any) -> None:
         self._run(data, sc.pool_update)
 

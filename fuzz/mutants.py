@@ -4,13 +4,11 @@ Each mutant is a context manager that patches the shipped model from outside
 (``model/`` stays the clean design) to remove exactly one safety mechanism.
 Its docstring says which, and why that breaks per-connection consistency.
 
-Not catalogued, because it is an *equivalent* mutant: reclaiming a version
-without waiting the learn-delay bound after its last reference. No learn event
-the CPU acts on can carry such a version (the structural invariant
-``inflight_learns_carry_live_versions``, checked after every CPU step of every
-campaign), so the wait never changes what the switch does; ``Cpu._reclaim``
-keeps it as defence in depth, which is what the local proof
-``proofs.tables.prove_version_reclaim`` relies on.
+Mutants that patch ``model.decisions`` change the design, which the proofs
+are about (the Z3 encodings call the same functions); the others change the
+CPU or the data plane, the code that runs, and are what the refinement check
+(``spec``) must catch. Write-order mutants reorder or split the single table
+writes of one CPU action: they only show when packets arrive between writes.
 """
 
 from __future__ import annotations
@@ -25,8 +23,9 @@ import model.switch
 from model import decisions as d
 from model.config import Config
 from model.cpu import Cpu, CpuLog
-from model.dataplane import DataPlane, process_packet
+from model.dataplane import DataPlane, LearnChannel, VipEntry, process_packet
 from model.types import Dip, Vip
+from model.writes import FORGET, MOVE, PoolWrite, TableWrite, VipWrite
 
 Patcher = Callable[[], contextlib.AbstractContextManager[Any]]
 
@@ -181,6 +180,30 @@ def cuckoo_unchecked_writes() -> contextlib.AbstractContextManager[Any]:
     return mock.patch.object(Cpu, "_write_is_safe", lambda self, stage, key, version, owner: True)
 
 
+def move_delete_unchecked() -> contextlib.AbstractContextManager[Any]:
+    """Cuckoo moves skip the check that deleting the old copy keeps every known lookup. A lookup
+    that went through the old copy (the mover's, or an alias's) falls through to an entry of
+    another version in a later stage."""
+    return mock.patch.object(Cpu, "_move_is_safe", lambda self, conn, stage, key: True)
+
+
+@contextlib.contextmanager
+def break_before_make() -> Iterator[None]:
+    """A cuckoo move deletes the old copy before it inserts the new one. Between the two writes
+    the connection's lookup misses: its packets take the VIP's current version and go elsewhere."""
+
+    def move(self: Cpu, conn: Any, stage: int, now: int) -> bool:
+        if not self._fits(conn, stage):
+            return False
+        if conn.stage is not None:
+            self._delete(conn, conn.stage, now, MOVE)
+        self._insert(conn, stage, now)
+        return True
+
+    with mock.patch.object(Cpu, "_move", move):
+        yield
+
+
 # ---------------------------------------------------------------- versions and teardown
 
 
@@ -191,6 +214,36 @@ def reclaim_while_referenced() -> contextlib.AbstractContextManager[Any]:
     return _decision(
         "may_reclaim", lambda o, in_vip_entry, referenced, waited: o.and_(o.not_(in_vip_entry), waited)
     )
+
+
+def reclaim_without_bound() -> contextlib.AbstractContextManager[Any]:
+    """A version is reclaimed as soon as nothing refers to it, without waiting the learn-delay
+    bound. A packet that hit an entry between the CPU's decision to delete it and the delete
+    taking effect sent a learn event with the entry's version; read after the reclaim, it
+    installs the connection with a version whose pool is gone (and may be reused)."""
+    original = d.may_reclaim
+    return _decision("may_reclaim", lambda o, in_vip_entry, referenced, waited: original(o, in_vip_entry, referenced,
+                                                                                         True))  # fmt: skip
+
+
+@contextlib.contextmanager
+def reclaim_overlooks_entries() -> Iterator[None]:
+    """Reclamation counts only the connections still waiting to be placed as references to a
+    version, not those holding ConnTable entries: a long-lived connection's pool is deleted under
+    its entry and, once the version number is reused, replaced by another pool."""
+    original = Cpu._reclaim
+
+    def reclaim(self: Cpu, now: int, log: CpuLog) -> None:
+        placed: dict[tuple[Vip, int], int] = {}
+        for conn in self.known.values():
+            if conn.stage is not None:
+                placed[(conn.ft.vip, conn.version)] = placed.get((conn.ft.vip, conn.version), 0) + 1
+        counted = {key: n - placed.get(key, 0) for key, n in self.refs.items()}
+        with mock.patch.object(self, "refs", counted):
+            original(self, now, log)
+
+    with mock.patch.object(Cpu, "_reclaim", reclaim):
+        yield
 
 
 def version_counter_wraps() -> contextlib.AbstractContextManager[Any]:
@@ -232,6 +285,24 @@ def _config_patch(method: str, **overrides: int) -> contextlib.AbstractContextMa
     return mock.patch.object(Cpu, method, patched)
 
 
+@contextlib.contextmanager
+def fin_deletes_at_once() -> Iterator[None]:
+    """The CPU deletes a connection's entry as soon as it reads its FIN/RST, with no grace: the
+    last ACKs and retransmitted FINs miss and may take another version."""
+    original = Cpu._on_learn
+
+    def on_learn(self: Cpu, event: Any, now: int, log: CpuLog) -> None:
+        original(self, event, now, log)
+        conn = self.known.get(event.ft)
+        if event.kind == "end" and conn is not None and conn.stage is not None and conn.closing:
+            self._delete(conn, conn.stage, now, FORGET)
+            self._forget(conn, now)
+            self.expired[conn.ft] = now
+
+    with mock.patch.object(Cpu, "_on_learn", on_learn):
+        yield
+
+
 # ---------------------------------------------------------------- the learning channel
 
 
@@ -252,6 +323,36 @@ def learn_filter_keeps_consumed() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def learn_filter_keyed_on_digest() -> Iterator[None]:
+    """The learning filter de-duplicates events by digest, not by 5-tuple (the ASIC's filter
+    hashes what it is given). Two pending connections that share a digest hide each other's
+    events: one of them is never learned and moves at the next update."""
+    original_learn, original_read = LearnChannel.learn, LearnChannel.read_learns
+
+    def digest_of(self: Any, ft: Any) -> Any:
+        return self.plan.flow(ft).digest
+
+    def learn(self: Any, t: int, kind: str, ft: Any, version: int) -> bool:
+        if kind in ("new", "auth"):
+            key = (kind, digest_of(self, ft))
+            if key in self.learn_filter:
+                return False
+            self.learn_filter.add(key)
+            self.learn_queue.append(model.dataplane.LearnEvent(t, t, kind, ft, version))
+            return True
+        return original_learn(self, t, kind, ft, version)
+
+    def read_learns(self: Any, now: int, limit: int | None) -> list[Any]:
+        taken = original_read(self, now, limit)
+        for event in taken:
+            self.learn_filter.discard((event.kind, digest_of(self, event.ft)))
+        return taken
+
+    with mock.patch.object(LearnChannel, "learn", learn), mock.patch.object(LearnChannel, "read_learns", read_learns):
+        yield
+
+
 # ---------------------------------------------------------------- SYN authentication
 
 
@@ -260,6 +361,24 @@ def auth_accepts_any_ack() -> contextlib.AbstractContextManager[Any]:
     gets its source whitelisted and its later SYNs reach servers and consume ConnTable."""
     original = d.auth_outcome
     return _decision("auth_outcome", lambda o, is_syn, is_bare_ack, cookie_ok: original(o, is_syn, is_bare_ack, True))
+
+
+@contextlib.contextmanager
+def auth_learned_before_check() -> Iterator[None]:
+    """The data plane sends the ``auth`` learn event for every bare ACK from an unknown source,
+    before it compares the ACK with the cookie (the reply still depends on the cookie). The CPU
+    whitelists whatever it is told: any spoofed ACK whitelists its source."""
+    original = model.dataplane._authenticate
+
+    def authenticate(dp: DataPlane, index: int, t: int, pkt: Any, vip: Any) -> Any:
+        observation = original(dp, index, t, pkt, vip)
+        bare_ack = pkt.flags & (model.types.SYN | model.types.ACK | model.types.RST) == model.types.ACK
+        if bare_ack and not observation.learned and dp.learn(t, "auth", pkt.ft, vip.current):
+            observation = observation._replace(learned=("auth",))
+        return observation
+
+    with mock.patch.object(model.dataplane, "_authenticate", authenticate):
+        yield
 
 
 # ---------------------------------------------------------------- faults
@@ -280,6 +399,113 @@ def restart_drops_updates() -> Iterator[None]:
         yield
 
 
+# ---------------------------------------------------------------- the update protocol's bookkeeping and writes
+
+
+@contextlib.contextmanager
+def seal_ignores_false_positives() -> Iterator[None]:
+    """t_seal (and t_finish) wait only for the old-version connections learned before t_exec,
+    not for those a Bloom false positive sent to the old version after it: such a connection,
+    still unplaced, takes the new version once TransitTable stops answering for it."""
+    original = Cpu.unplaced
+
+    def unplaced(self: Cpu, vip: Vip) -> list[Any]:
+        up = self.updates.get(vip)
+        found = original(self, vip)
+        if up is None or up.phase == d.RECORD:
+            return found
+        executed: dict[Vip, int] = self.__dict__.setdefault("_executed_at", {})
+        if up.phase == d.TRANSIT:
+            executed[vip] = up.started
+        return [c for c in found if c.version != up.old_version or c.sent <= executed.get(vip, up.started)]
+
+    with mock.patch.object(Cpu, "unplaced", unplaced):
+        yield
+
+
+@contextlib.contextmanager
+def updates_share_slot_zero() -> Iterator[None]:
+    """Every update records into TransitTable slot 0, although updates of different VIPs may run
+    at once (one per slot): a second VIP's RECORD overwrites the first VIP's recorded cells with
+    its own epoch, and a recorded connection of the first misses after t_exec and moves."""
+    original = Cpu._write_vip
+
+    def write_vip(self: Cpu, vip: Vip, entry: VipEntry, now: int, releases: int | None = None) -> None:
+        original(self, vip, entry._replace(slot=0), now, releases)
+
+    with mock.patch.object(Cpu, "_write_vip", write_vip):
+        yield
+
+
+@contextlib.contextmanager
+def epoch_counter_overflows() -> Iterator[None]:
+    """The TransitTable epoch counter counts on past the register's width instead of wrapping
+    within it: the VIPTable write then names an epoch the register cells cannot hold (P4Runtime
+    refuses the value; a truncating implementation would compare against the wrong epoch)."""
+    original = Cpu._start_updates
+
+    def start_updates(self: Cpu, now: int, log: CpuLog) -> None:
+        with mock.patch.object(self, "config", _ConfigView(self.config, {"epochs": 1 << 30})):
+            original(self, now, log)
+
+    with mock.patch.object(Cpu, "_start_updates", start_updates):
+        yield
+
+
+@contextlib.contextmanager
+def record_before_epoch_bump() -> Iterator[None]:
+    """An update's VIPTable entry is written in two writes: first the RECORD phase with the slot's
+    previous epoch, then the new epoch. Misses in between are recorded under the stale epoch and
+    count as unrecorded once the new one is in: after t_exec they miss TransitTable and move.
+    (Phase and epoch live in one VIPTable entry so that one write changes both.)"""
+    original = Cpu._write_vip
+
+    def write_vip(self: Cpu, vip: Vip, entry: VipEntry, now: int, releases: int | None = None) -> None:
+        previous = self.vip_entries.get(vip)
+        if previous is not None and entry.phase == d.RECORD and previous.phase == d.NORMAL:
+            original(self, vip, entry._replace(epoch=previous.epoch), now)
+        original(self, vip, entry, now, releases)
+
+    with mock.patch.object(Cpu, "_write_vip", write_vip):
+        yield
+
+
+def protocol_waits_from_decision() -> contextlib.AbstractContextManager[Any]:
+    """The update protocol times its waits from when the CPU decides a phase change, not from
+    when the VIPTable write takes effect. A miss between the decision to start an update and the
+    RECORD write is not recorded, yet counts as sent after t_req: t_exec does not wait for it, and
+    it misses TransitTable afterwards and moves."""
+    original = Cpu.applied
+
+    def applied(self: Cpu, write: TableWrite, now: int) -> None:
+        if not isinstance(write, VipWrite):
+            original(self, write, now)
+
+    return mock.patch.object(Cpu, "applied", applied)
+
+
+@contextlib.contextmanager
+def pool_after_exec_flip() -> Iterator[None]:
+    """An update's new pool is installed only at t_exec, right after the VIPTable write that
+    sends misses to the new version: packets of new connections in between find no pool."""
+    original = Cpu._emit
+
+    def emit(self: Cpu, write: TableWrite, now: int) -> None:
+        held: dict[tuple[Vip, int], PoolWrite] = self.__dict__.setdefault("_held_pools", {})
+        current = self.vip_entries.get(write.vip) if isinstance(write, PoolWrite) else None
+        if isinstance(write, PoolWrite) and current is not None and write.version != current.new_version:
+            held[(write.vip, write.version)] = write
+            return
+        original(self, write, now)
+        if isinstance(write, VipWrite) and write.entry.phase == d.TRANSIT:
+            pool = held.pop((write.vip, write.entry.new_version), None)
+            if pool is not None:
+                original(self, pool, now)
+
+    with mock.patch.object(Cpu, "_emit", emit):
+        yield
+
+
 MUTANTS: tuple[Mutant, ...] = tuple(
     Mutant(patch.__name__.replace("_", "-"), mechanism, patch)
     for mechanism, patch in (
@@ -295,12 +521,25 @@ MUTANTS: tuple[Mutant, ...] = tuple(
         ("digest collisions / SYN signal", no_collision_learn),
         ("digest collisions / SYN signal", syn_ignores_hit),
         ("cuckoo relocation", cuckoo_unchecked_writes),
+        ("cuckoo relocation", move_delete_unchecked),
+        ("write order: cuckoo relocation", break_before_make),
         ("version reuse", reclaim_while_referenced),
+        ("version reuse", reclaim_without_bound),
+        ("version reuse", reclaim_overlooks_entries),
         ("version reuse", version_counter_wraps),
         ("teardown", teardown_without_grace),
+        ("teardown", fin_deletes_at_once),
         ("learning-queue de-duplication", learn_filter_keeps_consumed),
+        ("learning-queue de-duplication", learn_filter_keyed_on_digest),
         ("SYN authentication", auth_accepts_any_ack),
+        ("SYN authentication", auth_learned_before_check),
         ("fault handling", restart_drops_updates),
+        ("update protocol bookkeeping", seal_ignores_false_positives),
+        ("TransitTable slots", updates_share_slot_zero),
+        ("TransitTable epochs", epoch_counter_overflows),
+        ("write order: TransitTable epoch", record_before_epoch_bump),
+        ("write timing: protocol waits", protocol_waits_from_decision),
+        ("write order: DIPPoolTable before VIPTable", pool_after_exec_flip),
     )
 )
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}

@@ -18,7 +18,7 @@ common rather than one-in-a-million.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -247,6 +247,34 @@ def cpu_write(c: Chooser, w: World) -> list[ev.Event]:
     return [ev.CpuWrites(w.now, c.integer(1, min(queued, 3)))]
 
 
+def write_by_write(c: Chooser, w: World) -> Iterator[ev.Event]:
+    """A CPU step whose writes then take effect one at a time, a packet that the next write
+    matters to before each (lazily: each event is taken before the next is drawn)."""
+    yield c.pick((cpu_learn, cpu_advance, cpu_expire, pool_update))(c, w)[0]._replace(writes=0)
+    for _ in range(32):
+        if not w.switch.pending:
+            return
+        yield from packet_between_writes(c, w)
+        yield ev.CpuWrites(w.now, 1)
+
+
+def placement_storm(c: Chooser, w: World) -> Iterator[ev.Event]:
+    """Several new connections of one VIP, then placed write by write: cuckoo moves of older
+    connections (often of an older version) with their own packets between the moves' writes."""
+    vip = c.pick(w.vips)
+    for _ in range(c.integer(2, 5)):
+        ft = FiveTuple(CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1), vip.ip, w.next_port + 1, vip.port, vip.proto)
+        w.next_port += 1
+        w.conns.append(ft)
+        yield ev.PacketArrives(w.now, Packet(ft, SYN, seq=c.integer(0, 1000)))
+    yield ev.CpuLearns(w.now, None, 0)
+    for _ in range(32):
+        if not w.switch.pending:
+            return
+        yield from packet_between_writes(c, w)
+        yield ev.CpuWrites(w.now, 1)
+
+
 def packet_between_writes(c: Chooser, w: World) -> list[ev.Event]:
     """A packet that the next queued write matters to: of the connection whose entry it writes
     (or of one sharing that entry's key), or of the VIP whose VIPTable entry it writes."""
@@ -346,7 +374,7 @@ def update_cycle(c: Chooser, w: World) -> list[ev.Event]:
     return events
 
 
-Generator = Callable[[Chooser, World], list[ev.Event]]
+Generator = Callable[[Chooser, World], Iterable[ev.Event]]
 
 WEIGHTS: dict[Generator, int] = {
     new_connection: 14,
@@ -359,6 +387,8 @@ WEIGHTS: dict[Generator, int] = {
     cpu_expire: 4,
     cpu_write: 8,
     packet_between_writes: 6,
+    write_by_write: 3,
+    placement_storm: 2,
     pool_update: 5,
     update_race: 2,
     update_cycle: 2,

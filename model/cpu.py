@@ -429,16 +429,19 @@ class Cpu:
         """Insert ``conn`` at ``stage``, then delete its old entry: never a window without one."""
         if not self._fits(conn, stage):
             return False
-        key = conn.hashes.key(stage)
         old_stage = conn.stage
+        self._insert(conn, stage, now)
+        if old_stage is not None:
+            self._delete(conn, old_stage, now, MOVE)
+        return True
+
+    def _insert(self, conn: Known, stage: int, now: int) -> None:
+        key = conn.hashes.key(stage)
         self._emit(ConnInsert(stage, *key, conn.version, conn.ft), now)
         self.generation += 1
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
         conn.stage = stage
-        if old_stage is not None:
-            self._delete(conn, old_stage, now, MOVE)
-        return True
 
     def _delete(self, conn: Known, stage: int, now: int, purpose: str) -> None:
         key = conn.hashes.key(stage)

@@ -21,12 +21,13 @@ Each finding has a category:
                   captured or released by another connection's entry, written
                   while the CPU had not yet learned this connection, or were
                   captured by an entry of another VIP's connection.
-``expiry-race``   the residual risk of removing entries: the CPU removed the entry of an
-                  earlier incarnation of this 5-tuple (idle, or closed past its grace)
-                  after this incarnation's first packet had hit it, before the CPU had
-                  learned anything of this incarnation. The CPU decides to remove an
-                  entry before the delete takes effect, and no table write can be
-                  made conditional on the entry staying idle.
+``write-race``    the residual risk of writing entries one by one: the connection's own
+                  entry, as the CPU knew it from an earlier incarnation of the 5-tuple,
+                  was removed (idle, or closed past its grace) or installed by a write
+                  the CPU decided before this incarnation's first packet, and took
+                  effect after it. The CPU cannot know of an incarnation that starts
+                  between its decision and the write, and no table write can be made
+                  conditional on what packets did meanwhile.
 ``dip-failure``   the first DIP failed; moving is the only option.
 ``fault``         a fault destroyed a learn event of this connection, and the CPU has
                   learned nothing from a later packet of it (in any incarnation).
@@ -45,10 +46,10 @@ from model.types import ACK, RST, SYN, Dip, FiveTuple
 
 VIOLATION = "violation"
 DIGEST_ALIAS = "digest-alias"
-EXPIRY_RACE = "expiry-race"
+WRITE_RACE = "write-race"
 DIP_FAILURE = "dip-failure"
 FAULT = "fault"
-CATEGORIES = (VIOLATION, DIGEST_ALIAS, EXPIRY_RACE, DIP_FAILURE, FAULT)
+CATEGORIES = (VIOLATION, DIGEST_ALIAS, WRITE_RACE, DIP_FAILURE, FAULT)
 
 
 @dataclass
@@ -277,8 +278,8 @@ def _fault_shaped(inc: Incarnation, first: PacketObservation, h: _History) -> bo
 
 def _residual(inc: Incarnation, first: PacketObservation, h: _History) -> tuple[str, str] | None:
     """Did a CPU write change this incarnation's lookups before the CPU had learned anything of it
-    (``digest-alias`` if another connection's entry was involved, ``expiry-race`` if only this
-    5-tuple's own entry of an earlier incarnation), or did it hit another VIP's entry?"""
+    (``digest-alias`` if another connection's entry was involved, ``write-race`` if only this
+    5-tuple's own entry, written before the incarnation began), or did it hit another VIP's entry?"""
     anchor = inc.anchor
     assert anchor is not None
     captors = [(p, h.hit_owner[p.index]) for p in (anchor, first) if h.hit_owner.get(p.index) not in (None, inc.ft)]
@@ -300,8 +301,8 @@ def _residual(inc: Incarnation, first: PacketObservation, h: _History) -> tuple[
             when = f"changed at #{change.index} (decided at #{change.decided}) before the CPU learned this incarnation"
             if change.owner != inc.ft or captors:
                 return DIGEST_ALIAS, f"the entry {where} of {change.owner} {when}"
-            if change.removed and change.decided < inc.start:
-                return EXPIRY_RACE, f"its own entry {where} of an earlier incarnation, removed at #{change.index}, " + (
-                    f"was doomed at #{change.decided}, before this incarnation's first packet"
-                )
+            if change.decided < inc.start:
+                done = "removed" if change.removed else "installed"
+                return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write decided at "
+                                    f"#{change.decided}, before this incarnation's first packet")  # fmt: skip
     return None

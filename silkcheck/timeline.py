@@ -26,6 +26,13 @@ MAX_CONNECTION_LANES = 8
 
 def describe(e: ev.Event) -> str:
     """One short line for an event."""
+    text = _describe(e)
+    if isinstance(e, ev.CPU_ACTIONS) and e.writes is not None:
+        text += f" (first {e.writes} write{'s' * (e.writes != 1)})"
+    return text
+
+
+def _describe(e: ev.Event) -> str:
     match e:
         case ev.PacketArrives(_, p):
             return f"{p.ft} {flags_str(p.flags)}"
@@ -45,6 +52,8 @@ def describe(e: ev.Event) -> str:
             return "fault: CPU restart"
         case ev.DipFails(_, dip):
             return f"fault: {dip_text(dip)} fails"
+        case ev.CpuWrites(_, count):
+            return f"cpu: next {count} write{'s' * (count != 1)}"
     raise TypeError(f"not an event: {e!r}")
 
 
@@ -63,6 +72,8 @@ def _cpu_cell(o: CpuObservation) -> str:
         parts.append(f"-{len(o.removes)}")
     if o.lost:
         parts.append(f"lost {len(o.lost)}")
+    if o.pending:
+        parts.append(f"({o.pending} queued)")
     return " ".join(parts)
 
 
