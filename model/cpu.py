@@ -206,7 +206,10 @@ class Cpu:
         previous phase (a miss before RECORD was not recorded; a false positive before SEALED
         was forwarded with the old version)."""
         if isinstance(write, ConnDelete) and write.purpose == FORGET:
-            # Until the entry is gone its hits still send learn events carrying its version.
+            # Until the entry is gone its hits still send learn events carrying its version:
+            # they are stale, and the version is in use.
+            if write.owner not in self.known:
+                self.expired[write.owner] = max(self.expired.get(write.owner, now), now)
             key = (write.owner.vip, write.version)
             if not self.refs.get(key, 0):
                 self.released[key] = max(self.released.get(key, now), now)
@@ -280,8 +283,9 @@ class Cpu:
             conn.opened = max(conn.opened, event.sent)
 
     def is_stale(self, event: LearnEvent) -> bool:
-        """Sent before its connection's entry was expired (a hit then would have kept it):
-        its version may be stale for the incarnation that followed."""
+        """Sent before its connection's entry was removed (the CPU decided to remove it before,
+        from the entry's idle timer): it hit that entry, and its version is stale for the
+        incarnation that followed."""
         return event.sent < self.expired.get(event.ft, event.sent)
 
     def _place_unplaced(self, now: int, log: CpuLog) -> None:
