@@ -46,7 +46,7 @@ def test_invalid_event_for_the_state_exits_2(tmp_path, capsys):
     data["events"].insert(0, {"t": 0, "kind": "fault", "fault": "lose_learn", "index": 3})
     path.write_text(json.dumps(data))
     assert main(["replay", str(path)]) == 2
-    assert "events[0]: no queued learn event #3 (the queue holds 0)" in capsys.readouterr().err
+    assert "lost.json: events[0] (fault): no queued learn event #3 (the queue holds 0)" in capsys.readouterr().err
 
 
 def test_pcap_command(tmp_path, capsys):
