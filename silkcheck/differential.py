@@ -25,6 +25,7 @@ from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
 from silkcheck import frames, report
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
+from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.trace import Trace, TraceError, save
@@ -366,6 +367,8 @@ def run_differential(
                 print(f"  {done} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches", flush=True)
 
         result = campaign(random_count, seed, runner, events=events, progress=progress, budget_s=budget_s)
+        if result.traces == 0:
+            raise InputError(f"the budget of {budget_s:g} s ended before the first random trace: nothing was compared")
         print(result.figures())
         rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
         if rows:

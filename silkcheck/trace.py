@@ -125,6 +125,16 @@ def parse_vip(text: object) -> Vip:
     return Vip(*_parse_endpoint(endpoint), _parse_proto(proto))
 
 
+def parse_pool_text(text: str) -> tuple[Dip, ...]:
+    """A pool written on the command line: ``DIP,DIP,...``."""
+    pool = tuple(parse_dip(item.strip()) for item in text.split(",") if item.strip())
+    if not pool:
+        raise ValueError(f"pool {brief(text)} names no DIP")
+    if len(set(pool)) != len(pool):
+        raise ValueError(f"pool {brief(text)} lists a DIP twice")
+    return pool
+
+
 # ---------------------------------------------------------------- loading
 
 
@@ -217,7 +227,8 @@ def _pool_within(config: Config) -> Callable[[Any], tuple[Dip, ...]]:
 
 
 U32 = _int_in(0, 0xFFFFFFFF)
-TIME = _int_in(0, 1 << 62)
+TIME_MAX = 1 << 62
+TIME = _int_in(0, TIME_MAX)
 
 
 def load(path: str | Path) -> Trace:
