@@ -434,6 +434,41 @@ def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hostile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", type=opt.count(1_000_000), default=2000, help="malformed inputs to draw (default 2000)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+    p.add_argument("--timeout", type=opt.real(0, 3600, low_open=True), default=30.0,
+                   help="seconds an input may run before it counts as a hang (default 30)")
+    p.add_argument("--out", default="silkcheck-out/hostile", type=opt.output_dir("hostile campaign"),
+                   help="where every input that was not a clear error is written, with its output")
+
+
+def cmd_hostile(args: argparse.Namespace) -> int:
+    import time
+
+    from silkcheck.hostile import CLEAR, Tally, campaign
+
+    start = time.monotonic()
+    last = 0.0
+
+    def progress(done: int, tally: Tally) -> None:
+        nonlocal last
+        if time.monotonic() - last > 2 or done == args.inputs:
+            last = time.monotonic()
+            found = ", ".join(f"{n} {c}" for c, n in sorted(tally.counts.items()) if c != CLEAR) or "none"
+            print(f"\r  {done:,}/{args.inputs:,} inputs, {time.monotonic() - start:.0f} s; not clear: {found}",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    tally = campaign(args.inputs, args.seed, args.timeout, args.out, progress)
+    print(file=sys.stderr)
+    print(tally.table())
+    bad = tally.inputs - tally.counts[CLEAR] + sum(tally.controls.values()) - tally.controls[CLEAR]
+    if tally.saved:
+        print(f"\n{len(tally.saved)} inputs that were not a clear error written under {args.out}")
+    print("\nhostile:", "OK" if not bad else "FAILED")
+    return PASS if not bad else VIOLATION
+
+
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]
 
@@ -456,6 +491,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
+    ("hostile", "hostile-input campaign: malformed traces, captures, files and options for every command",
+     _hostile_args, cmd_hostile),
 ]
 
 
@@ -465,10 +502,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A path or option given as undecodable bytes must not crash the message that names it.
         with contextlib.suppress(AttributeError, ValueError):
             stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
-    parser = argparse.ArgumentParser(prog="silkcheck", description=__doc__)
+    # No abbreviations: a mistyped option is an error, not silently another option.
+    parser = argparse.ArgumentParser(prog="silkcheck", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text, configure, _ in COMMANDS:
-        configure(sub.add_parser(name, help=help_text, description=help_text))
+        configure(sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False))
     try:
         args = parser.parse_args(argv)
     except SystemExit as done:  # --help (0), or a bad option after argparse's usage message (2)

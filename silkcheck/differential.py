@@ -344,11 +344,12 @@ def run_differential(
 
     if not paths and not random_count:
         raise TraceError("nothing to compare: name trace files and/or --random N")
+    traces = {path: load(path) for path in paths}  # every file checked before BMv2 starts
     runner = bmv2_runner(shared_target())
     rows = []
     failed = False
-    for path in paths:
-        outcome = run_both(load(path), runner)
+    for path, trace in traces.items():
+        outcome = run_both(trace, runner)
         saved = save_mismatch(outcome, runner) if outcome.mismatch else None
         failed |= saved is not None
         verdicts = [outcome.model_verdict.summary(), outcome.bmv2_verdict.summary()]

@@ -80,6 +80,18 @@ def _describe_kind(mode: int) -> str | None:
     return "is not a regular file"
 
 
+def _file_name(path: str | Path, what: str) -> Path:
+    """``path`` if the operating system can take it as a file name."""
+    text = str(path)
+    if "\x00" in text:
+        raise InputError(f"{brief(text)}: the {what}'s file name holds a NUL character")
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:
+        raise InputError(f"{brief(text)}: the {what}'s file name holds a character no file name can have") from None
+    return Path(path)
+
+
 def _os_reason(error: OSError) -> str:
     return error.strerror or errno.errorcode.get(error.errno or 0, str(error))
 
@@ -87,7 +99,7 @@ def _os_reason(error: OSError) -> str:
 def open_binary(path: str | Path, what: str, max_bytes: int | None = None) -> BinaryIO:
     """``path`` opened for reading as ``what`` (e.g. "trace", "capture"): a regular, readable file of at
     most ``max_bytes`` bytes (None: any size, for a caller that streams it)."""
-    path = Path(path)
+    path = _file_name(path, what)
     try:
         # O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, forever.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -161,7 +173,7 @@ def _probe_write(path: Path) -> str | None:
 
 def writable_file(path: str | Path, what: str) -> Path:
     """``path`` if a file can be written there (checked before the long work that produces it)."""
-    path = Path(path)
+    path = _file_name(path, what)
     why = _probe_write(path)
     if why is not None:
         raise InputError(f"{path}: cannot write the {what} there: {why}")
@@ -170,7 +182,7 @@ def writable_file(path: str | Path, what: str) -> Path:
 
 def writable_dir(path: str | Path, what: str) -> Path:
     """``path`` if it is, or can be made, a writable directory; it is created (with its parents)."""
-    path = Path(path)
+    path = _file_name(path, what)
     existing = path
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -186,7 +198,7 @@ def writable_dir(path: str | Path, what: str) -> Path:
 
 
 def readable_dir(path: str | Path, what: str) -> Path:
-    path = Path(path)
+    path = _file_name(path, what)
     if not path.is_dir():
         raise InputError(f"{path}: the {what} is not a directory" if path.exists() else f"{path}: no such {what}")
     if not os.access(path, os.R_OK | os.X_OK):

@@ -62,7 +62,7 @@ def real(low: float, high: float, low_open: bool = False) -> Parse[float]:
     """A finite decimal number in [low, high] ((low, high] if ``low_open``); no NaN, no infinity."""
 
     def parse(text: str) -> float:
-        if not text.isascii():
+        if not text.isascii() or "_" in text:  # float() also takes '٣' and '1_0'
             raise argparse.ArgumentTypeError(f"{inputs.brief(text)} is not a number")
         try:
             value = float(text)

@@ -172,7 +172,7 @@ class _Reader:
     def done(self) -> None:
         extra = sorted(set(self.data) - self.used)
         if extra:
-            self.fail(f"unknown field(s) {', '.join(extra)}")
+            self.fail(f"unknown field(s) {_some(brief(name) if len(name) > 40 else name for name in extra)}")
 
 
 def _some(names: Iterable[str], limit: int = 5) -> str:

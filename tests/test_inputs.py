@@ -97,3 +97,11 @@ def test_ascii_int_and_brief():
         with pytest.raises(ValueError):
             ascii_int(text)
     assert brief("x" * 200_000).endswith("(200,002 characters)") and len(brief("x" * 200_000)) < 100
+
+
+def test_names_no_file_can_have(tmp_path):
+    for name in ("a\ud800.json", "a\x00.json"):
+        with pytest.raises(InputError, match="file name holds"):
+            read_bytes(tmp_path / name, "trace", 10)
+        with pytest.raises(InputError, match="file name holds"):
+            writable_file(tmp_path / name, "page")
