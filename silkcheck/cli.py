@@ -31,6 +31,7 @@ BAD_INPUT = 2
 INTERNAL_ERROR = 3
 INTERRUPTED = 130
 TARGETS = ("model", "bmv2")
+MESSAGE_MAX = 2000
 
 
 def _run(trace: Trace, target_name: str) -> Verdict:
@@ -515,7 +516,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except (InputError, TargetError) as error:
-        print(f"silkcheck: {error}", file=sys.stderr)
+        message = str(error)
+        if len(message) > MESSAGE_MAX:  # a safety net: messages quote values briefly already
+            message = f"{message[:MESSAGE_MAX]}… ({len(message):,} characters)"
+        print(f"silkcheck: {message}", file=sys.stderr)
         return BAD_INPUT
     except KeyboardInterrupt:
         print("silkcheck: interrupted", file=sys.stderr)
