@@ -326,7 +326,7 @@ def _event_field_mutation(c: Chooser, data: dict[str, Any]) -> str:
 
 
 def _structure_mutation(c: Chooser, data: dict[str, Any]) -> tuple[Any, str]:
-    choice = c.integer(0, 9)
+    choice = c.integer(0, 13)  # 9..13: one event's field, the largest space
     if choice == 0:
         where = c.pick(sorted(REQUIRED))
         if where == "":
