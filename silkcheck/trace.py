@@ -25,6 +25,7 @@ field of the first problem (``TraceError``); values are quoted only briefly.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -84,7 +85,15 @@ def vip_text(vip: Vip) -> str:
 
 
 def _parse_endpoint(text: object) -> tuple[int, int]:
-    if not isinstance(text, str) or text.count(":") != 1:
+    if not isinstance(text, str):
+        raise ValueError(f'expected "IP:PORT", got {brief(text)}')
+    return _endpoint(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _endpoint(text: str) -> tuple[int, int]:
+    """An "IP:PORT" parsed once: traces name the same endpoints again and again (errors are not cached)."""
+    if text.count(":") != 1:
         raise ValueError(f'expected "IP:PORT", got {brief(text)}')
     host, port_text = text.split(":")
     try:
