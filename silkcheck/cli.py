@@ -247,7 +247,7 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
 
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace", nargs="?", help="a trace file (or give --pcap)")
+    p.add_argument("trace", nargs="?", type=opt.input_file("trace"), help="a trace file (or give --pcap)")
     p.add_argument("--html", metavar="OUT", type=opt.output_file("timeline page"),
                    help="also write the timeline as an HTML page")
     _targets(p)
@@ -277,7 +277,7 @@ def _mapping_args(p: argparse.ArgumentParser) -> None:
 
 
 def _pcap_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace")
+    p.add_argument("trace", type=opt.input_file("trace"))
     p.add_argument("out", type=opt.output_file("pcap"))
 
 
@@ -315,11 +315,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="take the config header of this trace (default: the default Config)")
+    p.add_argument("--config", type=opt.input_file("trace"),
+                   help="take the config header of this trace (default: the default Config)")
 
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("traces", nargs="*", help="trace files to run on the model and on BMv2")
+    p.add_argument("traces", nargs="*", type=opt.input_file("trace"),
+                   help="trace files to run on the model and on BMv2")
     p.add_argument("--random", type=opt.count(1 << 40, low=0), default=0, metavar="N", help="also run N random traces")
     p.add_argument("--seed", type=opt.SEED, default=1)
     p.add_argument("--events", type=opt.count(100_000), default=60, help="events per random trace")
