@@ -179,7 +179,7 @@ def run_case(case: Case, workdir: Path, timeout: float) -> Outcome:
     stdout = _read(directory / "stdout.txt")
     stderr = _read(directory / "stderr.txt")
     code = None if status is None else (os.waitstatus_to_exitcode(status))
-    return Outcome(case, judge(case, code, stdout + stderr, directory), code, stdout, stderr, seconds, directory)
+    return Outcome(case, classify(case, code, stdout + stderr, directory), code, stdout, stderr, seconds, directory)
 
 
 def _read(path: Path, limit: int = 200_000) -> str:
@@ -190,7 +190,8 @@ def _read(path: Path, limit: int = 200_000) -> str:
         return ""
 
 
-def judge(case: Case, code: int | None, output: str, directory: Path) -> str:
+def classify(case: Case, code: int | None, output: str, directory: Path) -> str:
+    """Which of ``CLASSES`` an outcome is."""
     if code is None:
         return HANG
     crash = "\n".join(_read(p) for p in directory.glob("silkcheck-crash-*.txt"))
