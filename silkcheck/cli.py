@@ -10,7 +10,7 @@ from pathlib import Path
 
 from model.observations import Observation
 from silkcheck import report
-from silkcheck.examples import EXAMPLES_DIR, write_all
+from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
 from silkcheck.trace import Trace, TraceError, load
@@ -38,6 +38,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if trace.description:
         print(trace.description)
     print()
+    if args.summary:
+        print(report.summary(verdict, len(trace.events), len(trace.packets), trace.config.syn_auth))
+        return 0 if verdict.ok else 1
     print(report.connection_table(verdict))
     for finding in verdict.findings:
         print()
@@ -98,7 +101,13 @@ def cmd_pcap(args: argparse.Namespace) -> int:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    for path in write_all(Path(args.dir)):
+    if (args.spoofed is None) != (args.legit is None):
+        raise TraceError("examples: give --spoofed and --legit together")
+    if args.spoofed is None:
+        paths = write_all(Path(args.dir))
+    else:
+        paths = [write_flood(args.spoofed, args.legit, Path(args.dir))]
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -189,6 +198,9 @@ def _verify_args(p: argparse.ArgumentParser) -> None:
 def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", nargs="?", help="a trace file (or give --pcap)")
     p.add_argument("--html", metavar="OUT", help="also write the timeline as an HTML page")
+    p.add_argument("--summary", action="store_true",
+                   help="print counts, the SYN-authentication tally and the first findings, not the "
+                        "per-connection table and timeline")  # fmt: skip
     _targets(p)
     p.add_argument("--pcap", help="replay a packet capture: its flows mapped onto --vip, CPU steps inserted")
     _mapping_args(p)
@@ -211,8 +223,21 @@ def _pcap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("out")
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        if not text.isascii() or not text.isdigit() or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer in [{low}, {high}], got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def _examples_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=str(EXAMPLES_DIR))
+    p.add_argument("--spoofed", type=_count(0, MAX_SPOOFED_SOURCES), metavar="N",
+                   help="instead: write only a SYN flood of N spoofed sources (with --legit) into --dir")
+    p.add_argument("--legit", type=_count(1, MAX_LEGIT_CLIENTS), metavar="M",
+                   help="the flood's legitimate clients, which answer the SYN-ACK they receive")  # fmt: skip
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
