@@ -29,7 +29,9 @@ switch sends it, so a packet's ``ack`` may name a cookie instead of a number:
 packet's own 5-tuple, plus one (a legitimate client's answer);
 ``"cookie(SRC->DST)+N"`` takes the SYN-ACK sent to another 5-tuple of the same
 protocol (an attacker replaying a cookie it saw at an address it owns), any
-offset ``+N``/``-N`` or none (a guess near it). The runner computes the number
+offset ``+N``/``-N`` or none (a guess near it), and ``"cookie(SRC->DST)^0xHEX+1"``
+XORs the cookie with a constant first (an attacker computing another flow's
+cookie from one it saw: a CRC is affine, see ``proofs/cookie.py``). The runner computes the number
 when the packet is sent, from what that run's target sent (``CookieAck``,
 ``silkcheck.targets.model.Driver``), so the same trace means the same on every
 target and under every mutant. A trace is saved as version 1 unless it holds a
@@ -76,20 +78,22 @@ class TraceError(ValueError):
 
 class CookieAck(NamedTuple):
     """A packet whose ack number is computed when it is sent: the cookie (sequence number) of the
-    last SYN-ACK the switch sent to ``cookie_of``, plus ``offset``, modulo 2**32.
+    last SYN-ACK the switch sent to ``cookie_of``, XOR ``xor``, plus ``offset``, modulo 2**32.
 
     A legitimate client answers its own SYN-ACK (``cookie_of`` is the packet's own 5-tuple,
-    offset 1); an attacker replays a cookie it saw at a flow of its own from another 5-tuple, or
-    guesses near it (another offset). ``packet.ack`` is replaced when the packet is sent."""
+    offset 1); an attacker replays a cookie it saw at a flow of its own from another 5-tuple,
+    guesses near it (another offset), or computes another flow's cookie from it (``xor``).
+    ``packet.ack`` is replaced when the packet is sent."""
 
     t: int
     packet: Packet
     cookie_of: FiveTuple
     offset: int = 1
+    xor: int = 0
 
     def sent_with(self, cookie: int) -> ev.PacketArrives:
         """The packet as sent, answering ``cookie``."""
-        return ev.PacketArrives(self.t, self.packet._replace(ack=(cookie + self.offset) & 0xFFFFFFFF))
+        return ev.PacketArrives(self.t, self.packet._replace(ack=((cookie ^ self.xor) + self.offset) & 0xFFFFFFFF))
 
 
 TraceEvent = ev.Event | CookieAck
@@ -336,7 +340,7 @@ def _read_packet(r: _Reader, t: int, c: _Context) -> TraceEvent:
     ack = r.get("ack", lambda x: _parse_cookie_ack(x, ft) if isinstance(x, str) else U32(x), 0)
     if isinstance(ack, int):
         return ev.PacketArrives(t, Packet(ft, flags, seq, ack))
-    cookie_of, offset = ack
+    cookie_of, xor, offset = ack
     if c.version < REACTIVE_VERSION:
         r.fail(f"a reactive ack needs trace version {REACTIVE_VERSION}; the trace is version {c.version}", "ack")
     if proto != PROTO_TCP:
@@ -346,32 +350,37 @@ def _read_packet(r: _Reader, t: int, c: _Context) -> TraceEvent:
     problem = c.known_vip(cookie_of.vip)
     if problem:
         r.fail(f"the cookie's flow: {problem}", "ack")
-    return CookieAck(t, Packet(ft, flags, seq), cookie_of, offset)
+    return CookieAck(t, Packet(ft, flags, seq), cookie_of, offset, xor)
 
 
-_COOKIE_ACK = re.compile(r"cookie(?:\((?P<src>[^()]*)->(?P<dst>[^()]*)\))?(?P<offset>[+-][0-9]{1,10})?")
-COOKIE_ACK_FORMS = '"cookie", "cookie+N", "cookie-N" or "cookie(SRC_IP:PORT->DST_IP:PORT)+N"'
+_COOKIE_ACK = re.compile(
+    r"cookie(?:\((?P<src>[^()]*)->(?P<dst>[^()]*)\))?(?:\^0x(?P<xor>[0-9a-f]{1,8}))?(?P<offset>[+-][0-9]{1,10})?"
+)
+COOKIE_ACK_FORMS = '"cookie", "cookie+N", "cookie-N", "cookie(SRC_IP:PORT->DST_IP:PORT)+N" or "cookie(...)^0xHEX+N"'
 
 
-def _parse_cookie_ack(text: str, ft: FiveTuple) -> tuple[FiveTuple, int]:
-    """``"cookie+1"``: (the packet's own 5-tuple, 1); ``"cookie(A:p->V:q)-3"``: (that 5-tuple, -3)."""
+def _parse_cookie_ack(text: str, ft: FiveTuple) -> tuple[FiveTuple, int, int]:
+    """``"cookie+1"``: (the packet's own 5-tuple, no xor, +1); ``"cookie(A:p->V:q)^0xff-3"``: (that
+    5-tuple, 0xff, -3)."""
     match = _COOKIE_ACK.fullmatch(text)
     if match is None:
         raise ValueError(f"expected an integer or one of {COOKIE_ACK_FORMS}, got {text[:80]!r}")
     offset = int(match["offset"] or 0)
     if not -0xFFFFFFFF <= offset <= 0xFFFFFFFF:
         raise ValueError(f"offset {offset} is out of range [-4294967295, 4294967295]")
+    xor = int(match["xor"] or "0", 16)
     if match["src"] is None:
-        return ft, offset
+        return ft, xor, offset
     (src_ip, src_port), (dst_ip, dst_port) = _parse_endpoint(match["src"]), _parse_endpoint(match["dst"])
-    return FiveTuple(src_ip, dst_ip, src_port, dst_port, ft.proto), offset
+    return FiveTuple(src_ip, dst_ip, src_port, dst_port, ft.proto), xor, offset
 
 
 def cookie_ack_text(e: CookieAck) -> str:
     """The ``ack`` field of a reactive packet."""
     ref = e.cookie_of
     at = "" if ref == e.packet.ft else f"({ip_str(ref.src_ip)}:{ref.src_port}->{ip_str(ref.dst_ip)}:{ref.dst_port})"
-    return f"cookie{at}{e.offset:+d}" if e.offset else f"cookie{at}"
+    xor = f"^{e.xor:#010x}" if e.xor else ""
+    return f"cookie{at}{xor}{e.offset:+d}" if e.offset else f"cookie{at}{xor}"
 
 
 def _read_update(r: _Reader, t: int, c: _Context) -> ev.Event:

@@ -99,7 +99,7 @@ REACTIVE = {
         {"t": 1, "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80", "proto": "tcp", "flags": "A",
          "seq": 1, "ack": "cookie+1"},
         {"t": 2, "kind": "packet", "src": "9.9.9.9:7", "dst": "20.0.0.2:80", "proto": "tcp", "flags": "A",
-         "ack": "cookie(1.2.3.4:1000->20.0.0.1:80)-3"},
+         "ack": "cookie(1.2.3.4:1000->20.0.0.1:80)^0x0000ff00-3"},
         {"t": 3, "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80", "proto": "tcp", "flags": "A",
          "ack": "cookie"},
     ],
@@ -118,7 +118,7 @@ def test_reactive_packets_round_trip_and_name_their_cookie():
     own, other, bare = trace.events[1:]
     assert isinstance(own, CookieAck) and own.cookie_of == own.packet.ft and own.offset == 1
     assert isinstance(other, CookieAck) and str(other.cookie_of) == "1.2.3.4:1000->20.0.0.1:80/tcp"
-    assert other.offset == -3 and bare.offset == 0 and bare.cookie_of == bare.packet.ft
+    assert (other.xor, other.offset) == (0xFF00, -3) and bare.offset == 0 and bare.cookie_of == bare.packet.ft
     assert [e["ack"] for e in json.loads(dumps(trace))["events"][1:]] == [e["ack"] for e in REACTIVE["events"][1:]]
     assert loads(dumps(trace)).events == trace.events
     assert json.loads(dumps(trace))["version"] == 2
@@ -131,6 +131,7 @@ def test_reactive_packets_round_trip_and_name_their_cookie():
         (reactive_variant(1, ack="cookie*2"), 'events[1] (packet).ack: expected an integer or one of "cookie"'),
         (reactive_variant(1, ack="cookie+٣"), "events[1] (packet).ack: expected an integer or one of"),
         (reactive_variant(1, ack="cookie+9999999999"), "events[1] (packet).ack: offset 9999999999 is out of range"),
+        (reactive_variant(1, ack="cookie^0x123456789+1"), "events[1] (packet).ack: expected an integer or one of"),
         (reactive_variant(-1, version=1), "events[1] (packet).ack: a reactive ack needs trace version 2"),
         (reactive_variant(-1, config={}), "events[1] (packet).ack: config.syn_auth is false"),
         (reactive_variant(1, dst="20.0.0.3:53", proto="udp", flags="."),
@@ -151,7 +152,7 @@ def test_a_reactive_packet_answers_what_the_target_sent():
     trace = loads(json.dumps(REACTIVE))
     observations = ModelTarget().run(trace)
     cookie = observations[0].reply_seq
-    acks = [0, cookie + 1, (cookie - 3) & 0xFFFFFFFF, cookie]
+    acks = [0, cookie + 1, ((cookie ^ 0xFF00) - 3) & 0xFFFFFFFF, cookie]
     assert [o.packet.ack for o in observations] == acks
     assert [o.path for o in observations[1:]] == ["auth:cookie-ok", "auth:drop", "auth:drop"]
     assert [(t, p.ack) for t, p in sent_packets(trace)] == list(enumerate(acks))
