@@ -306,7 +306,7 @@ FLOOD_DECADE_CHANCE = 15
 """Percent chance that a flood is ten times larger, asked once per decade."""
 UNAUTHENTICATED_FLOOD_MAX = 10_000
 """Without SYN authentication every spoofed SYN is a connection the CPU places (a flood of
-100,000 takes 18 s on a tiny table): a larger flood costs more and shows nothing new."""
+100,000 takes 17 s on a tiny table): a larger flood costs more and shows nothing new."""
 
 
 def flood_size(c: Chooser, largest: int) -> int:

@@ -16,7 +16,10 @@ of an incarnation must reach the DIP of its first forwarded packet.
 
 Each finding has a category:
 
-``violation``     a PCC or authentication failure of the design.
+``violation``     a PCC or authentication failure of the design. With SYN authentication on,
+                  a packet forwarded from a source that has not proved its address is
+                  ``spoofed``: a source proves it by answering, from the 5-tuple a SYN-ACK
+                  went to, with that SYN-ACK's cookie + 1 (``silkcheck.wire``).
 ``digest-alias``  the residual risk of digests: the connection's lookups were
                   captured or released by another connection's entry, written
                   while the CPU had not yet learned this connection, or were
