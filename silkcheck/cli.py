@@ -17,7 +17,7 @@ from model.config import MAX_BLOOM_HASHES, MAX_STAGES
 from model.observations import Observation
 from silkcheck import options as opt
 from silkcheck import report
-from silkcheck.examples import EXAMPLES_DIR, write_all
+from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
 from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
@@ -83,6 +83,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if variant:
         print(f"(a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail)")
     print()
+    if args.summary:
+        print(report.summary(verdict, len(trace.events), len(trace.packets), trace.config.syn_auth))
+        return 0 if verdict.ok else 1
     print(report.connection_table(verdict))
     for finding in verdict.findings:
         print()
@@ -143,7 +146,13 @@ def cmd_pcap(args: argparse.Namespace) -> int:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    for path in write_all(Path(args.dir)):
+    if (args.spoofed is None) != (args.legit is None):
+        raise TraceError("examples: give --spoofed and --legit together")
+    if args.spoofed is None:
+        paths = write_all(Path(args.dir))
+    else:
+        paths = [write_flood(args.spoofed, args.legit, Path(args.dir))]
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -250,6 +259,9 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", nargs="?", type=opt.input_file("trace"), help="a trace file (or give --pcap)")
     p.add_argument("--html", metavar="OUT", type=opt.output_file("timeline page"),
                    help="also write the timeline as an HTML page")
+    p.add_argument("--summary", action="store_true",
+                   help="print counts, the SYN-authentication tally and the first findings, not the "
+                        "per-connection table and timeline")  # fmt: skip
     _targets(p)
     p.add_argument("--mutant", metavar="NAME", type=opt.choice(lambda: sorted(unsafe_designs()), "mutant"),
                    help="run with this unsafe variant applied (a fuzz mutant or a proof variant): how a saved "
@@ -283,6 +295,10 @@ def _pcap_args(p: argparse.ArgumentParser) -> None:
 
 def _examples_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dir", default=str(EXAMPLES_DIR), type=opt.output_dir("examples"))
+    p.add_argument("--spoofed", type=opt.integer(0, MAX_SPOOFED_SOURCES), metavar="N",
+                   help="instead: write only a SYN flood of N spoofed sources (with --legit) into --dir")
+    p.add_argument("--legit", type=opt.integer(1, MAX_LEGIT_CLIENTS), metavar="M",
+                   help="the flood's legitimate clients, which answer the SYN-ACK they receive")  # fmt: skip
 
 
 BENCH_MAX_PACKETS = 10_000_000
