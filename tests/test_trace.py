@@ -188,7 +188,8 @@ def test_a_reactive_packet_answers_what_the_target_sent():
 def test_a_reactive_packet_with_no_syn_ack_to_answer_is_a_trace_error():
     data = json.loads(json.dumps(REACTIVE))
     del data["events"][0]
-    with pytest.raises(TraceError, match=r"events\[0\] \(packet\): ack: the switch has sent no SYN-ACK to 1.2.3.4:1000"):
+    no_syn_ack = r"events\[0\] \(packet\): ack: the switch has sent no SYN-ACK to 1.2.3.4:1000"
+    with pytest.raises(TraceError, match=no_syn_ack):
         ModelTarget().run(loads(json.dumps(data)))
 
 
