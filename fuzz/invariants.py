@@ -22,24 +22,30 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from model import decisions as d
+from model import events as ev
 from model.config import Config
 from model.observations import Observation, PacketObservation
 from model.switch import Switch
 from model.types import FiveTuple
 from model.writes import FORGET, ConnDelete, ConnInsert
 from silkcheck.oracle import Verdict, judge
+from silkcheck.trace import TraceEvent
 from silkcheck.wire import CookieLedger
+from spec.check import Refinement
 
 PCC = "pcc"
 INVARIANT = "invariant"
+REFINEMENT = "refinement"
 CRASH = "crash"
 
 
 class Failure(NamedTuple):
     category: str
-    """``pcc`` (an oracle violation), ``invariant`` (structural) or ``crash`` (the model raised)."""
+    """``pcc`` (an oracle violation), ``refinement`` (a step the abstract system cannot take),
+    ``invariant`` (structural) or ``crash`` (the model raised)."""
     kind: str
-    """The oracle finding's kind, the invariant's name, or the exception's type."""
+    """The oracle finding's kind, the abstract action and what of it fails, the invariant's name,
+    or the exception's type."""
     message: str
     at: int
     """Index of the event at which it showed (for an oracle violation: the first offending packet)."""
@@ -144,10 +150,21 @@ class Checker:
     cpu_steps: int = 0
     now: int = 0
     """The time of the latest step."""
+    refine: bool = True
+    """Check every step against the abstract system (``spec.check``): the checker must then see
+    every step from the switch's boot."""
+    refinement: Refinement | None = field(default=None, init=False)
 
-    def after(self, o: Observation) -> Failure | None:
-        """Check the switch after the step that ``o`` observed."""
+    def __post_init__(self) -> None:
+        if self.refine:
+            self.refinement = Refinement(self.switch)
+
+    def after(self, event: TraceEvent, o: Observation) -> Failure | None:
+        """Check the switch after the step that took ``event`` (observed as ``o``)."""
         self.now = o.t
+        failure = self._refines(event, o)
+        if failure is not None:
+            return failure
         if isinstance(o, PacketObservation):
             # A packet changes no state the structural invariants read (only the CPU writes
             # ConnTable and the whitelist), and the learn event it queues carries a version in
@@ -159,6 +176,15 @@ class Checker:
         if self.cpu_steps % self.every:
             return self._inflight_learns_carry_live_versions(o.index)
         return self.check(o.index)
+
+    def _refines(self, event: TraceEvent, o: Observation) -> Failure | None:
+        if self.refinement is None:
+            return None
+        sent = ev.PacketArrives(o.t, o.packet) if isinstance(o, PacketObservation) else event
+        mismatch = self.refinement.after(o.index, sent, o)  # type: ignore[arg-type]
+        if mismatch is None:
+            return None
+        return Failure(REFINEMENT, f"{mismatch.action}: {mismatch.what}", str(mismatch), o.index)
 
     def check(self, index: int) -> Failure | None:
         """Every invariant, now (``index``: the event just taken)."""

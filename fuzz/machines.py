@@ -85,7 +85,7 @@ class SilkRoadMachine(RuleBasedStateMachine):
             if observation is None:
                 continue
             SilkRoadMachine.steps += 1
-            failure = self.checker.after(observation)
+            failure = self.checker.after(event, observation)
             if failure is not None:
                 self._fail(failure)
 

@@ -126,7 +126,7 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int) -> Outcome:
             steps += 1
             if coverage is not None:
                 coverage.note(observation, world.switch)
-            failure = checker.after(observation)
+            failure = checker.after(event, observation)
             if failure is not None:
                 return Outcome(world.trace, failure, steps)
     if world.trace.events:
@@ -157,7 +157,7 @@ def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[Tr
             return Outcome(trace, Failure(CRASH, type(error).__name__, str(error), index), len(trace.events))
         trace.events.append(event)
         observations.append(observation)
-        failure = checker.after(observation)
+        failure = checker.after(event, observation)
         if failure is not None:
             return Outcome(trace, failure, len(trace.events))
     failure, verdict = oracle_failure(config, observations)

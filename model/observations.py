@@ -6,9 +6,12 @@ target's internal state.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from model.types import Dip, FiveTuple, Packet, Vip
+
+if TYPE_CHECKING:
+    from model.writes import TableWrite
 
 FORWARD = "forward"
 DROP = "drop"
@@ -80,6 +83,8 @@ class CpuObservation(NamedTuple):
     notes: tuple[str, ...] = ()
     pending: int = 0
     """Table writes the CPU made that have not taken effect yet."""
+    applied: tuple[TableWrite, ...] = ()
+    """Every table write that took effect in this step, in order (``model.writes``)."""
 
 
 Observation = PacketObservation | CpuObservation

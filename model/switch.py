@@ -162,7 +162,7 @@ class Switch:
             phases=tuple(w.change for w, _ in done if isinstance(w, VipWrite)),
             whitelisted=tuple(w.src_ip for w, _ in done if isinstance(w, WhitelistAdd)),
             lost=tuple(log.lost), failed_dips=tuple(log.failed_dips), notes=tuple(log.notes),
-            pending=len(self.pending),
+            pending=len(self.pending), applied=tuple(w for w, _ in done),
         )  # fmt: skip
 
 

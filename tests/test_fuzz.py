@@ -79,11 +79,12 @@ def test_a_learn_event_carrying_a_version_nothing_holds_breaks_an_invariant() ->
     checker = Checker(switch)
     updates = [ev.UpdateRequested(0, DEMO_VIP, (DIP2,)), ev.CpuAdvances(20), ev.CpuAdvances(40), ev.CpuAdvances(60)]
     for index, event in enumerate(updates):
-        assert checker.after(switch.step(index, event)) is None
+        assert checker.after(event, switch.step(index, event)) is None
     assert switch.cpu.vip_entries[DEMO_VIP].old_version != 0  # version 0 is retired and unreferenced
     switch.dataplane.learn(70, "new", client(1), 0)
     switch.dataplane.delay_learn(0, 8)
-    failure = checker.after(CpuObservation(len(updates), 75, "advance"))
+    checker.refinement = None  # the event below is injected past the switch: no step of it to check
+    failure = checker.after(ev.CpuAdvances(75), CpuObservation(len(updates), 75, "advance"))
     assert failure is not None and failure.kind == "inflight_learns_carry_live_versions"
 
 

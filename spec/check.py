@@ -1,0 +1,347 @@
+"""Refinement checking: every step the model takes must be a step of the abstract system.
+
+``Refinement`` follows one ``model.switch.Switch``. After each concrete step it maps
+the event to the abstract actions it stands for (a CPU step is the composite the
+CPU's method is: read the learn events, place, decide the protocol, start
+updates, reclaim, then the first writes take effect), with the abstract
+system's free choices solved from the concrete state (which events were read,
+which writes were made, which versions and slots an update took), evaluates
+their guards and effects with ``spec.concrete.ConcreteDomain``, and compares the
+result with α of the switch afterwards. A failure names the event, the
+abstract action, and the guard conjunct or the state field that does not hold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from model import events as ev
+from model.observations import DROP, FORWARD, REPLY, CpuObservation, Observation, PacketObservation
+from model.switch import Switch
+from model.types import ACK, RST, SYN
+from spec import system as sy
+from spec.concrete import ConcreteDomain, State, abstract_write, alpha, connections
+from spec.system import EMPTY, Step
+
+OUTCOMES = {FORWARD: sy.FORWARD, DROP: sy.DROP, REPLY: sy.REPLY}
+
+
+class Problem(NamedTuple):
+    what: str
+    """The guard conjunct that fails, or the state field or observation that differs, by name."""
+    detail: str
+    """The same, with the connections and values it is about."""
+
+
+class Mismatch(NamedTuple):
+    """Where the concrete step leaves the abstract system."""
+
+    index: int
+    """The event's position in the trace."""
+    action: str
+    """The abstract action (or composite) the event maps to."""
+    what: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"events[{self.index}] as {self.action}: {self.detail}"
+
+
+@dataclass
+class Refinement:
+    """Checks each step of ``switch`` against the abstract system (``after`` every step)."""
+
+    switch: Switch
+    state: State = field(init=False)
+    ghost: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    decided: list[int] = field(default_factory=list)
+    """When the CPU decided each of its pending writes."""
+    steps: int = 0
+
+    def __post_init__(self) -> None:
+        self.ghost[("now",)] = 0
+        self.state = alpha(self.switch, self.decided)
+        self.state.update(self.ghost)
+
+    def after(self, index: int, event: ev.Event, observation: Observation) -> Mismatch | None:
+        """Check the step that took ``event`` (observed as ``observation``) from the last state."""
+        self.steps += 1
+        pre = self.state
+        post = alpha(self.switch, self._decided_after(event, observation))
+        conns = connections(pre) | connections(post)
+        if isinstance(event, ev.PacketArrives):
+            conns.add(event.packet.ft)
+        o = ConcreteDomain(self.switch.config, self.switch.dataplane.plan, sorted(self.switch.cpu.vip_entries), sorted(conns))
+        st = Step(pre)
+        sy.tick(o, st, event.t)
+        name, problem = self._composite(o, st, event, observation, pre, post)
+        problem = problem or _first_false(st) or _differs(st, pre, post)
+        for path, value in st.changes.items():
+            if _is_history(path):
+                self.ghost[path] = value
+        self.decided = self._decided_after(event, observation)
+        post.update(self.ghost)
+        self.state = post
+        return None if problem is None else Mismatch(index, name, *problem)
+
+    def _decided_after(self, event: ev.Event, observation: Observation) -> list[int]:
+        if isinstance(event, ev.CpuWrites):
+            return self.decided[event.count :]
+        if isinstance(event, ev.CPU_ACTIONS):
+            assert isinstance(observation, CpuObservation)
+            return [event.t] * observation.pending
+        return self.decided
+
+    # ------------------------------------------------------------ events as abstract actions
+
+    def _composite(
+        self, o: ConcreteDomain, st: Step, event: ev.Event, obs: Observation, pre: State, post: State
+    ) -> tuple[str, Problem | None]:
+        if isinstance(event, ev.PacketArrives):
+            assert isinstance(obs, PacketObservation)
+            return "packet", _packet(o, st, event, obs)
+        if isinstance(event, ev.LearnLost):
+            sy.lose(o, st, event.index)
+            return "lose", None
+        if isinstance(event, ev.LearnDelayed):
+            e = pre["queue",][event.index]
+            sy.delay(o, st, event.index, max(e.visible, e.sent + event.delay))
+            return "delay", None
+        assert isinstance(obs, CpuObservation)
+        if isinstance(event, ev.CpuWrites):
+            for _ in range(event.count):
+                sy.apply_write(o, st)
+            return "apply_write", None
+        flushed = len(pre["pending",])
+        for _ in range(flushed):
+            sy.apply_write(o, st)
+        made = [abstract_write(w, event.t) for w in (*obs.applied[flushed:], *self.switch.pending)]
+        name, problem = _CPU_STEPS[type(event)](o, st, event, pre, post, made)
+        if problem is None and st.get("pending") != tuple(made):
+            problem = _writes_differ(st.get("pending"), made)
+        for _ in range(len(obs.applied) - flushed):
+            sy.apply_write(o, st)
+        return name, problem
+
+
+def _packet(o: ConcreteDomain, st: Step, e: ev.PacketArrives, obs: PacketObservation) -> Problem | None:
+    p = e.packet
+    bare_ack = p.flags & (SYN | ACK | RST) == ACK
+    out = sy.packet(o, st, p.ft, p.is_syn, p.is_end, bare_ack, p.ack, p.is_tcp)
+    learned = tuple(sy.EVENT_NAMES[kind] for kind, sent in out.learned if sent)
+    expected = {
+        "action": OUTCOMES[obs.action] == out.action,
+        "DIP": obs.action != FORWARD or obs.dip == out.dest,
+        "learn events": obs.learned == learned,
+        "ConnTable hit": (obs.hit_key[0] if obs.hit_key else EMPTY) == out.hit_stage,
+        "SYN-ACK": (obs.action == REPLY and obs.reply_flags == SYN | ACK) == out.reply_syn_ack,
+    }
+    wrong = [name for name, ok in expected.items() if not ok]
+    if wrong:
+        what = f"the packet's {', '.join(wrong)}"
+        return Problem(what, f"{what} differ from the abstract pipeline's ({obs.action} {obs.dip} learned "
+                             f"{obs.learned}; abstract: {out.action} {out.dest} learned {learned})")  # fmt: skip
+    if out.bad:
+        return Problem("PCC of the abstract system", f"PCC of the abstract system: packet of {p.ft} went to "
+                       f"{out.dest}, its incarnation's anchor is {st.state['conn', p.ft, 'g_anchor']}")  # fmt: skip
+    return None
+
+
+Made = list[sy.Write]
+CpuStep = Callable[[ConcreteDomain, Step, Any, State, State, Made], tuple[str, Problem | None]]
+
+
+def _taken(pre: State, post: State) -> list[bool]:
+    """Which queued events a CPU step read: the queue afterwards is what it left, in order."""
+    left = list(post["queue",])
+    taken = []
+    for e in pre["queue",]:
+        if left and left[0] == e:
+            left.pop(0)
+            taken.append(False)
+        else:
+            taken.append(True)
+    return taken
+
+
+class _Writes:
+    """The writes a CPU step made, consumed in order by the abstract decisions they stand for."""
+
+    def __init__(self, made: Made) -> None:
+        self.made = made
+        self.at = 0
+
+    def take(self, kinds: Sequence[int]) -> sy.Write | None:
+        while self.at < len(self.made) and self.made[self.at].kind == sy.W_WHITELIST:
+            self.at += 1  # made while reading the learn events
+        if self.at < len(self.made) and self.made[self.at].kind in kinds:
+            self.at += 1
+            return self.made[self.at - 1]
+        return None
+
+    def rest(self) -> Problem | None:
+        self.take(())
+        if self.at == len(self.made):
+            return None
+        w = self.made[self.at]
+        what = f"a {sy.WRITE_NAMES[w.kind]} write where the abstract step makes none"
+        return Problem(what, f"the CPU made {what}: {w}")
+
+
+def _read(o: ConcreteDomain, st: Step, pre: State, post: State, limit: int | None) -> None:
+    sy.read_learns(o, st, _taken(pre, post), limit)
+
+
+def _place(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
+    while (w := writes.take((sy.W_INSERT, sy.W_MOVE_DELETE))) is not None:
+        if w.kind == sy.W_INSERT:
+            sy.decide_insert(o, st, w.owner, w.stage)
+        else:
+            sy.decide_move_delete(o, st, w.owner, w.stage)
+
+
+def _forgotten_unplaced(o: ConcreteDomain, st: Step, post: State, writes: _Writes) -> None:
+    deleted = {w.owner for w in writes.made if w.kind == sy.W_FORGET_DELETE}
+    for c in o.conns():
+        if st.get("conn", c, "known") and not post["conn", c, "known"] and c not in deleted:
+            sy.forget(o, st, c)
+
+
+def _forget_placed(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
+    while (w := writes.take((sy.W_FORGET_DELETE,))) is not None:
+        sy.forget(o, st, w.owner)
+
+
+def _starts(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
+    while (w := writes.take((sy.W_POOL,))) is not None:
+        vip_write = writes.take((sy.W_VIP,))
+        slot = EMPTY if vip_write is None else vip_write.entry[4]
+        sy.start_update(o, st, w.vip, w.version, slot, w.pool)
+
+
+def _reclaims(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
+    while (w := writes.take((sy.W_POOL_DELETE,))) is not None:
+        sy.reclaim(o, st, w.vip, w.version)
+
+
+def _phases(o: ConcreteDomain, st: Step, pre: State, writes: _Writes) -> None:
+    """Every running update is advanced (the CPU's order: those it wrote first)."""
+    running = [v for v in o.vips() if st.get("vip", v, "up")]
+    written = []
+    while (w := writes.take((sy.W_VIP,))) is not None:
+        written.append(w.vip)
+        sy.advance_update(o, st, w.vip)
+    for v in running:
+        if v not in written:
+            sy.advance_update(o, st, v)
+
+
+def _learn(o: ConcreteDomain, st: Step, e: ev.CpuLearns, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
+    writes = _Writes(made)
+    _read(o, st, pre, post, e.limit)
+    _place(o, st, writes)
+    return "learn (read, place)", writes.rest()
+
+
+def _advance(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
+    writes = _Writes(made)
+    _read(o, st, pre, post, None)
+    _place(o, st, writes)
+    _phases(o, st, pre, writes)
+    _starts(o, st, writes)
+    _reclaims(o, st, writes)
+    return "advance (read, place, advance_update, start_update, reclaim)", writes.rest()
+
+
+def _expire(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
+    writes = _Writes(made)
+    _read(o, st, pre, post, None)
+    _place(o, st, writes)
+    _forgotten_unplaced(o, st, post, writes)
+    _forget_placed(o, st, writes)
+    _reclaims(o, st, writes)
+    return "expire (read, place, forget, reclaim)", writes.rest()
+
+
+def _requested(o: ConcreteDomain, st: Step, pre: State, post: State, made: Made) -> list[Any]:
+    """VIPs a step asked a new pool for: their request queue grew, or an update started from it."""
+    started = [w.vip for w in made if w.kind == sy.W_POOL]
+    return [v for v in o.vips() if post["vip", v, "requests"] + started.count(v) > pre["vip", v, "requests"]]
+
+
+def _update(o: ConcreteDomain, st: Step, e: ev.UpdateRequested, pre: State, post: State,
+            made: Made) -> tuple[str, Problem | None]:  # fmt: skip
+    writes = _Writes(made)
+    sy.request(o, st, e.vip)
+    _starts(o, st, writes)
+    return "request, start_update", writes.rest()
+
+
+def _dip_fail(o: ConcreteDomain, st: Step, e: ev.DipFails, pre: State, post: State,
+              made: Made) -> tuple[str, Problem | None]:  # fmt: skip
+    writes = _Writes(made)
+    for v in _requested(o, st, pre, post, made):
+        sy.request(o, st, v)
+    _starts(o, st, writes)
+    return "request, start_update", writes.rest()
+
+
+def _restart(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
+    sy.restart(o, st)
+    return "restart", _Writes(made).rest()
+
+
+_CPU_STEPS: dict[type, CpuStep] = {
+    ev.CpuLearns: _learn,
+    ev.CpuAdvances: _advance,
+    ev.CpuExpires: _expire,
+    ev.UpdateRequested: _update,
+    ev.DipFails: _dip_fail,
+    ev.CpuRestarts: _restart,
+}
+
+
+# ---------------------------------------------------------------- judging a step
+
+
+def _first_false(st: Step) -> Problem | None:
+    for name, cond in st.guards:
+        if not cond:
+            return Problem(f"guard: {_GENERIC.sub('', name)}", f"guard does not hold: {name}")
+    return None
+
+
+_GENERIC = re.compile(r" \([^)]*\)$")
+"""What a guard's name says of the connection or VIP it was evaluated for."""
+
+
+def _is_history(path: tuple[Any, ...]) -> bool:
+    """The clock and the ghost fields: the abstract system's own history, which α does not read."""
+    return path == ("now",) or (path[0] == "conn" and path[2].startswith("g_"))
+
+
+def _differs(st: Step, pre: State, post: State) -> Problem | None:
+    """The first field where the abstract step's effect and α of the concrete state afterwards differ."""
+    for path in sorted({*pre, *post, *st.changes}, key=repr):
+        if _is_history(path):
+            continue
+        expected = st.changes[path] if path in st.changes else pre[path]
+        if expected != post[path]:
+            what = f"effect on {path[0]}.{path[-1]}" if path[0] in ("conn", "vip") else f"effect on {path[0]}"
+            return Problem(what, f"effect on {_path_text(path)}: the abstract step gives {expected!r}, the model has "
+                                 f"{post[path]!r}")  # fmt: skip
+    return None
+
+
+def _writes_differ(spec: Sequence[sy.Write], made: Sequence[sy.Write]) -> Problem:
+    for i, (a, b) in enumerate(zip(spec, made, strict=False)):
+        if a != b:
+            return Problem("the step's writes", f"write #{i} of the step: the abstract step makes {a}, the CPU made {b}")
+    return Problem("the step's writes", f"the abstract step makes {len(spec)} writes, the CPU made {len(made)}")
+
+
+def _path_text(path: tuple[Any, ...]) -> str:
+    return "/".join(str(p) for p in path)

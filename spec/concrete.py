@@ -1,0 +1,230 @@
+"""The abstract system over Python values, and the refinement mapping α from a model switch.
+
+``ConcreteDomain`` is ``spec.system.Domain`` for one concrete state: the decisions'
+``CONCRETE`` Ops, the switch's hash plan as the hash constants, Python tuples for the
+learn and write queues. ``alpha`` reads a ``model.switch.Switch`` (never changing it)
+into the abstract state's paths; the ghost fields (``g_*``) and the time each pending
+write was decided are history the checker carries itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from model import decisions as d
+from model.config import Config
+from model.dataplane import VipEntry
+from model.hashing import HashPlan, dip_index
+from model.switch import Switch
+from model.types import FiveTuple, Vip
+from model.writes import FORGET, ConnDelete, ConnInsert, PoolDelete, PoolWrite, TableWrite, VipWrite, WhitelistAdd
+from spec import system as sy
+from spec.system import EMPTY, NEVER, Event, Step, Write
+
+C = d.CONCRETE
+
+DEFAULTS = {
+    "entry": EMPTY, "timer": NEVER, "evip": EMPTY, "pool": EMPTY, "cpool": EMPTY, "cell": 0, "wl": False, "cwl": False,
+    "known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY, "expired": NEVER,
+    "g_start": NEVER, "g_last": NEVER, "g_closed": False, "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER,
+    "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
+    "requested": NEVER, "requests": 0,
+}  # fmt: skip
+"""The value of a path that α leaves out (an empty cell, a connection the CPU does not know)."""
+
+
+class State(dict[tuple[Any, ...], Any]):
+    """Abstract state: paths to values, with every omitted path at its default."""
+
+    def __missing__(self, path: tuple[Any, ...]) -> Any:
+        if path[0] in ("queue", "pending"):
+            return ()
+        name = path[-1] if path[0] in ("conn", "vip") else path[0]
+        if name not in DEFAULTS:
+            raise KeyError(f"the abstract state has no {path}")
+        return DEFAULTS[name]
+
+
+def default(path: tuple[Any, ...]) -> Any:
+    return State().__missing__(path)
+
+
+class ConcreteDomain:
+    """``spec.system.Domain`` over Python values, for one step of one switch."""
+
+    ite = staticmethod(C.ite)
+    and_ = staticmethod(C.and_)
+    or_ = staticmethod(C.or_)
+    not_ = staticmethod(C.not_)
+    eq = staticmethod(C.eq)
+
+    def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], conns: Iterable[FiveTuple]) -> None:
+        self.stages = config.stages
+        self.versions = config.versions
+        self.epochs = config.epochs
+        self.transit_slots = config.transit_slots
+        self.bound = config.learn_delay_bound
+        self.idle_timeout = config.idle_timeout
+        self.teardown_grace = config.teardown_grace
+        self.syn_auth = config.syn_auth
+        self.plan = plan
+        self._vips = list(vips)
+        self._conns = list(conns)
+
+    def conns(self) -> Sequence[Any]:
+        return self._conns
+
+    def vips(self) -> Sequence[Any]:
+        return self._vips
+
+    def refer(self, ref: Any) -> list[tuple[Any, Any]]:
+        return [] if ref == EMPTY else [(ref, True)]
+
+    def refer_vip(self, ref: Any) -> list[tuple[Any, Any]]:
+        return [] if ref == EMPTY else [(ref, True)]
+
+    def vip_of(self, c: FiveTuple) -> Vip:
+        return c.vip
+
+    def key(self, c: FiveTuple, stage: int) -> tuple[int, int]:
+        return self.plan.flow(c).key(stage)
+
+    def cells(self, c: FiveTuple) -> Sequence[int]:
+        return self.plan.flow(c).bloom
+
+    def dest(self, c: FiveTuple, pool: Any) -> Any:
+        return EMPTY if pool == EMPTY else pool[dip_index(self.plan.flow(c).dip_hash, len(pool))]
+
+    def src(self, c: FiveTuple) -> int:
+        return c.src_ip
+
+    def cookie(self, c: FiveTuple) -> int:
+        return self.plan.cookie(c)
+
+    def read(self, st: Step, table: str, *index: Any) -> Any:
+        return st.get(table, *index)
+
+    def update(self, st: Step, table: str, cond: Any, value: Any, *index: Any) -> None:
+        if cond:
+            st.set(value, table, *index)
+
+    def queue(self, st: Step) -> Sequence[tuple[Event, Any]]:
+        return [(e, True) for e in st.get("queue")]
+
+    def queue_add(self, st: Step, event: Event, cond: Any) -> None:
+        if cond:
+            st.set((*st.get("queue"), event), "queue")
+
+    def queue_drop(self, st: Step, gone: Sequence[Any]) -> None:
+        st.set(tuple(e for e, g in zip(st.get("queue"), gone, strict=True) if not g), "queue")
+
+    def queue_set(self, st: Step, index: int, event: Event) -> None:
+        queue = list(st.get("queue"))
+        queue[index] = event
+        st.set(tuple(queue), "queue")
+
+    def pending(self, st: Step) -> Sequence[tuple[Write, Any]]:
+        return [(w, True) for w in st.get("pending")]
+
+    def pending_append(self, st: Step, write: Write, cond: Any) -> None:
+        if cond:
+            st.set((*st.get("pending"), write), "pending")
+
+    def pending_pop(self, st: Step) -> tuple[Write, Any]:
+        pending = st.get("pending")
+        if not pending:
+            return Write(EMPTY, NEVER), False
+        st.set(pending[1:], "pending")
+        return pending[0], True
+
+
+# ---------------------------------------------------------------- α
+
+
+def alpha(switch: Switch, decided: Sequence[int]) -> State:
+    """The abstract state of ``switch`` (without the ghost). ``decided``: when each pending write
+    was decided, oldest first."""
+    dp, cpu = switch.dataplane, switch.cpu
+    s = State()
+    s["epoch",] = cpu.epoch
+    for v, e in dp.vips.items():
+        for name, value in zip(("phase", "old", "new", "epoch", "slot"), entry_fields(e), strict=True):
+            s["vip", v, name] = value
+    for v, e in cpu.vip_entries.items():
+        for name, value in zip(("cphase", "cold", "cnew", "cepoch", "cslot"), entry_fields(e), strict=True):
+            s["vip", v, name] = value
+    for v, up in cpu.updates.items():
+        values = (True, up.phase, up.old_version, up.new_version, up.epoch, up.slot, up.started, up.requested)
+        for name, value in zip(sy.UPDATE_FIELDS, values, strict=True):
+            s["vip", v, name] = value
+    for v, queue in cpu.requests.items():
+        if queue:
+            s["vip", v, "requests"] = len(queue)
+    for stage, table in enumerate(dp.conn):
+        for key, entry in table.items():
+            s["entry", stage, key] = entry.version
+            s["timer", stage, key] = entry.last_hit
+            owner = switch.entry_owner(stage, key)
+            if owner is not None:
+                s["evip", stage, key] = owner.vip
+    for (v, version), pool in dp.pools.items():
+        s["pool", v, version] = pool
+    for v, versions in cpu.pools.items():
+        for version, pool in versions.items():
+            s["cpool", v, version] = pool
+    for slot, cells in enumerate(dp.transit):
+        for i, epoch in enumerate(cells):
+            if epoch:
+                s["cell", slot, i] = epoch
+    for src in dp.whitelist:
+        s["wl", src] = True
+    for src in cpu.whitelist:
+        s["cwl", src] = True
+    for ft, conn in cpu.known.items():
+        s["conn", ft, "known"] = True
+        s["conn", ft, "kver"] = conn.version
+        s["conn", ft, "ksent"] = conn.sent
+        if conn.opened != NEVER:
+            s["conn", ft, "opened"] = conn.opened
+        if conn.ended != NEVER:
+            s["conn", ft, "ended"] = conn.ended
+        if conn.stage is not None:
+            s["conn", ft, "stage"] = conn.stage
+    for ft, t in cpu.expired.items():
+        s["conn", ft, "expired"] = t
+    s["queue",] = tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible) for e in dp.learn_queue)
+    s["pending",] = tuple(abstract_write(w, t) for w, t in zip(switch.pending, decided, strict=True))
+    return s
+
+
+def entry_fields(e: VipEntry) -> tuple[int, int, int, int, int]:
+    """A VIPTable entry as the abstract system orders it: (phase, old, new, epoch, slot)."""
+    return e.phase, e.old_version, e.new_version, e.epoch, e.slot
+
+
+def abstract_write(w: TableWrite, decided: int) -> Write:
+    match w:
+        case ConnInsert(stage, bucket, digest, version, owner):
+            return Write(sy.W_INSERT, decided, owner, stage, (bucket, digest), version, owner.vip)
+        case ConnDelete(stage, bucket, digest, version, owner, purpose):
+            kind = sy.W_FORGET_DELETE if purpose == FORGET else sy.W_MOVE_DELETE
+            return Write(kind, decided, owner, stage, (bucket, digest), version, owner.vip)
+        case PoolWrite(vip, version, pool):
+            return Write(sy.W_POOL, decided, vip=vip, version=version, pool=pool)
+        case PoolDelete(vip, version):
+            return Write(sy.W_POOL_DELETE, decided, vip=vip, version=version)
+        case VipWrite(vip, entry, releases):
+            return Write(sy.W_VIP, decided, vip=vip, entry=entry_fields(entry),
+                         releases=EMPTY if releases is None else releases)  # fmt: skip
+        case WhitelistAdd(src):
+            return Write(sy.W_WHITELIST, decided, src=src)
+    raise TypeError(f"not a table write: {w!r}")
+
+
+def connections(state: State) -> set[FiveTuple]:
+    """The connections a state speaks of."""
+    found = {path[1] for path in state if path[0] == "conn"}
+    found |= {e.conn for e in state["queue",]}
+    found |= {w.owner for w in state["pending",] if w.owner != EMPTY}
+    return found

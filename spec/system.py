@@ -1,0 +1,740 @@
+"""The abstract SilkRoad switch: its state, its named actions, and the PCC property.
+
+State. A flat map from paths to values, the same for Python values and Z3 terms:
+
+``("now",)``                      the clock
+``("vip", v, f)``                 VIPTable as packets see it (``phase old new epoch slot``), the
+                                  CPU's copy (``cphase cold cnew cepoch cslot``), the CPU's update
+                                  (``up`` active, ``uphase uold unew uepoch uslot started requested``),
+                                  ``requests`` queued
+``("entry", s, k)``, ``("timer", s, k)``  ConnTable: version (``EMPTY``) and idle timer per stage and key,
+                                  and ``("evip", s, k)`` the VIP of the connection it was written for
+``("pool", v, ver)``, ``("cpool", v, ver)``  DIPPoolTable as packets see it, and as the CPU wrote it
+``("cell", slot, i)``             TransitTable: the epoch a Bloom cell holds
+``("wl", src)``, ``("cwl", src)``  the whitelist, as packets see it and as the CPU wrote it
+``("epoch",)``                    the CPU's epoch counter
+``("queue",)``                    the learn events in flight (``Event``)
+``("pending",)``                  the table writes the CPU made that have not taken effect (``Write``)
+``("conn", c, f)``                what the CPU knows of connection c (``known kver ksent opened ended
+                                  stage expired``) and the ghost history PCC is judged on (``g_*``)
+
+Actions are functions ``(Domain, Step, ...) -> None`` that state guard conjuncts
+(``step.require(name, term)``) and changes (``step.set(path, term)``); later parts of one
+action read earlier changes (``step.get``). Every per-packet and protocol decision is
+``model.decisions``, called with the domain's Ops, so the checked relation is the
+proved one and both are the model's own decisions.
+
+What is abstracted, and why it is sound:
+* Hashes are constants (``Domain.key``, ``cells``, ``dest``, ``cookie``): the abstract
+  system takes the switch's hash functions as given. Their bit-exactness is tested
+  against BMv2, their independence by the GF(2) rank tests.
+* The CPU's placement search is free: any write the CPU makes is allowed if, when it
+  takes effect, it keeps every lookup of a connection the CPU knows
+  (``model.decisions.write_keeps_lookup`` on the tables packets see). This is what the
+  proofs rest on, checked on the real tables, not on the CPU's shadow.
+* What the CPU knows of a connection's silence is not modelled: it may forget a
+  connection only when the connection's last packet is older than the limit (the
+  ghost clock), and a placed one only by deleting its entry.
+* Pools are compared by identity (``dest``): the DIP a connection's flow maps to in a
+  pool. In Z3 every pool is its own destination, so a version change is a move.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, NamedTuple, Protocol
+
+from model import decisions as d
+
+EMPTY = -1
+"""No ConnTable entry, no pool, no version."""
+NEVER = -1
+"""No time (an unset timer)."""
+
+# Learn event kinds (codes, so Z3 can hold them).
+NEW, SYN_EV, COLLISION, END, AUTH = 0, 1, 2, 3, 4
+EVENT_NAMES = {NEW: "new", SYN_EV: "syn", COLLISION: "collision", END: "end", AUTH: "auth"}
+EVENT_CODES = {name: code for code, name in EVENT_NAMES.items()}
+FILTERED = (NEW, AUTH)
+"""Kinds the learning filter de-duplicates: a repeat is not queued while one is."""
+
+# Write kinds.
+W_INSERT, W_MOVE_DELETE, W_FORGET_DELETE, W_POOL, W_POOL_DELETE, W_VIP, W_WHITELIST = range(7)
+WRITE_NAMES = {W_INSERT: "conn-insert", W_MOVE_DELETE: "conn-delete:move", W_FORGET_DELETE: "conn-delete:forget",
+               W_POOL: "pool-write", W_POOL_DELETE: "pool-delete", W_VIP: "vip-write", W_WHITELIST: "whitelist-add"}  # fmt: skip
+
+CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired")
+GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost")
+UPDATE_FIELDS = ("up", "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested")
+UPDATE_IDLE = (False, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, NEVER, NEVER)
+"""The CPU's update fields of a VIP without an update running."""
+VIP_FIELDS = ("phase", "old", "new", "epoch", "slot", "cphase", "cold", "cnew", "cepoch", "cslot", "up", "uphase",
+              "uold", "unew", "uepoch", "uslot", "started", "requested", "requests")  # fmt: skip
+
+
+class Event(NamedTuple):
+    """A learn event in flight."""
+
+    kind: Any
+    conn: Any
+    version: Any
+    sent: Any
+    visible: Any
+
+
+class Write(NamedTuple):
+    """One table write the CPU made. Fields a kind does not use are ``EMPTY``."""
+
+    kind: Any
+    decided: Any
+    """When the CPU decided it (what it knew then is what it could protect)."""
+    owner: Any = EMPTY
+    stage: Any = EMPTY
+    key: Any = EMPTY
+    version: Any = EMPTY
+    vip: Any = EMPTY
+    pool: Any = EMPTY
+    entry: tuple[Any, ...] = (EMPTY, EMPTY, EMPTY, EMPTY, EMPTY)
+    """A VIPTable write's (phase, old, new, epoch, slot)."""
+    releases: Any = EMPTY
+    src: Any = EMPTY
+
+
+class Domain(Protocol):
+    """What the abstract system needs from its evaluator: ``model.decisions.Ops``, the scope
+    (connections, VIPs, versions, the config's timing), the hash constants, and the few
+    structure operations whose representation differs (tables indexed by a hash, the learn
+    queue, the write queue)."""
+
+    # model.decisions.Ops
+    def ite(self, cond: Any, then: Any, other: Any) -> Any: ...
+    def and_(self, *args: Any) -> Any: ...
+    def or_(self, *args: Any) -> Any: ...
+    def not_(self, arg: Any) -> Any: ...
+    def eq(self, a: Any, b: Any) -> Any: ...
+
+    # scope
+    stages: int
+    versions: int
+    epochs: int
+    transit_slots: int
+    bound: Any
+    idle_timeout: Any
+    teardown_grace: Any
+    syn_auth: bool
+
+    def conns(self) -> Sequence[Any]: ...
+    def vips(self) -> Sequence[Any]: ...
+    def refer(self, ref: Any) -> list[tuple[Any, Any]]:
+        """The connections a reference held in the state may denote, each with the condition that it does."""
+        ...
+
+    def refer_vip(self, ref: Any) -> list[tuple[Any, Any]]: ...
+
+    # hash constants
+    def vip_of(self, c: Any) -> Any: ...
+    def key(self, c: Any, stage: int) -> Any: ...
+    def cells(self, c: Any) -> Sequence[Any]: ...
+    def dest(self, c: Any, pool: Any) -> Any: ...
+    def src(self, c: Any) -> Any: ...
+    def cookie(self, c: Any) -> Any: ...
+
+    # structure
+    def read(self, step: Step, table: str, *index: Any) -> Any:
+        """A table cell (``entry``, ``timer``, ``pool``, ``cpool``, ``cell``, ``wl``, ``cwl``); indices may be terms."""
+        ...
+
+    def update(self, step: Step, table: str, cond: Any, value: Any, *index: Any) -> None:
+        """Set a table cell to ``value`` if ``cond``."""
+        ...
+    def queue(self, step: Step) -> Sequence[tuple[Event, Any]]:
+        """The learn queue: each event with the condition that it is there."""
+        ...
+
+    def queue_add(self, step: Step, event: Event, cond: Any) -> None: ...
+    def queue_drop(self, step: Step, gone: Sequence[Any]) -> None:
+        """Remove the events of ``queue(step)`` whose flag in ``gone`` holds."""
+        ...
+
+    def queue_set(self, step: Step, index: int, event: Event) -> None: ...
+    def pending(self, step: Step) -> Sequence[tuple[Write, Any]]: ...
+    def pending_append(self, step: Step, write: Write, cond: Any) -> None: ...
+    def pending_pop(self, step: Step) -> tuple[Write, Any]:
+        """The oldest pending write, removed, with the condition that there was one."""
+        ...
+
+
+class Step:
+    """One action's guard conjuncts and changes over a state (a mapping from paths)."""
+
+    def __init__(self, state: Any) -> None:
+        self.state = state
+        self.changes: dict[tuple[Any, ...], Any] = {}
+        self.guards: list[tuple[str, Any]] = []
+
+    def get(self, *path: Any) -> Any:
+        return self.changes[path] if path in self.changes else self.state[path]
+
+    def set(self, value: Any, *path: Any) -> None:
+        self.changes[path] = value
+
+    def require(self, name: str, cond: Any) -> None:
+        self.guards.append((name, cond))
+
+
+def maximum(o: Domain, a: Any, b: Any) -> Any:
+    return o.ite(a >= b, a, b)
+
+
+def when(o: Domain, st: Step, cond: Any, value: Any, *path: Any) -> None:
+    """Set ``path`` to ``value`` if ``cond`` holds (else it keeps its value)."""
+    st.set(o.ite(cond, value, st.get(*path)), *path)
+
+
+# ---------------------------------------------------------------- what packets see
+
+
+def lookup(o: Domain, st: Step, c: Any) -> tuple[Any, Any, Any]:
+    """ConnTable for connection c: (hit, version, stage); the first stage whose key matches wins."""
+    hit, version, stage = o.eq(0, 1), EMPTY, EMPTY
+    for s in reversed(range(o.stages)):
+        entry = o.read(st, "entry", s, o.key(c, s))
+        present = o.not_(o.eq(entry, EMPTY))
+        hit, version, stage = o.or_(present, hit), o.ite(present, entry, version), o.ite(present, s, stage)
+    return hit, version, stage
+
+
+def vip_field(o: Domain, st: Step, v: Any, name: str) -> Any:
+    return st.get("vip", v, name)
+
+
+def conn_vip(o: Domain, st: Step, c: Any, name: str) -> Any:
+    return vip_field(o, st, o.vip_of(c), name)
+
+
+def transit_hit(o: Domain, st: Step, c: Any) -> Any:
+    """Would a ConnTable miss of c hit TransitTable now (``model.decisions.transit_contains``)?"""
+    slot, epoch = conn_vip(o, st, c, "slot"), conn_vip(o, st, c, "epoch")
+    cells = [o.read(st, "cell", slot, i) for i in o.cells(c)]
+    return o.and_(d.consults_transit(o, conn_vip(o, st, c, "phase")), d.transit_contains(o, cells, epoch))
+
+
+def authenticating(o: Domain, st: Step, c: Any) -> Any:
+    """Does a TCP packet of c go through SYN authentication (its source is not whitelisted)?"""
+    return o.and_(o.eq(o.syn_auth, True), o.not_(o.read(st, "wl", o.src(c))))
+
+
+class Forwarding(NamedTuple):
+    """What the data plane does with a (non-SYN-auth) packet of a connection now."""
+
+    hit: Any
+    hit_version: Any
+    hit_stage: Any
+    foreign: Any
+    """It hit the entry of another VIP's connection (whose version names an unrelated pool)."""
+    transit: Any
+    dropped: Any
+    """Dropped after t_seal (a miss that hits TransitTable)."""
+    version: Any
+    pool: Any
+    forwarded: Any
+    dest: Any
+
+
+def forwarding(o: Domain, st: Step, c: Any) -> Forwarding:
+    hit, hit_version, hit_stage = lookup(o, st, c)
+    foreign = o.and_(hit, o.not_(o.eq(o.read(st, "evip", hit_stage, _hit_key(o, c, hit_stage)), o.vip_of(c))))
+    phase = conn_vip(o, st, c, "phase")
+    transit = o.and_(o.not_(hit), transit_hit(o, st, c))
+    dropped = d.drops_sealed(o, hit, phase, transit)
+    version = d.packet_version(o, hit, hit_version, phase, transit, conn_vip(o, st, c, "old"),
+                               conn_vip(o, st, c, "new"))  # fmt: skip
+    pool = o.read(st, "pool", o.vip_of(c), version)
+    forwarded = o.and_(o.not_(dropped), o.not_(o.eq(pool, EMPTY)))
+    return Forwarding(hit, hit_version, hit_stage, foreign, transit, dropped, version, pool, forwarded,
+                      o.dest(c, pool))  # fmt: skip
+
+
+def effective(o: Domain, st: Step, c: Any) -> tuple[Any, Any]:
+    """(forwarded, destination) of c's next packet: what PCC is about."""
+    f = forwarding(o, st, c)
+    forwarded = o.and_(f.forwarded, o.not_(authenticating(o, st, c)))
+    return forwarded, f.dest
+
+
+# ---------------------------------------------------------------- the ghost: incarnations, anchors, excuses
+
+
+def live(o: Domain, st: Step, c: Any) -> Any:
+    """Does c's next packet, if it came now, belong to its current incarnation (the oracle's rule)?"""
+    last = st.get("conn", c, "g_last")
+    gap = st.get("now") - last
+    return o.and_(o.not_(o.eq(last, NEVER)), gap <= o.idle_timeout,
+                  o.or_(o.not_(st.get("conn", c, "g_closed")), gap <= o.teardown_grace))  # fmt: skip
+
+
+def learned_incarnation(o: Domain, st: Step, c: Any) -> Any:
+    """Does the CPU know c from a packet of its current incarnation?"""
+    newest = maximum(o, st.get("conn", c, "ksent"), maximum(o, st.get("conn", c, "opened"), st.get("conn", c, "ended")))
+    return o.and_(st.get("conn", c, "known"), newest >= st.get("conn", c, "g_start"))
+
+
+def excuse_changed(o: Domain, st: Step, before: dict[Any, Any], decided: Any) -> None:
+    """A table write changed these connections' lookups (``before``: their lookups then). One the
+    CPU had not learned (in this incarnation), or whose incarnation began after the write was
+    decided, is excused: the residual risks ``digest-alias`` and ``write-race``."""
+    for c, was in before.items():
+        changed = o.not_(o.eq(lookup(o, st, c)[1], was))
+        unprotected = o.or_(o.not_(learned_incarnation(o, st, c)), decided < st.get("conn", c, "g_start"))
+        when(o, st, o.and_(changed, unprotected), True, "conn", c, "g_excused")
+
+
+# ---------------------------------------------------------------- packets
+
+
+class PacketOutcome(NamedTuple):
+    action: Any
+    """``FORWARD``, ``DROP`` or ``REPLY`` (codes)."""
+    dest: Any
+    reply_syn_ack: Any
+    learned: tuple[tuple[int, Any], ...]
+    """(event kind, sent?) of each learn event the packet could send, in the model's order."""
+    hit_stage: Any
+    bad: Any
+    """A forwarded packet of a live, anchored, unexcused incarnation went elsewhere."""
+
+
+FORWARD, DROP, REPLY = 0, 1, 2
+
+
+def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: Any, ack: Any,
+           is_tcp: Any) -> PacketOutcome:  # fmt: skip
+    """A packet of connection c through the ingress pipeline (``model.dataplane.process_packet``)."""
+    now = st.get("now")
+    _incarnation(o, st, c, is_syn)
+    auth = o.and_(is_tcp, authenticating(o, st, c))
+    outcome = d.auth_outcome(o, is_syn, is_bare_ack, o.eq(ack, (o.cookie(c) + 1) % (1 << 32)))
+    whitelist = o.and_(auth, o.eq(outcome, d.AUTH_WHITELIST))
+    phase = conn_vip(o, st, c, "phase")
+    current = o.ite(d.consults_transit(o, phase), conn_vip(o, st, c, "new"), conn_vip(o, st, c, "old"))
+    auth_learned = _learn(o, st, AUTH, c, current, whitelist)
+
+    f = forwarding(o, st, c)
+    normal = o.not_(auth)
+    forwarded = o.and_(normal, f.forwarded)
+    passes = o.and_(normal, o.not_(f.dropped))
+    o.update(st, "timer", o.and_(passes, f.hit), now, f.hit_stage, _hit_key(o, c, f.hit_stage))
+    records = o.and_(passes, d.records_transit(o, f.hit, phase))
+    slot = conn_vip(o, st, c, "slot")
+    for i in o.cells(c):
+        o.update(st, "cell", records, conn_vip(o, st, c, "epoch"), slot, i)
+    learns_new = o.and_(passes, d.learns_new(o, f.hit, phase, f.transit))
+    sent_syn = _learn(o, st, SYN_EV, c, f.version, o.and_(learns_new, is_syn))
+    sent_new = _learn(o, st, NEW, c, f.version, o.and_(learns_new, o.not_(is_syn)))
+    sent_collision = _learn(o, st, COLLISION, c, f.version, o.and_(passes, d.learns_collision(o, f.hit, is_syn)))
+    sent_end = _learn(o, st, END, c, f.version, o.and_(passes, is_end))
+
+    # Captured by another VIP's entry: the residual risk of digests (``digest-alias``).
+    when(o, st, o.and_(passes, f.foreign), True, "conn", c, "g_excused")
+    anchor = st.get("conn", c, "g_anchor")
+    excused = o.or_(st.get("conn", c, "g_excused"), o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER)))
+    bad = o.and_(forwarded, o.not_(o.eq(anchor, EMPTY)), o.not_(o.eq(anchor, f.dest)), o.not_(excused))
+    when(o, st, o.and_(forwarded, o.eq(anchor, EMPTY)), f.dest, "conn", c, "g_anchor")
+    st.set(now, "conn", c, "g_last")
+    when(o, st, is_end, True, "conn", c, "g_closed")
+    action = o.ite(auth, o.ite(o.eq(outcome, d.AUTH_DROP), DROP, REPLY), o.ite(forwarded, FORWARD, DROP))
+    learned = ((AUTH, auth_learned), (SYN_EV, sent_syn), (NEW, sent_new), (COLLISION, sent_collision), (END, sent_end))
+    return PacketOutcome(action, f.dest, o.and_(auth, o.eq(outcome, d.AUTH_SYNACK)), learned,
+                         o.ite(o.and_(normal, f.hit), f.hit_stage, EMPTY), bad)  # fmt: skip
+
+
+def _hit_key(o: Domain, c: Any, stage: Any) -> Any:
+    key = o.key(c, o.stages - 1)
+    for s in reversed(range(o.stages - 1)):
+        key = o.ite(o.eq(stage, s), o.key(c, s), key)
+    return key
+
+
+def _incarnation(o: Domain, st: Step, c: Any, is_syn: Any) -> None:
+    """The oracle's incarnations: a packet after an idle gap, or after a FIN/RST a SYN or a packet
+    after the grace, starts a new one (a non-SYN starter of a closed one is closing too)."""
+    last, closed = st.get("conn", c, "g_last"), st.get("conn", c, "g_closed")
+    gap = st.get("now") - last
+    fresh = o.or_(o.eq(last, NEVER), gap > o.idle_timeout,
+                  o.and_(closed, o.or_(is_syn, gap > o.teardown_grace)))  # fmt: skip
+    leftover = o.and_(fresh, o.not_(o.eq(last, NEVER)), closed, o.not_(is_syn))
+    when(o, st, fresh, st.get("now"), "conn", c, "g_start")
+    when(o, st, fresh, EMPTY, "conn", c, "g_anchor")
+    when(o, st, fresh, False, "conn", c, "g_excused")
+    when(o, st, fresh, leftover, "conn", c, "g_closed")
+
+
+def _learn(o: Domain, st: Step, kind: int, c: Any, version: Any, cond: Any) -> Any:
+    """Queue a learn event if ``cond``; the learning filter drops a repeat of a queued filtered one.
+    Returns whether it was queued."""
+    if kind in FILTERED:
+        queued = o.or_(*(o.and_(there, o.eq(e.kind, kind), _denotes(o, e.conn, c)) for e, there in o.queue(st)))
+        cond = o.and_(cond, o.not_(queued))
+    now = st.get("now")
+    o.queue_add(st, Event(kind, c, version, now, now), cond)
+    return cond
+
+
+def _denotes(o: Domain, ref: Any, c: Any) -> Any:
+    return o.or_(*(cond for x, cond in o.refer(ref) if x == c))
+
+
+# ---------------------------------------------------------------- the learn channel's faults
+
+
+def lose(o: Domain, st: Step, index: int) -> None:
+    """Fault: a queued learn event never reaches the CPU. Its connection's moves are excused until
+    the CPU learns from a later packet of it (the oracle's ``fault``)."""
+    e, there = o.queue(st)[index]
+    st.require("the lost event is queued", there)
+    for c, is_c in o.refer(e.conn):
+        lost = st.get("conn", c, "g_lost")
+        when(o, st, is_c, maximum(o, lost, e.sent), "conn", c, "g_lost")
+    o.queue_drop(st, [j == index for j in range(len(o.queue(st)))])
+
+
+def delay(o: Domain, st: Step, index: int, visible: Any) -> None:
+    """Fault: a queued learn event becomes visible later, within the learn-delay bound."""
+    e, there = o.queue(st)[index]
+    st.require("the delayed event is queued", there)
+    st.require("a delay keeps the event within the learn-delay bound", o.and_(visible >= e.visible,
+                                                                              visible <= e.sent + o.bound))  # fmt: skip
+    o.queue_set(st, index, e._replace(visible=maximum(o, e.visible, visible)))
+
+
+def tick(o: Domain, st: Step, now: Any) -> None:
+    st.require("time does not go back", now >= st.get("now"))
+    st.set(now, "now")
+
+
+# ---------------------------------------------------------------- the CPU: learning
+
+
+def read_learns(o: Domain, st: Step, taken: Sequence[Any], limit: Any) -> None:
+    """The CPU reads the queued events flagged in ``taken`` (in queue order): visible ones only, at
+    most ``limit`` (None: all), and all visible ones unless it took ``limit``. What it learns is
+    ``Cpu._on_learn``."""
+    now = st.get("now")
+    queue = o.queue(st)
+    count = sum(o.ite(read, 1, 0) for read in taken)
+    full = False if limit is None else o.eq(count, limit)
+    if limit is not None:
+        st.require("the CPU reads at most its limit of events", count <= limit)
+    for (e, there), read in zip(queue, taken, strict=True):
+        visible = o.and_(there, e.visible <= now)
+        st.require("the CPU reads only visible events", o.or_(o.not_(read), visible))
+        st.require("the CPU reads every visible event unless it reached its limit", o.or_(read, o.not_(visible), full))
+    for (e, _), read in zip(queue, taken, strict=True):
+        for c, is_c in o.refer(e.conn):
+            _on_learn(o, st, e, c, o.and_(read, is_c))
+    o.queue_drop(st, list(taken))
+
+
+def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
+    def f(name: str) -> Any:
+        return st.get("conn", c, name)
+
+    auth = o.eq(e.kind, AUTH)
+    src = o.src(c)
+    whitelist = o.and_(act, auth, o.not_(o.read(st, "cwl", src)))
+    o.update(st, "cwl", whitelist, True, src)
+    o.pending_append(st, Write(W_WHITELIST, st.get("now"), src=src), whitelist)
+
+    expired = f("expired")
+    stale = o.and_(o.not_(o.eq(expired, NEVER)), e.sent <= expired)
+    learnable = o.and_(act, o.not_(auth), o.not_(stale))
+    known = f("known")
+    create = o.and_(learnable, o.not_(known))
+    newer = o.and_(learnable, known, o.not_(o.eq(e.kind, END)), o.eq(f("stage"), EMPTY), e.sent > f("ksent"),
+                   o.not_(o.eq(e.version, f("kver"))))  # fmt: skip
+    renew = o.or_(create, newer)
+    st.set(o.or_(known, create), "conn", c, "known")
+    st.set(o.ite(renew, e.version, f("kver")), "conn", c, "kver")
+    st.set(o.ite(renew, e.sent, f("ksent")), "conn", c, "ksent")
+    when(o, st, create, EMPTY, "conn", c, "stage")
+    when(o, st, create, NEVER, "conn", c, "expired")
+    opened, ended = o.ite(create, NEVER, f("opened")), o.ite(create, NEVER, f("ended"))
+    opens = o.and_(learnable, o.or_(o.eq(e.kind, SYN_EV), o.eq(e.kind, COLLISION)))
+    st.set(o.ite(opens, maximum(o, opened, e.sent), opened), "conn", c, "opened")
+    st.set(o.ite(o.and_(learnable, o.eq(e.kind, END)), maximum(o, ended, e.sent), ended), "conn", c, "ended")
+    lost = f("g_lost")
+    when(o, st, o.and_(learnable, e.sent > lost), NEVER, "conn", c, "g_lost")
+
+
+# ---------------------------------------------------------------- the CPU: decisions that write
+
+
+def decide_insert(o: Domain, st: Step, c: Any, stage: int) -> None:
+    """The CPU places c (or moves it) at ``stage``: an insert carrying its version."""
+    st.require(f"only a known connection is placed ({c})", st.get("conn", c, "known"))
+    now = st.get("now")
+    o.pending_append(st, Write(W_INSERT, now, owner=c, stage=stage, key=o.key(c, stage),
+                               version=st.get("conn", c, "kver"), vip=o.vip_of(c)), True)  # fmt: skip
+    st.set(stage, "conn", c, "stage")
+
+
+def decide_move_delete(o: Domain, st: Step, c: Any, stage: int) -> None:
+    """The end of a cuckoo move: the old copy of c's entry goes."""
+    st.require(f"a move deletes the copy of a known connection ({c})", st.get("conn", c, "known"))
+    o.pending_append(st, Write(W_MOVE_DELETE, st.get("now"), owner=c, stage=stage, key=o.key(c, stage),
+                               version=st.get("conn", c, "kver"), vip=o.vip_of(c)), True)  # fmt: skip
+
+
+def forget(o: Domain, st: Step, c: Any) -> None:
+    """The CPU forgets c: it was silent past its limit (idle timeout, or teardown grace once it knew
+    of a FIN/RST), or, unplaced, a learn event of it is still queued (which teaches the CPU
+    again). A placed one loses its entry; later learn events of that entry are stale."""
+    now = st.get("now")
+    known, stage = st.get("conn", c, "known"), st.get("conn", c, "stage")
+    closing = st.get("conn", c, "ended") > st.get("conn", c, "opened")
+    silence = now - st.get("conn", c, "g_last")
+    silent = o.or_(o.eq(st.get("conn", c, "g_last"), NEVER),
+                   silence > o.ite(o.and_(closing, o.not_(o.eq(stage, EMPTY))), o.teardown_grace, o.idle_timeout))  # fmt: skip
+    queued = o.or_(*(o.and_(there, _denotes(o, e.conn, c)) for e, there in o.queue(st)))
+    placed = o.not_(o.eq(stage, EMPTY))
+    faulted = o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER))
+    st.require(f"only a known connection is forgotten ({c})", known)
+    st.require(f"a forgotten connection was silent past its limit, or is still to be learned ({c})",
+               o.or_(silent, o.and_(o.not_(placed), o.or_(queued, faulted))))  # fmt: skip
+    for s in range(o.stages):
+        o.pending_append(st, Write(W_FORGET_DELETE, now, owner=c, stage=s, key=o.key(c, s),
+                                   version=st.get("conn", c, "kver"), vip=o.vip_of(c)),
+                         o.eq(stage, s))  # fmt: skip
+    _unknown(o, st, c, True)
+    st.set(o.ite(placed, now, st.get("conn", c, "expired")), "conn", c, "expired")
+
+
+FORGOTTEN = {"known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY}
+"""What the CPU knows of a connection it has forgotten."""
+
+
+def _unknown(o: Domain, st: Step, c: Any, cond: Any) -> None:
+    for name, value in FORGOTTEN.items():
+        when(o, st, cond, value, "conn", c, name)
+
+
+def restart(o: Domain, st: Step) -> None:
+    """Fault: the CPU restarts from its journal; what it held in memory only, the unplaced
+    connections, is gone (their moves are excused: the oracle's ``fault``), and the update
+    protocol's waits start again."""
+    now = st.get("now")
+    for c in o.conns():
+        gone = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), EMPTY))
+        _unknown(o, st, c, gone)
+        when(o, st, gone, maximum(o, st.get("conn", c, "g_lost"), now), "conn", c, "g_lost")
+    for v in o.vips():
+        when(o, st, st.get("vip", v, "up"), now, "vip", v, "started")
+        when(o, st, st.get("vip", v, "up"), now, "vip", v, "requested")
+
+
+def request(o: Domain, st: Step, v: Any) -> None:
+    """An operator asks for a new pool for v (a DIP failure asks for the pool without the DIP)."""
+    st.set(st.get("vip", v, "requests") + 1, "vip", v, "requests")
+
+
+def _referenced(o: Domain, st: Step, v: Any, version: Any) -> Any:
+    return o.or_(*(o.and_(st.get("conn", c, "known"), o.eq(o.vip_of(c), v), o.eq(st.get("conn", c, "kver"), version))
+                   for c in o.conns()))  # fmt: skip
+
+
+def _cpu_entry(o: Domain, st: Step, v: Any) -> tuple[Any, ...]:
+    return tuple(st.get("vip", v, f) for f in ("cphase", "cold", "cnew", "cepoch", "cslot"))
+
+
+def _write_vip(o: Domain, st: Step, v: Any, entry: tuple[Any, ...], releases: Any = EMPTY) -> None:
+    for f, value in zip(("cphase", "cold", "cnew", "cepoch", "cslot"), entry, strict=True):
+        st.set(value, "vip", v, f)
+    o.pending_append(st, Write(W_VIP, st.get("now"), vip=v, entry=entry, releases=releases), True)
+
+
+def start_update(o: Domain, st: Step, v: Any, version: Any, slot: Any, pool: Any) -> None:
+    """t_req (decided): the oldest request of v gets a free version and a free TransitTable slot;
+    the pool is written before the VIPTable entry that names it."""
+    st.require(f"an update starts on a request ({v})", st.get("vip", v, "requests") > 0)
+    st.require(f"one update per VIP at a time ({v})", o.not_(st.get("vip", v, "up")))
+    st.require(f"the new version is free ({v})", o.eq(o.read(st, "cpool", v, version), EMPTY))
+    st.require(f"the new version is in range ({v})", o.and_(version >= 0, version < o.versions))
+    st.require(f"the slot is in range ({v})", o.and_(slot >= 0, slot < o.transit_slots))
+    for u in o.vips():
+        if u != v:
+            st.require(f"the slot is no other running update's ({v})",
+                       o.or_(o.not_(st.get("vip", u, "up")), o.not_(o.eq(st.get("vip", u, "uslot"), slot))))  # fmt: skip
+    now = st.get("now")
+    epoch = st.get("epoch") % (o.epochs - 1) + 1
+    old = st.get("vip", v, "cold")
+    st.set(st.get("vip", v, "requests") - 1, "vip", v, "requests")
+    st.set(epoch, "epoch")
+    o.update(st, "cpool", True, pool, v, version)
+    o.pending_append(st, Write(W_POOL, now, vip=v, version=version, pool=pool), True)
+    for f, value in zip(UPDATE_FIELDS, (True, d.RECORD, old, version, epoch, slot, now, now), strict=True):
+        st.set(value, "vip", v, f)
+    _write_vip(o, st, v, (d.RECORD, old, version, epoch, slot))
+
+
+def advance_update(o: Domain, st: Step, v: Any) -> None:
+    """The CPU moves v's update on as far as ``model.decisions.next_phase`` allows, from what it
+    knows: t_exec, t_seal, t_finish (each a VIPTable write)."""
+    up, phase, old, new = (st.get("vip", v, f) for f in ("up", "uphase", "uold", "unew"))
+    now = st.get("now")
+    waited = now >= st.get("vip", v, "started") + o.bound
+    unplaced = [(c, o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), EMPTY), o.eq(o.vip_of(c), v)))
+                for c in o.conns()]  # fmt: skip
+    before_req = o.or_(*(o.and_(p, st.get("conn", c, "ksent") <= st.get("vip", v, "requested")) for c, p in unplaced))
+    old_unplaced = o.or_(*(o.and_(p, o.eq(st.get("conn", c, "kver"), old)) for c, p in unplaced))
+    nxt = d.next_phase(o, phase, d.may_exec(o, waited, before_req), d.may_seal(o, old_unplaced),
+                       d.may_finish(o, waited, old_unplaced))  # fmt: skip
+    changed = o.and_(up, o.not_(o.eq(nxt, phase)))
+    finished = o.and_(changed, o.eq(nxt, d.NORMAL))
+    epoch, slot = st.get("vip", v, "uepoch"), st.get("vip", v, "uslot")
+    entry = (nxt, o.ite(finished, new, old), new, epoch, slot)
+    for f, value in zip(("cphase", "cold", "cnew", "cepoch", "cslot"), entry, strict=True):
+        when(o, st, changed, value, "vip", v, f)
+    o.pending_append(st, Write(W_VIP, now, vip=v, entry=entry, releases=o.ite(finished, old, EMPTY)), changed)
+    when(o, st, changed, nxt, "vip", v, "uphase")
+    when(o, st, changed, now, "vip", v, "started")
+    for f, idle in zip(UPDATE_FIELDS, UPDATE_IDLE, strict=True):
+        when(o, st, finished, idle, "vip", v, f)
+
+
+def reclaim(o: Domain, st: Step, v: Any, version: Any) -> None:
+    """The CPU frees a version's pool (``model.decisions.may_reclaim``), once nothing can refer to
+    it: not VIPTable (the CPU's nor what packets see), no known connection, and no learn event in
+    flight that would teach the CPU a connection using it."""
+    in_entry = o.or_(o.eq(version, st.get("vip", v, "cold")), o.eq(version, st.get("vip", v, "cnew")))
+    in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version),
+                               o.or_(*(o.and_(is_c, o.eq(o.vip_of(c), v), o.not_(_stale(o, st, e, c)),
+                                              o.not_(st.get("conn", c, "g_excused")))
+                                       for c, is_c in o.refer(e.conn))))
+                        for e, there in o.queue(st)))  # fmt: skip
+    st.require(f"only an allocated version is reclaimed ({v} v{version})",
+               o.not_(o.eq(o.read(st, "cpool", v, version), EMPTY)))  # fmt: skip
+    st.require(f"a reclaimed version is unused ({v} v{version})",
+               d.may_reclaim(o, in_entry, _referenced(o, st, v, version), o.not_(in_flight)))  # fmt: skip
+    o.update(st, "cpool", True, EMPTY, v, version)
+    o.pending_append(st, Write(W_POOL_DELETE, st.get("now"), vip=v, version=version), True)
+
+
+def _stale(o: Domain, st: Step, e: Event, c: Any) -> Any:
+    expired = st.get("conn", c, "expired")
+    return o.and_(o.not_(o.eq(expired, NEVER)), e.sent <= expired)
+
+
+# ---------------------------------------------------------------- writes taking effect
+
+
+def apply_write(o: Domain, st: Step) -> None:
+    """The oldest pending write takes effect. Each kind's guard is what the proofs rest on, checked
+    on the tables packets see now (the CPU checked its writes against its own shadow, if at all)."""
+    w, there = o.pending_pop(st)
+    st.require("a write is pending", there)
+    conn_write = o.or_(o.eq(w.kind, W_INSERT), o.eq(w.kind, W_MOVE_DELETE), o.eq(w.kind, W_FORGET_DELETE))
+    _apply_conn(o, st, w, o.and_(there, conn_write))
+    _apply_pool(o, st, w, o.and_(there, o.or_(o.eq(w.kind, W_POOL), o.eq(w.kind, W_POOL_DELETE))))
+    _apply_vip(o, st, w, o.and_(there, o.eq(w.kind, W_VIP)))
+    o.update(st, "wl", o.and_(there, o.eq(w.kind, W_WHITELIST)), True, w.src)
+
+
+def placed_now(o: Domain, st: Step, c: Any) -> Any:
+    """Is c's own entry in the table packets see (placed, and its insert not still pending)?"""
+    stage = st.get("conn", c, "stage")
+    pending = o.or_(*(o.and_(there, o.eq(w.kind, W_INSERT), _denotes(o, w.owner, c), o.eq(w.stage, stage))
+                      for w, there in o.pending(st)))  # fmt: skip
+    return o.and_(o.not_(o.eq(stage, EMPTY)), o.not_(pending))
+
+
+def _apply_conn(o: Domain, st: Step, w: Write, act: Any) -> None:
+    """A ConnTable write keeps the lookup of every connection the CPU knows
+    (``model.decisions.write_keeps_lookup``): its owner's resolves to its own version after an
+    insert or a move's delete; any other keeps its result, or (unplaced) starts to hit an entry
+    of its own version. A forgotten owner is no longer known. Lookups of connections the CPU
+    does not know may change: the residual risk (``excuse_changed``)."""
+    insert = o.eq(w.kind, W_INSERT)
+    deleting = o.not_(insert)
+    before = {c: lookup(o, st, c)[1] for c in o.conns()}
+    old = o.read(st, "entry", w.stage, w.key)
+    st.require("an insert takes an empty key", o.or_(o.not_(act), o.not_(insert), o.eq(old, EMPTY)))
+    st.require("a delete removes an entry", o.or_(o.not_(act), insert, o.not_(o.eq(old, EMPTY))))
+    o.update(st, "entry", act, o.ite(insert, w.version, EMPTY), w.stage, w.key)
+    o.update(st, "timer", act, o.ite(insert, st.get("now"), NEVER), w.stage, w.key)
+    o.update(st, "evip", act, o.ite(insert, w.vip, EMPTY), w.stage, w.key)
+    for c in o.conns():
+        owner = _denotes(o, w.owner, c)
+        known = st.get("conn", c, "known")
+        keeps = d.write_keeps_lookup(o, owner, o.and_(deleting, o.not_(o.eq(w.kind, W_MOVE_DELETE))), before[c],
+                                     lookup(o, st, c)[1], st.get("conn", c, "kver"), placed_now(o, st, c))  # fmt: skip
+        st.require(f"a ConnTable write keeps every known lookup ({c})", o.or_(o.not_(act), o.not_(known), keeps))
+    excuse_changed(o, st, {c: o.ite(act, before[c], lookup(o, st, c)[1]) for c in o.conns()}, w.decided)
+    for c, is_owner in o.refer(w.owner):
+        # Its learn events sent until now hit the removed entry: stale (``Cpu.applied``).
+        gone = o.and_(act, is_owner, o.eq(w.kind, W_FORGET_DELETE), o.not_(st.get("conn", c, "known")))
+        when(o, st, gone, maximum(o, st.get("conn", c, "expired"), st.get("now")), "conn", c, "expired")
+
+
+def _apply_pool(o: Domain, st: Step, w: Write, act: Any) -> None:
+    """DIPPoolTable: a version's pool is written while VIPTable does not name it (packets see no
+    half-written pool) and removed only once VIPTable no longer does."""
+    named = o.or_(*(o.and_(o.eq(u, w.vip), o.or_(o.eq(w.version, st.get("vip", u, "old")),
+                                                 o.eq(w.version, st.get("vip", u, "new"))))
+                    for u in o.vips()))  # fmt: skip
+    st.require("a pool is written or deleted while VIPTable does not name its version", o.or_(o.not_(act), o.not_(named)))
+    value = o.ite(o.eq(w.kind, W_POOL), w.pool, EMPTY)
+    for u, is_u in o.refer_vip(w.vip):
+        o.update(st, "pool", o.and_(act, is_u), value, u, w.version)
+
+
+def _apply_vip(o: Domain, st: Step, w: Write, act: Any) -> None:
+    """VIPTable: the entry the CPU decided, naming only versions whose pools are in, an epoch the
+    TransitTable cells can hold, and a slot no other VIP's update uses. An update's waits run
+    from when its VIPTable writes take effect (``Cpu.applied``)."""
+    phase, old, new, epoch, slot = w.entry
+    for v, is_v in o.refer_vip(w.vip):
+        here = o.and_(act, is_v)
+        for name, version in (("old", old), ("new", new)):
+            st.require(f"a VIPTable entry names a version whose pool is in ({name})",
+                       o.or_(o.not_(here), o.not_(o.eq(o.read(st, "pool", v, version), EMPTY))))  # fmt: skip
+        running = o.not_(o.eq(phase, d.NORMAL))
+        st.require("an update's VIPTable entry carries its epoch, within the register's width",
+                   o.or_(o.not_(here), o.not_(running), o.and_(epoch >= 1, epoch < o.epochs,
+                                                               o.eq(epoch, st.get("vip", v, "uepoch")))))  # fmt: skip
+        for u in o.vips():
+            if u != v:
+                other = o.and_(o.not_(o.eq(st.get("vip", u, "phase"), d.NORMAL)), o.eq(st.get("vip", u, "slot"), slot))
+                st.require("an update records into a TransitTable slot of its own",
+                           o.or_(o.not_(here), o.not_(running), o.not_(other)))  # fmt: skip
+        for name, value in zip(("phase", "old", "new", "epoch", "slot"), w.entry, strict=True):
+            when(o, st, here, value, "vip", v, name)
+        ours = o.and_(here, st.get("vip", v, "up"), o.eq(phase, st.get("vip", v, "uphase")),
+                      o.eq(new, st.get("vip", v, "unew")))  # fmt: skip
+        when(o, st, ours, st.get("now"), "vip", v, "started")
+        when(o, st, o.and_(ours, o.eq(phase, d.RECORD)), st.get("now"), "vip", v, "requested")
+
+
+# ---------------------------------------------------------------- the catalogue of actions
+
+Action = Callable[..., Any]
+ACTIONS: dict[str, Action] = {
+    "packet": packet,
+    "lose": lose,
+    "delay": delay,
+    "tick": tick,
+    "read_learns": read_learns,
+    "decide_insert": decide_insert,
+    "decide_move_delete": decide_move_delete,
+    "forget": forget,
+    "restart": restart,
+    "request": request,
+    "start_update": start_update,
+    "advance_update": advance_update,
+    "reclaim": reclaim,
+    "apply_write": apply_write,
+}
+"""Every action of the abstract system, by name (the check and the proofs use these)."""
+
+
+def conn_paths(c: Any) -> Iterable[tuple[Any, ...]]:
+    return (("conn", c, f) for f in (*CONN_FIELDS, *GHOST_FIELDS))
