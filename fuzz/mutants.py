@@ -334,15 +334,15 @@ def learn_filter_keyed_on_digest() -> Iterator[None]:
     def digest_of(self: Any, ft: Any) -> Any:
         return self.plan.flow(ft).digest
 
-    def learn(self: Any, t: int, kind: str, ft: Any, version: int) -> bool:
+    def learn(self: Any, t: int, kind: str, ft: Any, version: int, hit: bool = False) -> bool:
         if kind in ("new", "auth"):
             key = (kind, digest_of(self, ft))
             if key in self.learn_filter:
                 return False
             self.learn_filter.add(key)
-            self.learn_queue.append(model.dataplane.LearnEvent(t, t, kind, ft, version))
+            self.learn_queue.append(model.dataplane.LearnEvent(t, t, kind, ft, version, hit))
             return True
-        return original_learn(self, t, kind, ft, version)
+        return original_learn(self, t, kind, ft, version, hit)
 
     def read_learns(self: Any, now: int, limit: int | None) -> list[Any]:
         taken = original_read(self, now, limit)

@@ -95,20 +95,21 @@ shows it (what shrinking starts from). A violation that a later CPU step repairs
 next check goes unseen; the campaign's Hypothesis machines check after every step."""
 
 
-def walk(seed: int, coverage: Coverage | None = None) -> Outcome:
-    """One random walk from a freshly drawn small switch."""
-    outcome = _walk(seed, coverage, STRUCTURAL_EVERY)
+def walk(seed: int, coverage: Coverage | None = None, refine: bool = True) -> Outcome:
+    """One random walk from a freshly drawn small switch (``refine``: every step is checked against
+    the abstract system too)."""
+    outcome = _walk(seed, coverage, STRUCTURAL_EVERY, refine)
     if outcome.failure is None:
         return outcome
-    pinned = _walk(seed, None, 1)  # the same events: no generator reads the checker
+    pinned = _walk(seed, None, 1, refine)  # the same events: no generator reads the checker
     return dataclasses.replace(pinned, steps=outcome.steps + pinned.steps)
 
 
-def _walk(seed: int, coverage: Coverage | None, check_every: int) -> Outcome:
+def _walk(seed: int, coverage: Coverage | None, check_every: int, refine: bool) -> Outcome:
     rng = random.Random(seed)
     chooser = RandomChooser(rng)
     world = World.draw(chooser)
-    checker = Checker(world.switch, every=check_every)
+    checker = Checker(world.switch, every=check_every, refine=refine)
     generators, cumulative = list(WEIGHTS), list(itertools.accumulate(WEIGHTS.values()))
     steps = 0
     for _ in range(chooser.pick(WALK_LENGTHS)):

@@ -283,13 +283,12 @@ class Cpu:
             conn.opened = max(conn.opened, event.sent)
 
     def is_stale(self, event: LearnEvent) -> bool:
-        """Sent before its connection's entry was removed, or in the same tick (the CPU decided to
-        remove it before, from the entry's idle timer): it hit that entry, and its version is
-        stale for the incarnation that followed. In the tick of the delete the CPU cannot tell a
-        hit just before from a miss just after; the miss's connection learns again with its next
-        packet, while believing the hit would install a version its packets no longer use."""
+        """Sent before its connection's entry was removed (the CPU decided to remove it before,
+        from the entry's idle timer): it hit that entry, and its version is stale for the
+        incarnation that followed. In the tick of the delete, times do not order a packet and the
+        delete: the event says whether its packet hit an entry (before the delete) or missed."""
         expired = self.expired.get(event.ft)
-        return expired is not None and event.sent <= expired
+        return expired is not None and (event.sent < expired or (event.sent == expired and event.hit))
 
     def _place_unplaced(self, now: int, log: CpuLog) -> None:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet

@@ -63,6 +63,8 @@ class LearnEvent(NamedTuple):
     kind: str  # "new" | "syn" | "collision" | "end" | "auth"
     ft: FiveTuple
     version: int
+    hit: bool = False
+    """The packet hit a ConnTable entry (its version is the entry's)."""
 
 
 class LearnChannel:
@@ -73,14 +75,14 @@ class LearnChannel:
     learn_queue: deque[LearnEvent]
     learn_filter: set[tuple[str, FiveTuple]]
 
-    def learn(self, t: int, kind: str, ft: FiveTuple, version: int) -> bool:
+    def learn(self, t: int, kind: str, ft: FiveTuple, version: int, hit: bool = False) -> bool:
         """Send a learn event; the learning filter drops a repeat of a queued idempotent one."""
         key = (kind, ft)
         if kind in FILTERED_KINDS:
             if key in self.learn_filter:
                 return False
             self.learn_filter.add(key)
-        self.learn_queue.append(LearnEvent(t, t, kind, ft, version))
+        self.learn_queue.append(LearnEvent(t, t, kind, ft, version, hit))
         return True
 
     def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]:
@@ -210,11 +212,11 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     # A SYN's miss is learned apart from other misses, so the learning filter cannot
     # swallow the start of a new incarnation behind a queued event of the old one.
     new_kind = "syn" if pkt.is_syn else "new"
-    if d.learns_new(C, hit, vip.phase, transit_hit) and dp.learn(t, new_kind, ft, version):
+    if d.learns_new(C, hit, vip.phase, transit_hit) and dp.learn(t, new_kind, ft, version, hit):
         learned.append(new_kind)
-    if d.learns_collision(C, hit, pkt.is_syn) and dp.learn(t, "collision", ft, version):
+    if d.learns_collision(C, hit, pkt.is_syn) and dp.learn(t, "collision", ft, version, hit):
         learned.append("collision")
-    if pkt.is_end and dp.learn(t, "end", ft, version):
+    if pkt.is_end and dp.learn(t, "end", ft, version, hit):
         learned.append("end")
 
     pool = dp.pools.get((vip_key, version))

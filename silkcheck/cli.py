@@ -21,6 +21,7 @@ from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOUR
 from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
+from silkcheck.targets.model import refinement_of
 from silkcheck.trace import TIME_MAX, Trace, TraceError, load, parse_pool_text, parse_vip
 
 # Exit codes (the team's convention).
@@ -75,24 +76,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     with patch():
         observations = get_target(args.target).run(trace)
         verdict = judge(trace.config, observations)
+        refined = refinement_of(trace) if args.target == "model" else None
     applied = f" with {args.mutant} applied" if args.mutant else ""
     print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
+    if refined is not None:
+        print(report.refinement(refined))
     if trace.description:
         print(trace.description)
     variant = _variant_of(trace) if trace.expect == "fail" and verdict.ok and not args.mutant else None
     if variant:
         print(f"(a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail)")
     print()
+    good = verdict.ok and (refined is None or refined.mismatch is None)
     if args.summary:
         print(report.summary(verdict, len(trace.events), len(trace.packets), trace.config.syn_auth))
-        return 0 if verdict.ok else 1
+        return PASS if good else VIOLATION
     print(report.connection_table(verdict))
     for finding in verdict.findings:
         print()
         print(report.explain(finding))
     if args.target == "model":
         show_timeline(trace, observations, verdict, args.html)
-    return PASS if verdict.ok else VIOLATION
+    return PASS if good else VIOLATION
 
 
 def show_timeline(trace: Trace, observations: list[Observation], verdict: Verdict, html: str | None) -> None:

@@ -26,8 +26,9 @@ from silkcheck import frames, report
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
 from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
-from silkcheck.targets.model import Driver, ModelTarget
+from silkcheck.targets.model import Driver, ModelTarget, refinement_of
 from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, save
+from spec.check import Mismatch as RefinementMismatch
 
 OUT_DIR = Path("silkcheck-out") / "diff"
 
@@ -91,6 +92,8 @@ class Outcome:
     bmv2_verdict: Verdict
     model_seconds: float
     bmv2_seconds: float
+    refinement: RefinementMismatch | None = None
+    """The first step of the model's run that the proved abstract system cannot take."""
 
 
 Runner = Callable[[Trace], tuple[list[Observation], dict[int, Egress]]]
@@ -115,7 +118,7 @@ def run_both(trace: Trace, runner: Runner) -> Outcome:
     other_s = time.perf_counter() - start
     return Outcome(
         trace, compare(model_obs, other_obs, egress), judge(trace.config, model_obs), judge(trace.config, other_obs),
-        model_s, other_s,
+        model_s, other_s, refinement_of(trace).mismatch,
     )  # fmt: skip
 
 
@@ -158,6 +161,8 @@ def save_mismatch(outcome: Outcome, runner: Runner, out_dir: Path = OUT_DIR) -> 
 
 def describe(outcome: Outcome) -> str:
     m = outcome.mismatch
+    if outcome.refinement is not None:
+        return f"the model leaves the proved abstract system: {outcome.refinement}"
     if m is None:
         return "agree"
     event = outcome.trace.events[m.index] if m.index < len(outcome.trace.events) else None
@@ -233,21 +238,30 @@ class _Generator:
         flags = self.rng.choice((SYN, SYN, ACK, ACK, ACK, ACK, FIN | ACK, RST, SYN | ACK))
         return ev.PacketArrives(self.t, Packet(ft, flags, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32)))
 
+    def writes(self) -> int | None:
+        """How many of a CPU step's writes take effect at once: mostly all, often few, so that
+        packets come between the others (``write`` events apply them one by one)."""
+        return self.rng.choice((None, None, None, 0, 1, 2))
+
     def step(self) -> None:
-        self.t += self.rng.choice((1, 5, 20, 60, 200, 1000))
+        self.t += self.rng.choice((0, 1, 5, 20, 60, 200, 1000))
         r = self.rng.random()
         queued = len(self.driver.switch.dataplane.learn_queue)
-        if r < 0.6:
+        pending = len(self.driver.switch.pending)
+        if pending and self.rng.random() < 0.35:
+            self.emit(ev.CpuWrites(self.t, self.rng.randint(1, min(pending, 2))))
+        elif r < 0.6:
             self.emit(self.packet())
         elif r < 0.72:
-            self.emit(ev.CpuLearns(self.t, self.rng.choice((None, None, 1, 2))))
+            self.emit(ev.CpuLearns(self.t, self.rng.choice((None, None, 1, 2)), self.writes()))
         elif r < 0.82:
-            self.emit(ev.CpuAdvances(self.t))
+            self.emit(ev.CpuAdvances(self.t, self.writes()))
         elif r < 0.87:
-            self.emit(ev.CpuExpires(self.t))
+            self.emit(ev.CpuExpires(self.t, self.writes()))
         elif r < 0.93:
             vip = self.rng.choice((TCP_VIP, UDP_VIP))
-            self.emit(ev.UpdateRequested(self.t, vip, tuple(self.rng.sample(DIPS, self.rng.randrange(1, 5)))))
+            pool = tuple(self.rng.sample(DIPS, self.rng.randrange(1, 5)))
+            self.emit(ev.UpdateRequested(self.t, vip, pool, self.writes()))
         elif r < 0.96 and queued:
             self.emit(ev.LearnDelayed(self.t, self.rng.randrange(queued),
                                       self.rng.randrange(self.config.learn_delay_bound + 1)))  # fmt: skip
@@ -280,6 +294,8 @@ class CampaignResult:
     model_seconds: float = 0.0
     bmv2_seconds: float = 0.0
     mismatches: list[Path] = field(default_factory=list)
+    refinement_failures: list[str] = field(default_factory=list)
+    """Traces whose model run left the proved abstract system, with where."""
     findings: dict[str, list[int]] = field(default_factory=dict)
     """Oracle finding category -> [count on the model, count on bmv2]."""
 
@@ -324,6 +340,8 @@ def campaign(
         trace = random_trace(seed + n, profiles[n % len(profiles)], events)
         outcome = run_both(trace, runner)
         result.add(outcome)
+        if outcome.refinement is not None:
+            result.refinement_failures.append(f"{trace.name}: {outcome.refinement}")
         if outcome.mismatch is not None:
             result.mismatches.append(save_mismatch(outcome, runner, out_dir))
         if progress is not None:
@@ -351,7 +369,7 @@ def run_differential(
     for path, trace in traces.items():
         outcome = run_both(trace, runner)
         saved = save_mismatch(outcome, runner) if outcome.mismatch else None
-        failed |= saved is not None
+        failed |= saved is not None or outcome.refinement is not None
         verdicts = [outcome.model_verdict.summary(), outcome.bmv2_verdict.summary()]
         result = describe(outcome) + (f" (saved {saved})" if saved else "")
         rows.append([Path(path).stem, len(outcome.trace.packets), *verdicts, result])
@@ -377,6 +395,10 @@ def run_differential(
             print(report.table(["category", "model", "bmv2"], rows))
         for path in result.mismatches:
             print(f"mismatch saved: {path}")
-        failed |= bool(result.mismatches)
+        for failure in result.refinement_failures:
+            print(f"refinement: {failure}")
+        refined = result.traces - len(result.refinement_failures)
+        print(f"refinement: {refined} of {result.traces} model runs are runs of the proved abstract system")
+        failed |= bool(result.mismatches) or bool(result.refinement_failures)
     print("diff:", "MISMATCH" if failed else "model and bmv2 agree")
     return 1 if failed else 0

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from model.observations import FORWARD, REPLY, PacketObservation
 from model.types import flags_str
 from silkcheck.oracle import CATEGORIES, AuthTally, Finding, Verdict
+
+if TYPE_CHECKING:
+    from spec.check import Refined
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -71,3 +75,10 @@ def summary(verdict: Verdict, events: int, packets: int, authenticating: bool, e
     if len(verdict.findings) > explained:
         lines.append(f"({len(verdict.findings) - explained:,} more findings; replay without --summary for all)")
     return "\n".join(lines)
+
+
+def refinement(refined: Refined) -> str:
+    """One line: does the run refine the abstract system the proofs are about?"""
+    if refined.mismatch is None:
+        return f"refinement: every one of the {refined.steps:,} steps is a step of the proved abstract system (spec)"
+    return f"refinement: FAILS: {refined.mismatch} (the model left the proved abstract system there)"

@@ -23,7 +23,7 @@ from model.observations import DROP, FORWARD, REPLY, CpuObservation, Observation
 from model.switch import Switch
 from model.types import ACK, RST, SYN
 from spec import system as sy
-from spec.concrete import ConcreteDomain, State, abstract_write, alpha, connections
+from spec.concrete import ConcreteDomain, Readers, State, abstract_write, alpha
 from spec.system import EMPTY, Step
 
 OUTCOMES = {FORWARD: sy.FORWARD, DROP: sy.DROP, REPLY: sy.REPLY}
@@ -60,21 +60,24 @@ class Refinement:
     decided: list[int] = field(default_factory=list)
     """When the CPU decided each of its pending writes."""
     steps: int = 0
+    vips: list[Any] = field(init=False)
+    readers: Readers = field(init=False)
+    """Every connection that has sent a packet (nothing else can be in any state), by the keys it reads."""
 
     def __post_init__(self) -> None:
         self.ghost[("now",)] = 0
-        self.state = alpha(self.switch, self.decided)
-        self.state.update(self.ghost)
+        self.state = alpha(self.switch, self.decided, self.ghost)
+        self.vips = sorted(self.switch.cpu.vip_entries)
+        self.readers = Readers(self.switch.dataplane.plan, self.switch.config.stages)
 
     def after(self, index: int, event: ev.Event, observation: Observation) -> Mismatch | None:
         """Check the step that took ``event`` (observed as ``observation``) from the last state."""
         self.steps += 1
         pre = self.state
-        post = alpha(self.switch, self._decided_after(event, observation))
-        conns = connections(pre) | connections(post)
+        post = alpha(self.switch, self._decided_after(event, observation), self.ghost)
         if isinstance(event, ev.PacketArrives):
-            conns.add(event.packet.ft)
-        o = ConcreteDomain(self.switch.config, self.switch.dataplane.plan, sorted(self.switch.cpu.vip_entries), sorted(conns))
+            self.readers.add(event.packet.ft)
+        o = ConcreteDomain(self.switch.config, self.switch.dataplane.plan, self.vips, self.readers)
         st = Step(pre)
         sy.tick(o, st, event.t)
         name, problem = self._composite(o, st, event, observation, pre, post)
@@ -83,7 +86,6 @@ class Refinement:
             if _is_history(path):
                 self.ghost[path] = value
         self.decided = self._decided_after(event, observation)
-        post.update(self.ghost)
         self.state = post
         return None if problem is None else Mismatch(index, name, *problem)
 
@@ -239,7 +241,8 @@ def _phases(o: ConcreteDomain, st: Step, pre: State, writes: _Writes) -> None:
             sy.advance_update(o, st, v)
 
 
-def _learn(o: ConcreteDomain, st: Step, e: ev.CpuLearns, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
+def _learn(o: ConcreteDomain, st: Step, e: ev.CpuLearns, pre: State, post: State,
+           made: Made) -> tuple[str, Problem | None]:  # fmt: skip
     writes = _Writes(made)
     _read(o, st, pre, post, e.limit)
     _place(o, st, writes)
@@ -325,9 +328,10 @@ def _is_history(path: tuple[Any, ...]) -> bool:
 
 def _differs(st: Step, pre: State, post: State) -> Problem | None:
     """The first field where the abstract step's effect and α of the concrete state afterwards differ."""
-    for path in sorted({*pre, *post, *st.changes}, key=repr):
-        if _is_history(path):
-            continue
+    changed = {p for p, _ in post.items() ^ pre.items()}
+    changed |= st.changes.keys()
+    wrong = [p for p in changed if not _is_history(p) and (st.changes[p] if p in st.changes else pre[p]) != post[p]]
+    for path in sorted(wrong, key=repr)[:1]:
         expected = st.changes[path] if path in st.changes else pre[path]
         if expected != post[path]:
             what = f"effect on {path[0]}.{path[-1]}" if path[0] in ("conn", "vip") else f"effect on {path[0]}"
@@ -339,9 +343,31 @@ def _differs(st: Step, pre: State, post: State) -> Problem | None:
 def _writes_differ(spec: Sequence[sy.Write], made: Sequence[sy.Write]) -> Problem:
     for i, (a, b) in enumerate(zip(spec, made, strict=False)):
         if a != b:
-            return Problem("the step's writes", f"write #{i} of the step: the abstract step makes {a}, the CPU made {b}")
+            return Problem("the step's writes",
+                           f"write #{i} of the step: the abstract step makes {a}, the CPU made {b}")  # fmt: skip
     return Problem("the step's writes", f"the abstract step makes {len(spec)} writes, the CPU made {len(made)}")
 
 
 def _path_text(path: tuple[Any, ...]) -> str:
     return "/".join(str(p) for p in path)
+
+
+class Refined(NamedTuple):
+    """What the refinement check of one run found: the first mismatch, if any, and how many steps it checked."""
+
+    mismatch: Mismatch | None
+    steps: int
+
+
+def check_run(switch: Switch, events: Sequence[Any], step: Callable[[int, Any], Observation]) -> Refined:
+    """Run ``events`` with ``step`` (which steps ``switch``) and check every step, stopping at the first
+    that the abstract system cannot take."""
+    refinement = Refinement(switch)
+    for index, event in enumerate(events):
+        observation = step(index, event)
+        packet = isinstance(observation, PacketObservation)
+        sent = ev.PacketArrives(observation.t, observation.packet) if packet else event  # type: ignore[union-attr]
+        mismatch = refinement.after(index, sent, observation)
+        if mismatch is not None:
+            return Refined(mismatch, refinement.steps)
+    return Refined(None, refinement.steps)

@@ -9,7 +9,7 @@ write was decided are history the checker carries itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from model import decisions as d
@@ -29,15 +29,22 @@ DEFAULTS = {
     "known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY, "expired": NEVER,
     "g_start": NEVER, "g_last": NEVER, "g_closed": False, "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER,
     "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
-    "requested": NEVER, "requests": 0,
+    "requested": NEVER, "requests": 0, "present": False, "phase": d.NORMAL, "old": 0, "new": 0, "epoch": 0, "slot": 0,
 }  # fmt: skip
 """The value of a path that α leaves out (an empty cell, a connection the CPU does not know)."""
 
 
 class State(dict[tuple[Any, ...], Any]):
-    """Abstract state: paths to values, with every omitted path at its default."""
+    """Abstract state: paths to values, with every omitted path at its default; the history paths
+    (the clock, the ghost) come from ``history``, which α does not read."""
+
+    def __init__(self, history: dict[tuple[Any, ...], Any] | None = None) -> None:
+        super().__init__()
+        self.history = {} if history is None else history
 
     def __missing__(self, path: tuple[Any, ...]) -> Any:
+        if path in self.history:
+            return self.history[path]
         if path[0] in ("queue", "pending"):
             return ()
         name = path[-1] if path[0] in ("conn", "vip") else path[0]
@@ -59,7 +66,7 @@ class ConcreteDomain:
     not_ = staticmethod(C.not_)
     eq = staticmethod(C.eq)
 
-    def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], conns: Iterable[FiveTuple]) -> None:
+    def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], readers: Readers) -> None:
         self.stages = config.stages
         self.versions = config.versions
         self.epochs = config.epochs
@@ -69,11 +76,14 @@ class ConcreteDomain:
         self.teardown_grace = config.teardown_grace
         self.syn_auth = config.syn_auth
         self.plan = plan
-        self._vips = list(vips)
-        self._conns = list(conns)
+        self._vips = vips
+        self._readers = readers
 
     def conns(self) -> Sequence[Any]:
-        return self._conns
+        return self._readers.all
+
+    def readers(self, stage: Any, key: Any) -> Sequence[Any]:
+        return self._readers.of(stage, key)
 
     def vips(self) -> Sequence[Any]:
         return self._vips
@@ -83,6 +93,10 @@ class ConcreteDomain:
 
     def refer_vip(self, ref: Any) -> list[tuple[Any, Any]]:
         return [] if ref == EMPTY else [(ref, True)]
+
+    @staticmethod
+    def same(ref: Any, c: Any) -> bool:
+        return ref == c
 
     def vip_of(self, c: FiveTuple) -> Vip:
         return c.vip
@@ -111,6 +125,9 @@ class ConcreteDomain:
 
     def queue(self, st: Step) -> Sequence[tuple[Event, Any]]:
         return [(e, True) for e in st.get("queue")]
+
+    def queued(self, st: Step, kind: int, c: FiveTuple) -> bool:
+        return any(e.kind == kind and e.conn == c for e in st.get("queue"))
 
     def queue_add(self, st: Step, event: Event, cond: Any) -> None:
         if cond:
@@ -142,13 +159,14 @@ class ConcreteDomain:
 # ---------------------------------------------------------------- α
 
 
-def alpha(switch: Switch, decided: Sequence[int]) -> State:
-    """The abstract state of ``switch`` (without the ghost). ``decided``: when each pending write
-    was decided, oldest first."""
+def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...], Any]) -> State:
+    """The abstract state of ``switch``. ``decided``: when each pending write was decided, oldest
+    first; ``history``: the clock and the ghost."""
     dp, cpu = switch.dataplane, switch.cpu
-    s = State()
+    s = State(history)
     s["epoch",] = cpu.epoch
     for v, e in dp.vips.items():
+        s["vip", v, "present"] = True
         for name, value in zip(("phase", "old", "new", "epoch", "slot"), entry_fields(e), strict=True):
             s["vip", v, name] = value
     for v, e in cpu.vip_entries.items():
@@ -193,7 +211,8 @@ def alpha(switch: Switch, decided: Sequence[int]) -> State:
             s["conn", ft, "stage"] = conn.stage
     for ft, t in cpu.expired.items():
         s["conn", ft, "expired"] = t
-    s["queue",] = tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible) for e in dp.learn_queue)
+    s["queue",] = tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible, e.hit)
+                        for e in dp.learn_queue)  # fmt: skip
     s["pending",] = tuple(abstract_write(w, t) for w, t in zip(switch.pending, decided, strict=True))
     return s
 
@@ -222,9 +241,24 @@ def abstract_write(w: TableWrite, decided: int) -> Write:
     raise TypeError(f"not a table write: {w!r}")
 
 
-def connections(state: State) -> set[FiveTuple]:
-    """The connections a state speaks of."""
-    found = {path[1] for path in state if path[0] == "conn"}
-    found |= {e.conn for e in state["queue",]}
-    found |= {w.owner for w in state["pending",] if w.owner != EMPTY}
-    return found
+class Readers:
+    """The connections in scope, and for each ConnTable key the ones whose lookup reads it."""
+
+    def __init__(self, plan: HashPlan, stages: int) -> None:
+        self.plan = plan
+        self.stages = stages
+        self.all: list[FiveTuple] = []
+        self._known: set[FiveTuple] = set()
+        self._by_key: dict[tuple[int, tuple[int, int]], list[FiveTuple]] = {}
+
+    def add(self, c: FiveTuple) -> None:
+        if c in self._known:
+            return
+        self._known.add(c)
+        self.all.append(c)
+        h = self.plan.flow(c)
+        for stage in range(self.stages):
+            self._by_key.setdefault((stage, h.key(stage)), []).append(c)
+
+    def of(self, stage: int, key: tuple[int, int]) -> list[FiveTuple]:
+        return self._by_key.get((stage, key), [])

@@ -3,7 +3,7 @@
 State. A flat map from paths to values, the same for Python values and Z3 terms:
 
 ``("now",)``                      the clock
-``("vip", v, f)``                 VIPTable as packets see it (``phase old new epoch slot``), the
+``("vip", v, f)``                 VIPTable as packets see it (``present phase old new epoch slot``), the
                                   CPU's copy (``cphase cold cnew cepoch cslot``), the CPU's update
                                   (``up`` active, ``uphase uold unew uepoch uslot started requested``),
                                   ``requests`` queued
@@ -61,15 +61,16 @@ FILTERED = (NEW, AUTH)
 # Write kinds.
 W_INSERT, W_MOVE_DELETE, W_FORGET_DELETE, W_POOL, W_POOL_DELETE, W_VIP, W_WHITELIST = range(7)
 WRITE_NAMES = {W_INSERT: "conn-insert", W_MOVE_DELETE: "conn-delete:move", W_FORGET_DELETE: "conn-delete:forget",
-               W_POOL: "pool-write", W_POOL_DELETE: "pool-delete", W_VIP: "vip-write", W_WHITELIST: "whitelist-add"}  # fmt: skip
+               W_POOL: "pool-write", W_POOL_DELETE: "pool-delete", W_VIP: "vip-write",
+               W_WHITELIST: "whitelist-add"}  # fmt: skip
 
 CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired")
 GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost")
 UPDATE_FIELDS = ("up", "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested")
 UPDATE_IDLE = (False, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, NEVER, NEVER)
 """The CPU's update fields of a VIP without an update running."""
-VIP_FIELDS = ("phase", "old", "new", "epoch", "slot", "cphase", "cold", "cnew", "cepoch", "cslot", "up", "uphase",
-              "uold", "unew", "uepoch", "uslot", "started", "requested", "requests")  # fmt: skip
+VIP_FIELDS = ("present", "phase", "old", "new", "epoch", "slot", "cphase", "cold", "cnew", "cepoch", "cslot", "up",
+              "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested", "requests")  # fmt: skip
 
 
 class Event(NamedTuple):
@@ -80,6 +81,8 @@ class Event(NamedTuple):
     version: Any
     sent: Any
     visible: Any
+    hit: Any
+    """Its packet hit a ConnTable entry."""
 
 
 class Write(NamedTuple):
@@ -124,12 +127,19 @@ class Domain(Protocol):
     syn_auth: bool
 
     def conns(self) -> Sequence[Any]: ...
+    def readers(self, stage: Any, key: Any) -> Sequence[Any]:
+        """The connections whose lookup reads ``(stage, key)`` (at least: all of them will do)."""
+        ...
+
     def vips(self) -> Sequence[Any]: ...
     def refer(self, ref: Any) -> list[tuple[Any, Any]]:
         """The connections a reference held in the state may denote, each with the condition that it does."""
         ...
 
     def refer_vip(self, ref: Any) -> list[tuple[Any, Any]]: ...
+    def same(self, ref: Any, c: Any) -> Any:
+        """Does a reference held in the state denote connection c?"""
+        ...
 
     # hash constants
     def vip_of(self, c: Any) -> Any: ...
@@ -152,6 +162,9 @@ class Domain(Protocol):
         ...
 
     def queue_add(self, step: Step, event: Event, cond: Any) -> None: ...
+    def queued(self, step: Step, kind: Any, c: Any) -> Any:
+        """Is an event of this kind of connection c queued?"""
+        ...
     def queue_drop(self, step: Step, gone: Sequence[Any]) -> None:
         """Remove the events of ``queue(step)`` whose flag in ``gone`` holds."""
         ...
@@ -312,15 +325,16 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     """A packet of connection c through the ingress pipeline (``model.dataplane.process_packet``)."""
     now = st.get("now")
     _incarnation(o, st, c, is_syn)
-    auth = o.and_(is_tcp, authenticating(o, st, c))
+    present = conn_vip(o, st, c, "present")  # a VIPTable entry: other packets are dropped
+    auth = o.and_(present, is_tcp, authenticating(o, st, c))
     outcome = d.auth_outcome(o, is_syn, is_bare_ack, o.eq(ack, (o.cookie(c) + 1) % (1 << 32)))
     whitelist = o.and_(auth, o.eq(outcome, d.AUTH_WHITELIST))
     phase = conn_vip(o, st, c, "phase")
     current = o.ite(d.consults_transit(o, phase), conn_vip(o, st, c, "new"), conn_vip(o, st, c, "old"))
-    auth_learned = _learn(o, st, AUTH, c, current, whitelist)
+    auth_learned = _learn(o, st, AUTH, c, current, False, whitelist)
 
     f = forwarding(o, st, c)
-    normal = o.not_(auth)
+    normal = o.and_(present, o.not_(auth))
     forwarded = o.and_(normal, f.forwarded)
     passes = o.and_(normal, o.not_(f.dropped))
     o.update(st, "timer", o.and_(passes, f.hit), now, f.hit_stage, _hit_key(o, c, f.hit_stage))
@@ -329,10 +343,11 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     for i in o.cells(c):
         o.update(st, "cell", records, conn_vip(o, st, c, "epoch"), slot, i)
     learns_new = o.and_(passes, d.learns_new(o, f.hit, phase, f.transit))
-    sent_syn = _learn(o, st, SYN_EV, c, f.version, o.and_(learns_new, is_syn))
-    sent_new = _learn(o, st, NEW, c, f.version, o.and_(learns_new, o.not_(is_syn)))
-    sent_collision = _learn(o, st, COLLISION, c, f.version, o.and_(passes, d.learns_collision(o, f.hit, is_syn)))
-    sent_end = _learn(o, st, END, c, f.version, o.and_(passes, is_end))
+    sent_syn = _learn(o, st, SYN_EV, c, f.version, f.hit, o.and_(learns_new, is_syn))
+    sent_new = _learn(o, st, NEW, c, f.version, f.hit, o.and_(learns_new, o.not_(is_syn)))
+    sent_collision = _learn(o, st, COLLISION, c, f.version, f.hit,
+                            o.and_(passes, d.learns_collision(o, f.hit, is_syn)))  # fmt: skip
+    sent_end = _learn(o, st, END, c, f.version, f.hit, o.and_(passes, is_end))
 
     # Captured by another VIP's entry: the residual risk of digests (``digest-alias``).
     when(o, st, o.and_(passes, f.foreign), True, "conn", c, "g_excused")
@@ -369,19 +384,14 @@ def _incarnation(o: Domain, st: Step, c: Any, is_syn: Any) -> None:
     when(o, st, fresh, leftover, "conn", c, "g_closed")
 
 
-def _learn(o: Domain, st: Step, kind: int, c: Any, version: Any, cond: Any) -> Any:
+def _learn(o: Domain, st: Step, kind: int, c: Any, version: Any, hit: Any, cond: Any) -> Any:
     """Queue a learn event if ``cond``; the learning filter drops a repeat of a queued filtered one.
     Returns whether it was queued."""
     if kind in FILTERED:
-        queued = o.or_(*(o.and_(there, o.eq(e.kind, kind), _denotes(o, e.conn, c)) for e, there in o.queue(st)))
-        cond = o.and_(cond, o.not_(queued))
+        cond = o.and_(cond, o.not_(o.queued(st, kind, c)))
     now = st.get("now")
-    o.queue_add(st, Event(kind, c, version, now, now), cond)
+    o.queue_add(st, Event(kind, c, version, now, now, hit), cond)
     return cond
-
-
-def _denotes(o: Domain, ref: Any, c: Any) -> Any:
-    return o.or_(*(cond for x, cond in o.refer(ref) if x == c))
 
 
 # ---------------------------------------------------------------- the learn channel's faults
@@ -445,8 +455,7 @@ def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
     o.update(st, "cwl", whitelist, True, src)
     o.pending_append(st, Write(W_WHITELIST, st.get("now"), src=src), whitelist)
 
-    expired = f("expired")
-    stale = o.and_(o.not_(o.eq(expired, NEVER)), e.sent <= expired)
+    stale = _stale(o, st, e, c)
     learnable = o.and_(act, o.not_(auth), o.not_(stale))
     known = f("known")
     create = o.and_(learnable, o.not_(known))
@@ -493,9 +502,9 @@ def forget(o: Domain, st: Step, c: Any) -> None:
     known, stage = st.get("conn", c, "known"), st.get("conn", c, "stage")
     closing = st.get("conn", c, "ended") > st.get("conn", c, "opened")
     silence = now - st.get("conn", c, "g_last")
-    silent = o.or_(o.eq(st.get("conn", c, "g_last"), NEVER),
-                   silence > o.ite(o.and_(closing, o.not_(o.eq(stage, EMPTY))), o.teardown_grace, o.idle_timeout))  # fmt: skip
-    queued = o.or_(*(o.and_(there, _denotes(o, e.conn, c)) for e, there in o.queue(st)))
+    limit = o.ite(o.and_(closing, o.not_(o.eq(stage, EMPTY))), o.teardown_grace, o.idle_timeout)
+    silent = o.or_(o.eq(st.get("conn", c, "g_last"), NEVER), silence > limit)
+    queued = o.or_(*(o.queued(st, kind, c) for kind in EVENT_NAMES))
     placed = o.not_(o.eq(stage, EMPTY))
     faulted = o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER))
     st.require(f"only a known connection is forgotten ({c})", known)
@@ -562,8 +571,8 @@ def start_update(o: Domain, st: Step, v: Any, version: Any, slot: Any, pool: Any
     st.require(f"the slot is in range ({v})", o.and_(slot >= 0, slot < o.transit_slots))
     for u in o.vips():
         if u != v:
-            st.require(f"the slot is no other running update's ({v})",
-                       o.or_(o.not_(st.get("vip", u, "up")), o.not_(o.eq(st.get("vip", u, "uslot"), slot))))  # fmt: skip
+            theirs = o.and_(st.get("vip", u, "up"), o.eq(st.get("vip", u, "uslot"), slot))
+            st.require(f"the slot is no other running update's ({v})", o.not_(theirs))
     now = st.get("now")
     epoch = st.get("epoch") % (o.epochs - 1) + 1
     old = st.get("vip", v, "cold")
@@ -620,8 +629,10 @@ def reclaim(o: Domain, st: Step, v: Any, version: Any) -> None:
 
 
 def _stale(o: Domain, st: Step, e: Event, c: Any) -> Any:
+    """Sent before c's entry was removed (in the tick of the delete: its packet hit an entry):
+    about the incarnation the CPU forgot (``Cpu.is_stale``)."""
     expired = st.get("conn", c, "expired")
-    return o.and_(o.not_(o.eq(expired, NEVER)), e.sent <= expired)
+    return o.and_(o.not_(o.eq(expired, NEVER)), o.or_(e.sent < expired, o.and_(o.eq(e.sent, expired), e.hit)))
 
 
 # ---------------------------------------------------------------- writes taking effect
@@ -642,7 +653,7 @@ def apply_write(o: Domain, st: Step) -> None:
 def placed_now(o: Domain, st: Step, c: Any) -> Any:
     """Is c's own entry in the table packets see (placed, and its insert not still pending)?"""
     stage = st.get("conn", c, "stage")
-    pending = o.or_(*(o.and_(there, o.eq(w.kind, W_INSERT), _denotes(o, w.owner, c), o.eq(w.stage, stage))
+    pending = o.or_(*(o.and_(there, o.eq(w.kind, W_INSERT), o.same(w.owner, c), o.eq(w.stage, stage))
                       for w, there in o.pending(st)))  # fmt: skip
     return o.and_(o.not_(o.eq(stage, EMPTY)), o.not_(pending))
 
@@ -655,20 +666,21 @@ def _apply_conn(o: Domain, st: Step, w: Write, act: Any) -> None:
     does not know may change: the residual risk (``excuse_changed``)."""
     insert = o.eq(w.kind, W_INSERT)
     deleting = o.not_(insert)
-    before = {c: lookup(o, st, c)[1] for c in o.conns()}
+    readers = o.readers(w.stage, w.key)
+    before = {c: lookup(o, st, c)[1] for c in readers}
     old = o.read(st, "entry", w.stage, w.key)
     st.require("an insert takes an empty key", o.or_(o.not_(act), o.not_(insert), o.eq(old, EMPTY)))
     st.require("a delete removes an entry", o.or_(o.not_(act), insert, o.not_(o.eq(old, EMPTY))))
     o.update(st, "entry", act, o.ite(insert, w.version, EMPTY), w.stage, w.key)
     o.update(st, "timer", act, o.ite(insert, st.get("now"), NEVER), w.stage, w.key)
     o.update(st, "evip", act, o.ite(insert, w.vip, EMPTY), w.stage, w.key)
-    for c in o.conns():
-        owner = _denotes(o, w.owner, c)
+    for c in readers:
+        owner = o.same(w.owner, c)
         known = st.get("conn", c, "known")
         keeps = d.write_keeps_lookup(o, owner, o.and_(deleting, o.not_(o.eq(w.kind, W_MOVE_DELETE))), before[c],
                                      lookup(o, st, c)[1], st.get("conn", c, "kver"), placed_now(o, st, c))  # fmt: skip
         st.require(f"a ConnTable write keeps every known lookup ({c})", o.or_(o.not_(act), o.not_(known), keeps))
-    excuse_changed(o, st, {c: o.ite(act, before[c], lookup(o, st, c)[1]) for c in o.conns()}, w.decided)
+    excuse_changed(o, st, {c: o.ite(act, before[c], lookup(o, st, c)[1]) for c in readers}, w.decided)
     for c, is_owner in o.refer(w.owner):
         # Its learn events sent until now hit the removed entry: stale (``Cpu.applied``).
         gone = o.and_(act, is_owner, o.eq(w.kind, W_FORGET_DELETE), o.not_(st.get("conn", c, "known")))
@@ -681,7 +693,8 @@ def _apply_pool(o: Domain, st: Step, w: Write, act: Any) -> None:
     named = o.or_(*(o.and_(o.eq(u, w.vip), o.or_(o.eq(w.version, st.get("vip", u, "old")),
                                                  o.eq(w.version, st.get("vip", u, "new"))))
                     for u in o.vips()))  # fmt: skip
-    st.require("a pool is written or deleted while VIPTable does not name its version", o.or_(o.not_(act), o.not_(named)))
+    st.require("a pool is written or deleted while VIPTable does not name its version",
+               o.or_(o.not_(act), o.not_(named)))  # fmt: skip
     value = o.ite(o.eq(w.kind, W_POOL), w.pool, EMPTY)
     for u, is_u in o.refer_vip(w.vip):
         o.update(st, "pool", o.and_(act, is_u), value, u, w.version)

@@ -289,7 +289,7 @@ class P4RuntimeDataPlane(LearnChannel):
             self.last_hit[hit_key] = t
         learned = tuple(
             kind for kind, bit in LEARN_BITS.items()
-            if report["learned"] & bit and self.learn(t, kind, report.ft, report["version"])
+            if report["learned"] & bit and self.learn(t, kind, report.ft, report["version"], bool(report["hit"]))
         )  # fmt: skip
         action = ACTIONS[report["outcome"]]
         base = PacketObservation(index, t, packet, action, learned=learned, hit_key=hit_key, path=report.path_text())

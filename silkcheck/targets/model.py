@@ -11,6 +11,7 @@ from model.switch import InvalidEvent, Switch
 from model.types import Packet
 from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, event_to_dict
 from silkcheck.wire import CookieLedger
+from spec.check import Refined, check_run
 
 
 class ModelTarget:
@@ -48,6 +49,21 @@ class Driver:
         if cookie is None:
             raise NoCookieToAnswer(f"ack: the switch has sent no SYN-ACK to {event.cookie_of} whose cookie to answer")
         return event.sent_with(cookie)
+
+
+def refinement_of(trace: Trace) -> Refined:
+    """Run ``trace`` on the model, checking every step against the abstract system the proofs are
+    about (``spec``): the first step it cannot take, if any."""
+    switch = Switch.boot(trace.config, trace.vips)
+    driver = Driver(switch)
+
+    def step(index: int, event: TraceEvent) -> Observation:
+        try:
+            return driver.step(index, event)
+        except InvalidEvent as error:
+            raise event_error(trace, index, str(error)) from None
+
+    return check_run(switch, trace.events, step)
 
 
 def step_all(switch: Switch, trace: Trace) -> list[Observation]:
