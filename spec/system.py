@@ -177,6 +177,9 @@ class Domain(Protocol):
         ...
 
 
+_UNSET = object()
+
+
 class Step:
     """One action's guard conjuncts and changes over a state (a mapping from paths)."""
 
@@ -186,7 +189,8 @@ class Step:
         self.guards: list[tuple[str, Any]] = []
 
     def get(self, *path: Any) -> Any:
-        return self.changes[path] if path in self.changes else self.state[path]
+        value = self.changes.get(path, _UNSET)
+        return self.state[path] if value is _UNSET else value
 
     def set(self, value: Any, *path: Any) -> None:
         self.changes[path] = value
