@@ -344,7 +344,10 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     when(o, st, o.and_(passes, f.foreign), True, "conn", c, "g_excused")
     anchor = st.get("conn", c, "g_anchor")
     excused = o.or_(st.get("conn", c, "g_excused"), o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER)))
-    bad = o.and_(forwarded, o.not_(o.eq(anchor, EMPTY)), o.not_(o.eq(anchor, f.dest)), o.not_(excused))
+    moved = o.and_(forwarded, o.not_(o.eq(anchor, EMPTY)), o.not_(o.eq(anchor, f.dest)))
+    bad = o.and_(moved, o.not_(excused))
+    # An excused move excuses the rest of the incarnation (the oracle judges it by its first move).
+    when(o, st, moved, True, "conn", c, "g_excused")
     when(o, st, o.and_(forwarded, o.eq(anchor, EMPTY)), f.dest, "conn", c, "g_anchor")
     st.set(now, "conn", c, "g_last")
     when(o, st, is_end, True, "conn", c, "g_closed")
