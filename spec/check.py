@@ -247,7 +247,8 @@ def _expire(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: 
     after_reading.changes = dict(st.changes)
     sy.read_learns(o, after_reading, taken, None)
     silent = [c for c in o.conns()
-              if after_reading.get("conn", c, "known") and not post["conn", c, "known"] and c not in deleted]  # fmt: skip
+              if after_reading.get("conn", c, "known") and not post["conn", c, "known"]
+              and c not in deleted]  # fmt: skip
     forgets = [sy.Forget(True, c) for c in (*silent, *deleted)]
     sy.cpu_expire(o, st, taken, places, forgets, writes.reclaims())
     return "cpu_expire", writes.rest()

@@ -78,6 +78,12 @@ class ConcreteDomain:
         self.plan = plan
         self._vips = vips
         self._readers = readers
+        self._state_of_step: State = State()
+
+    def about(self, state: State) -> ConcreteDomain:
+        """The domain for lemmas of ``state`` (the keys and cells it holds)."""
+        self._state_of_step = state
+        return self
 
     def conns(self) -> Sequence[Any]:
         return self._readers.all
@@ -125,6 +131,20 @@ class ConcreteDomain:
 
     def queue(self, st: Step) -> Sequence[tuple[Event, Any]]:
         return [(e, True) for e in st.get("queue")]
+
+    @staticmethod
+    def is_pool(x: Any) -> bool:
+        return x == EMPTY or (isinstance(x, tuple) and len(x) > 0)
+
+    def keys_of(self, stage: int) -> Sequence[Any]:
+        return [path[2] for path in self._state_of_step if path[0] == "entry" and path[1] == stage]
+
+    def cell_indices(self) -> Sequence[tuple[Any, Any]]:
+        return [path[1:] for path in self._state_of_step if path[0] == "cell"]
+
+    @staticmethod
+    def ordered(st: Step) -> Sequence[Any]:
+        return ()  # Python tuples
 
     def queued(self, st: Step, kind: int, c: FiveTuple) -> bool:
         return any(e.kind == kind and e.conn == c for e in st.get("queue"))

@@ -198,6 +198,22 @@ class SymbolicDomain:
             here = self.and_(cond, *(self.eq(i, a) for i, a in zip(index, at, strict=True)))
             st.set(self.ite(here, value, st.get(table, *at)), table, *at)
 
+    @staticmethod
+    def is_pool(x: Any) -> Any:
+        return x >= EMPTY
+
+    def keys_of(self, stage: int) -> Sequence[Any]:
+        return range(self.scope.keys)
+
+    def cell_indices(self) -> Sequence[tuple[Any, Any]]:
+        return list(itertools.product(range(self.scope.slots), range(self.scope.cells)))
+
+    def ordered(self, st: Step) -> Sequence[Any]:
+        facts = []
+        for name, size in (("queue", self.scope.queue), ("pending", self.scope.pending)):
+            facts += [z3.Implies(st.get(name, j, "valid"), st.get(name, j - 1, "valid")) for j in range(1, size)]
+        return facts
+
     # ------------------------------------------------------------ the learn queue, oldest first
 
     def queue(self, st: Step) -> Sequence[tuple[Event, Any]]:
@@ -320,7 +336,9 @@ def initial(scope: Scope, s: dict[tuple[Any, ...], Any]) -> Any:
     values |= {(table, c): False for table in ("wl", "cwl") for c in range(scope.connections)}
     defaults = {**sy.FORGOTTEN, "expired": NEVER, "g_start": NEVER, "g_last": NEVER, "g_closed": False,
                 "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER}  # fmt: skip
-    values |= {("conn", c, f): defaults[f] for c in range(scope.connections) for f in (*sy.CONN_FIELDS, *sy.GHOST_FIELDS)}
+    values |= {
+        ("conn", c, f): defaults[f] for c in range(scope.connections) for f in (*sy.CONN_FIELDS, *sy.GHOST_FIELDS)
+    }
     values |= {(name, j, "valid"): False for name, size in (("queue", scope.queue), ("pending", scope.pending))
                for j in range(size)}  # fmt: skip
     return z3.And(*(s[path] == value for path, value in values.items()))
@@ -333,9 +351,9 @@ class System:
     """Init and the step relation of the abstract system in one scope, unrolled on fresh states.
 
     A step is exactly one action of ``spec.system`` with free choices; a CPU step (learn,
-    advance, expire, an operator's update, a restart) first makes the writes still queued,
-    then decides; its writes take effect in later ``apply_write`` steps, with packets between
-    any two of them (a concrete step that applies some at once is one of these runs)."""
+    advance, expire, an operator's update, a restart) decides once the writes it made before
+    have taken effect; its writes take effect in later ``apply_write`` steps, with packets
+    between any two of them (a concrete step that makes some at once is one of these runs)."""
 
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
@@ -401,7 +419,10 @@ class System:
         return []
 
     def _flush(self, st: Step) -> None:
-        sy.flush(self.o, st, self.scope.pending)
+        """A CPU step starts once its earlier writes have taken effect: here as ``apply_write``
+        steps before it (with or without packets between), which covers the concrete CPU making
+        them first (``spec.system.flush``) and keeps each step's formula small."""
+        st.require("the CPU's earlier writes have taken effect", self.o.not_(self.o.pending(st)[0][1]))
 
     def _taken(self, tag: str) -> list[Any]:
         return [z3.Bool(f"read{j}@{tag}") for j in range(self.scope.queue)]
@@ -418,7 +439,9 @@ class System:
         s = sy.Start(z3.Bool(f"start@{tag}"), z3.Int(f"start_vip@{tag}"), z3.Int(f"start_version@{tag}"),
                      z3.Int(f"start_slot@{tag}"), z3.Int(f"start_pool@{tag}"))  # fmt: skip
         scope = self.scope
-        pools = [st.get(t, v, ver) for t in ("pool", "cpool") for v in range(scope.vips) for ver in range(scope.versions)]
+        pools = [
+            st.get(t, v, ver) for t in ("pool", "cpool") for v in range(scope.vips) for ver in range(scope.versions)
+        ]
         pending = [w.pool for w, _ in self.o.pending(st)]
         # A new pool is a new destination: it is none of those the switch holds or will write.
         fresh = [s.pool >= 1, *(s.pool != p for p in (*pools, *pending))]

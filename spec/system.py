@@ -157,6 +157,23 @@ class Domain(Protocol):
     def update(self, step: Step, table: str, cond: Any, value: Any, *index: Any) -> None:
         """Set a table cell to ``value`` if ``cond``."""
         ...
+
+    def is_pool(self, x: Any) -> Any:
+        """Is ``x`` a pool identity or ``EMPTY``?"""
+        ...
+
+    def keys_of(self, stage: int) -> Sequence[Any]:
+        """The ConnTable keys of a stage the state speaks of."""
+        ...
+
+    def cell_indices(self) -> Sequence[tuple[Any, Any]]:
+        """The (slot, cell) of every TransitTable cell the state speaks of."""
+        ...
+
+    def ordered(self, step: Step) -> Sequence[Any]:
+        """What keeps the queues' representation whole (oldest first, no holes)."""
+        ...
+
     def queue(self, step: Step) -> Sequence[tuple[Event, Any]]:
         """The learn queue: each event with the condition that it is there."""
         ...
@@ -165,6 +182,7 @@ class Domain(Protocol):
     def queued(self, step: Step, kind: Any, c: Any) -> Any:
         """Is an event of this kind of connection c queued?"""
         ...
+
     def queue_drop(self, step: Step, gone: Sequence[Any]) -> None:
         """Remove the events of ``queue(step)`` whose flag in ``gone`` holds."""
         ...
