@@ -24,12 +24,22 @@ Each finding has a category:
 ``dip-failure``   the first DIP failed; moving is the only option.
 ``fault``         a fault destroyed a learn event of this connection, and the CPU has
                   learned nothing from a later packet of it (in any incarnation).
+
+Streaming. ``Oracle`` takes observations one at a time (in time order) and keeps
+state per live incarnation: one is dropped once ``idle_timeout`` has passed since
+its last packet (any later packet of its 5-tuple starts a new one), and the CPU
+history is pruned to what live incarnations can still be judged against. Every
+finding is classified at its first offending packet, from the history up to
+that packet, which is all the classification reads. Per 5-tuple it keeps only
+what later incarnations are numbered and judged by (a few integers). ``judge``
+is the oracle keeping every incarnation and packet, for the callers that report
+them all.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from model.config import Config
@@ -41,20 +51,33 @@ DIGEST_ALIAS = "digest-alias"
 DIP_FAILURE = "dip-failure"
 FAULT = "fault"
 CATEGORIES = (VIOLATION, DIGEST_ALIAS, DIP_FAILURE, FAULT)
+STREAM_WINDOW = 16
+"""Packets a streaming oracle keeps per incarnation for its report: the first ones, then the latest."""
+
+Key = tuple[int, int, int]
 
 
-@dataclass
+@dataclass(eq=False)
 class Incarnation:
     ft: FiveTuple
     number: int
+    start: int
+    """Index of its first packet."""
+    last_t: int
+    serial: int = 0
+    """Order of creation among all incarnations (findings are reported in this order)."""
     packets: list[PacketObservation] = field(default_factory=list)
+    """Its packets: all of them, or for a streaming oracle the first and latest few."""
+    seen: int = 0
+    """How many packets it had."""
     anchor: PacketObservation | None = None
+    anchor_owner: FiveTuple | None = None
+    """Whose ConnTable entry the anchor hit, when it did."""
     ended: bool = False
     offending: list[PacketObservation] = field(default_factory=list)
-
-    @property
-    def start(self) -> int:
-        return self.packets[0].index
+    first_learned: int | None = None
+    """The first CPU observation since its start that learned its 5-tuple."""
+    finding: Finding | None = None
 
     @property
     def dips(self) -> list[Dip]:
@@ -84,6 +107,10 @@ class Finding:
 class Verdict:
     findings: list[Finding]
     incarnations: list[Incarnation]
+    """Every incarnation (``judge``); empty for a streaming oracle, which counts them instead."""
+    connections: int = 0
+    """How many incarnations there were."""
+    packets: int = 0
 
     @property
     def violations(self) -> list[Finding]:
@@ -103,32 +130,104 @@ class Verdict:
         return ("PASS" if self.ok else "FAIL") + " (" + ", ".join(parts) + ")"
 
 
-@dataclass
-class _History:
-    """What the CPU observations say, indexed for the classifiers."""
+class _Flow:
+    """What the oracle remembers of a 5-tuple beyond its live incarnation."""
 
-    key_changes: dict[tuple[int, int, int], list[tuple[int, FiveTuple | None]]] = field(default_factory=dict)
-    owner_now: dict[tuple[int, int, int], FiveTuple | None] = field(default_factory=dict)
-    learned_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
-    installed_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
-    lost_at: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
-    learn_sends: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
-    """(index, time) of each packet that sent a learn event of its connection."""
-    failed_dips: dict[Dip, int] = field(default_factory=dict)
-    hit_owner: dict[int, FiveTuple | None] = field(default_factory=dict)
+    __slots__ = ("healer_t", "last_send_t", "lost", "number", "was_ended")
 
-    def record(self, o: CpuObservation) -> None:
+    def __init__(self) -> None:
+        self.number = 0
+        self.was_ended = False
+        """Whether its latest incarnation (if no longer live) had seen a FIN/RST."""
+        self.last_send_t: int | None = None
+        """Time of its latest packet that sent a learn event."""
+        self.healer_t: int | None = None
+        """Time of its latest learn-sending packet before the CPU last learned it."""
+        self.lost: list[tuple[int, int]] = []
+        """(observation index, send time) of each destroyed learn event a later one has not healed."""
+
+    def healed(self, sent: int) -> bool:
+        """Did a packet sent after ``sent`` send a learn event that the CPU then learned?"""
+        return self.healer_t is not None and self.healer_t > sent
+
+
+class Oracle:
+    """The PCC oracle over a stream of observations; ``window`` None keeps every incarnation and packet."""
+
+    def __init__(self, config: Config, window: int | None = STREAM_WINDOW) -> None:
+        self.config = config
+        self.window = window
+        self.flows: dict[FiveTuple, _Flow] = {}
+        self.live: OrderedDict[FiveTuple, Incarnation] = OrderedDict()
+        """Live incarnations, least recently active first."""
+        self.awaiting: OrderedDict[int, Incarnation] = OrderedDict()
+        """Live, anchored and not yet offending, by anchor index: what CPU history must be kept for."""
+        self.kept: list[Incarnation] = []
+        self.moved: list[tuple[int, Finding]] = []
+        """Each incarnation's "moved" finding, with the incarnation's serial."""
+        self.spoofed: list[Finding] = []
+        self.connections = 0
+        self.packets = 0
+        self.now = 0
+        # CPU history.
+        self.key_changes: dict[Key, list[tuple[int, FiveTuple | None]]] = {}
+        self.changes_kept = 0
+        self.changes_limit = 1024
+        self.owner_now: dict[Key, FiveTuple | None] = {}
+        self.failed_dips: dict[Dip, int] = {}
+        self.cookies: dict[FiveTuple, int] = {}
+        self.authenticated: set[int] = set()
+
+    # ------------------------------------------------------------ feeding
+
+    def feed(self, o: Observation) -> None:
+        if o.t < self.now:
+            raise ValueError(f"observation #{o.index} at t={o.t} comes after t={self.now}: the oracle needs time order")
+        if o.t > self.now:
+            self.now = o.t
+            self._expire()
+        if isinstance(o, CpuObservation):
+            self._record(o)
+        else:
+            self._packet(o)
+
+    def feed_all(self, observations: Iterable[Observation]) -> Oracle:
+        for o in observations:
+            self.feed(o)
+        return self
+
+    def verdict(self) -> Verdict:
+        moved = [finding for _, finding in sorted(self.moved, key=lambda item: item[0])]
+        return Verdict(moved + self.spoofed, self.kept, self.connections, self.packets)
+
+    def live_connections(self) -> int:
+        return len(self.live)
+
+    def _expire(self) -> None:
+        horizon = self.now - self.config.idle_timeout
+        while self.live:
+            inc = next(iter(self.live.values()))
+            if inc.last_t >= horizon:
+                return
+            # Any later packet of its 5-tuple comes more than idle_timeout after its last: a new incarnation.
+            del self.live[inc.ft]
+            flow = self.flows[inc.ft]
+            flow.was_ended = inc.ended
+            if inc.anchor is not None and inc.finding is None:
+                del self.awaiting[inc.anchor.index]
+
+    # ------------------------------------------------------------ CPU observations
+
+    def _record(self, o: CpuObservation) -> None:
         # One CPU step lists its installs and removes apart, not in the order it made them
         # (a move's delete may free a key that another install then takes): what an entry
         # holds afterwards follows from each (key, owner)'s net count of writes.
-        net: Counter[tuple[tuple[int, int, int], FiveTuple | None]] = Counter()
+        net: Counter[tuple[Key, FiveTuple | None]] = Counter()
         for w in o.installs:
-            self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
+            self._key_change(w.key, o.index, w.owner)
             net[(w.key, w.owner)] += 1
-            if w.owner is not None:
-                self.installed_at.setdefault(w.owner, []).append(o.index)
         for w in o.removes:
-            self.key_changes.setdefault(w.key, []).append((o.index, w.owner))
+            self._key_change(w.key, o.index, w.owner)
             net[(w.key, w.owner)] -= 1
         for (key, owner), change in net.items():
             if change < 0 and self.owner_now.get(key) == owner:
@@ -137,142 +236,178 @@ class _History:
             if change > 0:
                 self.owner_now[key] = owner
         for kind, ft in o.learned:
-            if kind != "auth":  # whitelisting a source does not teach the CPU the connection
-                self.learned_at.setdefault(ft, []).append(o.index)
+            if kind == "auth":  # whitelisting a source does not teach the CPU the connection
+                continue
+            flow = self.flows.get(ft)
+            if flow is not None:
+                flow.healer_t = flow.last_send_t
+            inc = self.live.get(ft)
+            if inc is not None and inc.first_learned is None:
+                inc.first_learned = o.index
         for ft, sent in o.lost:
-            self.lost_at.setdefault(ft, []).append((o.index, sent))
+            self.flows.setdefault(ft, _Flow()).lost.append((o.index, sent))
         for dip in o.failed_dips:
             self.failed_dips.setdefault(dip, o.index)
 
+    def _key_change(self, key: Key, index: int, owner: FiveTuple | None) -> None:
+        self.key_changes.setdefault(key, []).append((index, owner))
+        self.changes_kept += 1
+        if self.changes_kept > self.changes_limit:
+            self._prune_changes()
 
-def _between(indices: Iterable[int], low: int, high: int) -> bool:
-    return any(low <= i <= high for i in indices)
+    def _prune_changes(self) -> None:
+        """Drop the key changes no awaiting incarnation can be judged against (they precede every anchor)."""
+        oldest = next(iter(self.awaiting), None)
+        if oldest is None:
+            self.key_changes.clear()
+            self.changes_kept = 0
+        else:
+            kept: dict[Key, list[tuple[int, FiveTuple | None]]] = {}
+            for key, changes in self.key_changes.items():
+                recent = [c for c in changes if c[0] > oldest]
+                if recent:
+                    kept[key] = recent
+            self.key_changes = kept
+            self.changes_kept = sum(len(c) for c in kept.values())
+        self.changes_limit = max(1024, 2 * self.changes_kept)
 
+    # ------------------------------------------------------------ packets
 
-def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
-    history = _History()
-    incarnations: list[Incarnation] = []
-    live: dict[FiveTuple, Incarnation] = {}
-    counts: dict[FiveTuple, int] = {}
-    cookies: dict[FiveTuple, int] = {}
-    authenticated: set[int] = set()
-    spoofed: list[Finding] = []
-
-    for o in observations:
-        if isinstance(o, CpuObservation):
-            history.record(o)
-            continue
+    def _packet(self, o: PacketObservation) -> None:
+        self.packets += 1
         ft = o.ft
+        flow = self.flows.get(ft)
+        if flow is None:
+            flow = self.flows[ft] = _Flow()
         if any(kind != "auth" for kind in o.learned):
-            history.learn_sends.setdefault(ft, []).append((o.index, o.t))
-        if o.hit_key is not None:
-            history.hit_owner[o.index] = history.owner_now.get(o.hit_key)
-        inc = live.get(ft)
-        if inc is None or _starts_new(config, inc, o):
-            counts[ft] = counts.get(ft, 0) + 1
+            flow.last_send_t = o.t
+        inc = self.live.get(ft)
+        if inc is None or self._starts_new(inc, o):
             # A stray non-SYN packet after a closed connection starts a leftover that is closing too.
-            leftover = inc is not None and inc.ended and not o.packet.is_syn
-            inc = Incarnation(ft, counts[ft], ended=leftover)
-            live[ft] = inc
-            incarnations.append(inc)
-        inc.packets.append(o)
+            previous_ended = inc.ended if inc is not None else flow.number > 0 and flow.was_ended
+            if inc is not None and inc.anchor is not None and inc.finding is None:
+                del self.awaiting[inc.anchor.index]
+            flow.number += 1
+            inc = Incarnation(ft, flow.number, o.index, o.t, self.connections,
+                              ended=previous_ended and not o.packet.is_syn)  # fmt: skip
+            self.connections += 1
+            self.live[ft] = inc
+            self.live.move_to_end(ft)
+            if self.window is None:
+                self.kept.append(inc)
+        else:
+            self.live.move_to_end(ft)
+        inc.last_t = o.t
+        self._keep(inc.packets, inc.seen, o)
+        inc.seen += 1
         if o.packet.is_end:
             inc.ended = True
 
-        if config.syn_auth and o.packet.is_tcp:
-            if o.action == REPLY and o.reply_flags == SYN | ACK:
-                cookies[ft] = o.reply_seq
-            elif (
-                o.packet.flags & (SYN | ACK | RST) == ACK
-                and ft in cookies
-                and o.packet.ack == (cookies[ft] + 1) & 0xFFFFFFFF
-            ):
-                authenticated.add(ft.src_ip)
-            if o.action == FORWARD and ft.src_ip not in authenticated:
-                spoofed.append(
-                    Finding(VIOLATION, "spoofed", ft, inc.number, [o], list(inc.packets),
-                            f"{ft.src_ip:#x} never returned a valid cookie, yet packet #{o.index} reached {o.dip}")
-                )  # fmt: skip
+        if self.config.syn_auth and o.packet.is_tcp:
+            self._authentication(inc, o)
 
         if o.action != FORWARD:
-            continue
+            return
         if inc.anchor is None:
             inc.anchor = o
+            if o.hit_key is not None:
+                inc.anchor_owner = self.owner_now.get(o.hit_key)
+            self.awaiting[o.index] = inc
         elif o.dip != inc.anchor.dip:
-            inc.offending.append(o)
+            if inc.finding is None:
+                del self.awaiting[inc.anchor.index]
+                inc.offending.append(o)
+                inc.finding = self._classify(inc, flow, o)
+                self.moved.append((inc.serial, inc.finding))
+            else:
+                self._keep(inc.offending, len(inc.offending), o)
 
-    findings = [_classify(inc, history) for inc in incarnations if inc.offending]
-    return Verdict(findings + spoofed, incarnations)
+    def _keep(self, kept: list[PacketObservation], seen: int, o: PacketObservation) -> None:
+        """Append ``o``; a streaming oracle keeps the first half-window and then the latest half."""
+        if self.window is None or seen < self.window:
+            kept.append(o)
+        else:
+            del kept[self.window // 2]
+            kept.append(o)
 
+    def _authentication(self, inc: Incarnation, o: PacketObservation) -> None:
+        ft = o.ft
+        if o.action == REPLY and o.reply_flags == SYN | ACK:
+            self.cookies[ft] = o.reply_seq
+        elif (
+            o.packet.flags & (SYN | ACK | RST) == ACK
+            and ft in self.cookies
+            and o.packet.ack == (self.cookies[ft] + 1) & 0xFFFFFFFF
+        ):
+            self.authenticated.add(ft.src_ip)
+        if o.action == FORWARD and ft.src_ip not in self.authenticated:
+            self.spoofed.append(
+                Finding(VIOLATION, "spoofed", ft, inc.number, [o], list(inc.packets),
+                        f"{ft.src_ip:#x} never returned a valid cookie, yet packet #{o.index} reached {o.dip}")
+            )  # fmt: skip
 
-def _starts_new(config: Config, inc: Incarnation, o: PacketObservation) -> bool:
-    gap = o.t - inc.packets[-1].t
-    if gap > config.idle_timeout:
-        return True
-    return inc.ended and (o.packet.is_syn or gap > config.teardown_grace)
-
-
-def _classify(inc: Incarnation, h: _History) -> Finding:
-    anchor = inc.anchor
-    assert anchor is not None
-    first = inc.offending[0]
-    upto = [p for p in inc.packets if p.index <= first.index]
-    base = (
-        f"{inc.ft} incarnation {inc.number}: packet #{anchor.index} went to {anchor.dip}, "
-        f"packet #{first.index} to {first.dip}"
-    )
-
-    def finding(category: str, explanation: str) -> Finding:
-        return Finding(category, "moved", inc.ft, inc.number, inc.offending, upto, explanation)
-
-    failed = h.failed_dips.get(anchor.dip)  # type: ignore[arg-type]
-    if failed is not None and failed <= first.index:
-        return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
-    if _fault_shaped(inc, first, h):
-        return finding(FAULT, f"{base}; a fault lost its learn event")
-    alias = _alias_change(inc, first, h)
-    if alias is not None:
-        return finding(DIGEST_ALIAS, f"{base}; {alias}")
-    return finding(VIOLATION, base)
-
-
-def _fault_shaped(inc: Incarnation, first: PacketObservation, h: _History) -> bool:
-    """Did a fault destroy the learning of a packet of this 5-tuple, and the CPU learn nothing from
-    a later packet of it before the first offending one? Then what the CPU believes of the
-    connection (its version, whether a SYN reopened it) is what the fault left it, whichever
-    incarnation the lost packet belonged to."""
-    learned = h.learned_at.get(inc.ft, ())
-    for lost, sent in h.lost_at.get(inc.ft, ()):
-        if lost > first.index:
-            continue
-        later = [i for i, t in h.learn_sends.get(inc.ft, ()) if t > sent and i < first.index]
-        if not later or not _between(learned, min(later) + 1, first.index):
+    def _starts_new(self, inc: Incarnation, o: PacketObservation) -> bool:
+        gap = o.t - inc.last_t
+        if gap > self.config.idle_timeout:
             return True
-    return False
+        return inc.ended and (o.packet.is_syn or gap > self.config.teardown_grace)
+
+    # ------------------------------------------------------------ classifying, at the first offending packet
+
+    def _classify(self, inc: Incarnation, flow: _Flow, first: PacketObservation) -> Finding:
+        anchor = inc.anchor
+        assert anchor is not None
+        base = (
+            f"{inc.ft} incarnation {inc.number}: packet #{anchor.index} went to {anchor.dip}, "
+            f"packet #{first.index} to {first.dip}"
+        )
+
+        def finding(category: str, explanation: str) -> Finding:
+            return Finding(category, "moved", inc.ft, inc.number, inc.offending, list(inc.packets), explanation)
+
+        failed = self.failed_dips.get(anchor.dip)  # type: ignore[arg-type]
+        if failed is not None:
+            return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
+        if self._fault_shaped(flow):
+            return finding(FAULT, f"{base}; a fault lost its learn event")
+        alias = self._alias_change(inc, first)
+        if alias is not None:
+            return finding(DIGEST_ALIAS, f"{base}; {alias}")
+        return finding(VIOLATION, base)
+
+    def _fault_shaped(self, flow: _Flow) -> bool:
+        """Did a fault destroy the learning of a packet of this 5-tuple, and the CPU learn nothing from
+        a later packet of it since? Then what the CPU believes of the connection (its version, whether
+        a SYN reopened it) is what the fault left it, whichever incarnation the lost packet belonged to."""
+        flow.lost = [(index, sent) for index, sent in flow.lost if not flow.healed(sent)]
+        return bool(flow.lost)
+
+    def _alias_change(self, inc: Incarnation, first: PacketObservation) -> str | None:
+        """Did another connection's entry, written before the CPU knew this one, change its lookups?"""
+        anchor = inc.anchor
+        assert anchor is not None
+        first_owner = self.owner_now.get(first.hit_key) if first.hit_key is not None else None
+        for packet, owner in ((anchor, inc.anchor_owner), (first, first_owner)):
+            if owner is not None and owner.vip != inc.ft.vip:
+                # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
+                # which may be reclaimed and reused while the captor lives.
+                return f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
+        for packet in (anchor, first):
+            if packet.hit_key is None:
+                continue
+            for index, owner in self.key_changes.get(packet.hit_key, ()):
+                if owner == inc.ft or not anchor.index < index:
+                    continue
+                if inc.first_learned is not None and inc.first_learned < index:
+                    continue
+                stage, bucket, digest = packet.hit_key
+                return (
+                    f"the entry (stage {stage}, bucket {bucket}, digest {digest:#x}) of {owner} changed at #{index}"
+                    " before the CPU had learned this connection"
+                )
+        return None
 
 
-def _alias_change(inc: Incarnation, first: PacketObservation, h: _History) -> str | None:
-    """Did another connection's entry, written before the CPU knew this one, change its lookups?"""
-    anchor = inc.anchor
-    assert anchor is not None
-    learned = [i for i in h.learned_at.get(inc.ft, ()) if i >= inc.start]
-    for packet in (anchor, first):
-        owner = h.hit_owner.get(packet.index)
-        if owner is not None and owner.vip != inc.ft.vip:
-            # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
-            # which may be reclaimed and reused while the captor lives.
-            return f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
-    for packet in (anchor, first):
-        if packet.hit_key is None:
-            continue
-        for index, owner in h.key_changes.get(packet.hit_key, ()):
-            if owner == inc.ft or not anchor.index < index <= first.index:
-                continue
-            if any(i < index for i in learned):
-                continue
-            stage, bucket, digest = packet.hit_key
-            return (
-                f"the entry (stage {stage}, bucket {bucket}, digest {digest:#x}) of {owner} changed at #{index}"
-                " before the CPU had learned this connection"
-            )
-    return None
+def judge(config: Config, observations: Iterable[Observation]) -> Verdict:
+    """The verdict on a whole history, keeping every incarnation and packet for the report."""
+    return Oracle(config, window=None).feed_all(observations).verdict()
