@@ -10,6 +10,7 @@ from pathlib import Path
 
 from model.observations import Observation
 from silkcheck import report
+from silkcheck.capture import EXPIRE_INTERVAL
 from silkcheck.examples import EXAMPLES_DIR, write_all
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
@@ -20,21 +21,35 @@ def _run(trace: Trace, target_name: str) -> Verdict:
     return judge(trace.config, get_target(target_name).run(trace))
 
 
-def _replay_source(args: argparse.Namespace) -> Trace:
+def cmd_replay(args: argparse.Namespace) -> int:
     if (args.trace is None) == (args.pcap is None):
         raise TraceError("replay: give either a trace file or --pcap FILE")
     if args.trace is not None:
-        return load(args.trace)
-    from silkcheck.capture import capture_from_args
+        return replay_trace(load(args.trace), args.target, args.html, args.trace)
+    from silkcheck.capture import capture_source
+    from silkcheck.streaming import describe, judge_stream, saving
 
-    return capture_from_args(args)
+    header, capture, events = capture_source(args)
+    if args.save_trace:
+        events = saving(header, events, Path(args.save_trace))
+    if args.target != "model" or args.html:  # the whole capture in memory: BMv2 runs, and timelines, need it
+        header.events = list(events)
+        print(capture.summary())
+        return replay_trace(header, args.target, args.html, args.pcap)
+    from silkcheck.targets.model import ModelTarget
+
+    result = judge_stream(header.config, ModelTarget().stream(header, events))
+    print(capture.summary())
+    print(describe(header.name, args.target, result))
+    if args.save_trace:
+        print(f"wrote {args.save_trace}")
+    return 0 if result.verdict.ok else 1
 
 
-def cmd_replay(args: argparse.Namespace) -> int:
-    trace = _replay_source(args)
-    observations = get_target(args.target).run(trace)
+def replay_trace(trace: Trace, target: str, html: str | None, source: str) -> int:
+    observations = get_target(target).run(trace)
     verdict = judge(trace.config, observations)
-    print(f"{trace.name or args.trace} on {args.target}: {verdict.summary()}")
+    print(f"{trace.name or source} on {target}: {verdict.summary()}")
     if trace.description:
         print(trace.description)
     print()
@@ -42,8 +57,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for finding in verdict.findings:
         print()
         print(report.explain(finding))
-    if args.target == "model":
-        show_timeline(trace, observations, verdict, args.html)
+    if target == "model":
+        show_timeline(trace, observations, verdict, html)
     return 0 if verdict.ok else 1
 
 
@@ -161,11 +176,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     rates = Rates(args.new_conns_per_min, args.updates_per_min)
     if args.pcap:
-        from silkcheck.capture import distinct_flows, parse_vips, read_capture
+        from silkcheck.capture import CaptureStream, distinct_flows, parse_vips
 
-        capture = read_capture(args.pcap, parse_vips(args.vip) or None)
+        capture = CaptureStream(Path(args.pcap), parse_vips(args.vip) or None)
         flows, opens_with_syn = distinct_flows(capture)
-        print(f"{args.pcap}: {len(capture.packets):,} packets, {len(flows):,} flows, "
+        print(f"{args.pcap}: {capture.packets:,} packets, {len(flows):,} flows, "
               f"{opens_with_syn.mean():.1%} open with a TCP SYN")  # fmt: skip
         source = CaptureSource(flows, opens_with_syn, rng, name=Path(args.pcap).name)
     else:
@@ -195,6 +210,8 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pool", action="append", default=[],
                    help="DIP,DIP,... the pool of each --vip in order (one --pool serves every VIP)")
     p.add_argument("--learn-interval-us", type=int, default=1000, help="CPU learn step interval (insertion latency)")
+    p.add_argument("--expire-interval-us", type=int, default=EXPIRE_INTERVAL,
+                   help=f"CPU expiry pass interval (default {EXPIRE_INTERVAL:,})")
     p.add_argument("--update-at-us", type=int, help="request a pool update for every VIP at this capture time")
     p.add_argument("--update-pool", help="DIP,DIP,... the new pool of that update")
     p.add_argument("--max-packets", type=int, help="read at most this many usable packets of the capture")

@@ -112,7 +112,7 @@ def read_records(path: str | Path) -> Iterator[Record]:
         if magic in CLASSIC_MAGICS:
             yield from _classic(path, file, *CLASSIC_MAGICS[magic])
         elif len(magic) == 4 and struct.unpack("<I", magic)[0] == PCAPNG_SECTION:
-            yield from _pcapng(path, file)
+            yield from _pcapng(path, file, magic)
         else:
             raise PcapError(f"{path}: not a pcap or pcapng capture (it starts with {magic.hex() or 'nothing'})")
 
@@ -147,13 +147,13 @@ class _Interface(NamedTuple):
     offset_s: int
 
 
-def _pcapng(path: Path, file: BinaryIO) -> Iterator[Record]:
+def _pcapng(path: Path, file: BinaryIO, magic: bytes) -> Iterator[Record]:
     endian = "<"
     interfaces: list[_Interface] = []
     number = 0
     first = True
     while True:
-        head = file.read(8)
+        head = magic + file.read(4) if first else file.read(8)
         if not head:
             return
         where = f"the block after packet #{number}" if number else "the first block"
@@ -225,7 +225,7 @@ def _interface(path: Path, body: bytes, endian: str, where: str) -> _Interface:
         if code == OPTION_TSRESOL and size == 1:
             exponent = value[0] & 0x7F
             if exponent > 30:
-                raise PcapError(f"{path}: {where}: if_tsresol {value[0]:#x} is beyond nanoseconds^3")
+                raise PcapError(f"{path}: {where}: if_tsresol {value[0]:#x} asks for time units below 1e-30 s")
             units = 2**exponent if value[0] & 0x80 else 10**exponent
         elif code == OPTION_TSOFFSET and size == 8:
             offset = struct.unpack(endian + "q", value)[0]

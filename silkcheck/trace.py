@@ -24,11 +24,13 @@ first problem (``TraceError``).
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from model import events as ev
 from model.config import Config, ConfigError
@@ -183,8 +185,9 @@ def _expect(value: Any) -> str:
     return value
 
 
+MAX_TIME = 1 << 62
 U32 = _int_in(0, 0xFFFFFFFF)
-TIME = _int_in(0, 1 << 62)
+TIME = _int_in(0, MAX_TIME)
 
 
 def load(path: str | Path) -> Trace:
@@ -374,13 +377,32 @@ def to_dict(trace: Trace) -> dict[str, Any]:
     return out
 
 
+class TraceWriter:
+    """A trace as JSON with one event per line (so traces diff well), written event by event:
+    the header first, so a trace too long to hold in memory can be saved as it streams by."""
+
+    def __init__(self, trace: Trace, out: TextIO) -> None:
+        self.out = out
+        data = to_dict(dataclasses.replace(trace, events=[]))
+        del data["events"]
+        out.write(json.dumps(data, indent=2)[:-2] + ',\n  "events": [\n')
+        self.separator = ""
+
+    def write(self, event: ev.Event) -> None:
+        self.out.write(self.separator + "    " + json.dumps(event_to_dict(event)))
+        self.separator = ",\n"
+
+    def close(self) -> None:
+        self.out.write("\n  ]\n}\n")
+
+
 def dumps(trace: Trace) -> str:
-    """JSON with one event per line, so traces diff well."""
-    data = to_dict(trace)
-    events = data.pop("events")
-    head = json.dumps(data, indent=2)[:-2]
-    lines = ",\n".join("    " + json.dumps(e) for e in events)
-    return f'{head},\n  "events": [\n{lines}\n  ]\n}}\n'
+    out = io.StringIO()
+    writer = TraceWriter(trace, out)
+    for event in trace.events:
+        writer.write(event)
+    writer.close()
+    return out.getvalue()
 
 
 def save(trace: Trace, path: str | Path) -> None:
