@@ -125,6 +125,24 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pcap_bench(args: argparse.Namespace) -> int:
+    from silkcheck.bench import run_pcap_bench
+
+    run_pcap_bench(args.packets, args.span_s, args.connections, args.learn_interval_us, args.baseline_packets,
+                   args.keep)  # fmt: skip
+    return 0
+
+
+def _pcap_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--packets", type=int, default=10_000_000, help="packets in the synthetic capture (default 10M)")
+    p.add_argument("--span-s", type=float, default=3600.0, help="seconds the capture spans (default 3600)")
+    p.add_argument("--connections", type=int, default=5_000, help="live connections at a time (default 5,000)")
+    p.add_argument("--learn-interval-us", type=int, default=100_000, help="CPU learn step interval (default 100 ms)")
+    p.add_argument("--baseline-packets", type=int, default=300_000,
+                   help="packets the in-memory baseline replays (default 300,000)")
+    p.add_argument("--keep", metavar="PCAP", help="write the capture here and keep it")
+
+
 def _prove_section() -> bool:
     from proofs.suite import prove_section
 
@@ -379,7 +397,10 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("replay", "run one trace and print its verdict and per-connection table", _replay_args, cmd_replay),
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
-    ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("bench", "benchmark the model: packet rate, and memory streaming vs in memory, on a large trace", _bench_args,
+     cmd_bench),
+    ("pcap-bench", "write a large synthetic capture (vs scapy), replay it streaming (vs in memory): rates, peak RSS",
+     _pcap_bench_args, cmd_pcap_bench),
     ("p4-build", "compile p4/silkroad.p4 for BMv2 with a trace's config (needs p4c)", _p4_build_args, cmd_p4_build),
     ("diff", "differential test: run traces on the model and on BMv2 and compare packet by packet", _diff_args,
      cmd_diff),

@@ -51,7 +51,7 @@ DIGEST_ALIAS = "digest-alias"
 DIP_FAILURE = "dip-failure"
 FAULT = "fault"
 CATEGORIES = (VIOLATION, DIGEST_ALIAS, DIP_FAILURE, FAULT)
-STREAM_WINDOW = 16
+STREAM_WINDOW = 8
 """Packets a streaming oracle keeps per incarnation for its report: the first ones, then the latest."""
 
 Key = tuple[int, int, int]
