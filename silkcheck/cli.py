@@ -11,6 +11,7 @@ from pathlib import Path
 from model.observations import Observation
 from silkcheck import report
 from silkcheck.capture import EXPIRE_INTERVAL
+from silkcheck.differential import PACKET_SHARE
 from silkcheck.examples import EXAMPLES_DIR, write_all
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
@@ -272,7 +273,9 @@ def cmd_p4_build(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from silkcheck.differential import run_differential
 
-    return run_differential(args.traces, args.random, args.seed, args.events)
+    return run_differential(args.traces, args.random, args.seed, args.events, workers=args.workers,
+                            packet_share=args.packet_share, anchor=not args.no_anchor,
+                            bmv2_log=Path(args.bmv2_log) if args.bmv2_log else None)  # fmt: skip
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
@@ -284,6 +287,11 @@ def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", type=int, default=0, metavar="N", help="also run N random traces")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--events", type=int, default=60, help="events per random trace")
+    p.add_argument("--packet-share", type=float, default=PACKET_SHARE,
+                   help=f"share of a random trace's events that are packets (default {PACKET_SHARE})")
+    p.add_argument("--workers", type=int, default=1, help="BMv2 switches run in parallel, one trace each (default 1)")
+    p.add_argument("--no-anchor", action="store_true", help="skip the raw BMv2 rate (pcap-fed) printed as the anchor")
+    p.add_argument("--bmv2-log", metavar="FILE", help="turn BMv2's packet log on, into FILE (one per worker)")
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connections", type=int, default=10_000_000)
     p.add_argument("--load", type=float, default=0.9, help="load factor the table is sized for")

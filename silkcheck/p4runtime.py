@@ -133,8 +133,14 @@ class P4RuntimeClient:
         self._call(self.stub.SetForwardingPipelineConfig, request, "set the pipeline")
 
     def write(self, kind: int, entity: p4r.Entity, what: str) -> None:
+        self.write_all([(kind, entity)], what)
+
+    def write_all(self, updates: list[tuple[int, p4r.Entity]], what: str) -> None:
+        """One WriteRequest of ``updates`` (never atomic: BMv2 refuses that). BMv2's server applies
+        a request's updates one by one in the order given, which is what the callers rely on."""
         request = p4r.WriteRequest(device_id=self.device_id, election_id=ELECTION_ID)
-        request.updates.add(type=kind, entity=entity)
+        for kind, entity in updates:
+            request.updates.add(type=kind, entity=entity)
         self._call(self.stub.Write, request, what)
 
     def _call(self, method: object, request: object, what: str) -> None:
@@ -152,11 +158,27 @@ class P4RuntimeClient:
 
 
 class Tables:
-    """Table writes by name, with keys and action parameters as integers."""
+    """Table writes by name, with keys and action parameters as integers. Writes are held until
+    ``flush`` sends them, in order, as one request: the caller flushes before any packet that
+    must see them, so a run of writes with no packet between them costs one round trip."""
 
     def __init__(self, client: P4RuntimeClient, info: P4Info) -> None:
         self.client = client
         self.info = info
+        self.pending: list[tuple[int, p4r.Entity]] = []
+        self.described: list[str] = []
+
+    def _queue(self, kind: int, entity: p4r.Entity, what: str) -> None:
+        self.pending.append((kind, entity))
+        self.described.append(what)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        updates, described = self.pending, self.described
+        self.pending, self.described = [], []
+        what = described[0] if len(described) == 1 else f"apply {len(described)} writes ({'; '.join(described)})"
+        self.client.write_all(updates, what)
 
     def entry(self, table: str, key: dict[str, int], action: str | None = None,
               params: dict[str, int] | None = None) -> p4r.Entity:  # fmt: skip
@@ -174,13 +196,13 @@ class Tables:
         return p4r.Entity(table_entry=entry)
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
-        self.client.write(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")
+        self._queue(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")
 
     def modify(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
-        self.client.write(p4r.Update.MODIFY, self.entry(table, key, action, params), f"modify {table} {key}")
+        self._queue(p4r.Update.MODIFY, self.entry(table, key, action, params), f"modify {table} {key}")
 
     def delete(self, table: str, key: dict[str, int]) -> None:
-        self.client.write(p4r.Update.DELETE, self.entry(table, key), f"delete from {table} {key}")
+        self._queue(p4r.Update.DELETE, self.entry(table, key), f"delete from {table} {key}")
 
     def enable_digest(self, name: str) -> None:
         """Every sample at once, one per list, and no duplicate cache (ack timeout 0): the caller

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from model import events as ev
 from model.config import Config
 from model.cpu import Cpu
 from model.hashing import HashPlan, dip_index
@@ -72,13 +73,16 @@ def test_hashes_agree_bit_for_bit(target, name):
     pool = tuple(Dip(parse_ip("10.0.1.0") + i, 8080) for i in range(13))
     Cpu.boot(config, plan, dataplane, {vip: pool})
     rng = random.Random(name)
+    flows = []
     for index in range(1500):
         if index % 2:
-            ft = FiveTuple(rng.getrandbits(32), vip.ip, rng.getrandbits(16), vip.port, PROTO_TCP)
+            flows.append(FiveTuple(rng.getrandbits(32), vip.ip, rng.getrandbits(16), vip.port, PROTO_TCP))
         else:
-            ft = FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
-                           rng.choice((PROTO_TCP, PROTO_UDP)))  # fmt: skip
-        report, _ = dataplane.inject(index, Packet(ft, ACK))
+            flows.append(FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
+                                   rng.choice((PROTO_TCP, PROTO_UDP))))  # fmt: skip
+    results = dataplane.inject([(index, ev.PacketArrives(index, Packet(ft, ACK))) for index, ft in enumerate(flows)])
+    for index, ft in enumerate(flows):
+        report, _ = results[index + 1]
         h = plan.flow(ft)
         assert report["digest"] == h.digest, ft
         assert [report.bucket(s) for s in range(config.stages)] == list(h.buckets), ft

@@ -28,13 +28,16 @@ What BMv2 cannot do over P4Runtime, and how the target keeps the model's semanti
 from __future__ import annotations
 
 import atexit
+import ctypes
 import queue
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -49,16 +52,19 @@ from model.dataplane import LearnChannel, LearnEvent, VipEntry
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
 from model.switch import Switch
-from model.types import Dip, FiveTuple, Packet, Vip
+from model.types import Dip, FiveTuple, Vip
 from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
 from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
-from silkcheck.targets.model import step_all
+from silkcheck.targets.model import step_each
 from silkcheck.trace import Trace
 
 CPU_PORT = 255
+PR_SET_PDEATHSIG = 1
 PACKET_TIMEOUT_S = 10.0
+IN_FLIGHT = 128
+"""Packets injected and not yet answered, at most: BMv2's input buffer drops what does not fit."""
 START_TIMEOUT_S = 30.0
 
 # p4/silkroad.p4 report_t, field for field.
@@ -122,21 +128,36 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class SimpleSwitch:
-    """A ``simple_switch_grpc`` process on loopback ports, with no interfaces."""
+def _die_with_parent() -> None:
+    """In the switch's child process: the kernel ends it when the Python process that started it
+    dies, however it dies (a killed campaign worker leaves no switch behind)."""
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
-    def __init__(self) -> None:
+
+class SimpleSwitch:
+    """A ``simple_switch_grpc`` process on loopback ports. By default it has no interfaces (packets
+    go in and out over P4Runtime) and logs nothing; ``log`` turns BMv2's own packet log on, into
+    that file; ``ports`` gives it interfaces instead: port N reads ``portN_in.pcap`` in ``workdir``
+    (which the caller prepared) after ``files_wait_s`` seconds, and writes ``portN_out.pcap``."""
+
+    def __init__(self, log: Path | None = None, ports: Sequence[int] = (), files_wait_s: int = 0,
+                 workdir: Path | None = None) -> None:  # fmt: skip
         binary = require_tool("simple_switch_grpc")
-        self.workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
         self.grpc_address = f"127.0.0.1:{_free_port()}"
         self.log_path = self.workdir / "switch.log"
+        logging = ["--log-file", str(log), "--log-level", "debug", "--log-flush"] if log else []
+        interfaces = [f"{port}@port{port}" for port in ports]
+        files = ["--use-files", str(files_wait_s)] if ports else []
         command = [
-            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()),
+            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files,
+            *(arg for interface in interfaces for arg in ("-i", interface)),
             *self._notifications_option(binary),
             "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
         ]  # fmt: skip
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        with self.log_path.open("w") as out:
+            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
+                                            preexec_fn=_die_with_parent)  # fmt: skip
         self._wait_ready()
 
     def _notifications_option(self, binary: str) -> list[str]:
@@ -150,11 +171,12 @@ class SimpleSwitch:
         """Poll the gRPC port until it answers; give up if the process dies or time runs out."""
         deadline = time.monotonic() + START_TIMEOUT_S
         with grpc.insecure_channel(self.grpc_address) as channel:
+            ready = grpc.channel_ready_future(channel)  # one future: a poller per try would outlive the channel
             while True:
                 if self.process.poll() is not None:
                     raise P4RuntimeError(f"simple_switch_grpc exited at start:\n{self.log_tail()}")
                 try:
-                    grpc.channel_ready_future(channel).result(timeout=0.2)
+                    ready.result(timeout=0.2)
                     return
                 except grpc.FutureTimeoutError:
                     if time.monotonic() > deadline:
@@ -238,31 +260,48 @@ class P4RuntimeDataPlane(LearnChannel):
 
     # ------------------------------------------------------------ packets
 
-    def inject(self, index: int, packet: Packet) -> tuple[Report, Egress | None]:
-        """Send one packet through the pipeline and wait for its report and output."""
-        tag = index + 1
+    def inject(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> dict[int, tuple[Report, Egress | None]]:
+        """Send a batch of packets through the pipeline, at most ``IN_FLIGHT`` at a time, and
+        collect each one's report and output by its tag (the trace event index + 1)."""
         meta = self.tables.info.packet_metadata["packet_out"]
-        self.client.packet_out(
-            frames.packet_frame(packet).to_bytes(),
-            {meta["tag"][0]: encode(tag, 32), meta["ingress_port"][0]: encode(CLIENT_PORT, 16)},
-        )
-        report: Report | None = None
-        egress: Egress | None = None
+        tag_id, port_id = meta["tag"][0], meta["ingress_port"][0]
+        port = encode(CLIENT_PORT, 16)
+        reports: dict[int, Report] = {}
+        egress: dict[int, Egress] = {}
+        done: dict[int, tuple[Report, Egress | None]] = {}
+        waiting = {index + 1 for index, _ in batch}
+        sent = 0
         deadline = time.monotonic() + PACKET_TIMEOUT_S
-        while report is None or (report["outcome"] != 0 and egress is None):
-            item = self._next(deadline, index)
+        while len(done) < len(batch):
+            while sent < len(batch) and sent - len(done) < IN_FLIGHT:
+                index, event = batch[sent]
+                self.client.packet_out(frames.packet_frame(event.packet).to_bytes(),
+                                       {tag_id: encode(index + 1, 32), port_id: port})  # fmt: skip
+                sent += 1
+            item = self._next(deadline, batch[len(done)][0])
             if item.kind == "digest":
                 for data in item.message.data:  # type: ignore[attr-defined]
-                    found = Report({n: decode(m.bitstring) for n, m in zip(REPORT_FIELDS, data.struct.members,
-                                                                             strict=True)})  # fmt: skip
-                    if found["tag"] != tag:
-                        raise P4RuntimeError(f"report for tag {found['tag']} while waiting for {tag}")
-                    report = found
+                    report = Report({n: decode(m.bitstring) for n, m in zip(REPORT_FIELDS, data.struct.members,
+                                                                              strict=True)})  # fmt: skip
+                    tag = self._expected(report["tag"], waiting, "report")
+                    reports[tag] = report
+                    if report["outcome"] == 0 or tag in egress:
+                        done[tag] = (report, egress.get(tag))
             elif item.kind == "packet":
-                egress = self._egress(item.message, tag)
+                tag, frame = self._egress(item.message, waiting)
+                egress[tag] = frame
+                if tag in reports:
+                    done[tag] = (reports[tag], frame)
             else:
                 raise P4RuntimeError(f"stream error: {item.message}")
-        return report, egress
+            deadline = time.monotonic() + PACKET_TIMEOUT_S
+        return done
+
+    @staticmethod
+    def _expected(tag: int, waiting: set[int], what: str) -> int:
+        if tag not in waiting:
+            raise P4RuntimeError(f"{what} for tag {tag}, which is not in the batch being injected")
+        return tag
 
     def _next(self, deadline: float, index: int) -> StreamItem:
         try:
@@ -270,16 +309,21 @@ class P4RuntimeDataPlane(LearnChannel):
         except queue.Empty:
             raise P4RuntimeError(f"events[{index}]: no report from the switch within {PACKET_TIMEOUT_S} s") from None
 
-    def _egress(self, packet: object, tag: int) -> Egress:
+    def _egress(self, packet: object, waiting: set[int]) -> tuple[int, Egress]:
         meta = {m.metadata_id: decode(m.value) for m in packet.metadata}  # type: ignore[attr-defined]
         ids = self.tables.info.packet_metadata["packet_in"]
-        if meta.get(ids["tag"][0]) != tag:
-            raise P4RuntimeError(f"frame for tag {meta.get(ids['tag'][0])} while waiting for {tag}")
-        return Egress(meta[ids["egress_port"][0]], bytes(packet.payload))  # type: ignore[attr-defined]
+        tag = self._expected(meta.get(ids["tag"][0], 0), waiting, "frame")
+        return tag, Egress(meta[ids["egress_port"][0]], bytes(packet.payload))  # type: ignore[attr-defined]
 
-    def process(self, index: int, t: int, packet: Packet) -> PacketObservation:
-        """One trace packet through BMv2, observed as the model observes its own."""
-        report, egress = self.inject(index, packet)
+    def process(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> list[PacketObservation]:
+        """Trace packets through BMv2 (no other event between them), observed as the model
+        observes its own: in trace order, the learning filter and idle timers applied in that order."""
+        self.tables.flush()
+        results = self.inject(batch)
+        return [self._observe(index, event, *results[index + 1]) for index, event in batch]
+
+    def _observe(self, index: int, event: ev.PacketArrives, report: Report, egress: Egress | None) -> PacketObservation:
+        t, packet = event
         self.reports[index] = report
         if egress is not None:
             self.egress[index] = egress
@@ -306,13 +350,25 @@ def _vip_key(vip: Vip) -> dict[str, int]:
 
 
 class Bmv2Switch(Switch):
-    """The model's ``Switch`` with BMv2 as its data plane: packets go to the
-    switch, every other event to the same CPU and learn channel as the model."""
+    """The model's ``Switch`` with BMv2 as its data plane: packets go to the switch, every other
+    event to the same CPU and learn channel as the model. Every event that is not a packet is a
+    barrier: the packets between two of them go to the switch as one batch."""
 
-    def step(self, index: int, event: ev.Event) -> Observation:
-        if isinstance(event, ev.PacketArrives):
-            return self.dataplane.process(index, event.t, event.packet)  # type: ignore[attr-defined]
-        return super().step(index, event)
+    def run(self, name: str, events: Sequence[ev.Event]) -> list[Observation]:
+        dataplane: P4RuntimeDataPlane = self.dataplane  # type: ignore[assignment]
+        observations: list[Observation] = []
+        batch: list[tuple[int, ev.PacketArrives]] = []
+        for index, event in enumerate(events):
+            if type(event) is ev.PacketArrives:
+                batch.append((index, event))
+                continue
+            if batch:
+                observations += dataplane.process(batch)
+                batch = []
+            observations += step_each(self, name, [event], first=index)
+        if batch:
+            observations += dataplane.process(batch)
+        return observations
 
 
 @dataclass
@@ -326,7 +382,8 @@ class Bmv2Target:
 
     name = "bmv2"
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path | None = None) -> None:
+        self.log = log
         self._switch: SimpleSwitch | None = None
         self._client: P4RuntimeClient | None = None
         atexit.register(self.close)
@@ -347,7 +404,7 @@ class Bmv2Target:
 
     def _connect(self) -> P4RuntimeClient:
         if self._client is None:
-            self._switch = SimpleSwitch()
+            self._switch = SimpleSwitch(self.log)
             self._client = P4RuntimeClient(self._switch.grpc_address)
         return self._client
 
@@ -375,7 +432,8 @@ class Bmv2Target:
         dataplane = self.dataplane(trace.config)
         cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips)
         switch = Bmv2Switch(trace.config, dataplane, cpu)  # type: ignore[arg-type]
-        observations = step_all(switch, trace)
+        observations = switch.run(trace.name, trace.events)
+        dataplane.tables.flush()  # no packet sees the last writes, but a refused one is still an error
         return Bmv2Run(observations, dataplane)
 
     def run(self, trace: Trace) -> list[Observation]:
@@ -386,3 +444,59 @@ class Bmv2Target:
 def shared_target() -> Bmv2Target:
     """One switch process per Python process, reused by every run (each run reloads the pipeline)."""
     return Bmv2Target()
+
+
+FILES_WAIT_S = 3
+"""How long a pcap-fed switch waits before reading its input: time to push the pipeline and the boot writes."""
+RAW_SETTLE_S = 1.0
+
+
+@dataclass
+class RawRate:
+    packets: int
+    outputs: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.packets / self.seconds
+
+
+def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence[ev.PacketArrives]) -> RawRate:
+    """BMv2 alone, as the anchor for the harness: the same program with the same boot writes (VIPs
+    and pools), fed ``packets`` from a pcap file (``--use-files``) with no controller in the loop.
+    The rate is the input packets over the time from the switch's first output to its last."""
+    from silkcheck.pcap import read_records, write_packets
+
+    if not packets:
+        raise P4RuntimeError("raw BMv2 rate: no packets to feed")
+    compiled = build(config)
+    workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-raw-"))
+    ports = (CLIENT_PORT, frames.SERVER_PORT)
+    write_packets(packets, workdir / f"port{CLIENT_PORT}_in.pcap")
+    write_packets((), workdir / f"port{frames.SERVER_PORT}_in.pcap")
+    switch = SimpleSwitch(ports=ports, files_wait_s=FILES_WAIT_S, workdir=workdir)
+    client = P4RuntimeClient(switch.grpc_address)
+    try:
+        info = P4Info(compiled.p4info)
+        client.set_pipeline(info, compiled.json.read_bytes())
+        tables = Tables(client, info)
+        dataplane = P4RuntimeDataPlane(config, HashPlan(config), tables, client)
+        Cpu.boot(config, dataplane.plan, dataplane, vips)
+        tables.flush()
+        outputs = [workdir / f"port{port}_out.pcap" for port in ports]
+        sizes: list[int] = []
+        deadline = time.monotonic() + FILES_WAIT_S + PACKET_TIMEOUT_S + len(packets) / 100
+        while time.monotonic() < deadline:  # until the output files stop growing
+            time.sleep(RAW_SETTLE_S)
+            now = [p.stat().st_size if p.exists() else 0 for p in outputs]
+            if sum(now) and now == sizes:
+                break
+            sizes = now
+        stamps = [r.nanos for p in outputs if p.exists() and p.stat().st_size for r in read_records(p)]
+    finally:
+        client.close()
+        switch.stop()
+    if len(stamps) < 2:
+        raise P4RuntimeError(f"raw BMv2 rate: the switch sent {len(stamps)} of {len(packets)} packets out")
+    return RawRate(len(packets), len(stamps), (max(stamps) - min(stamps)) / 1e9)

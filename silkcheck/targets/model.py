@@ -21,9 +21,10 @@ class ModelTarget:
         return step_each(Switch.boot(trace.config, trace.vips), trace.name, events)
 
 
-def step_each(switch: Switch, name: str, events: Iterable[ev.Event]) -> Iterator[Observation]:
-    """Every event through ``switch``; an event the state cannot take is a trace error."""
-    for index, event in enumerate(events):
+def step_each(switch: Switch, name: str, events: Iterable[ev.Event], first: int = 0) -> Iterator[Observation]:
+    """Every event through ``switch`` (the first being ``events[first]`` of the trace); an event
+    the state cannot take is a trace error."""
+    for index, event in enumerate(events, first):
         try:
             yield switch.step(index, event)
         except InvalidEvent as error:
