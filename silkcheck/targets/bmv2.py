@@ -262,7 +262,9 @@ class P4RuntimeDataPlane(LearnChannel):
 
     def inject(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> dict[int, tuple[Report, Egress | None]]:
         """Send a batch of packets through the pipeline, at most ``IN_FLIGHT`` at a time, and
-        collect each one's report and output by its tag (the trace event index + 1)."""
+        collect each one's report and output by its tag (the trace event index + 1). The table
+        writes made so far are sent first: the packets must see them."""
+        self.tables.flush()
         meta = self.tables.info.packet_metadata["packet_out"]
         tag_id, port_id = meta["tag"][0], meta["ingress_port"][0]
         port = encode(CLIENT_PORT, 16)
@@ -318,7 +320,6 @@ class P4RuntimeDataPlane(LearnChannel):
     def process(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> list[PacketObservation]:
         """Trace packets through BMv2 (no other event between them), observed as the model
         observes its own: in trace order, the learning filter and idle timers applied in that order."""
-        self.tables.flush()
         results = self.inject(batch)
         return [self._observe(index, event, *results[index + 1]) for index, event in batch]
 
