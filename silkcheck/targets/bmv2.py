@@ -59,6 +59,7 @@ from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
 from silkcheck.targets.model import step_each
 from silkcheck.trace import Trace
+from silkcheck.wire import PacketIn
 
 CPU_PORT = 255
 PR_SET_PDEATHSIG = 1
@@ -282,15 +283,14 @@ class P4RuntimeDataPlane(LearnChannel):
                 sent += 1
             item = self._next(deadline, batch[len(done)][0])
             if item.kind == "digest":
-                for data in item.message.data:  # type: ignore[attr-defined]
-                    report = Report({n: decode(m.bitstring) for n, m in zip(REPORT_FIELDS, data.struct.members,
-                                                                              strict=True)})  # fmt: skip
+                for members in item.message.data:  # type: ignore[attr-defined]
+                    report = Report({n: decode(m) for n, m in zip(REPORT_FIELDS, members, strict=True)})
                     tag = self._expected(report["tag"], waiting, "report")
                     reports[tag] = report
                     if report["outcome"] == 0 or tag in egress:
                         done[tag] = (report, egress.get(tag))
             elif item.kind == "packet":
-                tag, frame = self._egress(item.message, waiting)
+                tag, frame = self._egress(item.message, waiting)  # type: ignore[arg-type]
                 egress[tag] = frame
                 if tag in reports:
                     done[tag] = (reports[tag], frame)
@@ -311,11 +311,11 @@ class P4RuntimeDataPlane(LearnChannel):
         except queue.Empty:
             raise P4RuntimeError(f"events[{index}]: no report from the switch within {PACKET_TIMEOUT_S} s") from None
 
-    def _egress(self, packet: object, waiting: set[int]) -> tuple[int, Egress]:
-        meta = {m.metadata_id: decode(m.value) for m in packet.metadata}  # type: ignore[attr-defined]
+    def _egress(self, packet: PacketIn, waiting: set[int]) -> tuple[int, Egress]:
+        meta = {key: decode(value) for key, value in packet.metadata.items()}
         ids = self.tables.info.packet_metadata["packet_in"]
         tag = self._expected(meta.get(ids["tag"][0], 0), waiting, "frame")
-        return tag, Egress(meta[ids["egress_port"][0]], bytes(packet.payload))  # type: ignore[attr-defined]
+        return tag, Egress(meta[ids["egress_port"][0]], packet.payload)
 
     def process(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> list[PacketObservation]:
         """Trace packets through BMv2 (no other event between them), observed as the model
