@@ -247,7 +247,7 @@ def run_pcap_bench(packets: int, span_s: float, connections: int, learn_interval
         stream = CaptureStream(path, [BENCH_VIP])
         header = Trace(config, pools, name=path.stem)
         events = capture_events(stream, config, learn_interval, updates=update)
-        result = judge_stream(config, ModelTarget().stream(header, events))
+        result = judge_stream(config, ModelTarget().stream(header, events), progress=True)
         verdict = result.verdict
         return {"seconds": time.perf_counter() - start, "packets": verdict.packets, "ok": verdict.ok,
                 "live": result.peak_live, "events": result.events, "connections": verdict.connections}  # fmt: skip

@@ -39,7 +39,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return replay_trace(header, args.target, args.html, args.pcap)
     from silkcheck.targets.model import ModelTarget
 
-    result = judge_stream(header.config, ModelTarget().stream(header, events))
+    result = judge_stream(header.config, ModelTarget().stream(header, events), progress=True)
     print(capture.summary())
     print(describe(header.name, args.target, result))
     if args.save_trace:

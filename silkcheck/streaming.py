@@ -7,13 +7,15 @@ a few packets of each live incarnation for their report.
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from model import events as ev
 from model.config import Config
-from model.observations import Observation
+from model.observations import Observation, PacketObservation
 from silkcheck import report
 from silkcheck.oracle import STREAM_WINDOW, Oracle, Verdict
 from silkcheck.trace import Trace, TraceError, TraceWriter
@@ -27,13 +29,25 @@ class StreamResult:
     """The most incarnations live at once."""
 
 
-def judge_stream(config: Config, observations: Iterable[Observation], window: int = STREAM_WINDOW) -> StreamResult:
+PROGRESS_EVERY = 1_000_000
+"""Packets between two progress lines on stderr."""
+
+
+def judge_stream(config: Config, observations: Iterable[Observation], window: int = STREAM_WINDOW,
+                 progress: bool = False) -> StreamResult:  # fmt: skip
+    """The oracle's verdict on a stream of observations; with ``progress``, a line on stderr every
+    million packets."""
     oracle = Oracle(config, window)
     peak = events = 0
+    start = time.perf_counter()
     for o in observations:
         oracle.feed(o)
         events += 1
         peak = max(peak, len(oracle.live))
+        if progress and oracle.packets % PROGRESS_EVERY == 0 and type(o) is PacketObservation:
+            rate = oracle.packets / (time.perf_counter() - start)
+            print(f"... {oracle.packets:,} packets judged, {len(oracle.live):,} live incarnations, "
+                  f"{rate:,.0f} packets/s", file=sys.stderr, flush=True)  # fmt: skip
     return StreamResult(oracle.verdict(), events, peak)
 
 
