@@ -28,6 +28,7 @@ from model import events as ev
 from model.config import Config
 from model.types import PROTO_BY_NUMBER, PROTO_TCP, PROTO_UDP, Dip, FiveTuple, Packet, Vip
 from scale.flows import Flows
+from silkcheck import inputs
 from silkcheck import trace as tr
 from silkcheck.pcap import PcapError, Record, read_records
 from silkcheck.trace import Trace, parse_vip, vip_text
@@ -150,10 +151,7 @@ class CaptureStream:
     packets: int = 0
 
     def __post_init__(self) -> None:
-        if not self.path.exists():
-            raise CaptureError(f"{self.path}: no such capture file")
-        if not self.path.is_file():
-            raise CaptureError(f"{self.path}: not a regular file (a directory, FIFO or device is no capture)")
+        inputs.open_binary(self.path, "capture").close()  # a missing, unreadable or special file: refused now
 
     def __iter__(self) -> Iterator[tuple[int, Packet]]:
         first: int | None = None
@@ -175,9 +173,9 @@ class CaptureStream:
                     continue
             first = record.nanos if first is None else first
             last_t = max(last_t, (record.nanos - first + 500) // 1000)
-            if last_t > tr.MAX_TIME:
+            if last_t > tr.TIME_MAX:
                 raise CaptureError(f"{self.path}: packet #{record.number} comes {last_t:,} µs after the first, "
-                                   f"beyond the trace's time limit of {tr.MAX_TIME:,} µs")  # fmt: skip
+                                   f"beyond the trace's time limit of {tr.TIME_MAX:,} µs")  # fmt: skip
             self.packets += 1
             ft = FiveTuple(header.src, vip.ip, header.sport, vip.port, header.proto)
             yield last_t, Packet(ft, header.flags, header.seq, header.ack)
@@ -392,8 +390,6 @@ def capture_source(args: argparse.Namespace) -> tuple[Trace, CaptureStream, Iter
         raise CaptureError("--update-at-us and --update-pool go together")
     updates = []
     if args.update_pool is not None:
-        if not 0 <= args.update_at_us <= tr.MAX_TIME:
-            raise CaptureError(f"--update-at-us {args.update_at_us}: a time in 0..{tr.MAX_TIME} µs")
         new_pool = next(iter(_pools_header(vips[:1], [args.update_pool]).values()))
         updates = [ev.UpdateRequested(args.update_at_us, vip, new_pool) for vip in vips]
     config = Config()

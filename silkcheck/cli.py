@@ -3,64 +3,111 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from model.config import MAX_BLOOM_HASHES, MAX_STAGES
 from model.observations import Observation
+from silkcheck import options as opt
 from silkcheck import report
 from silkcheck.capture import EXPIRE_INTERVAL
 from silkcheck.differential import PACKET_SHARE
 from silkcheck.examples import EXAMPLES_DIR, write_all
+from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
-from silkcheck.trace import Trace, TraceError, load
+from silkcheck.trace import TIME_MAX, Trace, TraceError, load, parse_pool_text, parse_vip
+
+# Exit codes (the team's convention).
+PASS = 0
+VIOLATION = 1
+"""A property was violated: a PCC violation, a model/BMv2 mismatch, a mutant that survived."""
+BAD_INPUT = 2
+INTERNAL_ERROR = 3
+INTERRUPTED = 130
+TARGETS = ("model", "bmv2")
+MESSAGE_MAX = 2000
 
 
 def _run(trace: Trace, target_name: str) -> Verdict:
     return judge(trace.config, get_target(target_name).run(trace))
 
 
+def unsafe_designs() -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
+    """Every named unsafe variant of the model, each with the patch that applies it: the fuzzer's
+    mutants and the proofs' variants (whose saved counterexamples are named after them)."""
+    from fuzz.mutants import MUTANTS
+    from proofs.variants import UNCHECKED_MOVE, VARIANTS, unchecked_move
+
+    designs: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {m.name: m.patch for m in MUTANTS}
+    designs.update({v.name: v.applied for v in VARIANTS})
+    designs[UNCHECKED_MOVE[0]] = unchecked_move
+    return designs
+
+
+def _variant_of(trace: Trace) -> str | None:
+    """The unsafe variant a saved counterexample refutes: its name, or its name's end (``bmc-skip-transit``)."""
+    return next((name for name in unsafe_designs() if trace.name == name or trace.name.endswith("-" + name)), None)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.mutant and args.target != "model":
+        raise InputError(f"--mutant {args.mutant} patches the model: replay it on --target model")
     if (args.trace is None) == (args.pcap is None):
         raise TraceError("replay: give either a trace file or --pcap FILE")
-    if args.trace is not None:
-        return replay_trace(load(args.trace), args.target, args.html, args.trace)
+    patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
+    with patch():
+        return replay_trace(load(args.trace), args) if args.trace is not None else replay_capture(args)
+
+
+def replay_capture(args: argparse.Namespace) -> int:
+    """``replay --pcap``: read, run and judged as a stream on the model (memory grows with live
+    connections, not packets); held whole only for BMv2 or a timeline page, which need every event."""
     from silkcheck.capture import capture_source
     from silkcheck.streaming import describe, judge_stream, saving
+    from silkcheck.targets.model import ModelTarget
 
     header, capture, events = capture_source(args)
     if args.save_trace:
         events = saving(header, events, Path(args.save_trace))
-    if args.target != "model" or args.html:  # the whole capture in memory: BMv2 runs, and timelines, need it
+    if args.target != "model" or args.html:
         header.events = list(events)
         print(capture.summary())
-        return replay_trace(header, args.target, args.html, args.pcap)
-    from silkcheck.targets.model import ModelTarget
-
+        return replay_trace(header, args)
     result = judge_stream(header.config, ModelTarget().stream(header, events), progress=True)
     print(capture.summary())
-    print(describe(header.name, args.target, result))
+    applied = f" with {args.mutant} applied" if args.mutant else ""
+    print(describe(header.name + applied, args.target, result))
     if args.save_trace:
         print(f"wrote {args.save_trace}")
-    return 0 if result.verdict.ok else 1
+    return PASS if result.verdict.ok else VIOLATION
 
 
-def replay_trace(trace: Trace, target: str, html: str | None, source: str) -> int:
-    observations = get_target(target).run(trace)
+def replay_trace(trace: Trace, args: argparse.Namespace) -> int:
+    observations = get_target(args.target).run(trace)
     verdict = judge(trace.config, observations)
-    print(f"{trace.name or source} on {target}: {verdict.summary()}")
+    applied = f" with {args.mutant} applied" if args.mutant else ""
+    print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
     if trace.description:
         print(trace.description)
+    variant = _variant_of(trace) if trace.expect == "fail" and verdict.ok and not args.mutant else None
+    if variant:
+        print(f"(a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail)")
     print()
     print(report.connection_table(verdict))
     for finding in verdict.findings:
         print()
         print(report.explain(finding))
-    if target == "model":
-        show_timeline(trace, observations, verdict, html)
-    return 0 if verdict.ok else 1
+    if args.target == "model":
+        show_timeline(trace, observations, verdict, args.html)
+    return PASS if verdict.ok else VIOLATION
 
 
 def show_timeline(trace: Trace, observations: list[Observation], verdict: Verdict, html: str | None) -> None:
@@ -102,7 +149,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     good &= _prove_section()
     print()
     print("verify:", "OK" if good else "FAILED")
-    return 0 if good else 1
+    return PASS if good else VIOLATION
 
 
 def cmd_pcap(args: argparse.Namespace) -> int:
@@ -110,7 +157,7 @@ def cmd_pcap(args: argparse.Namespace) -> int:
 
     count = export_pcap(load(args.trace), args.out)
     print(f"wrote {count} packets to {args.out}")
-    return 0
+    return PASS
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
@@ -135,13 +182,17 @@ def cmd_pcap_bench(args: argparse.Namespace) -> int:
 
 
 def _pcap_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--packets", type=int, default=10_000_000, help="packets in the synthetic capture (default 10M)")
-    p.add_argument("--span-s", type=float, default=3600.0, help="seconds the capture spans (default 3600)")
-    p.add_argument("--connections", type=int, default=5_000, help="live connections at a time (default 5,000)")
-    p.add_argument("--learn-interval-us", type=int, default=100_000, help="CPU learn step interval (default 100 ms)")
-    p.add_argument("--baseline-packets", type=int, default=300_000,
+    p.add_argument("--packets", type=opt.count(BENCH_MAX_PACKETS * 5), default=10_000_000,
+                   help="packets in the synthetic capture (default 10M)")
+    p.add_argument("--span-s", type=opt.real(0, 10**8, low_open=True), default=3600.0,
+                   help="seconds the capture spans (default 3600)")
+    p.add_argument("--connections", type=opt.count(1_000_000), default=5_000,
+                   help="live connections at a time (default 5,000)")
+    p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=100_000,
+                   help="CPU learn step interval (default 100 ms)")
+    p.add_argument("--baseline-packets", type=opt.count(BENCH_MAX_PACKETS), default=300_000,
                    help="packets the in-memory baseline replays (default 300,000)")
-    p.add_argument("--keep", metavar="PCAP", help="write the capture here and keep it")
+    p.add_argument("--keep", metavar="PCAP", type=opt.output_file("capture"), help="write the capture here and keep it")
 
 
 def _prove_section() -> bool:
@@ -162,21 +213,34 @@ def cmd_prove(args: argparse.Namespace) -> int:
     good = all(r.ok for r in rows)
     print()
     print("prove:", "OK" if good else "FAILED")
-    return 0 if good else 1
+    return PASS if good else VIOLATION
 
 
 def _prove_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smaller BMC depth and search scope (what verify runs)")
     p.add_argument("--bench", action="store_true", help="per-property solver time and explicit-state states/s")
-    p.add_argument("--save", metavar="DIR", help="save every counterexample trace (minimal) into DIR")
+    p.add_argument("--save", metavar="DIR", type=opt.output_dir("counterexample"),
+                   help="save every counterexample trace (minimal) into DIR")
 
 
 def cmd_scale_bench(args: argparse.Namespace) -> int:
-    from scale.bench import run_scale_bench
+    from model.config import ConfigError
+    from scale.bench import baseline_config, run_scale_bench, scale_geometry
+    from scale.conntable import GeometryError
 
-    good = run_scale_bench(args.connections, args.load, args.stages, args.slots, args.digest_bits,
-                           args.version_bits, args.seed, args.baseline_sample)  # fmt: skip
-    return 0 if good else 1
+    sample = min(args.baseline_sample, args.connections)
+    shape = f"{args.stages} stages x {args.slots} slots at load {args.load:g}"
+    try:  # the options together, before the long work
+        geometry = scale_geometry(args.connections, args.load, args.stages, args.slots, args.digest_bits,
+                                  args.version_bits)  # fmt: skip
+    except GeometryError as error:
+        raise InputError(f"scale-bench: {args.connections:,} connections in {shape}: {error}") from None
+    try:
+        baseline = baseline_config(sample, args.load, args.stages, args.slots, args.digest_bits)
+    except ConfigError as error:
+        raise InputError(f"scale-bench: the model cannot hold the baseline's table ({sample:,} connections in "
+                         f"{shape}): {error}; lower --baseline-sample") from None  # fmt: skip
+    return PASS if run_scale_bench(geometry, args.connections, args.seed, baseline, sample) else VIOLATION
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -190,10 +254,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     overrides = {name: tuple(getattr(args, name)) for name in ("digest_bits", "stages", "slots", "loads",
                  "bloom_bits", "bloom_hashes", "latencies_ms") if getattr(args, name)}  # fmt: skip
     sweep = dataclasses.replace(sweep, **overrides)
-    if sweep.problems():
-        raise TraceError("analyze: " + "; ".join(sweep.problems()))
-    rng = np.random.default_rng(args.seed)
     rates = Rates(args.new_conns_per_min, args.updates_per_min)
+    if sweep.problems(rates):
+        raise InputError("analyze: " + "; ".join(sweep.problems(rates)))
+    rng = np.random.default_rng(args.seed)
     if args.pcap:
         from silkcheck.capture import CaptureStream, distinct_flows, parse_vips
 
@@ -212,48 +276,64 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="model", help="where to run: model (default) or bmv2")
+    p.add_argument("--target", default="model", type=opt.choice(lambda: TARGETS, "target"),
+                   help="where to run: model (default) or bmv2")
 
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--examples", default=str(EXAMPLES_DIR), help="directory of example traces")
+    p.add_argument("--examples", default=str(EXAMPLES_DIR), type=opt.input_dir("examples directory"),
+                   help="directory of example traces")
     _targets(p)
 
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace", nargs="?", help="a trace file (or give --pcap)")
-    p.add_argument("--html", metavar="OUT", help="also write the timeline as an HTML page")
+    p.add_argument("--html", metavar="OUT", type=opt.output_file("timeline page"),
+                   help="also write the timeline as an HTML page")
     _targets(p)
-    p.add_argument("--pcap", help="replay a packet capture: its flows mapped onto --vip, CPU steps inserted")
+    p.add_argument("--mutant", metavar="NAME", type=opt.choice(lambda: sorted(unsafe_designs()), "mutant"),
+                   help="run with this unsafe variant applied (a fuzz mutant or a proof variant): how a saved "
+                        "counterexample fails")  # fmt: skip
+    p.add_argument("--pcap", type=opt.input_file("capture"),
+                   help="replay a packet capture: its flows mapped onto --vip, CPU steps inserted")
     _mapping_args(p)
-    p.add_argument("--pool", action="append", default=[],
+    p.add_argument("--pool", action="append", default=[], type=opt.validated(parse_pool_text, "pool"),
                    help="DIP,DIP,... the pool of each --vip in order (one --pool serves every VIP)")
-    p.add_argument("--learn-interval-us", type=int, default=1000, help="CPU learn step interval (insertion latency)")
-    p.add_argument("--expire-interval-us", type=int, default=EXPIRE_INTERVAL,
+    p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=1000,
+                   help="CPU learn step interval (insertion latency)")
+    p.add_argument("--expire-interval-us", type=opt.count(TIME_MAX), default=EXPIRE_INTERVAL,
                    help=f"CPU expiry pass interval (default {EXPIRE_INTERVAL:,})")
-    p.add_argument("--update-at-us", type=int, help="request a pool update for every VIP at this capture time")
-    p.add_argument("--update-pool", help="DIP,DIP,... the new pool of that update")
-    p.add_argument("--max-packets", type=int, help="read at most this many usable packets of the capture")
-    p.add_argument("--save-trace", help="also save the trace built from the capture as JSON")
+    p.add_argument("--update-at-us", type=opt.integer(0, TIME_MAX),
+                   help="request a pool update for every VIP at this capture time")
+    p.add_argument("--update-pool", type=opt.validated(parse_pool_text, "pool"),
+                   help="DIP,DIP,... the new pool of that update")
+    p.add_argument("--max-packets", type=opt.count(1 << 40),
+                   help="read at most this many usable packets of the capture")
+    p.add_argument("--save-trace", type=opt.output_file("trace"),
+                   help="also save the trace built from the capture as JSON")
 
 
 def _mapping_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vip", action="append", default=[],
+    p.add_argument("--vip", action="append", default=[], type=opt.validated(parse_vip, "VIP"),
                    help="IP:PORT/tcp|udp; the capture's destinations are mapped onto these VIPs (repeatable)")
 
 
 def _pcap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("trace")
-    p.add_argument("out")
+    p.add_argument("out", type=opt.output_file("pcap"))
 
 
 def _examples_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", default=str(EXAMPLES_DIR))
+    p.add_argument("--dir", default=str(EXAMPLES_DIR), type=opt.output_dir("examples"))
+
+
+BENCH_MAX_PACKETS = 20_000_000
+"""The workload is built in memory (about 1 KB a packet with its observations)."""
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--packets", type=int, default=1_000_000)
-    p.add_argument("--connections", type=int, default=20_000)
+    p.add_argument("--packets", type=opt.count(BENCH_MAX_PACKETS), default=1_000_000)
+    p.add_argument("--connections", type=opt.count(1_000_000), default=20_000, help="live connections at most")
 
 
 def cmd_p4_build(args: argparse.Namespace) -> int:
@@ -284,63 +364,71 @@ def _p4_build_args(p: argparse.ArgumentParser) -> None:
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("traces", nargs="*", help="trace files to run on the model and on BMv2")
-    p.add_argument("--random", type=int, default=0, metavar="N", help="also run N random traces")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--events", type=int, default=60, help="events per random trace")
-    p.add_argument("--packet-share", type=float, default=PACKET_SHARE,
+    p.add_argument("--random", type=opt.count(1 << 40, low=0), default=0, metavar="N", help="also run N random traces")
+    p.add_argument("--seed", type=opt.SEED, default=1)
+    p.add_argument("--events", type=opt.count(100_000), default=60, help="events per random trace")
+    p.add_argument("--packet-share", type=opt.real(0, 1, low_open=True), default=PACKET_SHARE,
                    help=f"share of a random trace's events that are packets (default {PACKET_SHARE})")
-    p.add_argument("--workers", type=int, default=1, help="BMv2 switches run in parallel, one trace each (default 1)")
+    p.add_argument("--workers", type=opt.count(64), default=1, help="BMv2 switches run in parallel, one trace each")
     p.add_argument("--no-anchor", action="store_true", help="skip the raw BMv2 rate (pcap-fed) printed as the anchor")
-    p.add_argument("--bmv2-log", metavar="FILE", help="turn BMv2's packet log on, into FILE (one per worker)")
+    p.add_argument("--bmv2-log", metavar="FILE", type=opt.output_file("BMv2 log"),
+                   help="turn BMv2's packet log on, into FILE (one per worker)")
+
+
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--connections", type=int, default=10_000_000)
-    p.add_argument("--load", type=float, default=0.9, help="load factor the table is sized for")
-    p.add_argument("--stages", type=int, default=4)
-    p.add_argument("--slots", type=int, default=4, help="slots per bucket")
-    p.add_argument("--digest-bits", type=int, default=24)
-    p.add_argument("--version-bits", type=int, default=6)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--baseline-sample", type=int, default=20_000, help="connections the model's CPU places")
+    from scale.conntable import STAGE_ORDERS
+
+    p.add_argument("--connections", type=opt.count(50_000_000), default=10_000_000)
+    p.add_argument("--load", type=opt.real(0, 1, low_open=True), default=0.9, help="load factor the table is sized for")
+    p.add_argument("--stages", type=opt.count(min(MAX_STAGES, len(STAGE_ORDERS))), default=4)
+    p.add_argument("--slots", type=opt.count(64), default=4, help="slots per bucket")
+    p.add_argument("--digest-bits", type=opt.count(30), default=24)
+    p.add_argument("--version-bits", type=opt.integer(2, 16), default=6)
+    p.add_argument("--seed", type=opt.SEED, default=1)
+    p.add_argument("--baseline-sample", type=opt.count(1_000_000), default=20_000,
+                   help="connections the model's CPU places")
 
 
 def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a small sweep that finishes in under a minute")
-    p.add_argument("--out", default="silkcheck-out/analyze", help="directory for the CSVs and PNG plots")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--digest-bits", type=int, nargs="+")
-    p.add_argument("--stages", type=int, nargs="+")
-    p.add_argument("--slots", type=int, nargs="+", help="slots per bucket")
-    p.add_argument("--loads", type=float, nargs="+", help="ConnTable load factors")
-    p.add_argument("--bloom-bits", type=int, nargs="+")
-    p.add_argument("--bloom-hashes", type=int, nargs="+")
-    p.add_argument("--latencies-ms", type=float, nargs="+", help="insertion latency = update window")
-    p.add_argument("--new-conns-per-min", type=float, default=1_000_000)
-    p.add_argument("--updates-per-min", type=float, default=100)
-    p.add_argument("--syn-share", type=float, default=0.9,
+    p.add_argument("--out", default="silkcheck-out/analyze", type=opt.output_dir("analysis"),
+                   help="directory for the CSVs and PNG plots")
+    p.add_argument("--seed", type=opt.SEED, default=1)
+    p.add_argument("--digest-bits", type=opt.count(32), nargs="+")
+    p.add_argument("--stages", type=opt.count(MAX_STAGES), nargs="+")
+    p.add_argument("--slots", type=opt.count(255), nargs="+", help="slots per bucket")
+    p.add_argument("--loads", type=opt.real(0, 1, low_open=True), nargs="+", help="ConnTable load factors")
+    p.add_argument("--bloom-bits", type=opt.count(1 << 16), nargs="+")
+    p.add_argument("--bloom-hashes", type=opt.count(MAX_BLOOM_HASHES), nargs="+")
+    p.add_argument("--latencies-ms", type=opt.real(0, 3_600_000, low_open=True), nargs="+",
+                   help="insertion latency = update window")
+    p.add_argument("--new-conns-per-min", type=opt.real(0, 1e12, low_open=True), default=1_000_000)
+    p.add_argument("--updates-per-min", type=opt.real(0, 1e9, low_open=True), default=100)
+    p.add_argument("--syn-share", type=opt.real(0, 1), default=0.9,
                    help="share of new connections that open with a TCP SYN (random flows only)")
-    p.add_argument("--pcap", help="take the flows from this capture instead of random ones")
+    p.add_argument("--pcap", type=opt.input_file("capture"),
+                   help="take the flows from this capture instead of random ones")
     _mapping_args(p)
 
 
-def _budget(text: str) -> float:
-    from fuzz.campaign import parse_budget
-
-    try:
-        return parse_budget(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _campaign_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget", type=_budget, default=_budget("60s"), help="time budget: 30s, 10m, 1h (default 60s)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=opt.duration(), default="60s", help="time budget: 30s, 10m, 1h (default 60s)")
+    p.add_argument("--workers", type=opt.count(256), default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+
+
+def _mutant_names() -> list[str]:
+    from fuzz.mutants import MUTANTS_BY_NAME
+
+    return list(MUTANTS_BY_NAME)
 
 
 def _fuzz_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
-    p.add_argument("--target", default="model", help="model (default), a mutant's name, or bmv2 (differential)")
-    p.add_argument("--db", default=".silkcheck/fuzz-db", help="example database directory")
+    p.add_argument("--target", default="model", type=opt.choice(lambda: ["model", "bmv2", *_mutant_names()], "target"),
+                   help="model (default), a mutant's name, or bmv2 (differential)")
+    p.add_argument("--db", default=".silkcheck/fuzz-db", type=opt.output_dir("example database"),
+                   help="example database directory")
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -350,30 +438,34 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         from silkcheck.differential import run_differential
 
         return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
-    if args.workers < 1:
-        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
     print(summary(result))
-    return 1 if result.failed else 0
+    if result.failed:
+        return VIOLATION
+    if result.interrupted:
+        return INTERRUPTED
+    if result.steps == 0:
+        raise InputError(f"--budget {args.budget:g} s ended before the campaign's first step: nothing was checked")
+    return PASS
 
 
 def _mutants_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
-    p.add_argument("names", nargs="*", help="only these mutants (default: the whole catalogue)")
+    p.add_argument("names", nargs="*", type=opt.choice(_mutant_names, "mutant"),
+                   help="only these mutants (default: the whole catalogue)")
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
 
-    if args.workers < 1:
-        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
     print(text)
-    return 0 if all_killed else 1
+    return PASS if all_killed else VIOLATION
 
 
 def _fuzz_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=10.0, help="time per explorer (default 10)")
+    p.add_argument("--seconds", type=opt.real(0, opt.DAY_S, low_open=True), default=10.0,
+                   help="time per explorer (default 10)")
 
 
 def cmd_fuzz_bench(args: argparse.Namespace) -> int:
@@ -384,17 +476,50 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
 
 
 def _fuzz_fingerprint_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--walks", type=int, default=600, help="random walks (seeds 0..N-1, default 600)")
+    p.add_argument("--walks", type=opt.count(10_000_000), default=600, help="random walks (seeds 0..N-1, default 600)")
 
 
 def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
     from fuzz.fingerprint import observation_fingerprint
 
-    if args.walks < 1:
-        raise TraceError(f"--walks must be at least 1, got {args.walks}")
     fingerprint, steps = observation_fingerprint(args.walks)
     print(f"{args.walks} walks, {steps:,} steps: observations sha256 {fingerprint}")
     return 0
+
+
+def _hostile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", type=opt.count(1_000_000), default=2000, help="malformed inputs to draw (default 2000)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+    p.add_argument("--timeout", type=opt.real(0, 3600, low_open=True), default=30.0,
+                   help="seconds an input may run before it counts as a hang (default 30)")
+    p.add_argument("--out", default="silkcheck-out/hostile", type=opt.output_dir("hostile campaign"),
+                   help="where every input that was not a clear error is written, with its output")
+
+
+def cmd_hostile(args: argparse.Namespace) -> int:
+    import time
+
+    from silkcheck.hostile import CLEAR, Tally, campaign
+
+    start = time.monotonic()
+    last = 0.0
+
+    def progress(done: int, tally: Tally) -> None:
+        nonlocal last
+        if time.monotonic() - last > 2 or done == args.inputs:
+            last = time.monotonic()
+            found = ", ".join(f"{n} {c}" for c, n in sorted(tally.counts.items()) if c != CLEAR) or "none"
+            print(f"\r  {done:,}/{args.inputs:,} inputs, {time.monotonic() - start:.0f} s; not clear: {found}",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    tally = campaign(args.inputs, args.seed, args.timeout, args.out, progress)
+    print(file=sys.stderr)
+    print(tally.table())
+    bad = tally.inputs - tally.counts[CLEAR] + sum(tally.controls.values()) - tally.controls[CLEAR]
+    if tally.saved:
+        print(f"\n{len(tally.saved)} inputs that were not a clear error written under {args.out}")
+    print("\nhostile:", "OK" if not bad else "FAILED")
+    return PASS if not bad else VIOLATION
 
 
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -422,29 +547,64 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
+    ("hostile", "hostile-input campaign: malformed traces, captures, files and options for every command",
+     _hostile_args, cmd_hostile),
 ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="silkcheck", description=__doc__)
+    """Run one command; the one place that turns what went wrong into an exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # A path or option given as undecodable bytes must not crash the message that names it.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    # No abbreviations: a mistyped option is an error, not silently another option.
+    parser = argparse.ArgumentParser(prog="silkcheck", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text, configure, _ in COMMANDS:
-        configure(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
+        configure(sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (0), or a bad option after argparse's usage message (2)
+        return done.code if isinstance(done.code, int) else BAD_INPUT
     handler = next(h for n, _, _, h in COMMANDS if n == args.command)
     try:
         return handler(args)
-    except (TraceError, TargetError) as error:
-        print(f"silkcheck: {error}", file=sys.stderr)
-        return 2
+    except (InputError, TargetError) as error:
+        message = str(error)
+        if len(message) > MESSAGE_MAX:  # a safety net: messages quote values briefly already
+            message = f"{message[:MESSAGE_MAX]}… ({len(message):,} characters)"
+        print(f"silkcheck: {message}", file=sys.stderr)
+        return BAD_INPUT
     except KeyboardInterrupt:
         print("silkcheck: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader (e.g. ``| head``) stopped reading: point stdout at /dev/null so the
         # interpreter's final flush does not raise again (the Python docs' recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return PASS
+    except Exception as error:
+        return internal_error(error, argv)
+
+
+def internal_error(error: BaseException, argv: Sequence[str] | None) -> int:
+    """A short message asking for a bug report; the traceback goes to a file, not the screen."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"silkcheck-crash-{stamp}-{os.getpid()}.txt"
+    command = " ".join(sys.argv[:1] + list(sys.argv[1:] if argv is None else argv))
+    try:
+        path.write_text(f"command: {command}\n\n" + "".join(traceback.format_exception(error)),
+                        errors="backslashreplace")  # fmt: skip
+        saved = f"the traceback is in {path}"
+    except OSError as write_error:
+        saved = f"the traceback could not be saved ({write_error.strerror})"
+    summary = f"{type(error).__name__}: {error}"
+    if len(summary) > 200:
+        summary = summary[:200] + "…"
+    print(f"silkcheck: internal error (a bug in silkcheck, not in your input): {summary}\n"
+          f"  please report it with the command line; {saved}", file=sys.stderr)  # fmt: skip
+    return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
 from silkcheck import frames, report
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
+from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.trace import Trace, TraceError, save
@@ -510,12 +511,13 @@ def run_differential(
         raise TraceError(f"--workers must be at least 1, got {workers}")
     if not 0 < packet_share < 1:
         raise TraceError(f"--packet-share must be above 0 and below 1, got {packet_share}")
+    traces = {path: load(path) for path in paths}  # every file checked before BMv2 starts
     target = shared_target() if bmv2_log is None else Bmv2Target(bmv2_log)
     runner = bmv2_runner(target)
     rows = []
     failed = False
-    for path in paths:
-        outcome = run_both(load(path), runner)
+    for path, trace in traces.items():
+        outcome = run_both(trace, runner)
         saved = save_mismatch(outcome, runner) if outcome.mismatch else None
         failed |= saved is not None
         verdicts = [outcome.model_verdict.summary(), outcome.bmv2_verdict.summary()]
@@ -538,7 +540,7 @@ def run_differential(
         result = campaign(random_count, seed, runner if workers == 1 else None, events=events, progress=progress,
                           budget_s=budget_s, workers=workers, packet_share=packet_share, bmv2_log=bmv2_log)  # fmt: skip
         if result.traces == 0:
-            raise TraceError("the budget ran out before one random trace was compared")
+            raise InputError(f"the budget of {budget_s:g} s ended before the first random trace: nothing was compared")
         print(f"{result.traces:,} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches")
         print(result.figures())
         if anchor:

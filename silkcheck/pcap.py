@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
 from model import events as ev
+from silkcheck import inputs
 from silkcheck.frames import packet_frame
 from silkcheck.trace import Trace, TraceError
 
@@ -103,11 +104,7 @@ class Record(NamedTuple):
 def read_records(path: str | Path) -> Iterator[Record]:
     """The packet records of a pcap or pcapng file, in file order."""
     path = Path(path)
-    try:
-        file = path.open("rb")
-    except OSError as error:
-        raise PcapError(f"{path}: cannot read: {error.strerror}") from None
-    with file:
+    with inputs.open_binary(path, "capture") as file:  # any size: it is read a record at a time
         magic = file.read(4)
         if magic in CLASSIC_MAGICS:
             yield from _classic(path, file, *CLASSIC_MAGICS[magic])

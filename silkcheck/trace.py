@@ -18,8 +18,9 @@ events (ticks = µs, non-decreasing)::
        {"t": 9,  "kind": "fault", "fault": "cpu_restart"},
        {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"}]}
 
-Loading checks everything and names the file, the event and the field of the
-first problem (``TraceError``).
+Loading reads the file through ``silkcheck.inputs`` (size limit, strict UTF-8
+and strict JSON), checks everything and names the file, the event and the
+field of the first problem (``TraceError``); values are quoted only briefly.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -46,13 +47,14 @@ from model.types import (
     parse_flags,
     parse_ip,
 )
+from silkcheck.inputs import TRACE_MAX_BYTES, InputError, ascii_int, brief, parse_json, read_text
 
 FORMAT = "silkcheck-trace"
 VERSION = 1
 EXPECTATIONS = ("pass", "fail")
 
 
-class TraceError(ValueError):
+class TraceError(InputError):
     """A trace that cannot be loaded, with where and why."""
 
 
@@ -64,6 +66,8 @@ class Trace:
     name: str = ""
     description: str = ""
     expect: str | None = None
+    source: str = ""
+    """The file it was loaded from ("" if built in memory): what errors found while running it name."""
 
     @property
     def packets(self) -> list[ev.PacketArrives]:
@@ -83,20 +87,32 @@ def vip_text(vip: Vip) -> str:
 
 def _parse_endpoint(text: object) -> tuple[int, int]:
     if not isinstance(text, str) or text.count(":") != 1:
-        raise ValueError(f'expected "IP:PORT", got {text!r}')
+        raise ValueError(f'expected "IP:PORT", got {brief(text)}')
     host, port_text = text.split(":")
     try:
         ip = parse_ip(host)
     except ValueError:
-        raise ValueError(f"{host!r} is not an IPv4 address") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 0xFFFF:
-        raise ValueError(f"port {port_text!r} is not in 0..65535")
-    return ip, int(port_text)
+        raise ValueError(f"{brief(host)} is not an IPv4 address") from None
+    port = _port(port_text)
+    if port is None:
+        raise ValueError(f"port {brief(port_text)} is not in 0..65535")
+    return ip, port
+
+
+def _port(text: str) -> int | None:
+    """A port of at most 5 ASCII digits (no sign, no other script's digits), or None."""
+    if not 1 <= len(text) <= 5 or text[0] in "+-":
+        return None
+    try:
+        port = ascii_int(text)
+    except ValueError:
+        return None
+    return port if port <= 0xFFFF else None
 
 
 def _parse_proto(text: object) -> int:
-    if text not in PROTO_NAMES:
-        raise ValueError(f"expected one of {', '.join(PROTO_NAMES)}, got {text!r}")
+    if not isinstance(text, str) or text not in PROTO_NAMES:
+        raise ValueError(f"expected one of {', '.join(PROTO_NAMES)}, got {brief(text)}")
     return PROTO_NAMES[text]  # type: ignore[index]
 
 
@@ -106,9 +122,19 @@ def parse_dip(text: object) -> Dip:
 
 def parse_vip(text: object) -> Vip:
     if not isinstance(text, str) or text.count("/") != 1:
-        raise ValueError(f'expected "IP:PORT/tcp" or "IP:PORT/udp", got {text!r}')
+        raise ValueError(f'expected "IP:PORT/tcp" or "IP:PORT/udp", got {brief(text)}')
     endpoint, proto = text.split("/")
     return Vip(*_parse_endpoint(endpoint), _parse_proto(proto))
+
+
+def parse_pool_text(text: str) -> tuple[Dip, ...]:
+    """A pool written on the command line: ``DIP,DIP,...``."""
+    pool = tuple(parse_dip(item.strip()) for item in text.split(",") if item.strip())
+    if not pool:
+        raise ValueError(f"pool {brief(text)} names no DIP")
+    if len(set(pool)) != len(pool):
+        raise ValueError(f"pool {brief(text)} lists a DIP twice")
+    return pool
 
 
 # ---------------------------------------------------------------- loading
@@ -148,13 +174,20 @@ class _Reader:
     def done(self) -> None:
         extra = sorted(set(self.data) - self.used)
         if extra:
-            self.fail(f"unknown field(s) {', '.join(extra)}")
+            self.fail(f"unknown field(s) {_some(brief(name) if len(name) > 40 else name for name in extra)}")
+
+
+def _some(names: Iterable[str], limit: int = 5) -> str:
+    """The first ``limit`` names, and how many more: a message about one of 100,000 DIPs lists a few."""
+    names = list(names)
+    more = f" and {len(names) - limit:,} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _int_in(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if type(value) is not int:
-            raise ValueError(f"expected an integer, got {value!r}")
+            raise ValueError(f"expected an integer, got {brief(value)}")
         if not low <= value <= high:
             raise ValueError(f"{value} is out of range [{low}, {high}]")
         return value
@@ -164,13 +197,13 @@ def _int_in(low: int, high: int) -> Callable[[Any], int]:
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
+        raise ValueError(f"expected a string, got {brief(value)}")
     return value
 
 
 def _pool(value: Any) -> tuple[Dip, ...]:
     if not isinstance(value, list):
-        raise ValueError(f"expected a list of DIPs, got {value!r}")
+        raise ValueError(f"expected a list of DIPs, got {brief(value)}")
     if not value:
         raise ValueError("the pool is empty: a VIP needs at least one DIP")
     pool = tuple(parse_dip(x) for x in value)
@@ -181,29 +214,38 @@ def _pool(value: Any) -> tuple[Dip, ...]:
 
 def _expect(value: Any) -> str:
     if value not in EXPECTATIONS:
-        raise ValueError(f"expected one of {', '.join(EXPECTATIONS)}, got {value!r}")
+        raise ValueError(f"expected one of {', '.join(EXPECTATIONS)}, got {brief(value)}")
     return value
 
 
-MAX_TIME = 1 << 62
+def _pool_within(config: Config) -> Callable[[Any], tuple[Dip, ...]]:
+    def parse(value: Any) -> tuple[Dip, ...]:
+        if isinstance(value, list) and len(value) > config.max_pool_size:
+            raise ValueError(f"{len(value):,} DIPs; a pool holds at most {config.max_pool_size:,} in the P4 program "
+                             "(16-bit pool size, config dip_pool_capacity)")  # fmt: skip
+        return _pool(value)
+
+    return parse
+
+
 U32 = _int_in(0, 0xFFFFFFFF)
-TIME = _int_in(0, MAX_TIME)
+TIME_MAX = 1 << 62
+TIME = _int_in(0, TIME_MAX)
 
 
 def load(path: str | Path) -> Trace:
-    path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise TraceError(f"{path}: cannot read: {error.strerror}") from None
+        text = read_text(path, "trace", TRACE_MAX_BYTES)
+    except InputError as error:
+        raise TraceError(str(error)) from None
     return loads(text, str(path))
 
 
 def loads(text: str, source: str = "<trace>") -> Trace:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise TraceError(f"{source}: line {error.lineno} column {error.colno}: invalid JSON: {error.msg}") from None
+        data = parse_json(text, source)
+    except InputError as error:
+        raise TraceError(str(error)) from None
     return from_dict(data, source)
 
 
@@ -211,7 +253,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     top = _Reader(source, "trace", data)
     fmt = top.get("format", _string)
     if fmt != FORMAT:
-        top.fail(f"expected {FORMAT!r}, got {fmt!r}", "format")
+        top.fail(f"expected {FORMAT!r}, got {brief(fmt)}", "format")
     version = top.get("version", _int_in(0, 1 << 31))
     if version != VERSION:
         top.fail(f"this silkcheck reads version {VERSION}, the trace is version {version}", "version")
@@ -220,7 +262,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     expect = top.get("expect", _expect, None)
     config_data = top.get("config", lambda x: x, {})
     if not isinstance(config_data, dict):
-        top.fail(f"expected a JSON object, got {config_data!r}", "config")
+        top.fail(f"expected a JSON object, got {brief(config_data)}", "config")
     try:
         config = Config.from_dict(config_data)
     except (ConfigError, TypeError) as error:
@@ -228,14 +270,21 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     vips_data = top.get("vips", lambda x: x)
     if not isinstance(vips_data, list) or not vips_data:
         top.fail("expected a non-empty list of VIPs", "vips")
+    if len(vips_data) > config.vip_capacity:
+        top.fail(f"{len(vips_data):,} VIPs; the P4 program's VIPTable holds {config.vip_capacity:,} "
+                 "(config vip_capacity)", "vips")  # fmt: skip
     vips: dict[Vip, tuple[Dip, ...]] = {}
     for i, item in enumerate(vips_data):
         r = _Reader(source, f"vips[{i}]", item)
         vip = r.get("vip", parse_vip)
         if vip in vips:
             r.fail(f"VIP {vip_text(vip)} is listed twice", "vip")
-        vips[vip] = r.get("pool", _pool)
+        vips[vip] = r.get("pool", _pool_within(config))
         r.done()
+    installed = sum(len(pool) for pool in vips.values())
+    if installed > config.dip_pool_capacity:
+        top.fail(f"the initial pools hold {installed:,} DIPs together; the P4 program's DIPPoolTable holds "
+                 f"{config.dip_pool_capacity:,} (config dip_pool_capacity)", "vips")  # fmt: skip
     events_data = top.get("events", lambda x: x)
     if not isinstance(events_data, list):
         top.fail("expected a list of events", "events")
@@ -248,7 +297,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         r = _Reader(source, f"events[{i}]", item)
         kind = r.get("kind", _string)
         if kind not in _EVENT_READERS:
-            r.fail(f"unknown event kind {kind!r}; expected one of {', '.join(_EVENT_READERS)}", "kind")
+            r.fail(f"unknown event kind {brief(kind)}; expected one of {', '.join(_EVENT_READERS)}", "kind")
         r.where = f"events[{i}] ({kind})"
         t = r.get("t", TIME)
         if t < last_t:
@@ -257,7 +306,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         event = _EVENT_READERS[kind](r, t, context)
         r.done()
         events.append(event)
-    return Trace(config, vips, events, name, description, expect)
+    return Trace(config, vips, events, name, description, expect, source)
 
 
 @dataclass
@@ -278,7 +327,7 @@ def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
         r.fail("only TCP packets have flags", "flags")
     ft = FiveTuple(src[0], dst[0], src[1], dst[1], proto)
     if ft.vip not in c.vips:
-        r.fail(f"unknown VIP {vip_text(ft.vip)} (known: {', '.join(vip_text(v) for v in c.vips)})", "dst")
+        r.fail(f"unknown VIP {vip_text(ft.vip)} (known: {_some(vip_text(v) for v in c.vips)})", "dst")
     return ev.PacketArrives(t, Packet(ft, flags, r.get("seq", U32, 0), r.get("ack", U32, 0)))
 
 
@@ -286,7 +335,7 @@ def _read_update(r: _Reader, t: int, c: _Context) -> ev.Event:
     vip = r.get("vip", parse_vip)
     if vip not in c.vips:
         r.fail(f"unknown VIP {vip_text(vip)}", "vip")
-    pool = r.get("pool", _pool)
+    pool = r.get("pool", _pool_within(c.config))
     c.dips.update(pool)
     return ev.UpdateRequested(t, vip, pool)
 
@@ -308,10 +357,9 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
     if fault == "dip_fail":
         dip = r.get("dip", parse_dip)
         if dip not in c.dips:
-            known = ", ".join(sorted(dip_text(x) for x in c.dips))
-            r.fail(f"{dip_text(dip)} is in no pool so far (known: {known})", "dip")
+            r.fail(f"{dip_text(dip)} is in no pool so far (known: {_some(sorted(dip_text(x) for x in c.dips))})", "dip")
         return ev.DipFails(t, dip)
-    r.fail(f"unknown fault {fault!r}; expected lose_learn, delay_learn, cpu_restart or dip_fail", "fault")
+    r.fail(f"unknown fault {brief(fault)}; expected lose_learn, delay_learn, cpu_restart or dip_fail", "fault")
     raise AssertionError  # unreachable: fail raises
 
 

@@ -28,6 +28,10 @@ CONFIGS = {
 }
 
 
+CAPACITIES = Config(vip_capacity=3, dip_pool_capacity=5, whitelist_capacity=2, syn_auth=True)
+"""Table sizes other than the defaults: each must reach the P4 program as its table's size."""
+
+
 @pytest.fixture(scope="module")
 def target():
     from silkcheck.targets.bmv2 import shared_target
@@ -35,12 +39,12 @@ def target():
     return shared_target()
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", [*CONFIGS, "capacities"])
 def test_p4info_agrees_with_the_config(name):
     from silkcheck.p4build import build
     from silkcheck.p4runtime import P4Info
 
-    config = CONFIGS[name]
+    config = CONFIGS.get(name, CAPACITIES)
     result = build(config)
     assert "warning" not in result.warnings.lower(), result.warnings
     info = P4Info(result.p4info)
@@ -61,6 +65,10 @@ def test_p4info_agrees_with_the_config(name):
     assert transit.type_spec.bitstring.bit.bitwidth == config.epoch_bits
     assert 1 << set_vip["slot"][1] >= config.transit_slots
     assert ("Whitelist" in info.tables) == config.syn_auth
+    assert info.tables["VIPTable"].size == config.vip_capacity
+    assert info.tables["DIPPoolTable"].size == info.tables["DIPPoolSize"].size == config.dip_pool_capacity
+    if config.syn_auth:
+        assert info.tables["Whitelist"].size == config.whitelist_capacity
 
 
 @pytest.mark.parametrize("name", CONFIGS)

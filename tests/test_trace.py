@@ -24,6 +24,11 @@ GOOD = {
     ],
 }
 
+GOOD_TEXT = json.dumps(GOOD)
+
+
+GOOD_TEXT = json.dumps(GOOD)
+
 
 def variant(path: str, value: object) -> str:
     """GOOD with one field replaced (path like 'events.0.src'); value None deletes it."""
@@ -78,14 +83,36 @@ def test_shipped_examples_are_what_the_builders_make(name):
         (variant("events.0.colour", "red"), "events[0] (packet): unknown field(s) colour"),
         (variant("events.0.src", None), "events[0] (packet).src: missing required field"),
         (variant("config", {"digest_bits": 40}), "trace.config: config field 'digest_bits' = 40 is out of range"),
-        (variant("config", {"stagez": 2}), "trace.config: unknown config field(s) stagez"),
+        (variant("config", {"stagez": 2}), "trace.config: unknown config field(s) 'stagez'"),
         (variant("vips.0.vip", "20.0.0.1:80"), 'vips[0].vip: expected "IP:PORT/tcp" or "IP:PORT/udp"'),
+        (variant("events.0.src", "1.2.3.4:٨٠"), "events[0] (packet).src: port '٨٠' is not in 0..65535"),
+        (variant("events.0.src", "1.2.3.4:+80"), "events[0] (packet).src: port '+80' is not in 0..65535"),
+        (variant("name", ["x" * 200_000]), "trace.name: expected a string, got ['xxxx"),
+        (variant("config", {"vip_capacity": 0}), "config field 'vip_capacity' = 0 is out of range"),
+        (GOOD_TEXT.replace('"version": 1', '"version": 1, "version": 1'), "bad.json: the top level: duplicate key(s)"),
+        ('{"format": "silkcheck-trace", "version": 1, "vips": [], "events": [], "t": ' + "1" * 5000 + "}",
+         "bad.json: t: an integer literal of 5,000 digits"),
     ],
 )
 def test_loader_errors_name_file_event_and_field(text, message):
     with pytest.raises(TraceError) as error:
         loads(text, "bad.json")
     assert message in str(error.value)
+    assert len(str(error.value)) < 400  # values are quoted briefly, however long
+
+
+def test_configs_the_p4_program_cannot_hold_are_refused():
+    two_vips = json.loads(variant("config", {"vip_capacity": 1}))
+    two_vips["vips"].append({"vip": "20.0.0.2:80/tcp", "pool": ["10.0.1.10:8080"]})
+    with pytest.raises(TraceError, match=r"trace.vips: 2 VIPs; the P4 program's VIPTable holds 1"):
+        loads(json.dumps(two_vips), "bad.json")
+    small_pools = json.loads(variant("config", {"dip_pool_capacity": 1}))
+    with pytest.raises(TraceError, match=r"events\[1\] \(update\).pool: 2 DIPs; a pool holds at most 1"):
+        loads(json.dumps(small_pools), "bad.json")
+    small_pools["config"]["dip_pool_capacity"] = 2
+    small_pools["vips"] += [{"vip": "20.0.0.2:80/tcp", "pool": ["10.0.1.10:8080", "10.0.1.11:8080"]}]
+    with pytest.raises(TraceError, match=r"trace.vips: the initial pools hold 3 DIPs together"):
+        loads(json.dumps(small_pools), "bad.json")
 
 
 def test_dip_fail_may_name_a_dip_added_by_an_update():

@@ -355,18 +355,18 @@ class Bmv2Switch(Switch):
     event to the same CPU and learn channel as the model. Every event that is not a packet is a
     barrier: the packets between two of them go to the switch as one batch."""
 
-    def run(self, name: str, events: Sequence[ev.Event]) -> list[Observation]:
+    def run(self, trace: Trace) -> list[Observation]:
         dataplane: P4RuntimeDataPlane = self.dataplane  # type: ignore[assignment]
         observations: list[Observation] = []
         batch: list[tuple[int, ev.PacketArrives]] = []
-        for index, event in enumerate(events):
+        for index, event in enumerate(trace.events):
             if type(event) is ev.PacketArrives:
                 batch.append((index, event))
                 continue
             if batch:
                 observations += dataplane.process(batch)
                 batch = []
-            observations += step_each(self, name, [event], first=index)
+            observations += step_each(self, trace, [event], first=index)
         if batch:
             observations += dataplane.process(batch)
         return observations
@@ -433,7 +433,7 @@ class Bmv2Target:
         dataplane = self.dataplane(trace.config)
         cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips)
         switch = Bmv2Switch(trace.config, dataplane, cpu)  # type: ignore[arg-type]
-        observations = switch.run(trace.name, trace.events)
+        observations = switch.run(trace)
         dataplane.tables.flush()  # no packet sees the last writes, but a refused one is still an error
         return Bmv2Run(observations, dataplane)
 
