@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.pool
+import multiprocessing.util
 import os
 import random
 import sys
@@ -425,7 +426,8 @@ _worker_runner: Runner | None = None
 
 
 def _start_worker(bmv2_log: Path | None) -> None:
-    """A campaign worker's own switch, closed when the pool ends the worker (SIGTERM)."""
+    """A campaign worker's own switch, closed when the worker ends: at the pool's end, or on the
+    pool's SIGTERM (taken once; the switch also dies with the worker whatever ends it)."""
     import signal
     import sys
 
@@ -433,8 +435,15 @@ def _start_worker(bmv2_log: Path | None) -> None:
 
     global _worker_runner
     log = None if bmv2_log is None else bmv2_log.with_name(f"{bmv2_log.stem}-{os.getpid()}{bmv2_log.suffix}")
-    _worker_runner = bmv2_runner(Bmv2Target(log))
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    target = Bmv2Target(log)
+    multiprocessing.util.Finalize(target, target.close, exitpriority=10)
+    _worker_runner = bmv2_runner(target)
+
+    def stop(*_: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _worker_task(task: RandomTask, out_dir: Path) -> TraceSummary:
@@ -447,7 +456,8 @@ def _on_workers(tasks: Iterator[RandomTask], workers: int, out_dir: Path, deadli
     """Each worker process runs one trace at a time on its own switch; two tasks per worker are in
     flight, so none waits for the next and a stop (budget, Ctrl-C) leaves little undone."""
     context = multiprocessing.get_context("spawn")  # no forking of gRPC's threads
-    with context.Pool(workers, initializer=_start_worker, initargs=(bmv2_log,)) as pool:
+    pool = context.Pool(workers, initializer=_start_worker, initargs=(bmv2_log,))
+    try:
         pending: deque[multiprocessing.pool.AsyncResult[TraceSummary]] = deque()
         exhausted = False
         while pending or not exhausted:
@@ -459,9 +469,10 @@ def _on_workers(tasks: Iterator[RandomTask], workers: int, out_dir: Path, deadli
                 pending.append(pool.apply_async(_worker_task, (task, out_dir)))
             if pending:
                 yield pending.popleft().get()
-
-
-# ---------------------------------------------------------------- the command
+        pool.close()  # the workers end their own way: their switches are closed
+        pool.join()
+    finally:
+        pool.terminate()
 
 
 ANCHOR_PACKETS = 20_000
