@@ -233,3 +233,17 @@ def test_a_trace_the_loader_reads_replays_from_its_pcap_to_the_same_verdict(tmp_
     assert packets == [e.packet for e in trace.packets]
     rebuilt = capture_trace(read_capture(pcap, list(trace.vips)), trace.config, trace.vips, 1000)
     assert judge(rebuilt.config, ModelTarget().run(rebuilt)).ok
+
+
+def test_capture_times_that_go_backwards_are_held_so_the_trace_never_has_negative_or_falling_times(
+    tmp_path: Path,
+) -> None:
+    frame = _frame()
+    path = tmp_path / "jitter.pcap"
+    with PcapWriter(path) as writer:
+        for micros in (5_000, 4_000, 9_000, 1_000, 12_000):  # the first packet is not the earliest
+            writer.write(micros, frame)
+    capture = read_capture(path, [WEB])
+    assert [t for t, _ in capture.packets] == [0, 0, 4_000, 4_000, 7_000]
+    trace = capture_trace(capture, Config(), {WEB: POOL}, 1000)
+    assert loads(dumps(trace), "jitter").events == trace.events
