@@ -21,6 +21,7 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -76,13 +77,20 @@ def _ipv4_offset(path: Path, record: Record) -> int | None:
                        "loopback and Linux cooked captures are)")  # fmt: skip
 
 
-class _Header:
+class Header(NamedTuple):
     """The fields silkcheck reads from one packet."""
 
-    __slots__ = ("ack", "dport", "dst", "flags", "proto", "seq", "sport", "src")
+    src: int
+    dst: int
+    sport: int
+    dport: int
+    proto: int
+    flags: int = 0
+    seq: int = 0
+    ack: int = 0
 
 
-def parse_record(path: Path, record: Record) -> _Header | None:
+def parse_record(path: Path, record: Record) -> Header | None:
     """The IPv4 TCP/UDP header fields of ``record``, None for anything else (or a fragment)."""
     at = _ipv4_offset(path, record)
     if at is None:
@@ -107,9 +115,7 @@ def parse_record(path: Path, record: Record) -> _Header | None:
         return None  # a fragment (more-fragments flag or an offset), or not TCP/UDP
     l4 = at + ihl * 4
     captured = len(data) - l4
-    header = _Header()
-    header.proto = proto
-    header.src, header.dst = struct.unpack_from("!II", data, at + 12)
+    src, dst = struct.unpack_from("!II", data, at + 12)
     if proto == PROTO_TCP:
         if total < ihl * 4 + 20:
             raise bad("IPv4", f"total length {total} cannot hold the {ihl * 4}-byte header and a TCP header")
@@ -118,18 +124,16 @@ def parse_record(path: Path, record: Record) -> _Header | None:
         offset = data[l4 + 12] >> 4
         if offset < 5:
             raise bad("TCP", f"data offset {offset} (at least 5, a 20-byte header)")
-        header.sport, header.dport, header.seq, header.ack = struct.unpack_from("!HHII", data, l4)
-        header.flags = data[l4 + 13] & 0x1F
-    else:
-        if total < ihl * 4 + 8:
-            raise bad("IPv4", f"total length {total} cannot hold the {ihl * 4}-byte header and a UDP header")
-        if captured < 8:
-            raise bad("UDP", f"only {captured} bytes captured, the header has 8")
-        header.sport, header.dport, length = struct.unpack_from("!HHH", data, l4)
-        if length < 8:
-            raise bad("UDP", f"length {length} (at least 8, its header)")
-        header.seq = header.ack = header.flags = 0
-    return header
+        sport, dport, seq, ack = struct.unpack_from("!HHII", data, l4)
+        return Header(src, dst, sport, dport, proto, data[l4 + 13] & 0x1F, seq, ack)
+    if total < ihl * 4 + 8:
+        raise bad("IPv4", f"total length {total} cannot hold the {ihl * 4}-byte header and a UDP header")
+    if captured < 8:
+        raise bad("UDP", f"only {captured} bytes captured, the header has 8")
+    sport, dport, length = struct.unpack_from("!HHH", data, l4)
+    if length < 8:
+        raise bad("UDP", f"length {length} (at least 8, its header)")
+    return Header(src, dst, sport, dport, proto)
 
 
 # ---------------------------------------------------------------- the stream of packets
