@@ -247,3 +247,17 @@ def test_capture_times_that_go_backwards_are_held_so_the_trace_never_has_negativ
     assert [t for t, _ in capture.packets] == [0, 0, 4_000, 4_000, 7_000]
     trace = capture_trace(capture, Config(), {WEB: POOL}, 1000)
     assert loads(dumps(trace), "jitter").events == trace.events
+
+
+def test_a_streamed_replay_exits_1_and_explains_a_violation(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A model whose misses ignore TransitTable moves connections recorded during the update."""
+    from model import decisions
+
+    pcap = tmp_path / "demo.pcap"
+    export_pcap(load(EXAMPLES_DIR / "demo-update.json"), pcap)
+    monkeypatch.setattr(decisions, "miss_version", lambda o, phase, hit, old, new: new)
+    assert main(["replay", "--pcap", str(pcap), "--vip", "30.0.0.1:80/tcp", "--pool", "10.0.1.10:8080",
+                 "--update-at-us", "150", "--update-pool", "10.0.1.10:8080,10.0.2.10:8080",
+                 "--learn-interval-us", "400"]) == 1  # fmt: skip
+    out = capsys.readouterr().out
+    assert "judged as a stream" in out and "[violation] moved:" in out and "!!" in out
