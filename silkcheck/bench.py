@@ -265,9 +265,10 @@ def run_pcap_bench(packets: int, span_s: float, connections: int, learn_interval
           f"{learn_interval:,} µs, one pool update mid-span):")  # fmt: skip
     print(report.table(["path", "packets", "CPU/update events", "seconds", "packets/s", "RSS grown", "peak RSS",
                         "bytes/packet", "peak live", "verdict"], rows))  # fmt: skip
-    print(f"streaming peak RSS {_mib(stream['peak'])} for {packets:,} packets "
-          f"({stream['grown'] / max(stream['live'], 1):,.0f} bytes per live incarnation at the peak, "
-          f"{stream['connections']:,.0f} incarnations in all); the in-memory path at {per_packet:,.0f} bytes/packet "
-          f"would need about {_mib(per_packet * packets)} (extrapolated from its prefix)")  # fmt: skip
+    print(f"streaming peak RSS {_mib(stream['peak'])} for {packets:,} packets: grown "
+          f"{stream['grown'] / stream['connections']:,.0f} bytes per incarnation seen ({stream['connections']:,.0f}; "
+          f"what is kept per 5-tuple) or {stream['grown'] / max(stream['live'], 1):,.0f} per live one at the peak "
+          f"({stream['live']:,.0f}); the in-memory path at {per_packet:,.0f} bytes/packet would need about "
+          f"{_mib(per_packet * packets)} (extrapolated from its prefix)")  # fmt: skip
     if not keep:
         path.unlink()
