@@ -138,21 +138,21 @@ def _die_with_parent() -> None:
 class SimpleSwitch:
     """A ``simple_switch_grpc`` process on loopback ports. By default it has no interfaces (packets
     go in and out over P4Runtime) and logs nothing; ``log`` turns BMv2's own packet log on, into
-    that file; ``ports`` gives it interfaces instead: port N reads ``portN_in.pcap`` in ``workdir``
-    (which the caller prepared) after ``files_wait_s`` seconds, and writes ``portN_out.pcap``."""
+    that file. With ``interfaces`` (port -> name) and ``files_wait_s``, port N reads
+    ``NAME_in.pcap`` in ``workdir`` (which the caller prepared) after that many seconds, and
+    writes ``NAME_out.pcap``."""
 
-    def __init__(self, log: Path | None = None, ports: Sequence[int] = (), files_wait_s: int = 0,
+    def __init__(self, log: Path | None = None, interfaces: dict[int, str] | None = None, files_wait_s: int = 0,
                  workdir: Path | None = None) -> None:  # fmt: skip
         binary = require_tool("simple_switch_grpc")
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
         self.grpc_address = f"127.0.0.1:{_free_port()}"
         self.log_path = self.workdir / "switch.log"
         logging = ["--log-file", str(log), "--log-level", "debug", "--log-flush"] if log else []
-        interfaces = [f"{port}@port{port}" for port in ports]
-        files = ["--use-files", str(files_wait_s)] if ports else []
+        ports = [arg for port, name in sorted((interfaces or {}).items()) for arg in ("-i", f"{port}@{name}")]
+        files = ["--use-files", str(files_wait_s)] if interfaces else []
         command = [
-            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files,
-            *(arg for interface in interfaces for arg in ("-i", interface)),
+            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files, *ports,
             *self._notifications_option(binary),
             "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
         ]  # fmt: skip
@@ -473,10 +473,10 @@ def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence
         raise P4RuntimeError("raw BMv2 rate: no packets to feed")
     compiled = build(config)
     workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-raw-"))
-    ports = (CLIENT_PORT, frames.SERVER_PORT)
-    write_packets(packets, workdir / f"port{CLIENT_PORT}_in.pcap")
-    write_packets((), workdir / f"port{frames.SERVER_PORT}_in.pcap")
-    switch = SimpleSwitch(ports=ports, files_wait_s=FILES_WAIT_S, workdir=workdir)
+    interfaces = {port: f"port{port}" for port in (CLIENT_PORT, frames.SERVER_PORT)}
+    write_packets(packets, workdir / f"{interfaces[CLIENT_PORT]}_in.pcap")
+    write_packets((), workdir / f"{interfaces[frames.SERVER_PORT]}_in.pcap")
+    switch = SimpleSwitch(interfaces=interfaces, files_wait_s=FILES_WAIT_S, workdir=workdir)
     client = P4RuntimeClient(switch.grpc_address)
     try:
         info = P4Info(compiled.p4info)
@@ -485,7 +485,7 @@ def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence
         dataplane = P4RuntimeDataPlane(config, HashPlan(config), tables, client)
         Cpu.boot(config, dataplane.plan, dataplane, vips)
         tables.flush()
-        outputs = [workdir / f"port{port}_out.pcap" for port in ports]
+        outputs = [workdir / f"{name}_out.pcap" for name in interfaces.values()]
         sizes: list[int] = []
         deadline = time.monotonic() + FILES_WAIT_S + PACKET_TIMEOUT_S + len(packets) / 100
         while time.monotonic() < deadline:  # until the output files stop growing
