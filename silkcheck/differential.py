@@ -11,7 +11,6 @@ saved as a minimized trace.
 from __future__ import annotations
 
 import multiprocessing
-import multiprocessing.pool
 import multiprocessing.util
 import os
 import random
@@ -423,25 +422,29 @@ def _in_process(tasks: Iterator[RandomTask], runner: Runner | None, out_dir: Pat
 
 
 _worker_runner: Runner | None = None
+PR_SET_PDEATHSIG = 1
 
 
 def _start_worker(bmv2_log: Path | None) -> None:
-    """A campaign worker's own switch, closed when the worker ends: at the pool's end, or on the
-    pool's SIGTERM (taken once; the switch also dies with the worker whatever ends it)."""
+    """A campaign worker's own switch, closed when the worker ends: at the pool's end, or on
+    SIGTERM, which the kernel also sends it when the campaign process dies (and its switch dies
+    with it whatever ends it)."""
+    import ctypes
     import signal
-    import sys
 
     from silkcheck.targets.bmv2 import Bmv2Target
 
     global _worker_runner
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     log = None if bmv2_log is None else bmv2_log.with_name(f"{bmv2_log.stem}-{os.getpid()}{bmv2_log.suffix}")
     target = Bmv2Target(log)
     multiprocessing.util.Finalize(target, target.close, exitpriority=10)
     _worker_runner = bmv2_runner(target)
 
     def stop(*_: object) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        sys.exit(0)
+        # No graceful exit: a gRPC close from a signal handler can deadlock with gRPC's threads.
+        target.abandon()
+        os._exit(0)
 
     signal.signal(signal.SIGTERM, stop)
 
@@ -454,25 +457,33 @@ def _worker_task(task: RandomTask, out_dir: Path) -> TraceSummary:
 def _on_workers(tasks: Iterator[RandomTask], workers: int, out_dir: Path, deadline: float | None,
                 bmv2_log: Path | None) -> Iterator[TraceSummary]:  # fmt: skip
     """Each worker process runs one trace at a time on its own switch; two tasks per worker are in
-    flight, so none waits for the next and a stop (budget, Ctrl-C) leaves little undone."""
+    flight, so none waits for the next and a stop (budget, Ctrl-C) leaves little undone. A worker
+    that dies ends the campaign with an error; what was compared (and saved) until then stays."""
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from silkcheck.targets import TargetError
+
     context = multiprocessing.get_context("spawn")  # no forking of gRPC's threads
-    pool = context.Pool(workers, initializer=_start_worker, initargs=(bmv2_log,))
-    try:
-        pending: deque[multiprocessing.pool.AsyncResult[TraceSummary]] = deque()
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(bmv2_log,)) as pool:
+        pending: deque[Future[TraceSummary]] = deque()
         exhausted = False
-        while pending or not exhausted:
-            while not exhausted and len(pending) < 2 * workers:
-                task = next(tasks, None)
-                if task is None or (deadline is not None and time.monotonic() > deadline):
-                    exhausted = True
-                    break
-                pending.append(pool.apply_async(_worker_task, (task, out_dir)))
-            if pending:
-                yield pending.popleft().get()
-        pool.close()  # the workers end their own way: their switches are closed
-        pool.join()
-    finally:
-        pool.terminate()
+        try:
+            while pending or not exhausted:
+                while not exhausted and len(pending) < 2 * workers:
+                    task = next(tasks, None)
+                    if task is None or (deadline is not None and time.monotonic() > deadline):
+                        exhausted = True
+                        break
+                    pending.append(pool.submit(_worker_task, task, out_dir))
+                if pending:
+                    yield pending.popleft().result()
+        except BrokenProcessPool as error:
+            raise TargetError(f"a BMv2 campaign worker died ({error}); the traces finished before it are "
+                              "counted above and any mismatch they found is saved") from None  # fmt: skip
+        finally:
+            for future in pending:
+                future.cancel()
 
 
 ANCHOR_PACKETS = 20_000

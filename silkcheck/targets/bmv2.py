@@ -28,10 +28,8 @@ What BMv2 cannot do over P4Runtime, and how the target keeps the model's semanti
 from __future__ import annotations
 
 import atexit
-import ctypes
 import queue
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -41,8 +39,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
-import grpc
 
 from model import decisions as d
 from model import events as ev
@@ -62,7 +58,6 @@ from silkcheck.trace import Trace
 from silkcheck.wire import PacketIn
 
 CPU_PORT = 255
-PR_SET_PDEATHSIG = 1
 PACKET_TIMEOUT_S = 10.0
 IN_FLIGHT = 128
 """Packets injected and not yet answered, at most: BMv2's input buffer drops what does not fit."""
@@ -129,10 +124,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """In the switch's child process: the kernel ends it when the Python process that started it
-    dies, however it dies (a killed campaign worker leaves no switch behind)."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+def _dying_with_parent(command: list[str]) -> list[str]:
+    """``command`` run so that the kernel ends it when the Python process that started it dies,
+    however it dies (a killed campaign worker leaves no switch behind; the signal follows the thread
+    that started it, here always a main thread): util-linux ``setpriv``
+    sets the parent-death signal and execs it. (A ``preexec_fn`` would do it too, but forks a
+    process whose gRPC threads then complain.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
 
 class SimpleSwitch:
@@ -157,8 +156,8 @@ class SimpleSwitch:
             "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
         ]  # fmt: skip
         with self.log_path.open("w") as out:
-            self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir,
-                                            preexec_fn=_die_with_parent)  # fmt: skip
+            self.process = subprocess.Popen(_dying_with_parent(command), stdout=out, stderr=subprocess.STDOUT,
+                                            cwd=self.workdir)  # fmt: skip
         self._wait_ready()
 
     def _notifications_option(self, binary: str) -> list[str]:
@@ -169,26 +168,32 @@ class SimpleSwitch:
         return ["--notifications-addr", f"ipc://{self.workdir}/notifications.ipc"]
 
     def _wait_ready(self) -> None:
-        """Poll the gRPC port until it answers; give up if the process dies or time runs out."""
+        """Poll the gRPC port until it accepts a connection; give up if the process dies or time runs out.
+        (A plain TCP connect: a gRPC readiness future's poller thread outlives the channel it polls.)"""
+        host, port = self.grpc_address.rsplit(":", 1)
         deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.grpc_address) as channel:
-            ready = grpc.channel_ready_future(channel)  # one future: a poller per try would outlive the channel
-            while True:
-                if self.process.poll() is not None:
-                    raise P4RuntimeError(f"simple_switch_grpc exited at start:\n{self.log_tail()}")
-                try:
-                    ready.result(timeout=0.2)
-                    return
-                except grpc.FutureTimeoutError:
-                    if time.monotonic() > deadline:
-                        self.stop()
-                        raise P4RuntimeError(f"simple_switch_grpc did not answer on {self.grpc_address}") from None
+        while True:
+            if self.process.poll() is not None:
+                raise P4RuntimeError(f"simple_switch_grpc exited at start:\n{self.log_tail()}")
+            try:
+                socket.create_connection((host, int(port)), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise P4RuntimeError(f"simple_switch_grpc did not answer on {self.grpc_address}") from None
+                time.sleep(0.05)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def kill(self) -> None:
+        """End the switch at once, without a word to it (for a process that is going away)."""
+        self.process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -395,6 +400,12 @@ class Bmv2Target:
             self._client = None
         if self._switch is not None:
             self._switch.stop()
+            self._switch = None
+
+    def abandon(self) -> None:
+        """Kill the switch without closing the P4Runtime client (whose gRPC threads may be mid-call)."""
+        if self._switch is not None:
+            self._switch.kill()
             self._switch = None
 
     def __enter__(self) -> Bmv2Target:
