@@ -117,3 +117,20 @@ def test_short_random_campaign_finds_no_mismatch(target, tmp_path):
 def test_replay_on_bmv2(capsys):
     assert main(["replay", str(EXAMPLES_DIR / "demo-update.json"), "--target", "bmv2"]) == 0
     assert "demo-update on bmv2: PASS" in capsys.readouterr().out
+
+
+def test_a_campaign_on_two_workers_compares_every_trace(tmp_path):
+    result = differential.campaign(6, 77, None, events=30, out_dir=tmp_path, workers=2)
+    assert result.traces == 6 and result.workers == 2
+    assert result.packets > 0 and result.mismatches == []
+    assert result.harness_rate > 0
+
+
+def test_the_raw_anchor_feeds_the_program_from_a_pcap_file():
+    from silkcheck.targets.bmv2 import raw_rate
+
+    traces = [differential.random_trace(seed, "wide", 200) for seed in range(3)]
+    packets = [event for trace in traces for event in trace.packets]
+    raw = raw_rate(differential.PROFILES["wide"], traces[0].vips, packets)
+    assert raw.packets == len(packets)
+    assert 0 < raw.outputs <= len(packets) and raw.rate > 0
