@@ -76,6 +76,16 @@ class P4Info:
         }
 
 
+def pipeline_request(p4info: P4Info, device_json: bytes, device_id: int = 0) -> bytes:
+    """The encoded request that pushes a pipeline (kept by callers that push one often: encoding
+    the P4Info costs more than BMv2 takes to load it)."""
+    config = p4r.ForwardingPipelineConfig(p4info=p4info.message, p4_device_config=device_json)
+    return p4r.SetForwardingPipelineConfigRequest(
+        device_id=device_id, election_id=ELECTION_ID, config=config,
+        action=p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
+    ).SerializeToString()  # fmt: skip
+
+
 class StreamItem(NamedTuple):
     kind: str  # "packet" | "digest" | "error"
     message: object
@@ -88,6 +98,7 @@ class P4RuntimeClient:
         self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
         # The stream and the writes carry raw bytes (``silkcheck.wire``): no protobuf per packet.
         self._write = self.channel.unary_unary("/p4.v1.P4Runtime/Write")
+        self._set_pipeline = self.channel.unary_unary("/p4.v1.P4Runtime/SetForwardingPipelineConfig")
         self._requests: queue.Queue[bytes | None] = queue.Queue()
         self.received: queue.Queue[StreamItem] = queue.Queue()
         self._stream = self.channel.stream_stream("/p4.v1.P4Runtime/StreamChannel")(self._request_iterator())
@@ -130,12 +141,11 @@ class P4RuntimeClient:
     # ------------------------------------------------------------ pipeline
 
     def set_pipeline(self, p4info: P4Info, device_json: bytes) -> None:
-        config = p4r.ForwardingPipelineConfig(p4info=p4info.message, p4_device_config=device_json)
-        request = p4r.SetForwardingPipelineConfigRequest(
-            device_id=self.device_id, election_id=ELECTION_ID, config=config,
-            action=p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
-        )  # fmt: skip
-        self._call(self.stub.SetForwardingPipelineConfig, request, "set the pipeline")
+        self.push_pipeline(pipeline_request(p4info, device_json, self.device_id))
+
+    def push_pipeline(self, request: bytes) -> None:
+        """Send an encoded SetForwardingPipelineConfigRequest (``pipeline_request``)."""
+        self._call(self._set_pipeline, request, "set the pipeline")
 
     def write(self, kind: int, entity: bytes, what: str) -> None:
         self.write_all([(kind, entity)], what)

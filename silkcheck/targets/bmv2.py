@@ -52,7 +52,16 @@ from model.types import Dip, FiveTuple, Vip
 from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
 from silkcheck.p4build import Build, build, require_tool
-from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
+from silkcheck.p4runtime import (
+    P4Info,
+    P4RuntimeClient,
+    P4RuntimeError,
+    StreamItem,
+    Tables,
+    decode,
+    encode,
+    pipeline_request,
+)
 from silkcheck.targets.model import step_each
 from silkcheck.trace import Trace
 from silkcheck.wire import PacketIn
@@ -424,9 +433,9 @@ class Bmv2Target:
         """A fresh pipeline for ``config``: compiled if needed, pushed, digests enabled."""
         compiled: Build = build(config)
         client = self._connect()
-        info = P4Info(compiled.p4info)
+        info, request = _pipeline(compiled.p4info, compiled.json)
         try:
-            client.set_pipeline(info, compiled.json.read_bytes())
+            client.push_pipeline(request)
         except P4RuntimeError as error:
             tail = self._switch.log_tail() if self._switch else ""
             raise P4RuntimeError(f"{error}\n{tail}") from None
@@ -450,6 +459,14 @@ class Bmv2Target:
 
     def run(self, trace: Trace) -> list[Observation]:
         return self.run_full(trace).observations
+
+
+@cache
+def _pipeline(p4info: Path, device_json: Path) -> tuple[P4Info, bytes]:
+    """A build's P4Info and the request that pushes it, read and encoded once per process (a
+    build's files never change: its directory is named by the config's hash)."""
+    info = P4Info(p4info)
+    return info, pipeline_request(info, device_json.read_bytes())
 
 
 @cache
@@ -490,8 +507,8 @@ def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence
     switch = SimpleSwitch(interfaces=interfaces, files_wait_s=FILES_WAIT_S, workdir=workdir)
     client = P4RuntimeClient(switch.grpc_address)
     try:
-        info = P4Info(compiled.p4info)
-        client.set_pipeline(info, compiled.json.read_bytes())
+        info, request = _pipeline(compiled.p4info, compiled.json)
+        client.push_pipeline(request)
         tables = Tables(client, info)
         dataplane = P4RuntimeDataPlane(config, HashPlan(config), tables, client)
         Cpu.boot(config, dataplane.plan, dataplane, vips)
