@@ -9,18 +9,19 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from model.config import MAX_BLOOM_HASHES, MAX_STAGES
+from model.events import Event
 from model.observations import Observation
 from silkcheck import options as opt
 from silkcheck import report
 from silkcheck.capture import EXPIRE_INTERVAL
 from silkcheck.differential import PACKET_SHARE
 from silkcheck.examples import EXAMPLES_DIR, write_all
-from silkcheck.inputs import InputError
+from silkcheck.inputs import TRACE_MAX_BYTES, InputError, open_binary
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
 from silkcheck.trace import TIME_MAX, Trace, TraceError, load, parse_pool_text, parse_vip
@@ -64,15 +65,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise TraceError("replay: give either a trace file or --pcap FILE")
     patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
     with patch():
-        return replay_trace(load(args.trace), args) if args.trace is not None else replay_capture(args)
+        if args.pcap is not None:
+            return replay_capture(args)
+        if _too_large_to_load(args.trace):
+            return replay_large_trace(args)
+        return replay_trace(load(args.trace), args)
 
 
 def replay_capture(args: argparse.Namespace) -> int:
     """``replay --pcap``: read, run and judged as a stream on the model (memory grows with live
     connections, not packets); held whole only for BMv2 or a timeline page, which need every event."""
     from silkcheck.capture import capture_source
-    from silkcheck.streaming import describe, judge_stream, saving
-    from silkcheck.targets.model import ModelTarget
+    from silkcheck.streaming import saving
 
     header, capture, events = capture_source(args)
     if args.save_trace:
@@ -81,12 +85,38 @@ def replay_capture(args: argparse.Namespace) -> int:
         header.events = list(events)
         print(capture.summary())
         return replay_trace(header, args)
-    result = judge_stream(header.config, ModelTarget().stream(header, events), progress=True)
-    print(capture.summary())
-    applied = f" with {args.mutant} applied" if args.mutant else ""
-    print(describe(header.name + applied, args.target, result))
+    code = _judge_streamed(header, events, args, before=capture.summary)
     if args.save_trace:
         print(f"wrote {args.save_trace}")
+    return code
+
+
+def _too_large_to_load(path: str) -> bool:
+    with open_binary(path, "trace") as file:  # a missing, unreadable or special file: its clear error now
+        return os.fstat(file.fileno()).st_size > TRACE_MAX_BYTES
+
+
+def replay_large_trace(args: argparse.Namespace) -> int:
+    """A trace file too large to load whole, read, run and judged as a stream on the model."""
+    from silkcheck.trace_stream import load_stream
+
+    if args.target != "model" or args.html:
+        raise InputError(f"{args.trace}: over {TRACE_MAX_BYTES:,} bytes, a trace is replayed as a stream: on the "
+                         "model target, without --html")  # fmt: skip
+    header, events = load_stream(args.trace)
+    return _judge_streamed(header, events, args)
+
+
+def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Namespace,
+                    before: Callable[[], str] | None = None) -> int:  # fmt: skip
+    from silkcheck.streaming import describe, judge_stream
+    from silkcheck.targets.model import ModelTarget
+
+    result = judge_stream(header.config, ModelTarget().stream(header, events), progress=True)
+    if before is not None:
+        print(before())
+    applied = f" with {args.mutant} applied" if args.mutant else ""
+    print(describe((header.name or str(args.trace)) + applied, args.target, result))
     return PASS if result.verdict.ok else VIOLATION
 
 

@@ -290,23 +290,33 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         top.fail("expected a list of events", "events")
     top.done()
 
-    events: list[ev.Event] = []
-    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
-    last_t = 0
-    for i, item in enumerate(events_data):
-        r = _Reader(source, f"events[{i}]", item)
+    events = EventReader(source, config, vips)
+    return Trace(config, vips, [events.read(i, item) for i, item in enumerate(events_data)], name, description,
+                 expect, source)  # fmt: skip
+
+
+class EventReader:
+    """Reads a trace's events one at a time, in order, checking each against the header and the
+    events before it (so a trace too long to hold can be read as a stream)."""
+
+    def __init__(self, source: str, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> None:
+        self.source = source
+        self.context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
+        self.last_t = 0
+
+    def read(self, i: int, item: object) -> ev.Event:
+        r = _Reader(self.source, f"events[{i}]", item)
         kind = r.get("kind", _string)
         if kind not in _EVENT_READERS:
             r.fail(f"unknown event kind {brief(kind)}; expected one of {', '.join(_EVENT_READERS)}", "kind")
         r.where = f"events[{i}] ({kind})"
         t = r.get("t", TIME)
-        if t < last_t:
-            r.fail(f"time goes backwards: {t} after {last_t}", "t")
-        last_t = t
-        event = _EVENT_READERS[kind](r, t, context)
+        if t < self.last_t:
+            r.fail(f"time goes backwards: {t} after {self.last_t}", "t")
+        self.last_t = t
+        event = _EVENT_READERS[kind](r, t, self.context)
         r.done()
-        events.append(event)
-    return Trace(config, vips, events, name, description, expect, source)
+        return event
 
 
 @dataclass

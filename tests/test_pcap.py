@@ -261,3 +261,51 @@ def test_a_streamed_replay_exits_1_and_explains_a_violation(tmp_path: Path, monk
                  "--learn-interval-us", "400"]) == 1  # fmt: skip
     out = capsys.readouterr().out
     assert "judged as a stream" in out and "[violation] moved:" in out and "!!" in out
+
+
+# ---------------------------------------------------------------- trace files too large to load whole
+
+
+def test_a_streamed_trace_file_reads_as_the_loader_reads_it(monkeypatch) -> None:
+    from silkcheck import trace_stream
+    from silkcheck.trace_stream import load_stream
+
+    monkeypatch.setattr(trace_stream, "CHUNK", 7)  # values cut by chunk ends everywhere
+    paths = sorted(EXAMPLES_DIR.glob("*.json")) + sorted(Path("tests/data").glob("*.json"))
+    for path in paths:
+        header, events = load_stream(path)
+        whole = load(path)
+        assert list(events) == whole.events, path
+        assert (header.config, header.vips, header.name, header.expect) == \
+            (whole.config, whole.vips, whole.name, whole.expect)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace('"kind": "packet"', '"kind": "pakket"', 1), r"events\[0\]\.kind: unknown event kind"),
+        (lambda t: t.replace('"t": 0,', '"t": 0, "t": 1,', 1), "events\\[0\\]"),  # a duplicate key
+        (lambda t: t.rstrip()[:-1] + ', "name": "late"}', "events must come last"),
+        (lambda t: t[: len(t) // 2], "invalid JSON"),
+        (lambda t: t.rstrip() + " {}", "text after the trace"),
+    ],
+)
+def test_a_streamed_trace_file_refuses_what_the_loader_refuses(tmp_path: Path, edit, message) -> None:
+    from silkcheck.trace import TraceError
+    from silkcheck.trace_stream import load_stream
+
+    path = tmp_path / "bad.json"
+    path.write_text(edit((EXAMPLES_DIR / "demo-update.json").read_text()))
+    with pytest.raises(TraceError, match=message):
+        list(load_stream(path)[1])
+
+
+def test_replay_streams_a_trace_file_over_the_load_limit(monkeypatch, capsys) -> None:
+    from silkcheck import cli
+
+    monkeypatch.setattr(cli, "TRACE_MAX_BYTES", 1000)
+    assert main(["replay", str(EXAMPLES_DIR / "demo-update.json")]) == 0
+    assert "demo-update on model: PASS" in capsys.readouterr().out
+    assert main(["replay", str(EXAMPLES_DIR / "demo-update.json"), "--html", "x.html"]) == 2
+    assert main(["replay", str(EXAMPLES_DIR / "digest-collision.json")]) == 0
+    assert "judged as a stream" in capsys.readouterr().out
