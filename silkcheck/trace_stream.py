@@ -31,11 +31,12 @@ class _Scanner:
     def __init__(self, file: BinaryIO, source: str) -> None:
         self.file = file
         self.source = source
-        self.decoder = codecs.getincrementaldecoder("utf-8")("strict")
+        self.utf8 = codecs.getincrementaldecoder("utf-8")("strict")
         self.text = ""
         self.at = 0
         self.eof = False
         self.read_bytes = 0
+        self.json = json.JSONDecoder()
 
     def fail(self, message: str) -> tr.TraceError:
         return tr.TraceError(f"{self.source}: {message}")
@@ -45,7 +46,7 @@ class _Scanner:
             return False
         chunk = self.file.read(CHUNK)
         try:
-            decoded = self.decoder.decode(chunk, final=not chunk)
+            decoded = self.utf8.decode(chunk, final=not chunk)
         except UnicodeDecodeError as error:
             raise self.fail(f"byte {self.read_bytes + error.start:,}: not UTF-8 ({error.reason})") from None
         self.read_bytes += len(chunk)
@@ -71,10 +72,9 @@ class _Scanner:
     def value(self, where: str) -> str:
         """The text of the next JSON value (a value cut by a chunk's end is read on)."""
         self.peek()
-        decoder = json.JSONDecoder()
         while True:
             try:
-                _, end = decoder.raw_decode(self.text, self.at)
+                _, end = self.json.raw_decode(self.text, self.at)
             except json.JSONDecodeError as error:
                 if self._more():
                     continue
