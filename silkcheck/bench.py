@@ -11,7 +11,7 @@ import multiprocessing
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from model import events as ev
@@ -177,7 +177,11 @@ def run_model_bench(packets: int, connections: int) -> None:
 # ---------------------------------------------------------------- silkcheck pcap-bench
 
 
-def scapy_export(events: Iterator[ev.Event], path: Path) -> int:
+def _timed_packets(events: Iterable[ev.Event]) -> Iterator[tuple[int, Packet]]:
+    return ((e.t, e.packet) for e in events if isinstance(e, ev.PacketArrives))
+
+
+def scapy_export(packets: Iterable[tuple[int, Packet]], path: Path) -> int:
     """The baseline: one scapy packet object per frame, as the pcap export was written before."""
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether
@@ -185,14 +189,13 @@ def scapy_export(events: Iterator[ev.Event], path: Path) -> int:
 
     count = 0
     with ScapyWriter(str(path), linktype=1, sync=False) as writer:
-        for e in events:
-            if isinstance(e, ev.PacketArrives):
-                ft = e.packet.ft
-                frame = Ether() / IP(src=ip_str(ft.src_ip), dst=ip_str(ft.dst_ip)) / TCP(
-                    sport=ft.src_port, dport=ft.dst_port, flags=e.packet.flags, seq=e.packet.seq, ack=e.packet.ack)
-                frame.time = e.t / 1_000_000
-                writer.write(frame)
-                count += 1
+        for t, packet in packets:
+            ft = packet.ft
+            frame = Ether() / IP(src=ip_str(ft.src_ip), dst=ip_str(ft.dst_ip)) / TCP(
+                sport=ft.src_port, dport=ft.dst_port, flags=packet.flags, seq=packet.seq, ack=packet.ack)
+            frame.time = t / 1_000_000
+            writer.write(frame)
+            count += 1
     return count
 
 
@@ -214,7 +217,7 @@ def run_pcap_bench(packets: int, span_s: float, connections: int, learn_interval
     path = Path(keep) if keep else Path("silkcheck-out") / "pcap-bench" / f"bench-{packets}.pcap"
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    sample = list(workload_events(min(packets, 50_000), connections, span=span, cpu=False))
+    sample = list(_timed_packets(workload_events(min(packets, 50_000), connections, span=span, cpu=False)))
     _stage(f"pcap export of the same {len(sample):,} packets: scapy (the baseline), then the streaming writer")
     rates = []
     for export in (scapy_export, write_packets):
@@ -225,7 +228,7 @@ def run_pcap_bench(packets: int, span_s: float, connections: int, learn_interval
           f"({rates[1] / rates[0]:,.1f}x), on the same {len(sample):,} packets")  # fmt: skip
     _stage(f"writing {packets:,} packets over {span_s:,.0f} s to {path}")
     start = time.perf_counter()
-    write_packets(workload_events(packets, connections, span=span, cpu=False), path)
+    write_packets(_timed_packets(workload_events(packets, connections, span=span, cpu=False)), path)
     print(f"wrote {path}: {packets:,} packets in {time.perf_counter() - start:,.1f} s (workload generation included)")
 
     config = Config()

@@ -24,7 +24,6 @@ from typing import NamedTuple
 
 from model import events as ev
 from model.config import Config
-from model.hashing import HashPlan
 from model.observations import FORWARD, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
@@ -32,8 +31,8 @@ from silkcheck import frames, report
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
 from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
-from silkcheck.targets.model import ModelTarget
-from silkcheck.trace import Trace, TraceError, save
+from silkcheck.targets.model import Driver, ModelTarget
+from silkcheck.trace import CookieAck, PacketEvent, Trace, TraceError, TraceEvent, save
 
 OUT_DIR = Path("silkcheck-out") / "diff"
 
@@ -143,13 +142,13 @@ def minimize(trace: Trace, runner: Runner, mismatch: Mismatch, budget: int = 60)
                  description=f"minimized from {trace.name}: {mismatch.what}")  # fmt: skip
 
 
-def _still_mismatches(trace: Trace, events: list[ev.Event], runner: Runner) -> bool:
-    if not any(isinstance(e, ev.PacketArrives) for e in events):
-        return False
+def _still_mismatches(trace: Trace, events: list[TraceEvent], runner: Runner) -> bool:
     candidate = Trace(trace.config, trace.vips, events, name=trace.name)
+    if not candidate.packets:
+        return False
     try:
         return run_both(candidate, runner).mismatch is not None
-    except TraceError:  # removing an event made a later fault index invalid
+    except TraceError:  # removing an event made a later fault index invalid, or took a reactive packet's SYN-ACK
         return False
 
 
@@ -199,16 +198,15 @@ PACKET_SHARE = 0.6
 class _Generator:
     rng: random.Random
     config: Config
-    switch: Switch
-    plan: HashPlan
+    driver: Driver
     packet_share: float = PACKET_SHARE
     t: int = 0
-    events: list[ev.Event] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     flows: list[FiveTuple] = field(default_factory=list)
 
-    def emit(self, event: ev.Event) -> None:
+    def emit(self, event: TraceEvent) -> None:
         try:
-            self.switch.step(len(self.events), event)
+            self.driver.step(len(self.events), event)
         except InvalidEvent:
             return
         self.events.append(event)
@@ -223,32 +221,34 @@ class _Generator:
         self.flows.append(ft)
         return ft
 
-    def packet(self) -> Packet:
+    def packet(self) -> TraceEvent:
         r = self.rng.random()
         if r < 0.03:
-            return Packet(FiveTuple(parse_ip("192.168.1.1"), UNKNOWN_VIP.ip, 1234, UNKNOWN_VIP.port, PROTO_TCP), SYN)
+            ft = FiveTuple(parse_ip("192.168.1.1"), UNKNOWN_VIP.ip, 1234, UNKNOWN_VIP.port, PROTO_TCP)
+            return ev.PacketArrives(self.t, Packet(ft, SYN))
         if self.config.syn_auth and r < 0.25:  # a flood of spoofed SYNs, and cookie ACKs good and bad
             ft = FiveTuple(self.rng.getrandbits(32), TCP_VIP.ip, self.rng.randrange(1024, 65536), 80, PROTO_TCP)
             if self.rng.random() < 0.5:
-                return Packet(ft, SYN, seq=self.rng.getrandbits(32))
+                return ev.PacketArrives(self.t, Packet(ft, SYN, seq=self.rng.getrandbits(32)))
             ft = self.flow()
             if self.rng.random() < 0.3:  # a forged cookie: dropped
-                return Packet(ft, ACK, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32))
-            # A real client answers the SYN-ACK its SYN got; knowing the cookie without it would be a forgery.
+                return ev.PacketArrives(self.t, Packet(ft, ACK, seq=self.rng.getrandbits(32),
+                                                       ack=self.rng.getrandbits(32)))  # fmt: skip
+            # A real client answers the SYN-ACK its SYN got, on each target the one that target sent.
             self.emit(ev.PacketArrives(self.t, Packet(ft, SYN, seq=self.rng.getrandbits(32))))
-            return Packet(ft, ACK, seq=self.rng.getrandbits(32), ack=(self.plan.cookie(ft) + 1) & 0xFFFFFFFF)
+            return CookieAck(self.t, Packet(ft, ACK, seq=self.rng.getrandbits(32)), ft, 1)
         ft = self.flow()
         if ft.proto == PROTO_UDP:
-            return Packet(ft)
+            return ev.PacketArrives(self.t, Packet(ft))
         flags = self.rng.choice((SYN, SYN, ACK, ACK, ACK, ACK, FIN | ACK, RST, SYN | ACK))
-        return Packet(ft, flags, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32))
+        return ev.PacketArrives(self.t, Packet(ft, flags, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32)))
 
     def step(self) -> None:
         self.t += self.rng.choice((1, 5, 20, 60, 200, 1000))
         r = self.rng.random()
-        queued = len(self.switch.dataplane.learn_queue)
+        queued = len(self.driver.switch.dataplane.learn_queue)
         if r < self.packet_share:
-            self.emit(ev.PacketArrives(self.t, self.packet()))
+            self.emit(self.packet())
             return
         if self.packet_share != PACKET_SHARE:  # the other events keep the mix they have at the default share
             r = PACKET_SHARE + (r - self.packet_share) * (1 - PACKET_SHARE) / (1 - self.packet_share)
@@ -280,7 +280,7 @@ def random_trace(seed: int, profile: str, events: int = 60, packet_share: float 
     rng = random.Random(seed)
     config = PROFILES[profile]
     vips = {TCP_VIP: DIPS[:2], UDP_VIP: DIPS[2:5]}
-    gen = _Generator(rng, config, Switch.boot(config, vips), HashPlan(config), packet_share)
+    gen = _Generator(rng, config, Driver(Switch.boot(config, vips)), packet_share)
     while len(gen.events) < events:
         gen.step()
     return Trace(config, vips, gen.events, name=f"random-{profile}-{seed}")
@@ -500,7 +500,7 @@ def anchor_table(result: CampaignResult, tasks: Sequence[RandomTask]) -> str:
     raw_seconds = 0.0
     for profile in sorted({t.profile for t in tasks}):
         mine = [t for t in tasks if t.profile == profile]
-        packets: list[ev.PacketArrives] = []
+        packets: list[PacketEvent] = []
         campaign_packets = 0
         for task in mine:
             trace = task.trace()

@@ -179,7 +179,7 @@ def run_case(case: Case, workdir: Path, timeout: float) -> Outcome:
     stdout = _read(directory / "stdout.txt")
     stderr = _read(directory / "stderr.txt")
     code = None if status is None else (os.waitstatus_to_exitcode(status))
-    return Outcome(case, judge(case, code, stdout + stderr, directory), code, stdout, stderr, seconds, directory)
+    return Outcome(case, classify(case, code, stdout + stderr, directory), code, stdout, stderr, seconds, directory)
 
 
 def _read(path: Path, limit: int = 200_000) -> str:
@@ -190,7 +190,8 @@ def _read(path: Path, limit: int = 200_000) -> str:
         return ""
 
 
-def judge(case: Case, code: int | None, output: str, directory: Path) -> str:
+def classify(case: Case, code: int | None, output: str, directory: Path) -> str:
+    """Which of ``CLASSES`` an outcome is."""
     if code is None:
         return HANG
     crash = "\n".join(_read(p) for p in directory.glob("silkcheck-crash-*.txt"))
@@ -316,7 +317,10 @@ def _event_field_mutation(c: Chooser, data: dict[str, Any]) -> str:
         event[name] = c.pick([*BAD_INTS, 1 << 63, -1] + ([previous - 1] if previous else []))
         return "trace/bad time"
     if name == "index":
-        event[name] = c.pick([*BAD_INTS, 10**6])
+        if c.chance(20):
+            event[name] = 10**6
+            return RUNTIME_INDEX
+        event[name] = c.pick(BAD_INTS)
         return "trace/bad learn index"
     if name == "delay":
         event[name] = c.pick([*BAD_INTS, 101])
@@ -380,7 +384,7 @@ def _structure_mutation(c: Chooser, data: dict[str, Any]) -> tuple[Any, str]:
         problem = c.pick(["vip twice", "dip twice", "empty pool", "no vips", "unknown vip", "udp flags",
                           "unknown dip", "update unknown vip", "whitelist overflow"])  # fmt: skip
         _semantic(problem, data)
-        return data, "trace/inconsistent"
+        return data, RUNTIME_WHITELIST if problem == "whitelist overflow" else "trace/inconsistent"
     if choice == 8:
         data["config"] = {"learn_delay_bound": 100, "idle_timeout": 50}
         return data, "trace/bad config"
@@ -455,10 +459,18 @@ def draw_trace_case(c: Chooser) -> Case:
     else:
         blob = c.pick([Special.FIFO, Special.DIRECTORY, Special.DEV_ZERO, Special.HUGE])
         kind = f"file/{blob}"
-    command = c.pick(TRACE_COMMANDS)
+    command = c.pick(TRACE_COMMANDS if kind not in (RUNTIME_INDEX, RUNTIME_WHITELIST) else RUN_COMMANDS)
     return Case(kind, command("trace.json"), (("trace.json", blob),))
 
 
+RUNTIME_INDEX = "trace/learn index beyond the queue"
+RUNTIME_WHITELIST = "trace/whitelist overflow"
+"""Well-formed traces that only running shows to be bad: given to commands that run them."""
+RUN_COMMANDS: list[Callable[[str], tuple[str, ...]]] = [
+    lambda path: ("replay", path),
+    lambda path: ("diff", path),
+    lambda path: ("verify", "--examples", "."),
+]
 TRACE_COMMANDS: list[Callable[[str], tuple[str, ...]]] = [
     lambda path: ("replay", path),
     lambda path: ("replay", path, "--html", "page.html"),

@@ -217,29 +217,31 @@ class JsonLimits:
     """Digits of one integer literal; a trace's widest field (a time, < 2**62) has 19."""
 
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def _depth(text: str) -> int:
-    """The deepest nesting of ``[``/``{`` outside strings (an upper bound on invalid JSON)."""
-    brackets = _NOT_BRACKET.sub("", _STRING.sub("", text))
-    depth = deepest = 0
-    for char in brackets:
-        if char in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif char in "]}":
-            depth -= 1
-    return deepest
+class _Object(dict):  # type: ignore[type-arg]
+    """A decoded JSON object that knows how deeply it nests. Arrays get no decoder hook, so the
+    object holding an array counts the array's depth; depth is found while decoding, not by a
+    second pass over the text."""
+
+    __slots__ = ("depth",)
 
 
-def _nesting_at_most(text: str, limit: int) -> bool:
-    # Counting every bracket (strings included) over-counts; when even that is within the limit no
-    # string needs skipping, which is the common case and costs two C-level passes.
-    if text.count("[") + text.count("{") <= limit:
-        return True
-    return _depth(text) <= limit
+class _Duplicated(_Object):
+    __slots__ = ("duplicates",)
+
+
+def _depth_of(value: Any) -> int:
+    if type(value) is _Object or type(value) is _Duplicated:
+        return value.depth  # type: ignore[no-any-return]
+    if type(value) is list:
+        deepest = 0
+        for item in value:
+            if type(item) in (_Object, _Duplicated, list):
+                deepest = max(deepest, _depth_of(item))
+        return 1 + deepest
+    return 0
 
 
 class _Flagged:
@@ -260,13 +262,6 @@ def _has_lone_surrogate(text: str) -> bool:
     except UnicodeEncodeError:
         return True
     return False
-
-
-def _holds_lone_surrogate(value: Any) -> bool:
-    """A string with a lone surrogate, directly or in (nested) arrays; objects are checked by their own hook."""
-    if isinstance(value, str):
-        return _has_lone_surrogate(value)
-    return isinstance(value, list) and any(_holds_lone_surrogate(item) for item in value)
 
 
 def _where(path: list[str | int]) -> str:
@@ -293,50 +288,50 @@ def _find_flagged(value: Any, path: list[str | int]) -> Iterator[tuple[list[str 
             yield from _find_flagged(item, [*path, index])
 
 
-class _Duplicated(dict):  # type: ignore[type-arg]
-    __slots__ = ("duplicates",)
-
-
 def parse_json(text: str, source: str, limits: JsonLimits = JsonLimits()) -> Any:
     """``text`` as JSON, refusing what ``json.loads`` accepts silently or fails on with a traceback
     (see the module docstring); the error names ``source`` and the path of the offending value."""
-    if not _nesting_at_most(text, limits.max_depth):
-        raise InputError(f"{source}: JSON nested deeper than {limits.max_depth} levels")
     flagged = False
 
-    def flag(value: Any) -> Any:
+    def pairs(items: list[tuple[str, Any]]) -> _Object:
         nonlocal flagged
-        flagged = True
-        return value
-
-    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        obj = dict(items)
+        obj = _Object(items)
         if len(obj) != len(items):
             seen: set[str] = set()
-            duplicated = _Duplicated(items)
-            duplicated.duplicates = sorted({k for k, _ in items if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
-            return flag(duplicated)
-        for key, value in items:
-            if _has_lone_surrogate(key) or _holds_lone_surrogate(value):
-                flag(None)
+            obj = _Duplicated(items)
+            obj.duplicates = sorted({k for k, _ in items if k in seen or seen.add(k)})  # type: ignore[func-returns-value]
+            flagged = True
+        deepest = 0
+        for _, value in items:
+            if type(value) in (_Object, _Duplicated, list):
+                deepest = max(deepest, _depth_of(value))
+        obj.depth = 1 + deepest
         return obj
 
     def integer(literal: str) -> Any:
-        digits = literal.lstrip("-")
-        if len(digits) > limits.max_int_digits:
-            return flag(_Flagged(f"an integer literal of {len(digits):,} digits (at most {limits.max_int_digits})"))
+        nonlocal flagged
+        if len(literal) - literal.startswith("-") > limits.max_int_digits:
+            flagged = True
+            return _Flagged(f"an integer literal of {len(literal.lstrip('-')):,} digits "
+                            f"(at most {limits.max_int_digits})")  # fmt: skip
         return int(literal)
 
     def constant(name: str) -> Any:
-        return flag(_Flagged(f"{name} is not a JSON number"))
+        nonlocal flagged
+        flagged = True
+        return _Flagged(f"{name} is not a JSON number")
 
     try:
         data = json.loads(text, object_pairs_hook=pairs, parse_int=integer, parse_constant=constant)
     except json.JSONDecodeError as error:
         raise InputError(f"{source}: line {error.lineno} column {error.colno}: invalid JSON: {error.msg}") from None
-    except RecursionError:  # defence in depth: the depth check above should have refused it
-        raise InputError(f"{source}: JSON nested too deeply") from None
-    if flagged or _holds_lone_surrogate(data):  # a top-level string or array was seen by no object hook
+    except RecursionError:  # deeper than the interpreter's stack: far deeper than any limit
+        raise InputError(f"{source}: JSON nested deeper than {limits.max_depth} levels") from None
+    if _depth_of(data) > limits.max_depth:
+        raise InputError(f"{source}: JSON nested deeper than {limits.max_depth} levels")
+    # Lone surrogates come from \\uD800-style escapes or from text that was never UTF-8: both rare,
+    # so the tree is searched for them only when the text could hold one.
+    if flagged or _has_lone_surrogate(text) or _SURROGATE_ESCAPE.search(text):
         for path, why in _find_flagged(data, []):
             raise InputError(f"{source}: {_where(path)}: {why}")
     return data

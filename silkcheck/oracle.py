@@ -16,7 +16,10 @@ of an incarnation must reach the DIP of its first forwarded packet.
 
 Each finding has a category:
 
-``violation``     a PCC or authentication failure of the design.
+``violation``     a PCC or authentication failure of the design. With SYN authentication on,
+                  a packet forwarded from a source that has not proved its address is
+                  ``spoofed``: a source proves it by answering, from the 5-tuple a SYN-ACK
+                  went to, with that SYN-ACK's cookie + 1 (``silkcheck.wire``).
 ``digest-alias``  the residual risk of digests: the connection's lookups were
                   captured or released by another connection's entry, written
                   while the CPU had not yet learned this connection, or were
@@ -43,8 +46,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from model.config import Config
-from model.observations import FORWARD, REPLY, CpuObservation, Observation, PacketObservation
-from model.types import ACK, RST, SYN, Dip, FiveTuple
+from model.observations import FORWARD, CpuObservation, Observation, PacketObservation
+from model.types import Dip, FiveTuple
+from silkcheck.wire import CookieLedger, is_syn_ack
 
 VIOLATION = "violation"
 DIGEST_ALIAS = "digest-alias"
@@ -104,10 +108,27 @@ class Finding:
 
 
 @dataclass
+class AuthTally:
+    """SYN authentication as the wire shows it (counted only when the config has it on)."""
+
+    syn_acks: int = 0
+    proved: int = 0
+    """Sources that answered a SYN-ACK sent to them."""
+    served: int = 0
+    """Of those, sources with a packet forwarded to a DIP after the proof."""
+    whitelisted: int = 0
+    whitelisted_unproved: int = 0
+    """Sources the CPU whitelisted before they answered a SYN-ACK sent to them."""
+    entries_unproved: int = 0
+    """ConnTable entries the CPU wrote for connections whose source had not proved its address."""
+
+
+@dataclass
 class Verdict:
     findings: list[Finding]
     incarnations: list[Incarnation]
     """Every incarnation (``judge``); empty for a streaming oracle, which counts them instead."""
+    auth: AuthTally = field(default_factory=AuthTally)
     connections: int = 0
     """How many incarnations there were."""
     packets: int = 0
@@ -175,8 +196,9 @@ class Oracle:
         self.changes_limit = 1024
         self.owner_now: dict[Key, FiveTuple | None] = {}
         self.failed_dips: dict[Dip, int] = {}
-        self.cookies: dict[FiveTuple, int] = {}
-        self.authenticated: set[int] = set()
+        self.wire = CookieLedger()
+        self.auth = AuthTally()
+        self.served: set[int] = set()
 
     # ------------------------------------------------------------ feeding
 
@@ -198,7 +220,8 @@ class Oracle:
 
     def verdict(self) -> Verdict:
         moved = [finding for _, finding in sorted(self.moved, key=lambda item: item[0])]
-        return Verdict(moved + self.spoofed, self.kept, self.connections, self.packets)
+        self.auth.proved, self.auth.served = len(self.wire.proved), len(self.served)
+        return Verdict(moved + self.spoofed, self.kept, self.auth, self.connections, self.packets)
 
     def live_connections(self) -> int:
         return len(self.live)
@@ -248,6 +271,11 @@ class Oracle:
             self.flows.setdefault(ft, _Flow()).lost.append((o.index, sent))
         for dip in o.failed_dips:
             self.failed_dips.setdefault(dip, o.index)
+        if self.config.syn_auth:
+            proved = self.wire.proved
+            self.auth.whitelisted += len(o.whitelisted)
+            self.auth.whitelisted_unproved += sum(1 for ip in o.whitelisted if ip not in proved)
+            self.auth.entries_unproved += sum(1 for w in o.installs if w.owner and w.owner.src_ip not in proved)
 
     def _key_change(self, key: Key, index: int, owner: FiveTuple | None) -> None:
         self.key_changes.setdefault(key, []).append((index, owner))
@@ -332,19 +360,15 @@ class Oracle:
 
     def _authentication(self, inc: Incarnation, o: PacketObservation) -> None:
         ft = o.ft
-        if o.action == REPLY and o.reply_flags == SYN | ACK:
-            self.cookies[ft] = o.reply_seq
-        elif (
-            o.packet.flags & (SYN | ACK | RST) == ACK
-            and ft in self.cookies
-            and o.packet.ack == (self.cookies[ft] + 1) & 0xFFFFFFFF
-        ):
-            self.authenticated.add(ft.src_ip)
-        if o.action == FORWARD and ft.src_ip not in self.authenticated:
+        self.wire.note(o)
+        self.auth.syn_acks += is_syn_ack(o)
+        if o.action == FORWARD and ft.src_ip not in self.wire.proved:
             self.spoofed.append(
                 Finding(VIOLATION, "spoofed", ft, inc.number, [o], list(inc.packets),
                         f"{ft.src_ip:#x} never returned a valid cookie, yet packet #{o.index} reached {o.dip}")
             )  # fmt: skip
+        elif o.action == FORWARD:
+            self.served.add(ft.src_ip)
 
     def _starts_new(self, inc: Incarnation, o: PacketObservation) -> bool:
         gap = o.t - inc.last_t

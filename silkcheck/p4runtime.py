@@ -19,7 +19,7 @@ from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2 as p4r
 from p4.v1 import p4runtime_pb2_grpc
 
-from silkcheck import wire
+from silkcheck import p4wire
 from silkcheck.targets import TargetError
 
 ELECTION_ID = p4r.Uint128(high=0, low=1)
@@ -96,7 +96,7 @@ class P4RuntimeClient:
         self.device_id = device_id
         self.channel = grpc.insecure_channel(address)
         self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
-        # The stream and the writes carry raw bytes (``silkcheck.wire``): no protobuf per packet.
+        # The stream and the writes carry raw bytes (``silkcheck.p4wire``): no protobuf per packet.
         self._write = self.channel.unary_unary("/p4.v1.P4Runtime/Write")
         self._set_pipeline = self.channel.unary_unary("/p4.v1.P4Runtime/SetForwardingPipelineConfig")
         self._requests: queue.Queue[bytes | None] = queue.Queue()
@@ -120,12 +120,12 @@ class P4RuntimeClient:
     def _read(self) -> None:
         try:
             for response in self._stream:
-                for field, value in wire.fields(response):  # a oneof: one field
+                for field, value in p4wire.fields(response):  # a oneof: one field
                     if field == RESPONSE_PACKET:
-                        self.received.put(StreamItem("packet", wire.packet_in(value)))  # type: ignore[arg-type]
+                        self.received.put(StreamItem("packet", p4wire.packet_in(value)))  # type: ignore[arg-type]
                     elif field == RESPONSE_DIGEST:
-                        digest = wire.digest_list(value)  # type: ignore[arg-type]
-                        self._send(wire.digest_ack(digest.digest_id, digest.list_id))
+                        digest = p4wire.digest_list(value)  # type: ignore[arg-type]
+                        self._send(p4wire.digest_ack(digest.digest_id, digest.list_id))
                         self.received.put(StreamItem("digest", digest))
                     elif field == RESPONSE_ERROR:
                         self.received.put(StreamItem("error", p4r.StreamMessageResponse.FromString(response).error))
@@ -154,7 +154,7 @@ class P4RuntimeClient:
         """One WriteRequest of ``updates`` (encoded entities; never atomic: BMv2 refuses that).
         BMv2's server applies a request's updates one by one in the order given, which is what
         the callers rely on."""
-        request = wire.write_request(self.device_id, (ELECTION_ID.high, ELECTION_ID.low), updates)
+        request = p4wire.write_request(self.device_id, (ELECTION_ID.high, ELECTION_ID.low), updates)
         self._call(self._write, request, what)
 
     def _call(self, method: object, request: object, what: str) -> None:
@@ -165,7 +165,7 @@ class P4RuntimeClient:
             raise P4RuntimeError(f"P4Runtime: cannot {what}: {details}") from None
 
     def packet_out(self, payload: bytes, metadata: dict[int, bytes]) -> None:
-        self._send(wire.packet_out(payload, list(metadata.items())))
+        self._send(p4wire.packet_out(payload, list(metadata.items())))
 
 
 class Tables:
@@ -197,10 +197,10 @@ class Tables:
         t = self.info.tables[table]
         exact = [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
         if action is None:
-            return wire.table_entry(t.id, exact)
+            return p4wire.table_entry(t.id, exact)
         a = self.info.actions[action]
         values = [(a.params[name][0], encode(value, a.params[name][1])) for name, value in (params or {}).items()]
-        return wire.table_entry(t.id, exact, a.id, values)
+        return p4wire.table_entry(t.id, exact, a.id, values)
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
         self._queue(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
 
-from model import events as ev
+from model.types import Packet
 from silkcheck import inputs
 from silkcheck.frames import packet_frame
 from silkcheck.trace import Trace, TraceError
@@ -75,18 +75,20 @@ class PcapWriter:
         self.close()
 
 
-def write_packets(events: Iterable[ev.Event], path: str | Path) -> int:
-    """Every packet event of ``events`` as an Ethernet frame; timestamps are the ticks (µs)."""
+def write_packets(packets: Iterable[tuple[int, Packet]], path: str | Path) -> int:
+    """Every (time in µs, packet) as an Ethernet frame."""
     with PcapWriter(path) as writer:
-        for event in events:
-            if type(event) is ev.PacketArrives:
-                writer.write(event.t, packet_frame(event.packet).to_bytes())
+        for t, packet in packets:
+            writer.write(t, packet_frame(packet).to_bytes())
         return writer.count
 
 
 def export_pcap(trace: Trace, path: str | Path) -> int:
-    """The trace's packets as a pcap that Wireshark opens."""
-    return write_packets(trace.events, path)
+    """The trace's packets as a pcap that Wireshark opens; timestamps are the trace's ticks (µs).
+    A reactive packet carries the ack it sent when the trace ran on the model."""
+    from silkcheck.targets.model import sent_packets
+
+    return write_packets(sent_packets(trace), path)
 
 
 # ---------------------------------------------------------------- reading

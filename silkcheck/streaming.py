@@ -70,11 +70,13 @@ def saving(trace: Trace, events: Iterable[ev.Event], path: Path) -> Iterator[ev.
     return tee()
 
 
-def describe(name: str, target: str, result: StreamResult) -> str:
+def describe(name: str, target: str, result: StreamResult, authenticating: bool = False) -> str:
     v = result.verdict
     lines = [f"{name} on {target}: {v.summary()}",
              f"{v.packets:,} packets and {result.events - v.packets:,} other events judged as a stream: "
              f"{v.connections:,} connection incarnations, at most {result.peak_live:,} live at once"]  # fmt: skip
+    if authenticating:
+        lines.append(report.authentication(v.auth))
     for finding in v.findings:
         lines += ["", report.explain(finding)]
     return "\n".join(lines)

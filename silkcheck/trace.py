@@ -9,6 +9,8 @@ events (ticks = µs, non-decreasing)::
      "events": [
        {"t": 0,  "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80",
                  "proto": "tcp", "flags": "S", "seq": 0, "ack": 0},
+       {"t": 1,  "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80",
+                 "proto": "tcp", "flags": "A", "seq": 1, "ack": "cookie+1"},     # version 2
        {"t": 5,  "kind": "update", "vip": "20.0.0.1:80/tcp", "pool": ["10.0.1.10:8080", "10.0.2.10:8080"]},
        {"t": 6,  "kind": "cpu", "learn": 2},        # learn: omitted or null = all visible
        {"t": 7,  "kind": "advance"},
@@ -21,23 +23,40 @@ events (ticks = µs, non-decreasing)::
 Loading reads the file through ``silkcheck.inputs`` (size limit, strict UTF-8
 and strict JSON), checks everything and names the file, the event and the
 field of the first problem (``TraceError``); values are quoted only briefly.
+
+Reactive packets (version 2). A client cannot know its SYN cookie before the
+switch sends it, so a packet's ``ack`` may name a cookie instead of a number:
+``"cookie+1"`` is the sequence number of the last SYN-ACK the switch sent to this
+packet's own 5-tuple, plus one (a legitimate client's answer);
+``"cookie(SRC->DST)+N"`` takes the SYN-ACK sent to another 5-tuple of the same
+protocol (an attacker replaying a cookie it saw at an address it owns), any
+offset ``+N``/``-N`` or none (a guess near it), and ``"cookie(SRC->DST)^0xHEX+1"``
+XORs the cookie with a constant first (an attacker computing another flow's
+cookie from one it saw: a CRC is affine, see ``proofs/cookie.py``). The runner computes the number
+when the packet is sent, from what that run's target sent (``CookieAck``,
+``silkcheck.targets.model.Driver``), so the same trace means the same on every
+target and under every mutant. A trace is saved as version 1 unless it holds a
+reactive packet; version 1 traces mean what they always meant.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from model import events as ev
 from model.config import Config, ConfigError
 from model.types import (
     PROTO_BY_NUMBER,
     PROTO_NAMES,
+    PROTO_TCP,
     Dip,
     FiveTuple,
     Packet,
@@ -51,6 +70,10 @@ from silkcheck.inputs import TRACE_MAX_BYTES, InputError, ascii_int, brief, pars
 
 FORMAT = "silkcheck-trace"
 VERSION = 1
+"""The version of a trace without reactive packets."""
+REACTIVE_VERSION = 2
+"""The version that added reactive packets (``CookieAck``)."""
+VERSIONS = (VERSION, REACTIVE_VERSION)
 EXPECTATIONS = ("pass", "fail")
 
 
@@ -58,11 +81,36 @@ class TraceError(InputError):
     """A trace that cannot be loaded, with where and why."""
 
 
+class CookieAck(NamedTuple):
+    """A packet whose ack number is computed when it is sent: the cookie (sequence number) of the
+    last SYN-ACK the switch sent to ``cookie_of``, XOR ``xor``, plus ``offset``, modulo 2**32.
+
+    A legitimate client answers its own SYN-ACK (``cookie_of`` is the packet's own 5-tuple,
+    offset 1); an attacker replays a cookie it saw at a flow of its own from another 5-tuple,
+    guesses near it (another offset), or computes another flow's cookie from it (``xor``).
+    ``packet.ack`` is replaced when the packet is sent."""
+
+    t: int
+    packet: Packet
+    cookie_of: FiveTuple
+    offset: int = 1
+    xor: int = 0
+
+    def sent_with(self, cookie: int) -> ev.PacketArrives:
+        """The packet as sent, answering ``cookie``."""
+        return ev.PacketArrives(self.t, self.packet._replace(ack=((cookie ^ self.xor) + self.offset) & 0xFFFFFFFF))
+
+
+TraceEvent = ev.Event | CookieAck
+"""What a trace holds: the model's events, and packets the runner completes (``CookieAck``)."""
+PacketEvent = ev.PacketArrives | CookieAck
+
+
 @dataclass
 class Trace:
     config: Config
     vips: dict[Vip, tuple[Dip, ...]]
-    events: list[ev.Event] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     name: str = ""
     description: str = ""
     expect: str | None = None
@@ -70,8 +118,12 @@ class Trace:
     """The file it was loaded from ("" if built in memory): what errors found while running it name."""
 
     @property
-    def packets(self) -> list[ev.PacketArrives]:
-        return [e for e in self.events if isinstance(e, ev.PacketArrives)]
+    def packets(self) -> list[PacketEvent]:
+        return [e for e in self.events if isinstance(e, ev.PacketArrives | CookieAck)]
+
+    @property
+    def reactive(self) -> bool:
+        return any(isinstance(e, CookieAck) for e in self.events)
 
 
 # ---------------------------------------------------------------- text forms
@@ -86,7 +138,15 @@ def vip_text(vip: Vip) -> str:
 
 
 def _parse_endpoint(text: object) -> tuple[int, int]:
-    if not isinstance(text, str) or text.count(":") != 1:
+    if not isinstance(text, str):
+        raise ValueError(f'expected "IP:PORT", got {brief(text)}')
+    return _endpoint(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _endpoint(text: str) -> tuple[int, int]:
+    """An "IP:PORT" parsed once: traces name the same endpoints again and again (errors are not cached)."""
+    if text.count(":") != 1:
         raise ValueError(f'expected "IP:PORT", got {brief(text)}')
     host, port_text = text.split(":")
     try:
@@ -255,8 +315,9 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     if fmt != FORMAT:
         top.fail(f"expected {FORMAT!r}, got {brief(fmt)}", "format")
     version = top.get("version", _int_in(0, 1 << 31))
-    if version != VERSION:
-        top.fail(f"this silkcheck reads version {VERSION}, the trace is version {version}", "version")
+    if version not in VERSIONS:
+        top.fail(f"this silkcheck reads versions {VERSION} to {VERSIONS[-1]}, the trace is version {version}",
+                 "version")  # fmt: skip
     name = top.get("name", _string, "")
     description = top.get("description", _string, "")
     expect = top.get("expect", _expect, None)
@@ -290,7 +351,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         top.fail("expected a list of events", "events")
     top.done()
 
-    events = EventReader(source, config, vips)
+    events = EventReader(source, config, vips, version)
     return Trace(config, vips, [events.read(i, item) for i, item in enumerate(events_data)], name, description,
                  expect, source)  # fmt: skip
 
@@ -299,12 +360,12 @@ class EventReader:
     """Reads a trace's events one at a time, in order, checking each against the header and the
     events before it (so a trace too long to hold can be read as a stream)."""
 
-    def __init__(self, source: str, config: Config, vips: dict[Vip, tuple[Dip, ...]]) -> None:
+    def __init__(self, source: str, config: Config, vips: dict[Vip, tuple[Dip, ...]], version: int = VERSION) -> None:
         self.source = source
-        self.context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
+        self.context = _Context(config, vips, {dip for pool in vips.values() for dip in pool}, version)
         self.last_t = 0
 
-    def read(self, i: int, item: object) -> ev.Event:
+    def read(self, i: int, item: object) -> TraceEvent:
         r = _Reader(self.source, f"events[{i}]", item)
         kind = r.get("kind", _string)
         if kind not in _EVENT_READERS:
@@ -326,9 +387,16 @@ class _Context:
     config: Config
     vips: dict[Vip, tuple[Dip, ...]]
     dips: set[Dip]
+    version: int
+
+    def known_vip(self, vip: Vip) -> str | None:
+        """None if ``vip`` is in the trace, else what is wrong."""
+        if vip in self.vips:
+            return None
+        return f"unknown VIP {vip_text(vip)} (known: {_some(vip_text(v) for v in self.vips)})"
 
 
-def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
+def _read_packet(r: _Reader, t: int, c: _Context) -> TraceEvent:
     src = r.get("src", _parse_endpoint)
     dst = r.get("dst", _parse_endpoint)
     proto = r.get("proto", _parse_proto)
@@ -336,9 +404,54 @@ def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
     if flags and proto != PROTO_NAMES["tcp"]:
         r.fail("only TCP packets have flags", "flags")
     ft = FiveTuple(src[0], dst[0], src[1], dst[1], proto)
-    if ft.vip not in c.vips:
-        r.fail(f"unknown VIP {vip_text(ft.vip)} (known: {_some(vip_text(v) for v in c.vips)})", "dst")
-    return ev.PacketArrives(t, Packet(ft, flags, r.get("seq", U32, 0), r.get("ack", U32, 0)))
+    problem = c.known_vip(ft.vip)
+    if problem:
+        r.fail(problem, "dst")
+    seq = r.get("seq", U32, 0)
+    ack = r.get("ack", lambda x: _parse_cookie_ack(x, ft) if isinstance(x, str) else U32(x), 0)
+    if isinstance(ack, int):
+        return ev.PacketArrives(t, Packet(ft, flags, seq, ack))
+    cookie_of, xor, offset = ack
+    if c.version < REACTIVE_VERSION:
+        r.fail(f"a reactive ack needs trace version {REACTIVE_VERSION}; the trace is version {c.version}", "ack")
+    if proto != PROTO_TCP:
+        r.fail("only TCP packets answer a SYN cookie", "ack")
+    if not c.config.syn_auth:
+        r.fail("config.syn_auth is false: the switch sends no SYN-ACK whose cookie this could answer", "ack")
+    problem = c.known_vip(cookie_of.vip)
+    if problem:
+        r.fail(f"the cookie's flow: {problem}", "ack")
+    return CookieAck(t, Packet(ft, flags, seq), cookie_of, offset, xor)
+
+
+_COOKIE_ACK = re.compile(
+    r"cookie(?:\((?P<src>[^()]*)->(?P<dst>[^()]*)\))?(?:\^0x(?P<xor>[0-9a-f]{1,8}))?(?P<offset>[+-][0-9]{1,10})?"
+)
+COOKIE_ACK_FORMS = '"cookie", "cookie+N", "cookie-N", "cookie(SRC_IP:PORT->DST_IP:PORT)+N" or "cookie(...)^0xHEX+N"'
+
+
+def _parse_cookie_ack(text: str, ft: FiveTuple) -> tuple[FiveTuple, int, int]:
+    """``"cookie+1"``: (the packet's own 5-tuple, no xor, +1); ``"cookie(A:p->V:q)^0xff-3"``: (that
+    5-tuple, 0xff, -3)."""
+    match = _COOKIE_ACK.fullmatch(text)
+    if match is None:
+        raise ValueError(f"expected an integer or one of {COOKIE_ACK_FORMS}, got {text[:80]!r}")
+    offset = int(match["offset"] or 0)
+    if not -0xFFFFFFFF <= offset <= 0xFFFFFFFF:
+        raise ValueError(f"offset {offset} is out of range [-4294967295, 4294967295]")
+    xor = int(match["xor"] or "0", 16)
+    if match["src"] is None:
+        return ft, xor, offset
+    (src_ip, src_port), (dst_ip, dst_port) = _parse_endpoint(match["src"]), _parse_endpoint(match["dst"])
+    return FiveTuple(src_ip, dst_ip, src_port, dst_port, ft.proto), xor, offset
+
+
+def cookie_ack_text(e: CookieAck) -> str:
+    """The ``ack`` field of a reactive packet."""
+    ref = e.cookie_of
+    at = "" if ref == e.packet.ft else f"({ip_str(ref.src_ip)}:{ref.src_port}->{ip_str(ref.dst_ip)}:{ref.dst_port})"
+    xor = f"^{e.xor:#010x}" if e.xor else ""
+    return f"cookie{at}{xor}{e.offset:+d}" if e.offset else f"cookie{at}{xor}"
 
 
 def _read_update(r: _Reader, t: int, c: _Context) -> ev.Event:
@@ -373,7 +486,7 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
     raise AssertionError  # unreachable: fail raises
 
 
-_EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
+_EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], TraceEvent]] = {
     "packet": _read_packet,
     "update": _read_update,
     "cpu": _read_cpu,
@@ -386,7 +499,9 @@ _EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
 # ---------------------------------------------------------------- saving
 
 
-def event_to_dict(e: ev.Event) -> dict[str, Any]:
+def event_to_dict(e: TraceEvent) -> dict[str, Any]:
+    if isinstance(e, CookieAck):
+        return event_to_dict(ev.PacketArrives(e.t, e.packet._replace(ack=0))) | {"ack": cookie_ack_text(e)}
     match e:
         case ev.PacketArrives(t, Packet(ft, flags, seq, ack)):
             out: dict[str, Any] = {
@@ -422,7 +537,7 @@ def event_to_dict(e: ev.Event) -> dict[str, Any]:
 
 def to_dict(trace: Trace) -> dict[str, Any]:
     defaults = Config().to_dict()
-    out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    out: dict[str, Any] = {"format": FORMAT, "version": REACTIVE_VERSION if trace.reactive else VERSION}
     if trace.name:
         out["name"] = trace.name
     if trace.description:
@@ -437,16 +552,18 @@ def to_dict(trace: Trace) -> dict[str, Any]:
 
 class TraceWriter:
     """A trace as JSON with one event per line (so traces diff well), written event by event:
-    the header first, so a trace too long to hold in memory can be saved as it streams by."""
+    the header first, so a trace too long to hold in memory can be saved as it streams by
+    (``reactive``: whether those events hold reactive packets, which the header's version says)."""
 
-    def __init__(self, trace: Trace, out: TextIO) -> None:
+    def __init__(self, trace: Trace, out: TextIO, reactive: bool | None = None) -> None:
         self.out = out
         data = to_dict(dataclasses.replace(trace, events=[]))
         del data["events"]
+        data["version"] = REACTIVE_VERSION if (trace.reactive if reactive is None else reactive) else VERSION
         out.write(json.dumps(data, indent=2)[:-2] + ',\n  "events": [\n')
         self.separator = ""
 
-    def write(self, event: ev.Event) -> None:
+    def write(self, event: TraceEvent) -> None:
         self.out.write(self.separator + "    " + json.dumps(event_to_dict(event)))
         self.separator = ",\n"
 

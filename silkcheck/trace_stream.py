@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from model import events as ev
 from silkcheck import inputs
 from silkcheck import trace as tr
 
@@ -86,7 +85,7 @@ class _Scanner:
             return span
 
 
-def load_stream(path: str | Path) -> tuple[tr.Trace, Iterator[ev.Event]]:
+def load_stream(path: str | Path) -> tuple[tr.Trace, Iterator[tr.TraceEvent]]:
     """The trace's header (a ``Trace`` with no events), and its events as they are read."""
     source = str(path)
     file = inputs.open_binary(path, "trace")  # any size: it is read a chunk at a time
@@ -109,15 +108,16 @@ def load_stream(path: str | Path) -> tuple[tr.Trace, Iterator[ev.Event]]:
             scanner.at += 1
         header_text = "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in fields.items()) + ', "events": []}'
         header = tr.loads(header_text, source)
+        version = json.loads(fields["version"])  # checked by the loader
     except BaseException:
         file.close()
         raise
-    return header, _events(file, scanner, header)
+    return header, _events(file, scanner, header, version)
 
 
-def _events(file: BinaryIO, scanner: _Scanner, header: tr.Trace) -> Iterator[ev.Event]:
+def _events(file: BinaryIO, scanner: _Scanner, header: tr.Trace, version: int) -> Iterator[tr.TraceEvent]:
     source = scanner.source
-    reader = tr.EventReader(source, header.config, header.vips)
+    reader = tr.EventReader(source, header.config, header.vips, version)
     with file:
         scanner.expect("[", "trace.events")
         index = 0

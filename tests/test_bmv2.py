@@ -10,10 +10,12 @@ from model.config import Config
 from model.cpu import Cpu
 from model.hashing import HashPlan, dip_index
 from model.types import ACK, PROTO_TCP, PROTO_UDP, Dip, FiveTuple, Packet, Vip, parse_ip
+from proofs import cookie
 from silkcheck import differential
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
 from silkcheck.trace import load
+from tests.helpers import OTHER_PORT, OWNED, SPOOFED, replay_attack
 
 MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"{' and '.join(MISSING)} not on PATH (install p4c/BMv2)")
@@ -134,3 +136,16 @@ def test_the_raw_anchor_feeds_the_program_from_a_pcap_file():
     raw = raw_rate(differential.PROFILES["wide"], traces[0].vips, packets)
     assert raw.packets == len(packets)
     assert 0 < raw.outputs <= len(packets) and raw.rate > 0
+
+
+@pytest.mark.parametrize("replayed", [OWNED, SPOOFED, OTHER_PORT], ids=["own", "spoofed", "other-port"])
+def test_reactive_packets_answer_the_syn_acks_bmv2_sent(target, replayed):
+    outcome = differential.run_both(replay_attack(replayed), differential.bmv2_runner(target))
+    assert outcome.mismatch is None, differential.describe(outcome)
+    assert outcome.bmv2_verdict.ok
+
+
+def test_the_crc_forgery_whitelists_a_spoofed_source_in_the_p4_program_too(target):
+    outcome = differential.run_both(cookie.forgery_trace(), differential.bmv2_runner(target))
+    assert outcome.mismatch is None, differential.describe(outcome)
+    assert [(f.kind, f.ft.src_ip) for f in outcome.bmv2_verdict.violations] == [("spoofed", cookie.SPOOFED.src_ip)]

@@ -41,7 +41,7 @@ def test_valid_controls_pass_as_documented(workdir: Path) -> None:
         assert outcome.verdict == CLEAR, (case.argv, outcome.code, outcome.stderr[-2000:])
 
 
-def test_the_judge_tells_the_classes_apart(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_class_of_outcome_is_told_apart(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files = (("trace.json", MATERIALS.trace),)
     valid_called_bad = Case("probe/accepted", ("pcap", "trace.json", "out.pcap"), files)
     assert run_case(valid_called_bad, workdir, TIMEOUT).verdict == ACCEPTED

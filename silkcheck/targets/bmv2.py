@@ -47,7 +47,7 @@ from model.cpu import Cpu
 from model.dataplane import LearnChannel, LearnEvent, VipEntry
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
-from model.switch import Switch
+from model.switch import InvalidEvent, Switch
 from model.types import Dip, FiveTuple, Vip
 from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
@@ -62,9 +62,9 @@ from silkcheck.p4runtime import (
     encode,
     pipeline_request,
 )
-from silkcheck.targets.model import step_each
-from silkcheck.trace import Trace
-from silkcheck.wire import PacketIn
+from silkcheck.p4wire import PacketIn
+from silkcheck.targets.model import Driver, event_error, step_each
+from silkcheck.trace import CookieAck, PacketEvent, Trace
 
 CPU_PORT = 255
 PACKET_TIMEOUT_S = 10.0
@@ -367,22 +367,34 @@ def _vip_key(vip: Vip) -> dict[str, int]:
 class Bmv2Switch(Switch):
     """The model's ``Switch`` with BMv2 as its data plane: packets go to the switch, every other
     event to the same CPU and learn channel as the model. Every event that is not a packet is a
-    barrier: the packets between two of them go to the switch as one batch."""
+    barrier: the packets between two of them go to the switch as one batch. A reactive packet is
+    one too: its ack answers a SYN-ACK, so every packet before it must be back first."""
 
     def run(self, trace: Trace) -> list[Observation]:
         dataplane: P4RuntimeDataPlane = self.dataplane  # type: ignore[assignment]
+        driver = Driver(self)
         observations: list[Observation] = []
         batch: list[tuple[int, ev.PacketArrives]] = []
+
+        def flush() -> None:
+            for observation in dataplane.process(batch):
+                driver.wire.note(observation)
+                observations.append(observation)
+            batch.clear()
+
         for index, event in enumerate(trace.events):
             if type(event) is ev.PacketArrives:
                 batch.append((index, event))
                 continue
-            if batch:
-                observations += dataplane.process(batch)
-                batch = []
-            observations += step_each(self, trace, [event], first=index)
-        if batch:
-            observations += dataplane.process(batch)
+            flush()
+            if isinstance(event, CookieAck):  # its ack answers a SYN-ACK: every packet before it is back
+                try:
+                    batch.append((index, driver.as_sent(event)))
+                except InvalidEvent as error:
+                    raise event_error(trace, index, event, str(error)) from None
+                continue
+            observations += step_each(driver, trace, [event], first=index)
+        flush()
         return observations
 
 
@@ -491,9 +503,10 @@ class RawRate:
         return self.packets / self.seconds
 
 
-def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence[ev.PacketArrives]) -> RawRate:
+def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence[PacketEvent]) -> RawRate:
     """BMv2 alone, as the anchor for the harness: the same program with the same boot writes (VIPs
-    and pools), fed ``packets`` from a pcap file (``--use-files``) with no controller in the loop.
+    and pools), fed ``packets`` from a pcap file (``--use-files``) with no controller in the loop (a
+    reactive packet goes as written, its ack unanswered: the anchor times the pipeline, not a verdict).
     The rate is the input packets over the time from the switch's first output to its last."""
     from silkcheck.pcap import read_records, write_packets
 
@@ -502,7 +515,7 @@ def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence
     compiled = build(config)
     workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-raw-"))
     interfaces = {port: f"port{port}" for port in (CLIENT_PORT, frames.SERVER_PORT)}
-    write_packets(packets, workdir / f"{interfaces[CLIENT_PORT]}_in.pcap")
+    write_packets(((e.t, e.packet) for e in packets), workdir / f"{interfaces[CLIENT_PORT]}_in.pcap")
     write_packets((), workdir / f"{interfaces[frames.SERVER_PORT]}_in.pcap")
     switch = SimpleSwitch(interfaces=interfaces, files_wait_s=FILES_WAIT_S, workdir=workdir)
     client = P4RuntimeClient(switch.grpc_address)

@@ -1,13 +1,16 @@
-"""The embedded target: the reference model itself."""
+"""The embedded target (the reference model itself), and the runner every target uses."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 
 from model import events as ev
-from model.observations import CpuObservation, Observation
+from model.observations import CpuObservation, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
-from silkcheck.trace import Trace, TraceError, event_to_dict
+from model.types import Packet
+from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, event_to_dict
+from silkcheck.wire import CookieLedger
 
 
 class ModelTarget:
@@ -16,32 +19,62 @@ class ModelTarget:
     def run(self, trace: Trace) -> list[Observation]:
         return list(self.stream(trace, trace.events))
 
-    def stream(self, trace: Trace, events: Iterable[ev.Event]) -> Iterator[Observation]:
+    def stream(self, trace: Trace, events: Iterable[TraceEvent]) -> Iterator[Observation]:
         """``events`` (for ``trace``'s config and VIPs) through a fresh model, one observation at a time."""
-        return step_each(Switch.boot(trace.config, trace.vips), trace, events)
+        return step_each(Driver(Switch.boot(trace.config, trace.vips)), trace, events)
 
 
-def step_each(switch: Switch, trace: Trace, events: Iterable[ev.Event], first: int = 0) -> Iterator[Observation]:
-    """Every event through ``switch`` (the first being ``trace``'s events[first]); an event the state
-    cannot take, or one that would overfill a table of the P4 program, is an error of the trace's
-    file at that event."""
+class NoCookieToAnswer(InvalidEvent):
+    """A reactive packet names a flow the switch has sent no SYN-ACK to (yet)."""
+
+
+@dataclass
+class Driver:
+    """Feeds events to a switch (the model's, or one whose data plane is BMv2) one at a time.
+
+    The one place where a reactive packet (``CookieAck``) gets its ack number: from the
+    SYN-ACKs this switch has sent, as its observations show them, never from a cookie
+    function. What a client can answer is what the target under test told it."""
+
+    switch: Switch
+    wire: CookieLedger = field(default_factory=CookieLedger)
+
+    def step(self, index: int, event: TraceEvent) -> Observation:
+        if isinstance(event, CookieAck):
+            event = self.as_sent(event)
+        observation = self.switch.step(index, event)
+        if isinstance(observation, PacketObservation):
+            self.wire.note(observation)
+        return observation
+
+    def as_sent(self, event: CookieAck) -> ev.PacketArrives:
+        cookie = self.wire.sent.get(event.cookie_of)
+        if cookie is None:
+            raise NoCookieToAnswer(f"ack: the switch has sent no SYN-ACK to {event.cookie_of} whose cookie to answer")
+        return event.sent_with(cookie)
+
+
+def step_each(driver: Driver, trace: Trace, events: Iterable[TraceEvent], first: int = 0) -> Iterator[Observation]:
+    """Every event through ``driver``'s switch (the first being ``trace``'s events[first]); an event
+    the state cannot take, or one that would overfill a table of the P4 program, is an error of the
+    trace's file at that event."""
     for index, event in enumerate(events, first):
         try:
-            observation = switch.step(index, event)
+            observation = driver.step(index, event)
         except InvalidEvent as error:
             raise event_error(trace, index, event, str(error)) from None
         if isinstance(observation, CpuObservation) and (observation.whitelisted or observation.phases):
-            overflow = capacity_overflow(switch)
+            overflow = capacity_overflow(driver.switch)
             if overflow:
                 raise event_error(trace, index, event, overflow)
         yield observation
 
 
 def step_all(switch: Switch, trace: Trace) -> list[Observation]:
-    return list(step_each(switch, trace, trace.events))
+    return list(step_each(Driver(switch), trace, trace.events))
 
 
-def event_error(trace: Trace, index: int, event: ev.Event, message: str) -> TraceError:
+def event_error(trace: Trace, index: int, event: TraceEvent, message: str) -> TraceError:
     where = trace.source or trace.name or "trace"
     return TraceError(f"{where}: events[{index}] ({event_to_dict(event)['kind']}): {message}")
 
@@ -61,3 +94,11 @@ def capacity_overflow(switch: Switch) -> str | None:
         return (f"the live pools would hold {pooled:,} DIPs together; the P4 program's DIPPoolTable holds "
                 f"{config.dip_pool_capacity:,} (config dip_pool_capacity)")  # fmt: skip
     return None
+
+
+def sent_packets(trace: Trace) -> Iterable[tuple[int, Packet]]:
+    """(time, packet) of every packet as its client sent it: a reactive packet's ack is the one
+    it sent on the model target."""
+    if not trace.reactive:
+        return ((e.t, e.packet) for e in trace.packets)
+    return ((o.t, o.packet) for o in ModelTarget().run(trace) if isinstance(o, PacketObservation))
