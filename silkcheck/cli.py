@@ -9,16 +9,19 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from model.config import MAX_BLOOM_HASHES, MAX_STAGES
+from model.events import Event
 from model.observations import Observation
 from silkcheck import options as opt
 from silkcheck import report
+from silkcheck.capture import EXPIRE_INTERVAL
+from silkcheck.differential import PACKET_SHARE
 from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
-from silkcheck.inputs import InputError
+from silkcheck.inputs import TRACE_MAX_BYTES, InputError, open_binary
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
 from silkcheck.targets.model import refinement_of
@@ -41,16 +44,6 @@ def _run(trace: Trace, target_name: str) -> Verdict:
     return judge(trace.config, get_target(target_name).run(trace))
 
 
-def _replay_source(args: argparse.Namespace) -> Trace:
-    if (args.trace is None) == (args.pcap is None):
-        raise TraceError("replay: give either a trace file or --pcap FILE")
-    if args.trace is not None:
-        return load(args.trace)
-    from silkcheck.capture import capture_from_args
-
-    return capture_from_args(args)
-
-
 def unsafe_designs() -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
     """Every named unsafe variant of the model, each with the patch that applies it: the fuzzer's
     mutants and the proofs' variants (whose saved counterexamples are named after them)."""
@@ -71,12 +64,69 @@ def _variant_of(trace: Trace) -> str | None:
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.mutant and args.target != "model":
         raise InputError(f"--mutant {args.mutant} patches the model: replay it on --target model")
-    trace = _replay_source(args)
+    if (args.trace is None) == (args.pcap is None):
+        raise TraceError("replay: give either a trace file or --pcap FILE")
     patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
     with patch():
-        observations = get_target(args.target).run(trace)
-        verdict = judge(trace.config, observations)
-        refined = refinement_of(trace) if args.target == "model" else None
+        if args.pcap is not None:
+            return replay_capture(args)
+        if _too_large_to_load(args.trace):
+            return replay_large_trace(args)
+        return replay_trace(load(args.trace), args)
+
+
+def replay_capture(args: argparse.Namespace) -> int:
+    """``replay --pcap``: read, run and judged as a stream on the model (memory grows with live
+    connections, not packets); held whole only for BMv2 or a timeline page, which need every event."""
+    from silkcheck.capture import capture_source
+    from silkcheck.streaming import saving
+
+    header, capture, events = capture_source(args)
+    if args.save_trace:
+        events = saving(header, events, Path(args.save_trace))
+    if args.target != "model" or args.html:
+        header.events = list(events)
+        print(capture.summary())
+        return replay_trace(header, args)
+    code = _judge_streamed(header, events, args, before=capture.summary)
+    if args.save_trace:
+        print(f"wrote {args.save_trace}")
+    return code
+
+
+def _too_large_to_load(path: str) -> bool:
+    with open_binary(path, "trace") as file:  # a missing, unreadable or special file: its clear error now
+        return os.fstat(file.fileno()).st_size > TRACE_MAX_BYTES
+
+
+def replay_large_trace(args: argparse.Namespace) -> int:
+    """A trace file too large to load whole, read, run and judged as a stream on the model."""
+    from silkcheck.trace_stream import load_stream
+
+    if args.target != "model" or args.html:
+        raise InputError(f"{args.trace}: over {TRACE_MAX_BYTES:,} bytes, a trace is replayed as a stream: on the "
+                         "model target, without --html")  # fmt: skip
+    header, events = load_stream(args.trace)
+    return _judge_streamed(header, events, args)
+
+
+def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Namespace,
+                    before: Callable[[], str] | None = None) -> int:  # fmt: skip
+    from silkcheck.streaming import describe, judge_stream
+    from silkcheck.targets.model import ModelTarget
+
+    result = judge_stream(header.config, ModelTarget().stream(header, events), progress=True)
+    if before is not None:
+        print(before())
+    applied = f" with {args.mutant} applied" if args.mutant else ""
+    print(describe((header.name or str(args.trace)) + applied, args.target, result, header.config.syn_auth))
+    return PASS if result.verdict.ok else VIOLATION
+
+
+def replay_trace(trace: Trace, args: argparse.Namespace) -> int:
+    observations = get_target(args.target).run(trace)
+    verdict = judge(trace.config, observations)
+    refined = refinement_of(trace) if args.target == "model" else None
     applied = f" with {args.mutant} applied" if args.mutant else ""
     print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
     if refined is not None:
@@ -169,6 +219,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pcap_bench(args: argparse.Namespace) -> int:
+    from silkcheck.bench import run_pcap_bench
+
+    run_pcap_bench(args.packets, args.span_s, args.connections, args.learn_interval_us, args.baseline_packets,
+                   args.keep)  # fmt: skip
+    return 0
+
+
+def _pcap_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--packets", type=opt.count(BENCH_MAX_PACKETS * 5), default=10_000_000,
+                   help="packets in the synthetic capture (default 10M)")
+    p.add_argument("--span-s", type=opt.real(0, 10**8, low_open=True), default=3600.0,
+                   help="seconds the capture spans (default 3600)")
+    p.add_argument("--connections", type=opt.count(1_000_000), default=5_000,
+                   help="live connections at a time (default 5,000)")
+    p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=100_000,
+                   help="CPU learn step interval (default 100 ms)")
+    p.add_argument("--baseline-packets", type=opt.count(BENCH_MAX_PACKETS), default=300_000,
+                   help="packets the in-memory baseline replays (default 300,000)")
+    p.add_argument("--keep", metavar="PCAP", type=opt.output_file("capture"), help="write the capture here and keep it")
+
+
 def _prove_section() -> bool:
     from proofs.suite import prove_section
 
@@ -233,11 +305,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise InputError("analyze: " + "; ".join(sweep.problems(rates)))
     rng = np.random.default_rng(args.seed)
     if args.pcap:
-        from silkcheck.capture import distinct_flows, parse_vips, read_capture
+        from silkcheck.capture import CaptureStream, distinct_flows, parse_vips
 
-        capture = read_capture(args.pcap, parse_vips(args.vip) or None)
+        capture = CaptureStream(Path(args.pcap), parse_vips(args.vip) or None)
         flows, opens_with_syn = distinct_flows(capture)
-        print(f"{args.pcap}: {len(capture.packets):,} packets, {len(flows):,} flows, "
+        print(f"{args.pcap}: {capture.packets:,} packets, {len(flows):,} flows, "
               f"{opens_with_syn.mean():.1%} open with a TCP SYN")  # fmt: skip
         source = CaptureSource(flows, opens_with_syn, rng, name=Path(args.pcap).name)
     else:
@@ -278,6 +350,8 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
                    help="DIP,DIP,... the pool of each --vip in order (one --pool serves every VIP)")
     p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=1000,
                    help="CPU learn step interval (insertion latency)")
+    p.add_argument("--expire-interval-us", type=opt.count(TIME_MAX), default=EXPIRE_INTERVAL,
+                   help=f"CPU expiry pass interval (default {EXPIRE_INTERVAL:,})")
     p.add_argument("--update-at-us", type=opt.integer(0, TIME_MAX),
                    help="request a pool update for every VIP at this capture time")
     p.add_argument("--update-pool", type=opt.validated(parse_pool_text, "pool"),
@@ -332,7 +406,9 @@ def cmd_p4_build(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from silkcheck.differential import run_differential
 
-    return run_differential(args.traces, args.random, args.seed, args.events)
+    return run_differential(args.traces, args.random, args.seed, args.events, workers=args.workers,
+                            packet_share=args.packet_share, anchor=not args.no_anchor,
+                            bmv2_log=Path(args.bmv2_log) if args.bmv2_log else None)  # fmt: skip
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
@@ -346,6 +422,12 @@ def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", type=opt.count(1 << 40, low=0), default=0, metavar="N", help="also run N random traces")
     p.add_argument("--seed", type=opt.SEED, default=1)
     p.add_argument("--events", type=opt.count(100_000), default=60, help="events per random trace")
+    p.add_argument("--packet-share", type=opt.real(0, 1, low_open=True), default=PACKET_SHARE,
+                   help=f"share of a random trace's events that are packets (default {PACKET_SHARE})")
+    p.add_argument("--workers", type=opt.count(64), default=1, help="BMv2 switches run in parallel, one trace each")
+    p.add_argument("--no-anchor", action="store_true", help="skip the raw BMv2 rate (pcap-fed) printed as the anchor")
+    p.add_argument("--bmv2-log", metavar="FILE", type=opt.output_file("BMv2 log"),
+                   help="turn BMv2's packet log on, into FILE (one per worker)")
 
 
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
@@ -503,7 +585,10 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("replay", "run one trace and print its verdict and per-connection table", _replay_args, cmd_replay),
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
-    ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("bench", "benchmark the model: packet rate, and memory streaming vs in memory, on a large trace", _bench_args,
+     cmd_bench),
+    ("pcap-bench", "write a large synthetic capture (vs scapy), replay it streaming (vs in memory): rates, peak RSS",
+     _pcap_bench_args, cmd_pcap_bench),
     ("p4-build", "compile p4/silkroad.p4 for BMv2 with a trace's config (needs p4c)", _p4_build_args, cmd_p4_build),
     ("diff", "differential test: run traces on the model and on BMv2 and compare packet by packet", _diff_args,
      cmd_diff),

@@ -10,9 +10,14 @@ saved as a minimized trace.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.util
+import os
 import random
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -27,7 +32,7 @@ from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
 from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets.model import Driver, ModelTarget, refinement_of
-from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, save
+from silkcheck.trace import CookieAck, PacketEvent, Trace, TraceError, TraceEvent, save
 from spec.check import Mismatch as RefinementMismatch
 
 OUT_DIR = Path("silkcheck-out") / "diff"
@@ -190,11 +195,16 @@ UNKNOWN_VIP = Vip(parse_ip("20.0.0.9"), 80, PROTO_TCP)
 DIPS = tuple(Dip(parse_ip("10.0.1.0") + i, 8080) for i in range(1, 7))
 
 
+PACKET_SHARE = 0.6
+"""Share of a random trace's events that are packets (the rest: CPU steps, updates, faults)."""
+
+
 @dataclass
 class _Generator:
     rng: random.Random
     config: Config
     driver: Driver
+    packet_share: float = PACKET_SHARE
     t: int = 0
     events: list[TraceEvent] = field(default_factory=list)
     flows: list[FiveTuple] = field(default_factory=list)
@@ -250,9 +260,13 @@ class _Generator:
         pending = len(self.driver.switch.pending)
         if pending and self.rng.random() < 0.35:
             self.emit(ev.CpuWrites(self.t, self.rng.randint(1, min(pending, 2))))
-        elif r < 0.6:
+            return
+        if r < self.packet_share:
             self.emit(self.packet())
-        elif r < 0.72:
+            return
+        if self.packet_share != PACKET_SHARE:  # the other events keep the mix they have at the default share
+            r = PACKET_SHARE + (r - self.packet_share) * (1 - PACKET_SHARE) / (1 - self.packet_share)
+        if r < 0.72:
             self.emit(ev.CpuLearns(self.t, self.rng.choice((None, None, 1, 2)), self.writes()))
         elif r < 0.82:
             self.emit(ev.CpuAdvances(self.t, self.writes()))
@@ -273,12 +287,15 @@ class _Generator:
             self.emit(ev.DipFails(self.t, self.rng.choice(DIPS)))
 
 
-def random_trace(seed: int, profile: str, events: int = 60) -> Trace:
-    """A random trace for ``profile``; generated against the model so every fault names a queued event."""
+def random_trace(seed: int, profile: str, events: int = 60, packet_share: float = PACKET_SHARE) -> Trace:
+    """A random trace for ``profile``; generated against the model so every fault names a queued event.
+    ``packet_share`` of the events are packets; the other events keep their mix."""
+    if not 0 < packet_share < 1:
+        raise TraceError(f"packet share {packet_share}: it must be above 0 and below 1")
     rng = random.Random(seed)
     config = PROFILES[profile]
     vips = {TCP_VIP: DIPS[:2], UDP_VIP: DIPS[2:5]}
-    gen = _Generator(rng, config, Driver(Switch.boot(config, vips)))
+    gen = _Generator(rng, config, Driver(Switch.boot(config, vips)), packet_share)
     while len(gen.events) < events:
         gen.step()
     return Trace(config, vips, gen.events, name=f"random-{profile}-{seed}")
@@ -287,83 +304,260 @@ def random_trace(seed: int, profile: str, events: int = 60) -> Trace:
 # ---------------------------------------------------------------- campaigns
 
 
+@dataclass(frozen=True)
+class RandomTask:
+    """One random trace of a campaign, by what generates it."""
+
+    seed: int
+    profile: str
+    events: int
+    packet_share: float = PACKET_SHARE
+
+    def trace(self) -> Trace:
+        return random_trace(self.seed, self.profile, self.events, self.packet_share)
+
+
+@dataclass
+class TraceSummary:
+    """What one trace's differential run found, small enough to send back from a worker."""
+
+    name: str
+    packets: int
+    model_seconds: float
+    bmv2_seconds: float
+    mismatch: str | None
+    saved: Path | None
+    findings: dict[str, tuple[int, int]]
+    """Oracle finding category -> (count on the model, count on bmv2)."""
+    refinement: str | None = None
+    """Where the model's run left the proved abstract system, if it did."""
+
+
+def run_task(task: RandomTask, runner: Runner, out_dir: Path) -> TraceSummary:
+    """The per-trace run: generate, run on both targets, compare; a mismatch is minimized and saved."""
+    outcome = run_both(task.trace(), runner)
+    saved = save_mismatch(outcome, runner, out_dir) if outcome.mismatch is not None else None
+    findings: dict[str, list[int]] = {}
+    for column, verdict in enumerate((outcome.model_verdict, outcome.bmv2_verdict)):
+        for finding in verdict.findings:
+            findings.setdefault(finding.category, [0, 0])[column] += 1
+    return TraceSummary(outcome.trace.name, len(outcome.trace.packets), outcome.model_seconds, outcome.bmv2_seconds,
+                        describe(outcome) if outcome.mismatch else None, saved,
+                        {k: (a, b) for k, (a, b) in findings.items()},
+                        None if outcome.refinement is None else str(outcome.refinement))  # fmt: skip
+
+
 @dataclass
 class CampaignResult:
     traces: int = 0
     packets: int = 0
     model_seconds: float = 0.0
     bmv2_seconds: float = 0.0
+    """Summed over the traces: one switch's time."""
+    wall_seconds: float = 0.0
+    workers: int = 1
     mismatches: list[Path] = field(default_factory=list)
     refinement_failures: list[str] = field(default_factory=list)
     """Traces whose model run left the proved abstract system, with where."""
     findings: dict[str, list[int]] = field(default_factory=dict)
     """Oracle finding category -> [count on the model, count on bmv2]."""
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, summary: TraceSummary) -> None:
         self.traces += 1
-        self.packets += len(outcome.trace.packets)
-        self.model_seconds += outcome.model_seconds
-        self.bmv2_seconds += outcome.bmv2_seconds
-        for column, verdict in enumerate((outcome.model_verdict, outcome.bmv2_verdict)):
-            for finding in verdict.findings:
-                self.findings.setdefault(finding.category, [0, 0])[column] += 1
+        self.packets += summary.packets
+        self.model_seconds += summary.model_seconds
+        self.bmv2_seconds += summary.bmv2_seconds
+        if summary.saved is not None:
+            self.mismatches.append(summary.saved)
+        if summary.refinement is not None:
+            self.refinement_failures.append(f"{summary.name}: {summary.refinement}")
+        for category, counts in summary.findings.items():
+            for column, count in enumerate(counts):
+                self.findings.setdefault(category, [0, 0])[column] += count
+
+    @property
+    def harness_rate(self) -> float:
+        """Packets per wall-clock second through the BMv2 side of the campaign, all workers together."""
+        return self.packets / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def figures(self) -> str:
         rows = [
             [name, f"{seconds:.2f}", f"{self.traces / seconds:,.1f}", f"{self.packets / seconds:,.0f}"]
-            for name, seconds in (("model", self.model_seconds), ("bmv2", self.bmv2_seconds))
+            for name, seconds in (("model", self.model_seconds), ("bmv2 (per switch)", self.bmv2_seconds))
             if seconds > 0
         ]
+        if self.wall_seconds > 0:
+            rows.append([f"campaign wall clock, {self.workers} worker(s)", f"{self.wall_seconds:.2f}",
+                         f"{self.traces / self.wall_seconds:,.1f}", f"{self.harness_rate:,.0f}"])  # fmt: skip
         text = report.table(["target", "seconds", "traces/s", "packets/s"], rows)
         if self.model_seconds > 0 and self.bmv2_seconds > 0:
             text += f"\nbmv2 is {self.bmv2_seconds / self.model_seconds:,.0f}x slower than the model on the same traces"
         return text
 
 
+def campaign_tasks(count: int, seed: int, profiles: Sequence[str] = tuple(PROFILES), events: int = 60,
+                   packet_share: float = PACKET_SHARE) -> Iterator[RandomTask]:  # fmt: skip
+    """``count`` random traces, cycling through ``profiles``."""
+    for n in range(count):
+        yield RandomTask(seed + n, profiles[n % len(profiles)], events, packet_share)
+
+
 def campaign(
     count: int,
     seed: int,
-    runner: Runner,
+    runner: Runner | None,
     profiles: Sequence[str] = tuple(PROFILES),
     events: int = 60,
     out_dir: Path = OUT_DIR,
     progress: Callable[[int, CampaignResult], None] | None = None,
     budget_s: float | None = None,
+    workers: int = 1,
+    packet_share: float = PACKET_SHARE,
+    bmv2_log: Path | None = None,
 ) -> CampaignResult:
-    """``count`` random traces (cycling through ``profiles``) on the model and on another target,
-    stopping early once ``budget_s`` seconds have passed."""
-    result = CampaignResult()
+    """``count`` random traces on the model and on another target, stopping early once
+    ``budget_s`` seconds have passed: on ``runner`` in this process, or with ``workers`` > 1
+    on that many worker processes, each with a BMv2 switch of its own (``runner`` unused)."""
+    result = CampaignResult(workers=workers)
     deadline = None if budget_s is None else time.monotonic() + budget_s
-    for n in range(count):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        trace = random_trace(seed + n, profiles[n % len(profiles)], events)
-        outcome = run_both(trace, runner)
-        result.add(outcome)
-        if outcome.refinement is not None:
-            result.refinement_failures.append(f"{trace.name}: {outcome.refinement}")
-        if outcome.mismatch is not None:
-            result.mismatches.append(save_mismatch(outcome, runner, out_dir))
+    tasks = campaign_tasks(count, seed, profiles, events, packet_share)
+    start = time.perf_counter()
+    summaries = (
+        _in_process(tasks, runner, out_dir, deadline) if workers == 1
+        else _on_workers(tasks, workers, out_dir, deadline, bmv2_log)
+    )  # fmt: skip
+    for summary in summaries:
+        result.add(summary)
+        result.wall_seconds = time.perf_counter() - start
         if progress is not None:
-            progress(n + 1, result)
+            progress(result.traces, result)
     return result
 
 
-# ---------------------------------------------------------------- the command
+def _in_process(tasks: Iterator[RandomTask], runner: Runner | None, out_dir: Path,
+                deadline: float | None) -> Iterator[TraceSummary]:  # fmt: skip
+    assert runner is not None, "a campaign in this process needs a runner"
+    for task in tasks:
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        yield run_task(task, runner, out_dir)
+
+
+_worker_runner: Runner | None = None
+PR_SET_PDEATHSIG = 1
+
+
+def _start_worker(bmv2_log: Path | None) -> None:
+    """A campaign worker's own switch, closed when the worker ends: at the pool's end, or on
+    SIGTERM, which the kernel also sends it when the campaign process dies (and its switch dies
+    with it whatever ends it)."""
+    import ctypes
+    import signal
+
+    from silkcheck.targets.bmv2 import Bmv2Target
+
+    global _worker_runner
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    log = None if bmv2_log is None else bmv2_log.with_name(f"{bmv2_log.stem}-{os.getpid()}{bmv2_log.suffix}")
+    target = Bmv2Target(log)
+    multiprocessing.util.Finalize(target, target.close, exitpriority=10)
+    _worker_runner = bmv2_runner(target)
+
+    def stop(*_: object) -> None:
+        # No graceful exit: a gRPC close from a signal handler can deadlock with gRPC's threads.
+        target.abandon()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
+def _worker_task(task: RandomTask, out_dir: Path) -> TraceSummary:
+    assert _worker_runner is not None
+    return run_task(task, _worker_runner, out_dir)
+
+
+def _on_workers(tasks: Iterator[RandomTask], workers: int, out_dir: Path, deadline: float | None,
+                bmv2_log: Path | None) -> Iterator[TraceSummary]:  # fmt: skip
+    """Each worker process runs one trace at a time on its own switch; two tasks per worker are in
+    flight, so none waits for the next and a stop (budget, Ctrl-C) leaves little undone. A worker
+    that dies ends the campaign with an error; what was compared (and saved) until then stays."""
+    from concurrent.futures import Future, ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from silkcheck.targets import TargetError
+
+    context = multiprocessing.get_context("spawn")  # no forking of gRPC's threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(bmv2_log,)) as pool:
+        pending: deque[Future[TraceSummary]] = deque()
+        exhausted = False
+        try:
+            while pending or not exhausted:
+                while not exhausted and len(pending) < 2 * workers:
+                    task = next(tasks, None)
+                    if task is None or (deadline is not None and time.monotonic() > deadline):
+                        exhausted = True
+                        break
+                    pending.append(pool.submit(_worker_task, task, out_dir))
+                if pending:
+                    yield pending.popleft().result()
+        except BrokenProcessPool as error:
+            raise TargetError(f"a BMv2 campaign worker died ({error}); the traces finished before it are "
+                              "counted above and any mismatch they found is saved") from None  # fmt: skip
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+ANCHOR_PACKETS = 20_000
+"""Packets per profile fed to the raw BMv2 anchor (taken from the campaign's own traces)."""
+
+
+def anchor_table(result: CampaignResult, tasks: Sequence[RandomTask]) -> str:
+    """The raw BMv2 rate of each profile's program, fed the packets of that profile's traces from a
+    pcap file, and the harness rate against it: the campaign's packets over the time raw BMv2
+    (one switch) would need for them."""
+    from silkcheck.targets.bmv2 import raw_rate
+
+    rows = []
+    raw_seconds = 0.0
+    for profile in sorted({t.profile for t in tasks}):
+        mine = [t for t in tasks if t.profile == profile]
+        packets: list[PacketEvent] = []
+        campaign_packets = 0
+        for task in mine:
+            trace = task.trace()
+            campaign_packets += len(trace.packets)
+            if len(packets) < ANCHOR_PACKETS:
+                packets += trace.packets
+        print(f"... raw BMv2: the {profile} program fed {len(packets):,} packets from a pcap file", file=sys.stderr)
+        raw = raw_rate(PROFILES[profile], {TCP_VIP: DIPS[:2], UDP_VIP: DIPS[2:5]}, packets)
+        raw_seconds += campaign_packets / raw.rate
+        rows.append([profile, f"{raw.packets:,}", f"{raw.seconds:.2f}", f"{raw.rate:,.0f}"])
+    anchor = result.packets / raw_seconds
+    text = report.table(["raw BMv2 (pcap-fed, one switch)", "packets", "seconds", "packets/s"], rows)
+    return (text + f"\nanchor: raw BMv2 would take {raw_seconds:.1f} s for the campaign's {result.packets:,} packets "
+            f"({anchor:,.0f} packets/s); the harness took {result.wall_seconds:.1f} s with {result.workers} "
+            f"worker(s): {result.harness_rate:,.0f} packets/s, {result.harness_rate / anchor:.2f}x the raw anchor")
 
 
 def run_differential(
-    paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None
-) -> int:
+    paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None,
+    workers: int = 1, packet_share: float = PACKET_SHARE, bmv2_log: Path | None = None, anchor: bool = True,
+) -> int:  # fmt: skip
     """``silkcheck diff``: named traces, then ``random_count`` random ones (or as many as fit in
-    ``budget_s`` seconds); 1 if any mismatch."""
-    from silkcheck.targets.bmv2 import shared_target
+    ``budget_s`` seconds) on ``workers`` switches, with the raw BMv2 anchor; 1 if any mismatch."""
+    from silkcheck.targets.bmv2 import Bmv2Target, shared_target
     from silkcheck.trace import load
 
     if not paths and not random_count:
         raise TraceError("nothing to compare: name trace files and/or --random N")
+    if workers < 1:
+        raise TraceError(f"--workers must be at least 1, got {workers}")
+    if not 0 < packet_share < 1:
+        raise TraceError(f"--packet-share must be above 0 and below 1, got {packet_share}")
     traces = {path: load(path) for path in paths}  # every file checked before BMv2 starts
-    runner = bmv2_runner(shared_target())
+    target = shared_target() if bmv2_log is None else Bmv2Target(bmv2_log)
+    runner = bmv2_runner(target)
     rows = []
     failed = False
     for path, trace in traces.items():
@@ -378,17 +572,24 @@ def run_differential(
     if random_count:
         if rows:
             print()
-        amount = f"random traces for {budget_s:.0f} s" if budget_s is not None else f"{random_count} random traces"
-        print(f"== {amount} (profiles {', '.join(PROFILES)}; {events} events each), seed {seed}")
+        amount = f"random traces for {budget_s:.0f} s" if budget_s is not None else f"{random_count:,} random traces"
+        print(f"== {amount} (profiles {', '.join(PROFILES)}; {events} events each, {packet_share:.0%} packets), "
+              f"seed {seed}, {workers} worker(s)")  # fmt: skip
 
         def progress(done: int, result: CampaignResult) -> None:
             if done % 25 == 0 or done == random_count:
-                print(f"  {done} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches", flush=True)
+                print(f"  {done:,} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches, "
+                      f"{result.harness_rate:,.0f} packets/s", file=sys.stderr, flush=True)  # fmt: skip
 
-        result = campaign(random_count, seed, runner, events=events, progress=progress, budget_s=budget_s)
+        result = campaign(random_count, seed, runner if workers == 1 else None, events=events, progress=progress,
+                          budget_s=budget_s, workers=workers, packet_share=packet_share, bmv2_log=bmv2_log)  # fmt: skip
         if result.traces == 0:
             raise InputError(f"the budget of {budget_s:g} s ended before the first random trace: nothing was compared")
+        print(f"{result.traces:,} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches")
         print(result.figures())
+        if anchor:
+            tasks = list(campaign_tasks(result.traces, seed, events=events, packet_share=packet_share))
+            print(anchor_table(result, tasks))
         rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
         if rows:
             print("oracle findings (the PCC oracle judging each target's own observations):")

@@ -14,7 +14,7 @@ abstract action, and the guard conjunct or the state field that does not hold.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -345,12 +345,11 @@ class Refined(NamedTuple):
     steps: int
 
 
-def check_run(switch: Switch, events: Sequence[Any], step: Callable[[int, Any], Observation]) -> Refined:
-    """Run ``events`` with ``step`` (which steps ``switch``) and check every step, stopping at the first
-    that the abstract system cannot take."""
+def check_run(switch: Switch, events: Sequence[Any], observations: Iterable[Observation]) -> Refined:
+    """Check every step of a run of ``events`` on ``switch``, whose ``observations`` step it lazily
+    (one event each), stopping at the first step that the abstract system cannot take."""
     refinement = Refinement(switch)
-    for index, event in enumerate(events):
-        observation = step(index, event)
+    for index, (event, observation) in enumerate(zip(events, observations, strict=False)):
         packet = isinstance(observation, PacketObservation)
         sent = ev.PacketArrives(observation.t, observation.packet) if packet else event  # type: ignore[union-attr]
         mismatch = refinement.after(index, sent, observation)

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from model import events as ev
 from model.config import Config
 from model.cpu import Cpu
 from model.hashing import HashPlan, dip_index
@@ -82,13 +83,16 @@ def test_hashes_agree_bit_for_bit(target, name):
     pool = tuple(Dip(parse_ip("10.0.1.0") + i, 8080) for i in range(13))
     Cpu.boot(config, plan, dataplane, {vip: pool})
     rng = random.Random(name)
+    flows = []
     for index in range(1500):
         if index % 2:
-            ft = FiveTuple(rng.getrandbits(32), vip.ip, rng.getrandbits(16), vip.port, PROTO_TCP)
+            flows.append(FiveTuple(rng.getrandbits(32), vip.ip, rng.getrandbits(16), vip.port, PROTO_TCP))
         else:
-            ft = FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
-                           rng.choice((PROTO_TCP, PROTO_UDP)))  # fmt: skip
-        report, _ = dataplane.inject(index, Packet(ft, ACK))
+            flows.append(FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
+                                   rng.choice((PROTO_TCP, PROTO_UDP))))  # fmt: skip
+    results = dataplane.inject([(index, ev.PacketArrives(index, Packet(ft, ACK))) for index, ft in enumerate(flows)])
+    for index, ft in enumerate(flows):
+        report, _ = results[index + 1]
         h = plan.flow(ft)
         assert report["digest"] == h.digest, ft
         assert [report.bucket(s) for s in range(config.stages)] == list(h.buckets), ft
@@ -115,6 +119,23 @@ def test_short_random_campaign_finds_no_mismatch(target, tmp_path):
 def test_replay_on_bmv2(capsys):
     assert main(["replay", str(EXAMPLES_DIR / "demo-update.json"), "--target", "bmv2"]) == 0
     assert "demo-update on bmv2: PASS" in capsys.readouterr().out
+
+
+def test_a_campaign_on_two_workers_compares_every_trace(tmp_path):
+    result = differential.campaign(6, 77, None, events=30, out_dir=tmp_path, workers=2)
+    assert result.traces == 6 and result.workers == 2
+    assert result.packets > 0 and result.mismatches == []
+    assert result.harness_rate > 0
+
+
+def test_the_raw_anchor_feeds_the_program_from_a_pcap_file():
+    from silkcheck.targets.bmv2 import raw_rate
+
+    traces = [differential.random_trace(seed, "wide", 200) for seed in range(3)]
+    packets = [event for trace in traces for event in trace.packets]
+    raw = raw_rate(differential.PROFILES["wide"], traces[0].vips, packets)
+    assert raw.packets == len(packets)
+    assert 0 < raw.outputs <= len(packets) and raw.rate > 0
 
 
 @pytest.mark.parametrize("replayed", [OWNED, SPOOFED, OTHER_PORT], ids=["own", "spoofed", "other-port"])
