@@ -308,8 +308,9 @@ class Cpu:
     def _watch(self, conn: Known, add: bool) -> None:
         if not add:
             self.generation += 1
-        for stage in range(self.config.stages):
-            key = (stage, *conn.hashes.key(stage))
+        digest = conn.hashes.digest
+        for stage, bucket in enumerate(conn.hashes.buckets):
+            key = (stage, bucket, digest)
             if add:
                 self.watchers.setdefault(key, set()).add(conn.ft)
             else:
@@ -321,9 +322,10 @@ class Cpu:
     def _resolve(self, h: FlowHashes, writes: Writes = NO_WRITES) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
         as if each ``(stage, key)`` of ``writes`` held its version (None: empty)."""
+        digest = h.digest
         for stage, table in enumerate(self.table):
-            key = h.key(stage)
-            if (stage, key) in writes:
+            key = (h.buckets[stage], digest)
+            if writes and (stage, key) in writes:
                 written = writes[(stage, key)]
                 if written is not None:
                     return written
@@ -511,12 +513,18 @@ class Cpu:
         reached = self._reached(conn)
         if reached is None:
             return None
-        refreshed = {reached} if conn.stage is None else {reached, conn.stage}
-        return min(self._idle_time(s, conn.hashes.key(s), now) for s in refreshed)
+        idle = self._idle_time(reached, conn.hashes.key(reached), now)
+        if conn.stage is None or conn.stage == reached:
+            return idle
+        return min(idle, self._idle_time(conn.stage, conn.hashes.key(conn.stage), now))
 
     def _reached(self, conn: Known) -> int | None:
         """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""
-        return next((s for s in range(self.config.stages) if conn.hashes.key(s) in self.table[s]), None)
+        digest = conn.hashes.digest
+        for stage, table in enumerate(self.table):
+            if (conn.hashes.buckets[stage], digest) in table:
+                return stage
+        return None
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]
