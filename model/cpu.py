@@ -59,7 +59,7 @@ class Backend(Protocol):
     def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Known:
     """A connection the CPU has learned."""
 
@@ -173,6 +173,12 @@ class Cpu:
     pending: deque[TableWrite] | None = None
     """Writes made but not yet applied, oldest first; None: each write is applied as it is made."""
 
+    def __post_init__(self) -> None:
+        # Derived from ``known`` (so not a field, and rebuilt by whoever constructs a copy): the
+        # connections still unplaced, in the order learned. A connection placed once stays placed
+        # until forgotten, so learning, placing and forgetting keep it.
+        self._unplaced = {ft: c for ft, c in self.known.items() if c.stage is None}
+
     @classmethod
     def boot(
         cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]], queued: bool = False
@@ -262,6 +268,7 @@ class Cpu:
             # protected by the write checks until its grace runs out.
             conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
             self.known[ft] = conn
+            self._unplaced[ft] = conn
             self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
@@ -294,14 +301,14 @@ class Cpu:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
         # was sent; packets that missed while the connection was pending did not refresh it.
         memo = SearchMemo(self.generation)
-        for conn in [c for c in self.known.values() if c.stage is None]:
+        for conn in list(self._unplaced.values()):
             if conn.failed_at != self.generation:
                 if memo.generation != self.generation:
                     memo = SearchMemo(self.generation)
                 self._place(conn, now, log, memo)
 
     def unplaced(self, vip: Vip) -> list[Known]:
-        return [c for c in self.known.values() if c.stage is None and c.ft.vip == vip]
+        return [c for c in self._unplaced.values() if c.ft.vip == vip]
 
     # ------------------------------------------------------------ shadow lookups
 
@@ -449,6 +456,8 @@ class Cpu:
         self.generation += 1
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
+        if conn.stage is None:
+            del self._unplaced[conn.ft]
         conn.stage = stage
 
     def _delete(self, conn: Known, stage: int, now: int, purpose: str) -> None:
@@ -490,7 +499,7 @@ class Cpu:
             if idle is not None:
                 conn.seen = max(conn.seen, now - idle)
         silent = self.config.idle_timeout + self.config.learn_delay_bound
-        for conn in [c for c in self.known.values() if c.stage is None and now - c.seen > silent]:
+        for conn in [c for c in self._unplaced.values() if now - c.seen > silent]:
             self._forget(conn, now)
             log.notes.append(f"forgot {conn.ft}: unplaced and silent since {conn.seen}")
         placed = [c for c in self.known.values() if c.stage is not None]
@@ -528,6 +537,7 @@ class Cpu:
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]
+        self._unplaced.pop(conn.ft, None)
         self._watch(conn, False)
         self._ref(conn.ft.vip, conn.version, -1, now)
 
@@ -632,7 +642,7 @@ class Cpu:
     # ------------------------------------------------------------ faults
 
     def restart(self, now: int, log: CpuLog) -> None:
-        for conn in [c for c in self.known.values() if c.stage is None]:
+        for conn in list(self._unplaced.values()):
             log.lost.append((conn.ft, now))
             self._forget(conn, now)
         # Bound waits start again: the CPU cannot tell which learn events it had seen.

@@ -44,7 +44,7 @@ class VipEntry(NamedTuple):
         return self.new_version if self.phase in (d.TRANSIT, d.SEALED) else self.old_version
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnEntry:
     """A ConnTable entry: the version, plus the hardware idle timer."""
 
