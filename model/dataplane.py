@@ -188,13 +188,10 @@ class PacketDecision(NamedTuple):
 
     drops: bool
     version: int
-    """Which version it takes: an index into (hit entry's, old, new)."""
+    """Which version it takes: 0 the hit entry's, 1 the VIP's old one, 2 its new one."""
     records: bool
     learns_new: bool
     learns_collision: bool
-
-
-HIT_VERSION, OLD_VERSION, NEW_VERSION = range(3)
 
 
 class DecisionTable(NamedTuple):
@@ -265,7 +262,7 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
         entry.last_hit = t
     else:
         hit_key = None
-    version = (found[1].version if found else 0, vip.old_version, vip.new_version)[decision.version]
+    version = (entry.version if found else 0, vip.old_version, vip.new_version)[decision.version]
     if decision.records:
         dp.record_transit(h, vip.slot, vip.epoch)
 

@@ -49,16 +49,16 @@ def workload(packets: int, connections: int, seed: int = 1) -> Trace:
 
 
 def baseline_rate(trace: Trace) -> float:
-    """An ideal exact-match load balancer over the same packets: a dict of 5-tuples."""
+    """An ideal exact-match load balancer over the same packets: a dict of 5-tuples (packets per CPU second)."""
     table: dict[FiveTuple, Dip] = {}
     pool = next(iter(trace.vips.values()))
-    start = time.perf_counter()
+    start = time.process_time()
     for e in trace.events:
         if isinstance(e, ev.PacketArrives):
             ft = e.packet.ft
             if ft not in table:
                 table[ft] = pool[dip_index(hash(ft) & 0xFFFF, len(pool))]
-    return len(trace.packets) / (time.perf_counter() - start)
+    return len(trace.packets) / (time.process_time() - start)
 
 
 def _stage(text: str) -> None:
@@ -75,9 +75,9 @@ def run_model_bench(packets: int, connections: int) -> None:
           f"up to {connections:,} live connections (built in {built:.1f} s)")  # fmt: skip
 
     _stage("running it on the model")
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     observations = ModelTarget().run(trace)
-    model_s = time.perf_counter() - start
+    model_s, model_cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
 
     _stage("judging the observations")
     start = time.perf_counter()
@@ -86,8 +86,10 @@ def run_model_bench(packets: int, connections: int) -> None:
 
     _stage("running the baseline")
     base = baseline_rate(trace)
-    model_rate = count / model_s
-    print(f"model:    {model_s:8.2f} s  {model_rate:12,.0f} packets/s (with CPU steps)")
+    # Rates per CPU second: the machine may be shared, and waiting for a core is not the model's time.
+    model_rate = count / model_cpu_s
+    print(f"model:    {model_s:8.2f} s  {model_rate:12,.0f} packets/s (with CPU steps; {model_cpu_s:.2f} CPU s, "
+          f"{count / model_s:,.0f} packets per wall-clock second)")
     print(f"oracle:   {oracle_s:8.2f} s  {count / oracle_s:12,.0f} packets/s")
     print(f"baseline: exact-match dict LB {base:12,.0f} packets/s; model is {base / model_rate:.1f}x slower")
     print(f"verdict:  {verdict.summary()} over {len(verdict.incarnations):,} incarnations")
