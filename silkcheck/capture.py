@@ -110,6 +110,9 @@ def parse_record(path: Path, record: Record) -> Header | None:
     total, fragment = struct.unpack_from("!HH", data, at + 2)
     if total < ihl * 4:
         raise bad("IPv4", f"total length {total} is shorter than its {ihl * 4}-byte header")
+    if at + total > record.wire_length:
+        raise bad("IPv4", f"total length {total} exceeds the {record.wire_length - at} bytes the frame carried "
+                          "after its link header")  # fmt: skip
     proto = data[at + 9]
     if fragment & 0x3FFF or proto not in (PROTO_TCP, PROTO_UDP):
         return None  # a fragment (more-fragments flag or an offset), or not TCP/UDP

@@ -40,6 +40,7 @@ from typing import Any
 
 from fuzz.scenario import Chooser
 from silkcheck import inputs
+from silkcheck.trace import VERSIONS
 
 CLEAR = "clear error"
 TRACEBACK = "traceback"
@@ -270,7 +271,7 @@ BAD_INTS = [-1, 1 << 64, "5", 5.5, True, [], {}, Raw("9" * 5000), Raw("1e400"), 
             Raw("[" * 5000 + "]" * 5000)]  # fmt: skip
 BAD_WORDS = ["teleport", "", "PACKET", 5, None, [], "packet\u0000", LONE, HUGE_TEXT]
 _ANY_BAD = [None, 5, "x", [], {}, LONE, Raw("1e400"), True]
-BAD_TOP = {"format": _ANY_BAD, "version": [*_ANY_BAD, 2, 0], "vips": _ANY_BAD,
+BAD_TOP = {"format": _ANY_BAD, "version": [*_ANY_BAD, max(VERSIONS) + 1, 0], "vips": _ANY_BAD,
            "events": [v for v in _ANY_BAD if v != []], "config": [v for v in _ANY_BAD if v != {}],
            "name": [v for v in _ANY_BAD if v != "x"], "expect": [*_ANY_BAD, "maybe", "PASS"]}  # fmt: skip
 """Per top-level field, values it may not have (``[]`` events and ``{}`` config are valid)."""

@@ -101,6 +101,8 @@ class Record(NamedTuple):
     """Timestamp in ns since the epoch (as the capture states it)."""
     linktype: int
     data: bytes
+    wire_length: int
+    """The packet's length on the wire (``data`` may hold only its first bytes: the snap length)."""
 
 
 def read_records(path: str | Path) -> Iterator[Record]:
@@ -125,19 +127,29 @@ def _exact(path: Path, file: BinaryIO, size: int, what: str) -> bytes:
 
 def _classic(path: Path, file: BinaryIO, endian: str, unit_ns: int) -> Iterator[Record]:
     header = _exact(path, file, 20, "the file header")
-    linktype = struct.unpack(endian + "HHiIII", header)[5] & 0xFFFF
+    major, minor, _, _, _, network = struct.unpack(endian + "HHiIII", header)
+    if (major, minor) != (2, 4):
+        raise PcapError(f"{path}: pcap version {major}.{minor}: silkcheck reads version 2.4, the only one in use")
+    linktype = network & 0xFFFF
     record = struct.Struct(endian + "IIII")
     number = 0
     while head := file.read(16):
         number += 1
         if len(head) != 16:
             raise PcapError(f"{path}: truncated: packet #{number}'s record header is cut off")
-        seconds, fraction, caplen, _ = record.unpack(head)
+        seconds, fraction, caplen, wire_length = record.unpack(head)
         if caplen > MAX_RECORD:
             raise PcapError(f"{path}: packet #{number}: record length {caplen:,} exceeds {MAX_RECORD:,} bytes: "
                             "the capture is corrupt")  # fmt: skip
+        _captured_within_wire(path, f"packet #{number}", caplen, wire_length)
         data = _exact(path, file, caplen, f"packet #{number}")
-        yield Record(number, seconds * 1_000_000_000 + fraction * unit_ns, linktype, data)
+        yield Record(number, seconds * 1_000_000_000 + fraction * unit_ns, linktype, data, wire_length)
+
+
+def _captured_within_wire(path: Path, what: str, caplen: int, wire_length: int) -> None:
+    if caplen > wire_length:
+        raise PcapError(f"{path}: {what}: {caplen:,} bytes captured of a packet {wire_length:,} bytes long on the "
+                        "wire: the capture is corrupt")  # fmt: skip
 
 
 class _Interface(NamedTuple):
@@ -181,19 +193,20 @@ def _pcapng(path: Path, file: BinaryIO, magic: bytes) -> Iterator[Record]:
             if len(body) < 20:
                 raise PcapError(f"{path}: {what}: packet block of {length} bytes is too short")
             if kind == PCAPNG_ENHANCED_PACKET:
-                interface, high, low, caplen = struct.unpack_from(endian + "IIII", body)
+                interface, high, low, caplen, wire_length = struct.unpack_from(endian + "IIIII", body)
             else:
-                interface, _, high, low, caplen = struct.unpack_from(endian + "HHIII", body)
+                interface, _, high, low, caplen, wire_length = struct.unpack_from(endian + "HHIIII", body)
             if interface >= len(interfaces):
                 raise PcapError(f"{path}: {what}: interface {interface} was never described "
                                 f"({len(interfaces)} interface blocks so far)")  # fmt: skip
             if 20 + caplen > len(body):
                 raise PcapError(f"{path}: truncated: {what} claims {caplen:,} bytes, its block holds "
                                 f"{len(body) - 20:,}")  # fmt: skip
+            _captured_within_wire(path, what, caplen, wire_length)
             link = interfaces[interface]
             units = (high << 32 | low) + link.offset_s * link.units_per_second
             nanos = units * 1_000_000_000 // link.units_per_second
-            yield Record(number, nanos, link.linktype, body[20 : 20 + caplen])
+            yield Record(number, nanos, link.linktype, body[20 : 20 + caplen], wire_length)
         elif kind == PCAPNG_SIMPLE_PACKET:
             raise PcapError(f"{path}: packet #{number + 1} is a simple packet block, which has no timestamp")
 
