@@ -59,9 +59,11 @@ class PcapWriter:
         self._file.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, SNAPLEN, linktype))
         self.count = 0
 
-    def write(self, micros: int, frame: bytes) -> None:
+    def write(self, micros: int, frame: bytes, wire_length: int | None = None) -> None:
+        """``frame`` as captured; ``wire_length`` the packet's length on the wire, if the capture cut it."""
         seconds, fraction = divmod(micros, 1_000_000)
-        self._file.write(_RECORD.pack(seconds, fraction, len(frame), len(frame)))
+        wire = len(frame) if wire_length is None else wire_length
+        self._file.write(_RECORD.pack(seconds, fraction, len(frame), wire))
         self._file.write(frame)
         self.count += 1
 

@@ -16,7 +16,7 @@ from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR, write_all
 from silkcheck.frames import packet_frame
 from silkcheck.inputs import InputError
-from silkcheck.pcap import PcapWriter, export_pcap, read_records
+from silkcheck.pcap import PcapError, PcapWriter, export_pcap, read_records
 from silkcheck.targets.model import sent_packets
 from silkcheck.trace import Trace, dumps, load, loads
 
@@ -91,31 +91,44 @@ def _frame(ihl_version: int = 0x45, total: int = 40, tcp_offset: int = 5 << 4) -
     return bytes(good)
 
 
-def _capture(path: Path, frames: list[bytes]) -> Path:
+def _capture(path: Path, frames: list[bytes], wire_length: int | None = None) -> Path:
+    """``frames`` in a capture; the last one cut from a packet of ``wire_length`` bytes, if given."""
     with PcapWriter(path) as writer:
         for i, frame in enumerate(frames):
-            writer.write(i, frame)
+            writer.write(i, frame, wire_length if i == len(frames) - 1 else None)
     return path
 
 
 @pytest.mark.parametrize(
-    ("frame", "message"),
+    ("frame", "wire_length", "message"),
     [
-        (_frame(ihl_version=0x40), r"packet #2: IPv4 header: IHL 0 \(at least 5"),
-        (_frame(ihl_version=0x65), r"packet #2: IPv4 header: version 6 \(expected 4\)"),
-        (_frame(total=0), r"packet #2: IPv4 header: total length 0 is shorter than its 20-byte header"),
-        (_frame(total=30), r"packet #2: IPv4 header: total length 30 cannot hold .* a TCP header"),
-        (_frame(tcp_offset=2 << 4), r"packet #2: TCP header: data offset 2 \(at least 5"),
-        (_frame()[:40], r"packet #2: TCP header: only 6 bytes captured"),
-        (_frame()[:13], r"packet #2: Ethernet frame of 13 bytes is cut off"),
+        (_frame(ihl_version=0x40), None, r"packet #2: IPv4 header: IHL 0 \(at least 5"),
+        (_frame(ihl_version=0x65), None, r"packet #2: IPv4 header: version 6 \(expected 4\)"),
+        (_frame(total=0), None, r"packet #2: IPv4 header: total length 0 is shorter than its 20-byte header"),
+        (_frame(total=30), None, r"packet #2: IPv4 header: total length 30 cannot hold .* a TCP header"),
+        (_frame(total=41), None, r"packet #2: IPv4 header: total length 41 exceeds the 40 bytes the frame carried"),
+        (_frame(tcp_offset=2 << 4), None, r"packet #2: TCP header: data offset 2 \(at least 5"),
+        (_frame()[:40], 54, r"packet #2: TCP header: only 6 bytes captured"),
+        (_frame()[:40], 39, r"packet #2: 40 bytes captured of a packet 39 bytes long on the wire"),
+        (_frame()[:13], None, r"packet #2: Ethernet frame of 13 bytes is cut off"),
     ],
 )
-def test_corrupt_headers_are_refused_naming_file_packet_and_field(tmp_path: Path, frame: bytes, message: str) -> None:
-    path = _capture(tmp_path / "bad.pcap", [_frame(), frame])
+def test_corrupt_headers_are_refused_naming_file_packet_and_field(tmp_path: Path, frame: bytes,
+                                                                   wire_length: int | None, message: str) -> None:
+    path = _capture(tmp_path / "bad.pcap", [_frame(), frame], wire_length)
     with pytest.raises(CaptureError, match=message) as caught:
         read_capture(path, [WEB])
     assert str(path) in str(caught.value)
     assert main(["replay", "--pcap", str(path), "--vip", "30.0.0.1:80/tcp", "--pool", "10.0.1.10:8080"]) == 2
+
+
+def test_a_classic_capture_of_another_version_is_refused(tmp_path: Path) -> None:
+    path = _capture(tmp_path / "v9.pcap", [_frame()])
+    data = bytearray(path.read_bytes())
+    data[4:6] = (9).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(PcapError, match=r"v9.pcap: pcap version 9.4: silkcheck reads version 2.4"):
+        list(read_records(path))
 
 
 def test_truncated_and_corrupt_pcapng_blocks_are_refused(tmp_path: Path) -> None:
