@@ -237,7 +237,7 @@ def cmd_p4_build(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from silkcheck.differential import run_differential
 
-    return run_differential(args.traces, args.random, args.seed, args.events)
+    return run_differential(args.traces, args.random, args.seed, args.events, args.cluster, args.workers)
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
@@ -249,6 +249,7 @@ def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random", type=int, default=0, metavar="N", help="also run N random traces")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--events", type=int, default=60, help="events per random trace")
+    _cluster_args(p)
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connections", type=int, default=10_000_000)
     p.add_argument("--load", type=float, default=0.9, help="load factor the table is sized for")
@@ -288,9 +289,35 @@ def _budget(text: str) -> float:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def _cluster_address(text: str) -> str:
+    from silkcheck.cluster import parse_address
+
+    try:
+        return parse_address(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _cluster_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=_positive_int, default=1,
+                   help="worker processes of the embedded Dask cluster (default 1; ignored with --cluster)")
+    p.add_argument("--cluster", type=_cluster_address, metavar="tcp://HOST:8786",
+                   help="run the tasks on this Dask scheduler's workers instead of an embedded cluster")
+
+
 def _campaign_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=_budget, default=_budget("60s"), help="time budget: 30s, 10m, 1h (default 60s)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
+    _cluster_args(p)
     p.add_argument("--seed", type=int, default=0)
 
 
@@ -301,15 +328,16 @@ def _fuzz_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
-    from fuzz.campaign import run_campaign, summary
+    from fuzz.campaign import mutant_context, run_campaign, summary
+    from silkcheck.cluster import open_cluster
 
     if args.target == "bmv2":  # a differential campaign: random traces on the model and on BMv2
         from silkcheck.differential import run_differential
 
-        return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
-    if args.workers < 1:
-        raise TraceError(f"--workers must be at least 1, got {args.workers}")
-    result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
+        return run_differential([], 1 << 62, args.seed, 60, args.cluster, args.workers, budget_s=args.budget)
+    mutant_context(args.target)  # an unknown target fails before the cluster starts
+    with open_cluster(args.cluster, args.workers) as client:
+        result = run_campaign(client, args.target, args.budget, args.seed, Path(args.db))
     print(summary(result))
     return 1 if result.failed else 0
 
@@ -320,11 +348,12 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
-    from fuzz.campaign import mutant_table
+    from fuzz.campaign import check_mutant_names, mutant_table
+    from silkcheck.cluster import open_cluster
 
-    if args.workers < 1:
-        raise TraceError(f"--workers must be at least 1, got {args.workers}")
-    text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
+    check_mutant_names(args.names)
+    with open_cluster(args.cluster, args.workers) as client:
+        text, all_killed = mutant_table(client, args.budget, args.seed, args.names)
     print(text)
     return 0 if all_killed else 1
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from model import events as ev
 from model.config import Config
@@ -23,11 +23,13 @@ from model.hashing import HashPlan
 from model.observations import FORWARD, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
-from silkcheck import frames, report
+from silkcheck import atomic, frames, report
+from silkcheck.cluster import Report, TaskStream, open_cluster
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
 from silkcheck.oracle import Verdict, judge
+from silkcheck.targets import TargetError
 from silkcheck.targets.model import ModelTarget
-from silkcheck.trace import Trace, TraceError, save
+from silkcheck.trace import Trace, TraceError, dumps, loads, save
 
 OUT_DIR = Path("silkcheck-out") / "diff"
 
@@ -278,7 +280,8 @@ class CampaignResult:
     packets: int = 0
     model_seconds: float = 0.0
     bmv2_seconds: float = 0.0
-    mismatches: list[Path] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+    """What differed, per mismatching trace (``describe``)."""
     findings: dict[str, list[int]] = field(default_factory=dict)
     """Oracle finding category -> [count on the model, count on bmv2]."""
 
@@ -287,9 +290,22 @@ class CampaignResult:
         self.packets += len(outcome.trace.packets)
         self.model_seconds += outcome.model_seconds
         self.bmv2_seconds += outcome.bmv2_seconds
+        if outcome.mismatch is not None:
+            self.mismatches.append(f"{outcome.trace.name}: {describe(outcome)}")
         for column, verdict in enumerate((outcome.model_verdict, outcome.bmv2_verdict)):
             for finding in verdict.findings:
                 self.findings.setdefault(finding.category, [0, 0])[column] += 1
+
+    def merge(self, other: CampaignResult) -> None:
+        self.traces += other.traces
+        self.packets += other.packets
+        self.model_seconds += other.model_seconds
+        self.bmv2_seconds += other.bmv2_seconds
+        self.mismatches += other.mismatches
+        for category, counts in other.findings.items():
+            mine = self.findings.setdefault(category, [0, 0])
+            mine[0] += counts[0]
+            mine[1] += counts[1]
 
     def figures(self) -> str:
         rows = [
@@ -309,43 +325,122 @@ def campaign(
     runner: Runner,
     profiles: Sequence[str] = tuple(PROFILES),
     events: int = 60,
-    out_dir: Path = OUT_DIR,
-    progress: Callable[[int, CampaignResult], None] | None = None,
-    budget_s: float | None = None,
+    on_mismatch: Callable[[Trace], None] = lambda small: None,
+    first: int = 0,
+    deadline: float | None = None,
 ) -> CampaignResult:
-    """``count`` random traces (cycling through ``profiles``) on the model and on another target,
-    stopping early once ``budget_s`` seconds have passed."""
+    """Random traces ``first`` .. ``first + count - 1`` (trace n: seed ``seed + n``, profile
+    ``profiles[n % len(profiles)]``) on the model and on another target; each mismatching trace is
+    minimized and handed to ``on_mismatch``. No trace starts after ``deadline`` (``time.time()``)."""
     result = CampaignResult()
-    deadline = None if budget_s is None else time.monotonic() + budget_s
-    for n in range(count):
-        if deadline is not None and time.monotonic() > deadline:
+    for n in range(first, first + count):
+        if deadline is not None and time.time() > deadline:
             break
         trace = random_trace(seed + n, profiles[n % len(profiles)], events)
         outcome = run_both(trace, runner)
         result.add(outcome)
         if outcome.mismatch is not None:
-            result.mismatches.append(save_mismatch(outcome, runner, out_dir))
-        if progress is not None:
-            progress(n + 1, result)
+            on_mismatch(minimize(outcome.trace, runner, outcome.mismatch))
     return result
+
+
+# ---------------------------------------------------------------- as tasks on a cluster
+
+TRACES_PER_TASK = 4
+"""Random traces per task: a task is a few seconds on BMv2, and each worker keeps its own switch."""
+
+
+@dataclass(frozen=True)
+class DiffBatch:
+    first: int
+    count: int
+    seed: int
+    profiles: tuple[str, ...]
+    events: int
+    deadline: float | None
+
+
+def run_diff_batch(batch: DiffBatch, report: Report) -> CampaignResult:
+    """On a worker: the batch's traces on the model and on this worker process's BMv2 switch; each
+    mismatch is reported, minimized, as it is found."""
+    from silkcheck.targets.bmv2 import shared_target
+
+    def send(small: Trace) -> None:
+        report("mismatch", {"trace": dumps(small)})
+
+    runner = bmv2_runner(shared_target())
+    return campaign(batch.count, batch.seed, runner, batch.profiles, batch.events, send, batch.first, batch.deadline)
+
+
+def cluster_campaign(
+    client: Any,
+    count: int,
+    seed: int,
+    profiles: Sequence[str] = tuple(PROFILES),
+    events: int = 60,
+    out_dir: Path = OUT_DIR,
+    budget_s: float | None = None,
+    progress: Callable[[CampaignResult], None] = lambda result: None,
+) -> tuple[CampaignResult, list[Path]]:
+    """``campaign`` split into batches run on the Dask ``client``'s workers; each mismatch is saved
+    in ``out_dir`` as it arrives. Returns the merged result and the saved paths."""
+    result = CampaignResult()
+    saved: list[Path] = []
+
+    def on_report(message: dict[str, Any]) -> None:
+        small = loads(message["trace"], source="a minimized mismatch")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / f"{small.name or 'trace'}.json"
+        atomic.write_text(path, dumps(small))
+        if path not in saved:
+            saved.append(path)
+
+    deadline = None if budget_s is None else time.time() + budget_s
+    stream = TaskStream(client, on_report, prefix="diff")
+    submitted = 0
+    try:
+        while True:
+            while submitted < count and (deadline is None or time.time() < deadline) and stream.room() > 0:
+                batch = DiffBatch(submitted, min(TRACES_PER_TASK, count - submitted), seed, tuple(profiles), events,
+                                  deadline)  # fmt: skip
+                stream.submit(run_diff_batch, batch)
+                submitted += batch.count
+            for done in stream.poll():
+                if done.lost is not None:
+                    raise TargetError(f"traces {done.spec.first}..{done.spec.first + done.spec.count - 1} killed "
+                                      f"every worker that ran them: {done.lost}")  # fmt: skip
+                result.merge(done.result)
+                progress(result)
+            if not stream.pending and (submitted >= count or (deadline is not None and time.time() >= deadline)):
+                return result, saved
+    finally:
+        stream.close()
 
 
 # ---------------------------------------------------------------- the command
 
 
 def run_differential(
-    paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None
+    paths: Sequence[str],
+    random_count: int,
+    seed: int,
+    events: int,
+    cluster: str | None = None,
+    workers: int = 1,
+    budget_s: float | None = None,
 ) -> int:
     """``silkcheck diff``: named traces, then ``random_count`` random ones (or as many as fit in
-    ``budget_s`` seconds); 1 if any mismatch."""
+    ``budget_s`` seconds) on the Dask cluster at ``cluster`` or an embedded one of ``workers``
+    workers, each with its own BMv2; 1 if any mismatch."""
     from silkcheck.targets.bmv2 import shared_target
     from silkcheck.trace import load
 
     if not paths and not random_count:
         raise TraceError("nothing to compare: name trace files and/or --random N")
-    runner = bmv2_runner(shared_target())
     rows = []
     failed = False
+    if paths:
+        runner = bmv2_runner(shared_target())
     for path in paths:
         outcome = run_both(load(path), runner)
         saved = save_mismatch(outcome, runner) if outcome.mismatch else None
@@ -360,18 +455,25 @@ def run_differential(
             print()
         amount = f"random traces for {budget_s:.0f} s" if budget_s is not None else f"{random_count} random traces"
         print(f"== {amount} (profiles {', '.join(PROFILES)}; {events} events each), seed {seed}")
+        shown = [0]
 
-        def progress(done: int, result: CampaignResult) -> None:
-            if done % 25 == 0 or done == random_count:
-                print(f"  {done} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches", flush=True)
+        def progress(result: CampaignResult) -> None:
+            if result.traces // 25 > shown[0] // 25 or result.traces == random_count:
+                print(f"  {result.traces} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches",
+                      flush=True)  # fmt: skip
+            shown[0] = result.traces
 
-        result = campaign(random_count, seed, runner, events=events, progress=progress, budget_s=budget_s)
+        with open_cluster(cluster, workers) as client:
+            result, saved_paths = cluster_campaign(client, random_count, seed, events=events, budget_s=budget_s,
+                                                   progress=progress)  # fmt: skip
         print(result.figures())
         rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
         if rows:
             print("oracle findings (the PCC oracle judging each target's own observations):")
             print(report.table(["category", "model", "bmv2"], rows))
-        for path in result.mismatches:
+        for mismatch in result.mismatches:
+            print(f"mismatch: {mismatch}")
+        for path in saved_paths:
             print(f"mismatch saved: {path}")
         failed |= bool(result.mismatches)
     print("diff:", "MISMATCH" if failed else "model and bmv2 agree")

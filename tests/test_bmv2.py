@@ -95,11 +95,28 @@ def test_example_traces_agree(target, path):
     assert outcome.bmv2_verdict.summary() == outcome.model_verdict.summary()
 
 
-def test_short_random_campaign_finds_no_mismatch(target, tmp_path):
-    result = differential.campaign(12, 1000, differential.bmv2_runner(target), events=40, out_dir=tmp_path)
+def test_short_random_campaign_finds_no_mismatch(target):
+    result = differential.campaign(12, 1000, differential.bmv2_runner(target), events=40)
     assert result.traces == 12
     assert result.packets > 0
     assert result.mismatches == []
+
+
+def test_random_campaign_on_a_two_worker_cluster_each_with_its_switch(tmp_path):
+    import os
+
+    import psutil
+
+    from silkcheck.cluster import open_cluster
+
+    with open_cluster(None, 2) as client:
+        result, saved = differential.cluster_campaign(client, 8, 2000, events=30, out_dir=tmp_path)
+        workers = client.run(os.getpid).values()
+        switches = [child for pid in workers for child in psutil.Process(pid).children()
+                    if child.name().startswith("simple_switch")]  # fmt: skip
+    assert result.traces == 8 and result.packets > 0
+    assert result.mismatches == [] and saved == []
+    assert len(switches) == 2  # one BMv2 per worker process: they ran in parallel
 
 
 def test_replay_on_bmv2(capsys):
