@@ -264,7 +264,7 @@ class _Client:
         result.found[failure.signature] = found
         if self.db is not None:
             path = self._save(found)
-            what = "new failure" if known is None else "shrunk to"
+            what = "new failure" if known is None else "shorter trace of"
             where = f": {path}" if path else " (the database holds one as short)"
             _warn(f"{what} {failure.category}/{failure.kind} ({len(trace.events)} events){where}")
 
@@ -337,10 +337,12 @@ def run_campaign(
             if time.time() > deadline + DEADLINE_SLACK:
                 _warn(f"{len(stream.pending)} tasks still running {DEADLINE_SLACK:.0f}s after the budget: left")
                 break
-            if progress and time.time() - last_line > 1:
+            if time.time() - last_line > 1:
                 for line in stream.membership():
-                    _warn(line)
-                _progress(result, start, stream)
+                    if progress:
+                        _warn(line)
+                if progress:
+                    _progress(result, start, stream)
                 last_line = time.time()
     except KeyboardInterrupt:
         result.interrupted = True
@@ -358,7 +360,7 @@ def _progress(result: Result, start: float, stream: TaskStream) -> None:
     print(
         f"\r  {elapsed:6.1f}s  {result.steps:>10,} steps  {result.steps / elapsed:>8,.0f} steps/s  "
         f"coverage {len(result.coverage.counts):>3} features  failures {len(result.found)}  "
-        f"tasks {result.tasks}  workers {len(stream.workers)}",
+        f"tasks {result.tasks}  workers {len(stream.threads)}",
         end="", file=sys.stderr, flush=True,
     )  # fmt: skip
 

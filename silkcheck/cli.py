@@ -369,6 +369,19 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks-per-worker", type=_positive_int, default=12, help="walk tasks per worker and run (12)")
+    p.add_argument("--rounds", type=_positive_int, default=2, help="runs of each runner per worker count (2)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def cmd_cluster_bench(args: argparse.Namespace) -> int:
+    from fuzz.cluster_bench import run_cluster_bench
+
+    run_cluster_bench(args.tasks_per_worker, args.rounds, args.seed)
+    return 0
+
+
 def _fuzz_fingerprint_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--walks", type=int, default=600, help="random walks (seeds 0..N-1, default 600)")
 
@@ -402,6 +415,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("cluster-bench", "benchmark: campaign steps/s on a Dask LocalCluster vs plain processes, 1 and 2 workers",
+     _cluster_bench_args, cmd_cluster_bench),
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),

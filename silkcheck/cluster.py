@@ -191,20 +191,24 @@ class TaskStream:
         self.pending: dict[str, Any] = {}
         """Task key -> spec, for every task submitted and not yet taken by ``poll``."""
         self.futures: dict[str, Any] = {}
-        self.workers = set(client.nthreads())
+        self.threads: dict[str, int] = client.nthreads()
+        """Worker address -> threads, refreshed by ``poll`` once a second (asking is a scheduler round trip)."""
+        self.asked = time.monotonic()
+        self.news: list[str] = []
+        """Workers that joined or left, as lines for the progress display (``membership`` takes them)."""
+
+    def _refresh_workers(self) -> None:
+        before, self.threads, self.asked = self.threads, self.client.nthreads(), time.monotonic()
+        self.news += [f"worker {w} joined" for w in sorted(self.threads.keys() - before.keys())]
+        self.news += [f"worker {w} left (its tasks run again elsewhere)" for w in sorted(before.keys() - self.threads)]
 
     def membership(self) -> list[str]:
-        """Workers that joined or left since the last call, as lines for the progress display."""
-        now = set(self.client.nthreads())
-        lines = [f"worker {w} joined" for w in sorted(now - self.workers)]
-        lines += [f"worker {w} left (the scheduler runs its tasks again elsewhere)" for w in sorted(self.workers - now)]
-        self.workers = now
-        return lines
+        news, self.news = self.news, []
+        return news
 
     def capacity(self) -> int:
-        """How many tasks to keep in flight: a few per worker thread, at least a few in all."""
-        threads = sum(self.client.nthreads().values())
-        return IN_FLIGHT_PER_THREAD * max(threads, 1)
+        """How many tasks to keep in flight: a few per worker thread."""
+        return IN_FLIGHT_PER_THREAD * max(sum(self.threads.values()), 1)
 
     def room(self) -> int:
         return self.capacity() - len(self.pending)
@@ -219,6 +223,8 @@ class TaskStream:
     def poll(self, timeout: float = POLL_S) -> list[Done]:
         """Hand over the reports that arrived, then return the tasks that ended; if there was
         neither, look once more after ``timeout`` seconds."""
+        if time.monotonic() - self.asked > 1:
+            self._refresh_workers()
         finished = self._check()
         if not finished and self.pending:
             time.sleep(timeout)
