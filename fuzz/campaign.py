@@ -16,6 +16,7 @@ failure a campaign finds is the same on one worker and on a hundred.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import sys
 import time
@@ -122,6 +123,7 @@ class FuzzTask:
     hypothesis_db: str | None = None
 
     def unit_seed(self, unit: int) -> int:
+        """Distinct for every (campaign seed, task index < 2**32, unit < 2**16)."""
         return (self.seed << 48) + (self.index << 16) + unit
 
 
@@ -130,15 +132,12 @@ class Tally:
     """What one task did."""
 
     steps: int = 0
-    units: int = 0
-    seconds: float = 0.0
     coverage: Counter[str] = field(default_factory=Counter)
 
 
 def run_fuzz_task(task: FuzzTask, report: Report) -> Tally:
     """Run ``task``, reporting each failure of a new signature as found, then shrunk. On a mutant,
     a failure the shipped model shows on the same trace is not the mutant's doing and is skipped."""
-    began = time.perf_counter()
     examples = _hypothesis_database(task)
     coverage = Coverage()
     tally = Tally()
@@ -149,7 +148,6 @@ def run_fuzz_task(task: FuzzTask, report: Report) -> Tally:
         with mutant_context(task.target):
             explored = EXPLORERS[task.explorer](task.unit_seed(unit), coverage, examples)
         tally.steps += explored.steps
-        tally.units += 1
         trace, failure = explored.trace, explored.failure
         if trace is None or failure is None or failure.signature in seen or _shipped_shows(task.target, trace):
             continue
@@ -165,7 +163,6 @@ def run_fuzz_task(task: FuzzTask, report: Report) -> Tally:
         if task.stop_on_first:
             break
     tally.coverage = coverage.counts
-    tally.seconds = time.perf_counter() - began
     return tally
 
 
@@ -174,7 +171,7 @@ def _shipped_shows(target: str, trace: Trace) -> bool:
 
 
 def _finding(failure: Failure, trace: Trace, position: list[int], raw_events: int, final: bool) -> dict[str, Any]:
-    return {"failure": failure._asdict(), "trace": dumps(trace), "position": position,
+    return {"failure": json.dumps(failure._asdict()), "trace": dumps(trace), "position": position,
             "raw_events": raw_events, "final": final}  # fmt: skip
 
 
@@ -234,7 +231,7 @@ def _warn(text: str) -> None:
     print(f"\n  {text}", file=sys.stderr)
 
 
-class _Client:
+class _Collector:
     """The client's side of one campaign: takes reports and ended tasks, saves failures."""
 
     def __init__(self, result: Result, db: Path | None, start: float) -> None:
@@ -246,7 +243,7 @@ class _Client:
     def on_report(self, message: dict[str, Any]) -> None:
         if message["kind"] != "failure":
             return
-        failure = Failure(**message["failure"])
+        failure = Failure(**json.loads(message["failure"]))
         try:
             trace = loads(message["trace"], source=f"the trace of {failure.category}/{failure.kind}")
         except TraceError as error:  # a generator wrote what the trace language forbids
@@ -313,7 +310,7 @@ def run_campaign(
     warm(client, __name__)
     start = time.time()
     deadline = start + budget
-    side = _Client(result, db, start)
+    side = _Collector(result, db, start)
     stream = TaskStream(client, side.on_report, prefix=f"fuzz-{target}")
     submitted = 0
     last_line = 0.0
