@@ -2,17 +2,18 @@
 
 The same walk tasks (``fuzz.campaign.FuzzTask``: seeds are fixed by the task
 index, so both runners take exactly the same steps, which is checked) run
-twice per round and worker count: through ``run_campaign`` on an embedded
-``LocalCluster`` (scheduler, queue, streamed reports, polling: everything a
-campaign pays), and in a ``multiprocessing`` pool of as many processes
-calling ``run_fuzz_task`` directly. Rounds alternate the two, so load from
-elsewhere on the machine falls on both; the figure is the ratio of their
-steps/s, best round against best round. The machine may be shared, so each
-run also counts the CPU seconds of this process and all its children (the
-scheduler and client live here; the workers or pool processes are children):
-CPU time per step does not grow when other work takes the cores, and Dask's
-own work (scheduling, heartbeats, serialising, polling) is all in it.
-Start-up (spawning and importing) is left out of both and printed apart.
+once per round and worker count on each runner: through ``run_campaign`` on
+an embedded ``LocalCluster`` (scheduler, queue, streamed reports, polling:
+everything a campaign pays), and in a ``multiprocessing`` pool of as many
+processes calling ``run_fuzz_task`` directly. Rounds alternate which runner
+goes first, so load from elsewhere on the machine falls on both; steps/s are
+compared best round against best round. The machine may be shared, so each
+run also counts CPU seconds: of this process (where the scheduler, the client
+and the pool's feeder threads live) and of that runner's worker processes.
+CPU time per step grows much less than wall time when other work takes the
+cores, and Dask's own work (scheduling, heartbeats, serialising, polling,
+the workers' monitors) is all in it. Start-up (spawning and importing) is
+left out of both and printed apart.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import math
 import multiprocessing
+import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +39,7 @@ class Runs:
     steps: int = 0
     rates: list[float] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
-    """CPU seconds per run (this process and its children)."""
+    """CPU seconds per run (this process and the runner's workers)."""
     start: float = 0.0
     """Seconds to start the workers (not in the rates)."""
 
@@ -52,11 +55,10 @@ class Runs:
         return min(self.cpu) / self.steps * 1e6
 
 
-def cpu_seconds() -> float:
-    """User + system CPU seconds of this process and every live descendant."""
-    me = psutil.Process()
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds of this process and ``processes``."""
     total = 0.0
-    for process in [me, *me.children(recursive=True)]:
+    for process in [psutil.Process(), *processes]:
         with contextlib.suppress(psutil.Error):
             times = process.cpu_times()
             total += times.user + times.system
@@ -80,29 +82,50 @@ def tasks_for(count: int, seed: int) -> list[FuzzTask]:
     return [FuzzTask(SHIPPED, "walk", seed, index, UNITS["walk"], math.inf) for index in range(count)]
 
 
+class _Timed:
+    """One runner: its worker processes and its runs."""
+
+    def __init__(self, processes: list[psutil.Process], start: float) -> None:
+        self.processes = processes
+        self.runs = Runs(start=start)
+
+    @contextlib.contextmanager
+    def run(self) -> Iterator[list[int]]:
+        """Time what the block does; it appends the steps it took to the list."""
+        steps: list[int] = []
+        began, cpu = time.perf_counter(), cpu_seconds(self.processes)
+        yield steps
+        self.runs.add(sum(steps), time.perf_counter() - began, cpu_seconds(self.processes) - cpu)
+
+
 def _compare(workers: int, count: int, rounds: int, seed: int) -> tuple[Runs, Runs]:
     """(plain, dask) for ``count`` tasks on ``workers`` workers."""
-    plain, dask = Runs(), Runs()
     began = time.perf_counter()
     with open_cluster(None, workers) as client:
-        dask.start = time.perf_counter() - began
+        dask = _Timed([psutil.Process(pid) for pid in client.run(os.getpid).values()], time.perf_counter() - began)
+        before = set(psutil.Process().children())
         began = time.perf_counter()
         with multiprocessing.get_context("spawn").Pool(workers, initializer=_import_campaign) as pool:
             pool.map(_ready, range(workers), chunksize=1)
-            plain.start = time.perf_counter() - began
-            for _ in range(rounds):
-                began, cpu = time.perf_counter(), cpu_seconds()
-                steps = sum(t.steps for t in pool.imap_unordered(_plain_task, tasks_for(count, seed)))
-                plain.add(steps, time.perf_counter() - began, cpu_seconds() - cpu)
-                cpu = cpu_seconds()
-                result = run_campaign(client, SHIPPED, math.inf, seed, db=None, progress=False, hypothesis_share=0,
-                                      tasks=count)  # fmt: skip
-                if result.found or result.tasks != count:
-                    raise RuntimeError(f"the Dask campaign did {result.tasks}/{count} tasks, found {result.found}")
-                dask.add(result.steps, result.seconds, cpu_seconds() - cpu)
-    if plain.steps != dask.steps:
-        raise RuntimeError(f"the same tasks took {plain.steps} steps in processes, {dask.steps} on Dask")
-    return plain, dask
+            plain = _Timed(sorted(set(psutil.Process().children()) - before, key=lambda p: p.pid),
+                           time.perf_counter() - began)  # fmt: skip
+            for round_ in range(rounds):
+                for runner in (plain, dask) if round_ % 2 == 0 else (dask, plain):
+                    with runner.run() as steps:
+                        if runner is plain:
+                            steps += [t.steps for t in pool.imap_unordered(_plain_task, tasks_for(count, seed))]
+                        else:
+                            steps.append(_dask_campaign(client, count, seed))
+    if plain.runs.steps != dask.runs.steps:
+        raise RuntimeError(f"the same tasks took {plain.runs.steps} steps in processes, {dask.runs.steps} on Dask")
+    return plain.runs, dask.runs
+
+
+def _dask_campaign(client: Any, count: int, seed: int) -> int:
+    result = run_campaign(client, SHIPPED, math.inf, seed, db=None, progress=False, hypothesis_share=0, tasks=count)
+    if result.found or result.tasks != count:
+        raise RuntimeError(f"the Dask campaign did {result.tasks}/{count} tasks, found {result.found}")
+    return result.steps
 
 
 def run_cluster_bench(tasks_per_worker: int, rounds: int, seed: int) -> None:

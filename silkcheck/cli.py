@@ -250,6 +250,8 @@ def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--events", type=int, default=60, help="events per random trace")
     _cluster_args(p)
+
+
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--connections", type=int, default=10_000_000)
     p.add_argument("--load", type=float, default=0.9, help="load factor the table is sized for")

@@ -50,7 +50,17 @@ TaskFunction = Callable[[Any, Report], Any]
 
 IN_FLIGHT_PER_THREAD = 2
 """Tasks queued per worker thread: one running, one ready, so a worker never waits for the client."""
-POLL_S = 0.1
+POLL_S = 0.25
+"""Longest wait for a report while no task ends (the client sleeps on the futures meanwhile)."""
+QUIET_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "2s",
+}
+"""Dask settings for an embedded cluster. The workers' statistical profiler samples the task
+thread's stack 100 times a second, which cost more than all the rest of Dask here; the event-loop
+tick (20 ms) and the resource monitor (0.5 s) wake every server in the client's process often.
+The dashboard then has no profile page and coarser resource graphs."""
 CONNECT_TIMEOUT_S = 15.0
 PACKAGES = ("model", "fuzz", "silkcheck", "proofs", "scale")
 """The packages whose source a worker must share with the client (the tasks import them)."""
@@ -87,13 +97,15 @@ def code_fingerprint() -> str:
 def open_cluster(address: str | None, workers: int = 1, timeout: float = CONNECT_TIMEOUT_S) -> Iterator[Any]:
     """A ``distributed.Client``: on the scheduler at ``address``, or on an embedded LocalCluster of
     ``workers`` single-threaded processes (stopped on exit). SIGTERM stops the campaign like Ctrl-C."""
+    import dask
     from distributed import Client, LocalCluster
 
     cluster = None
     with _sigterm_interrupts():
         if address is None:
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR)  # fmt: skip
+            with dask.config.set(QUIET_CLUSTER):
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                       dashboard_address=":0", silence_logs=logging.ERROR)  # fmt: skip
             client = Client(cluster)
             where = f"local cluster of {workers} worker{'s' * (workers != 1)}"
         else:
@@ -181,16 +193,14 @@ class TaskStream:
     before the completion of the task that sent them."""
 
     def __init__(self, client: Any, on_report: Callable[[dict[str, Any]], None], prefix: str) -> None:
-        from distributed import Queue, as_completed
+        from distributed import Queue
 
         self.client = client
         self.on_report = on_report
         self.prefix = prefix
         self.channel = Queue(f"silkcheck-{uuid.uuid4().hex}", client=client)
-        self.completed = as_completed([], with_results=False)
-        self.pending: dict[str, Any] = {}
-        """Task key -> spec, for every task submitted and not yet taken by ``poll``."""
-        self.futures: dict[str, Any] = {}
+        self.pending: dict[str, tuple[Any, Any]] = {}
+        """Task key -> (spec, future), for every task submitted and not yet taken by ``poll``."""
         self.threads: dict[str, int] = client.nthreads()
         """Worker address -> threads, refreshed by ``poll`` once a second (asking is a scheduler round trip)."""
         self.asked = time.monotonic()
@@ -216,32 +226,28 @@ class TaskStream:
     def submit(self, run: TaskFunction, spec: Any) -> None:
         key = f"{self.prefix}-{uuid.uuid4().hex[:12]}"
         future = self.client.submit(run_task, run, spec, self.channel.name, key, code_fingerprint(), key=key)
-        self.pending[key] = spec
-        self.futures[key] = future
-        self.completed.add(future)
+        self.pending[key] = spec, future
 
     def poll(self, timeout: float = POLL_S) -> list[Done]:
-        """Hand over the reports that arrived, then return the tasks that ended; if there was
-        neither, look once more after ``timeout`` seconds."""
+        """Wait until a task ends or ``timeout`` passes, hand over the reports that arrived, and
+        return the tasks that ended."""
+        from distributed import wait
+
         if time.monotonic() - self.asked > 1:
             self._refresh_workers()
-        finished = self._check()
-        if not finished and self.pending:
-            time.sleep(timeout)
-            finished = self._check()
-        return [self._take(future) for future in finished]
-
-    def _check(self) -> list[Any]:
-        finished = self.completed.next_batch(block=False) if self.completed.count() else []
+        futures = [future for _, future in self.pending.values()]
+        if futures:
+            with contextlib.suppress(TimeoutError):
+                wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")
+        finished = [future for future in futures if future.done()]
         for message in self.channel.get(batch=True):  # after the completions: a done task's reports are in
             self.on_report(message)
-        return [future for future in finished if future.key in self.pending]  # not the cancelled ones
+        return [self._take(future) for future in finished]
 
     def _take(self, future: Any) -> Done:
         from distributed.scheduler import KilledWorker
 
-        spec = self.pending.pop(future.key)
-        del self.futures[future.key]
+        spec, _ = self.pending.pop(future.key)
         if future.status == "error":
             error = future.exception()
             if isinstance(error, KilledWorker):
@@ -253,12 +259,9 @@ class TaskStream:
 
     def cancel(self, keep: Callable[[Any], bool] = lambda spec: False) -> None:
         """Cancel the tasks in flight whose spec ``keep`` refuses (a running one finishes, unheard)."""
-        drop = [key for key, spec in self.pending.items() if not keep(spec)]
+        drop = [key for key, (spec, _) in self.pending.items() if not keep(spec)]
         if drop:
-            self.client.cancel([self.futures[key] for key in drop])
-        for key in drop:
-            del self.pending[key]
-            del self.futures[key]
+            self.client.cancel([self.pending.pop(key)[1] for key in drop])
 
     def close(self) -> None:
         self.cancel()
