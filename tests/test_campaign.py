@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -108,14 +109,15 @@ def test_a_scheduler_address_is_checked() -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_killing_the_fuzz_command_stops_its_workers(signum: int, tmp_path: Path) -> None:
+def test_killing_the_fuzz_command_stops_its_workers_and_keeps_its_findings(signum: int, tmp_path: Path) -> None:
+    target = "auth-accepts-any-ack"
     command = [sys.executable, "-m", "silkcheck.cli", "fuzz", "--budget", "120s", "--workers", "2",
-               "--db", str(tmp_path)]  # fmt: skip
+               "--target", target, "--db", str(tmp_path)]  # fmt: skip
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     progress: list[str] = []
     threading.Thread(target=lambda: progress.extend(iter(lambda: parent.stderr.read(1), "")), daemon=True).start()
     deadline = time.monotonic() + 60
-    while "tasks 1" not in "".join(progress) and parent.poll() is None and time.monotonic() < deadline:
+    while not re.search(r"tasks [1-9]", "".join(progress)) and parent.poll() is None and time.monotonic() < deadline:
         time.sleep(0.1)  # until the campaign has finished a task
     workers = [p for p in psutil.Process(parent.pid).children(recursive=True) if "spawn_main" in _cmdline(p)]
     assert len(workers) == 2 and all(_cpu_seconds(p) > 0.5 for p in workers), "".join(progress)
@@ -123,8 +125,10 @@ def test_killing_the_fuzz_command_stops_its_workers(signum: int, tmp_path: Path)
     out, _ = parent.communicate(timeout=30)
     _, alive = psutil.wait_procs(workers, timeout=15)
     assert alive == [], f"still running after the parent died: {[p.pid for p in alive]}"
+    saved = [load(path) for path in (tmp_path / target).glob("*.json")]
+    assert saved and all(trace.events for trace in saved)
     if signum == signal.SIGTERM:
-        assert parent.returncode == 0 and "[interrupted]" in out and "failures: none" in out
+        assert parent.returncode == 1 and "[interrupted]" in out and "invariant/whitelist_only_proved" in out
 
 
 def _cpu_seconds(process: psutil.Process) -> float:
