@@ -326,7 +326,7 @@ def run_campaign(
                 stream.submit(run_fuzz_task, FuzzTask(target, explorer, seed, submitted, UNITS[explorer], deadline,
                                                       stop_on_first, known, hypothesis_db))  # fmt: skip
                 submitted += 1
-                more = tasks is None or submitted < tasks
+                more = time.time() < deadline and (tasks is None or submitted < tasks)
             for done in stream.poll():
                 side.on_done(done)
             if not more and not stream.pending:
