@@ -33,7 +33,7 @@ from fuzz.invariants import PCC, Failure
 from fuzz.mutants import MUTANTS, get_mutant
 from fuzz.walk import Coverage, replay, shrink, walk
 from silkcheck import report
-from silkcheck.cluster import Done, Report, TaskStream, open_cluster, warm
+from silkcheck.cluster import Channel, Done, TaskStream, open_cluster, warm
 from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.timeline import describe
@@ -135,15 +135,16 @@ class Tally:
     coverage: Counter[str] = field(default_factory=Counter)
 
 
-def run_fuzz_task(task: FuzzTask, report: Report) -> Tally:
+def run_fuzz_task(task: FuzzTask, channel: Channel) -> Tally:
     """Run ``task``, reporting each failure of a new signature as found, then shrunk. On a mutant,
-    a failure the shipped model shows on the same trace is not the mutant's doing and is skipped."""
+    a failure the shipped model shows on the same trace is not the mutant's doing and is skipped.
+    A cancelled task (its campaign stopped) ends at the next unit, or before shrinking."""
     examples = _hypothesis_database(task)
     coverage = Coverage()
     tally = Tally()
     seen = set(task.known)
     for unit in range(task.units):
-        if time.time() >= task.deadline:
+        if time.time() >= task.deadline or channel.cancelled():
             break
         with mutant_context(task.target):
             explored = EXPLORERS[task.explorer](task.unit_seed(unit), coverage, examples)
@@ -154,12 +155,14 @@ def run_fuzz_task(task: FuzzTask, report: Report) -> Tally:
         seen.add(failure.signature)
         position = [task.index, unit]
         # The raw trace first: a worker lost while shrinking has reported the failure already.
-        report("failure", _finding(failure, trace, position, len(trace.events), final=False))
+        channel.report("failure", _finding(failure, trace, position, len(trace.events), final=False))
+        if channel.cancelled():
+            break
         with mutant_context(task.target):
             small, shrunk = shrink(trace, failure)
         if _shipped_shows(task.target, small):  # shrinking went where the shipped model fails too
             small, shrunk = trace, failure
-        report("failure", _finding(shrunk, small, position, len(trace.events), final=True))
+        channel.report("failure", _finding(shrunk, small, position, len(trace.events), final=True))
         if task.stop_on_first:
             break
     tally.coverage = coverage.counts

@@ -65,12 +65,18 @@ def cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def _refuse_reports(kind: str, payload: dict[str, Any]) -> None:
-    raise RuntimeError(f"the shipped model failed during the benchmark: {payload.get('failure')}")
+class _Refusing:
+    """A plain process's channel: nothing is ever cancelled, and the shipped model must not fail."""
+
+    def report(self, kind: str, payload: dict[str, Any]) -> None:
+        raise RuntimeError(f"the shipped model failed during the benchmark: {payload.get('failure')}")
+
+    def cancelled(self) -> bool:
+        return False
 
 
 def _plain_task(task: FuzzTask) -> Tally:
-    return run_fuzz_task(task, _refuse_reports)
+    return run_fuzz_task(task, _Refusing())
 
 
 def _ready(_: int) -> None:

@@ -4,12 +4,17 @@ Without an address, ``open_cluster`` starts an embedded ``LocalCluster`` (one
 single-threaded worker process per ``--workers``); with ``tcp://HOST:8786`` it
 joins a running ``dask scheduler`` and its ``dask worker``\\ s. Either way a
 campaign is a stream of short tasks (fuzz seed ranges, differential trace
-batches), each a top-level function ``run(spec, report) -> result`` that
+batches), each a top-level function ``run(spec, channel) -> result`` that
 Dask runs on some worker:
 
-* what a task finds goes back at once through ``report(kind, payload)``, a
-  ``distributed.Queue`` on the scheduler; ``put`` returns only once the
-  scheduler holds the message, so a worker that dies later loses none of it;
+* what a task finds goes back at once through ``channel.report(kind,
+  payload)``, a ``distributed.Queue`` on the scheduler; ``put`` returns only
+  once the scheduler holds the message, so a worker that dies later loses
+  none of it;
+* Dask cannot stop a running task, so a task asks ``channel.cancelled()``
+  between units of work (a ``distributed.Variable`` of cancelled keys, read
+  at most every ``CANCEL_CHECK_S``): a campaign that stops early does not
+  leave its workers busy with work nobody will read;
 * a task whose worker dies is run again on another worker by the scheduler
   (up to ``distributed.scheduler.allowed-failures`` times), and a task is
   deterministic in its spec, so the rerun finds again what the lost run had
@@ -39,18 +44,31 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 from silkcheck.targets import TargetError
 
-Report = Callable[[str, dict[str, Any]], None]
-"""How a task sends what it found: ``report(kind, payload)``. The payload must be msgpack-encodable and
-comes back with lists turned into tuples, so structured data travels as text (a trace as its JSON)."""
-TaskFunction = Callable[[Any, Report], Any]
+
+class Channel(Protocol):
+    """A task's line to its client."""
+
+    def report(self, kind: str, payload: dict[str, Any]) -> None:
+        """Send what the task found. The payload must be msgpack-encodable and comes back with lists
+        turned into tuples, so structured data travels as text (a trace as its JSON)."""
+
+    def cancelled(self) -> bool:
+        """Whether the client no longer wants the task's result: it should return soon."""
+
+
+TaskFunction = Callable[[Any, Channel], Any]
 
 IN_FLIGHT_PER_THREAD = 2
 """Tasks queued per worker thread: one running, one ready, so a worker never waits for the client."""
 POLL_S = 0.25
+CANCEL_CHECK_S = 0.25
+"""How often a task asks whether it was cancelled at most (a scheduler round trip)."""
+ALL = "*"
+"""In a stream's list of cancelled task keys: every task (the stream closed)."""
 """Longest wait for a report while no task ends (the client sleeps on the futures meanwhile)."""
 QUIET_CLUSTER = {
     "distributed.worker.profile.enabled": False,
@@ -193,12 +211,16 @@ class TaskStream:
     before the completion of the task that sent them."""
 
     def __init__(self, client: Any, on_report: Callable[[dict[str, Any]], None], prefix: str) -> None:
-        from distributed import Queue
+        from distributed import Queue, Variable
 
         self.client = client
         self.on_report = on_report
         self.prefix = prefix
-        self.channel = Queue(f"silkcheck-{uuid.uuid4().hex}", client=client)
+        name = f"silkcheck-{uuid.uuid4().hex}"
+        self.channel = Queue(name, client=client)
+        self.stops = Variable(name, client=client)
+        self.cancelled_keys: list[str] = []
+        self.stops.set(self.cancelled_keys)
         self.pending: dict[str, tuple[Any, Any]] = {}
         """Task key -> (spec, future), for every task submitted and not yet taken by ``poll``."""
         self.threads: dict[str, int] = client.nthreads()
@@ -261,11 +283,16 @@ class TaskStream:
         """Cancel the tasks in flight whose spec ``keep`` refuses (a running one finishes, unheard)."""
         drop = [key for key, (spec, _) in self.pending.items() if not keep(spec)]
         if drop:
+            self.cancelled_keys += drop
+            self.stops.set(self.cancelled_keys)
             self.client.cancel([self.pending.pop(key)[1] for key in drop])
 
     def close(self) -> None:
-        self.cancel()
+        """Cancel every task; the variable stays (a few bytes on the scheduler), so a task still
+        running learns it is cancelled instead of waiting for a variable that is gone."""
         with contextlib.suppress(Exception):  # the client may be gone already (Ctrl-C while connecting)
+            self.cancel()
+            self.stops.set([ALL])
             self.channel.close()
 
 
@@ -282,23 +309,48 @@ one worker (``dask worker --nthreads 2``) must not interleave."""
 
 
 @cache
-def _channel(name: str) -> Any:
+def _queue(name: str) -> Any:
     from distributed import Queue
 
     return Queue(name)
 
 
+@cache
+def _variable(name: str) -> Any:
+    from distributed import Variable
+
+    return Variable(name)
+
+
+class _WorkerChannel:
+    def __init__(self, name: str, key: str, worker: str) -> None:
+        self.name = name
+        self.key = key
+        self.worker = worker
+        self.asked = time.monotonic()
+        self.answer = False
+
+    def report(self, kind: str, payload: dict[str, Any]) -> None:
+        if self._ask():  # reports are rare: ask now, so none goes to a stream that closed
+            return
+        _queue(self.name).put({"kind": kind, "task": self.key, "worker": self.worker, **payload})
+
+    def cancelled(self) -> bool:
+        return self.answer or (time.monotonic() - self.asked >= CANCEL_CHECK_S and self._ask())
+
+    def _ask(self) -> bool:
+        stopped = _variable(self.name).get()
+        self.answer = self.key in stopped or ALL in stopped
+        self.asked = time.monotonic()
+        return self.answer
+
+
 def run_task(run: TaskFunction, spec: Any, channel: str, key: str, fingerprint: str) -> Any:
-    """What Dask runs: ``run(spec, report)`` with reports sent to the client's channel."""
+    """What Dask runs: ``run(spec, channel)`` with a channel to the client's ``TaskStream``."""
     from distributed import get_worker
 
-    if fingerprint != code_fingerprint():
-        raise CodeMismatch(f"worker {get_worker().address} (pid {os.getpid()}) runs other silkcheck code "
-                           f"than the client")  # fmt: skip
     worker = get_worker().address
-
-    def report(kind: str, payload: dict[str, Any]) -> None:
-        _channel(channel).put({"kind": kind, "task": key, "worker": worker, **payload})
-
+    if fingerprint != code_fingerprint():
+        raise CodeMismatch(f"worker {worker} (pid {os.getpid()}) runs other silkcheck code than the client")
     with _TASK_LOCK:
-        return run(spec, report)
+        return run(spec, _WorkerChannel(channel, key, worker))

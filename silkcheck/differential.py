@@ -24,7 +24,7 @@ from model.observations import FORWARD, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
 from silkcheck import atomic, frames, report
-from silkcheck.cluster import Report, TaskStream, open_cluster
+from silkcheck.cluster import Channel, TaskStream, open_cluster
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError
@@ -360,13 +360,13 @@ class DiffBatch:
     deadline: float | None
 
 
-def run_diff_batch(batch: DiffBatch, report: Report) -> CampaignResult:
+def run_diff_batch(batch: DiffBatch, channel: Channel) -> CampaignResult:
     """On a worker: the batch's traces on the model and on this worker process's BMv2 switch; each
     mismatch is reported, minimized, as it is found."""
     from silkcheck.targets.bmv2 import shared_target
 
     def send(small: Trace) -> None:
-        report("mismatch", {"trace": dumps(small)})
+        channel.report("mismatch", {"trace": dumps(small)})
 
     runner = bmv2_runner(shared_target())
     return campaign(batch.count, batch.seed, runner, batch.profiles, batch.events, send, batch.first, batch.deadline)

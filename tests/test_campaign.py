@@ -20,10 +20,10 @@ import psutil
 import pytest
 
 from fuzz import database
-from fuzz.campaign import explain, mutant_table, run_campaign, shows
+from fuzz.campaign import FuzzTask, explain, mutant_table, run_campaign, run_fuzz_task, shows
 from fuzz.mutants import get_mutant
 from fuzz.walk import shrink, walk
-from silkcheck.cluster import ClusterError, open_cluster, parse_address
+from silkcheck.cluster import ClusterError, TaskStream, open_cluster, parse_address
 from silkcheck.trace import Trace, load
 
 KILL_TARGET = "update-preempts-running"
@@ -81,6 +81,17 @@ def test_a_worker_killed_mid_run_loses_nothing(client: Any, tmp_path: Path) -> N
     assert all(found.shrunk for found in hit.found.values())
     entries = {path.stem for path in (db / KILL_TARGET).glob("*.json")}
     assert entries == {f"{category}-{kind}" for category, kind in calm.found}
+
+
+def test_a_cancelled_task_stops_between_walks(client: Any) -> None:
+    stream = TaskStream(client, lambda message: None, prefix="long")
+    for index in range(2):  # 5,000 walks each: over 40 s of work for each worker
+        stream.submit(run_fuzz_task, FuzzTask("model", "walk", 0, index, 5000, math.inf))
+    time.sleep(1.0)
+    stream.close()
+    began = time.monotonic()
+    result = run_campaign(client, "model", math.inf, db=None, hypothesis_share=0, tasks=2, progress=False)
+    assert result.tasks == 2 and time.monotonic() - began < 20  # the long tasks did not hold the workers
 
 
 def test_the_kill_table_does_not_depend_on_the_cluster(client: Any) -> None:
