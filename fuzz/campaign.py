@@ -44,9 +44,10 @@ DEADLINE_SLACK = 10.0
 """Seconds the client waits past the budget for tasks finishing a shrink before it leaves them."""
 HYPOTHESIS_EXAMPLES = 5
 """Examples per Hypothesis batch: small, so a machine task ends about as soon as a walk task."""
-UNITS = {"walk": 64, "machine": 2}
-"""Walks, or Hypothesis batches, per task: about half a second of work on this machine, so a lost
-task costs little and Dask's per-task cost (about a millisecond) stays far below 1%."""
+UNITS = {"walk": 128, "machine": 2}
+"""Walks, or Hypothesis batches, per task: one to two seconds of work on this machine, so a lost
+task costs little and Dask's per-task costs (scheduling, the queue, the cancel checks, the
+client's polls) stay near 1% (64 walks a task cost measurably more on 2 workers)."""
 SHIPPED = "model"
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
