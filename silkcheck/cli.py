@@ -19,6 +19,7 @@ from model.observations import Observation
 from silkcheck import options as opt
 from silkcheck import report
 from silkcheck.capture import EXPIRE_INTERVAL
+from silkcheck.cluster import parse_address
 from silkcheck.differential import PACKET_SHARE
 from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
 from silkcheck.inputs import TRACE_MAX_BYTES, InputError, open_binary
@@ -408,7 +409,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     return run_differential(args.traces, args.random, args.seed, args.events, workers=args.workers,
                             packet_share=args.packet_share, anchor=not args.no_anchor,
-                            bmv2_log=Path(args.bmv2_log) if args.bmv2_log else None)  # fmt: skip
+                            bmv2_log=Path(args.bmv2_log).resolve() if args.bmv2_log else None,
+                            cluster=args.cluster)  # fmt: skip
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
@@ -418,16 +420,16 @@ def _p4_build_args(p: argparse.ArgumentParser) -> None:
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("traces", nargs="*", type=opt.input_file("trace"),
-                   help="trace files to run on the model and on BMv2")
+                   help="trace files to run on the model and on BMv2 (in this process)")
     p.add_argument("--random", type=opt.count(1 << 40, low=0), default=0, metavar="N", help="also run N random traces")
     p.add_argument("--seed", type=opt.SEED, default=1)
     p.add_argument("--events", type=opt.count(100_000), default=60, help="events per random trace")
     p.add_argument("--packet-share", type=opt.real(0, 1, low_open=True), default=PACKET_SHARE,
                    help=f"share of a random trace's events that are packets (default {PACKET_SHARE})")
-    p.add_argument("--workers", type=opt.count(64), default=1, help="BMv2 switches run in parallel, one trace each")
+    _cluster_args(p, 64, "of the embedded Dask cluster for the random traces, each with its own BMv2 switch")
     p.add_argument("--no-anchor", action="store_true", help="skip the raw BMv2 rate (pcap-fed) printed as the anchor")
     p.add_argument("--bmv2-log", metavar="FILE", type=opt.output_file("BMv2 log"),
-                   help="turn BMv2's packet log on, into FILE (one per worker)")
+                   help="turn BMv2's packet log on, into FILE (a worker's switch: FILE-PID)")
 
 
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
@@ -466,9 +468,16 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     _mapping_args(p)
 
 
+def _cluster_args(p: argparse.ArgumentParser, most: int, what: str) -> None:
+    p.add_argument("--workers", type=opt.count(most), default=1,
+                   help=f"worker processes {what} (default 1; with --cluster, the cluster's workers instead)")
+    p.add_argument("--cluster", type=opt.validated(parse_address, "scheduler address"), metavar="tcp://HOST:8786",
+                   help="run the tasks on the workers of this Dask scheduler instead of an embedded cluster")
+
+
 def _campaign_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=opt.duration(), default="60s", help="time budget: 30s, 10m, 1h (default 60s)")
-    p.add_argument("--workers", type=opt.count(256), default=1, help="parallel worker processes (default 1)")
+    _cluster_args(p, 256, "of the embedded Dask cluster")
     p.add_argument("--seed", type=opt.SEED, default=0)
 
 
@@ -488,12 +497,15 @@ def _fuzz_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzz.campaign import run_campaign, summary
+    from silkcheck.cluster import open_cluster
 
     if args.target == "bmv2":  # a differential campaign: random traces on the model and on BMv2
         from silkcheck.differential import run_differential
 
-        return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
-    result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
+        return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget, workers=args.workers,
+                                cluster=args.cluster)  # fmt: skip
+    with open_cluster(args.cluster, args.workers) as client:
+        result = run_campaign(client, args.target, args.budget, args.seed, Path(args.db))
     print(summary(result))
     if result.failed:
         return VIOLATION
@@ -512,8 +524,10 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
+    from silkcheck.cluster import open_cluster
 
-    text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
+    with open_cluster(args.cluster, args.workers) as client:
+        text, all_killed = mutant_table(client, args.budget, args.seed, args.names)
     print(text)
     return PASS if all_killed else VIOLATION
 
@@ -527,6 +541,20 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
     from fuzz.bench import run_fuzz_bench
 
     run_fuzz_bench(args.seconds)
+    return 0
+
+
+def _cluster_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks-per-worker", type=opt.count(10_000), default=12,
+                   help="walk tasks per worker and run (12)")
+    p.add_argument("--rounds", type=opt.count(100), default=2, help="runs of each runner per worker count (2)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+
+
+def cmd_cluster_bench(args: argparse.Namespace) -> int:
+    from fuzz.cluster_bench import run_cluster_bench
+
+    run_cluster_bench(args.tasks_per_worker, args.rounds, args.seed)
     return 0
 
 
@@ -599,6 +627,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("cluster-bench", "benchmark: campaign steps/s on a Dask LocalCluster vs plain processes, 1 and 2 workers",
+     _cluster_bench_args, cmd_cluster_bench),
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),

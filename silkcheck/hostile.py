@@ -578,6 +578,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "indir": ["missing", "afile", "emptydir", "badtraces"],
     "vip": ["1.2.3.4:80", "1.2.3.4:80/icmp", "1.2.3.4:\u0668\u0660/tcp", "x", ""],
     "pool": ["", ",", "1.2.3.4", "1.2.3.4:80,1.2.3.4:80", "1.2.3.4:\u0668\u0660"],
+    "address": ["10.0.0.5:8786", "tcp://", "http://10.0.0.5:8786", "tcp://10.0.0.5:0", "tcp://10.0.0.5:65536",
+                "tcp://10.0.0.5:8786/x", "tcp://10.0.0.5:\u0668\u0667", "", LONE],
 }  # fmt: skip
 
 # (command line a bad value is put into, option, kind of value)
@@ -632,6 +634,14 @@ OPTION_SITES: list[tuple[tuple[str, ...], str, str]] = [
     (("mutants", "teardown-without-grace"), "--budget", "duration"),
     (("mutants", "--budget", "1s", "teardown-without-grace"), "--workers", "count"),
     (("mutants", "--budget", "1s"), "", "choice"),
+    (("fuzz", "--budget", "1s"), "--cluster", "address"),
+    (("mutants", "--budget", "1s", "teardown-without-grace"), "--cluster", "address"),
+    (("diff", "--random", "1"), "--cluster", "address"),
+    (("diff", "--random", "1"), "--workers", "count"),
+    (("diff", "--random", "1"), "--packet-share", "share"),
+    (("cluster-bench",), "--tasks-per-worker", "count"),
+    (("cluster-bench",), "--rounds", "count"),
+    (("cluster-bench",), "--seed", "seed"),
     (("fuzz-bench",), "--seconds", "positive"),
     (("fuzz-fingerprint",), "--walks", "count"),
     (("prove", "--quick"), "--save", "outdir"),

@@ -135,9 +135,10 @@ def _free_port() -> int:
 
 def _dying_with_parent(command: list[str]) -> list[str]:
     """``command`` run so that the kernel ends it when the Python process that started it dies,
-    however it dies (a killed campaign worker leaves no switch behind; the signal follows the thread
-    that started it, here always a main thread): util-linux ``setpriv``
-    sets the parent-death signal and execs it. (A ``preexec_fn`` would do it too, but forks a
+    however it dies (a killed campaign worker leaves no switch behind): util-linux ``setpriv`` sets
+    the parent-death signal and execs it. The signal follows the *thread* that started it: a main
+    thread, or a Dask worker's task thread, which lives as long as its worker (Dask's executor
+    threads end only when the worker closes). (A ``preexec_fn`` would do it too, but forks a
     process whose gRPC threads then complain.)"""
     setpriv = shutil.which("setpriv")
     return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
