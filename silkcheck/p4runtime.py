@@ -21,8 +21,6 @@ from p4.v1 import p4runtime_pb2_grpc
 
 from silkcheck.targets import TargetError
 
-ELECTION_ID = p4r.Uint128(high=0, low=1)
-
 
 class P4RuntimeError(TargetError):
     """The switch refused a request or went away."""
@@ -79,15 +77,16 @@ class StreamItem(NamedTuple):
 
 
 class P4RuntimeClient:
-    def __init__(self, address: str, device_id: int = 0) -> None:
+    def __init__(self, address: str, device_id: int = 0, election_id: int = 1) -> None:
         self.device_id = device_id
+        self.election_id = p4r.Uint128(high=0, low=election_id)
         self.channel = grpc.insecure_channel(address)
         self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
         self._requests: queue.Queue[p4r.StreamMessageRequest | None] = queue.Queue()
         self.received: queue.Queue[StreamItem] = queue.Queue()
         self._stream = self.stub.StreamChannel(self._request_iterator())
         self._send(p4r.StreamMessageRequest(
-            arbitration=p4r.MasterArbitrationUpdate(device_id=device_id, election_id=ELECTION_ID)))  # fmt: skip
+            arbitration=p4r.MasterArbitrationUpdate(device_id=device_id, election_id=self.election_id)))  # fmt: skip
         first = next(self._stream)
         if not first.HasField("arbitration") or first.arbitration.status.code != 0:
             raise P4RuntimeError(f"not primary controller: {first}")
@@ -127,13 +126,13 @@ class P4RuntimeClient:
     def set_pipeline(self, p4info: P4Info, device_json: bytes) -> None:
         config = p4r.ForwardingPipelineConfig(p4info=p4info.message, p4_device_config=device_json)
         request = p4r.SetForwardingPipelineConfigRequest(
-            device_id=self.device_id, election_id=ELECTION_ID, config=config,
+            device_id=self.device_id, election_id=self.election_id, config=config,
             action=p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
         )  # fmt: skip
         self._call(self.stub.SetForwardingPipelineConfig, request, "set the pipeline")
 
     def write(self, kind: int, entity: p4r.Entity, what: str) -> None:
-        request = p4r.WriteRequest(device_id=self.device_id, election_id=ELECTION_ID)
+        request = p4r.WriteRequest(device_id=self.device_id, election_id=self.election_id)
         request.updates.add(type=kind, entity=entity)
         self._call(self.stub.Write, request, what)
 

@@ -16,7 +16,11 @@ events (ticks = µs, non-decreasing)::
        {"t": 9,  "kind": "fault", "fault": "lose_learn", "index": 0},
        {"t": 9,  "kind": "fault", "fault": "delay_learn", "index": 0, "delay": 500},
        {"t": 9,  "kind": "fault", "fault": "cpu_restart"},
-       {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"}]}
+       {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"},
+       {"t": 9,  "kind": "fault", "fault": "digest_delay", "duration": 2000000, "delay": 300000}]}
+
+The last is a *nemesis* fault (``Nemesis``): one of ``NEMESIS_FAULTS``, run only by the
+black-box target, which acts on the real switch and controller for ``duration`` µs.
 
 Loading checks everything and names the file, the event and the field of the
 first problem (``TraceError``).
@@ -28,7 +32,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from model import events as ev
 from model.config import Config, ConfigError
@@ -45,6 +49,11 @@ from model.types import (
     parse_ip,
 )
 
+NEMESIS_FAULTS = ("controller_pause", "controller_kill", "digest_delay", "digest_drop", "write_delay")
+"""Faults of the black-box target's nemesis: pause the controller process, kill it (restarted
+after ``duration``), delay or drop the digests it receives, slow its table writes."""
+NEMESIS_DELAYED = ("digest_delay", "write_delay")
+
 FORMAT = "silkcheck-trace"
 VERSION = 1
 EXPECTATIONS = ("pass", "fail")
@@ -54,11 +63,21 @@ class TraceError(ValueError):
     """A trace that cannot be loaded, with where and why."""
 
 
+class Nemesis(NamedTuple):
+    """A fault on the real switch and controller (black-box target only), lasting ``duration`` µs."""
+
+    t: int
+    fault: str
+    duration: int
+    delay: int = 0
+    """µs each digest or table write is held back (digest_delay, write_delay)."""
+
+
 @dataclass
 class Trace:
     config: Config
     vips: dict[Vip, tuple[Dip, ...]]
-    events: list[ev.Event] = field(default_factory=list)
+    events: list[ev.Event | Nemesis] = field(default_factory=list)
     name: str = ""
     description: str = ""
     expect: str | None = None
@@ -238,7 +257,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         top.fail("expected a list of events", "events")
     top.done()
 
-    events: list[ev.Event] = []
+    events: list[ev.Event | Nemesis] = []
     context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
     last_t = 0
     for i, item in enumerate(events_data):
@@ -308,7 +327,11 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
             known = ", ".join(sorted(dip_text(x) for x in c.dips))
             r.fail(f"{dip_text(dip)} is in no pool so far (known: {known})", "dip")
         return ev.DipFails(t, dip)
-    r.fail(f"unknown fault {fault!r}; expected lose_learn, delay_learn, cpu_restart or dip_fail", "fault")
+    if fault in NEMESIS_FAULTS:
+        duration = r.get("duration", TIME)
+        return Nemesis(t, fault, duration, r.get("delay", TIME) if fault in NEMESIS_DELAYED else 0)
+    known = ", ".join(("lose_learn", "delay_learn", "cpu_restart", "dip_fail", *NEMESIS_FAULTS))
+    r.fail(f"unknown fault {fault!r}; expected one of {known}", "fault")
     raise AssertionError  # unreachable: fail raises
 
 
@@ -325,7 +348,7 @@ _EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
 # ---------------------------------------------------------------- saving
 
 
-def event_to_dict(e: ev.Event) -> dict[str, Any]:
+def event_to_dict(e: ev.Event | Nemesis) -> dict[str, Any]:
     match e:
         case ev.PacketArrives(t, Packet(ft, flags, seq, ack)):
             out: dict[str, Any] = {
@@ -356,6 +379,9 @@ def event_to_dict(e: ev.Event) -> dict[str, Any]:
             return {"t": t, "kind": "fault", "fault": "cpu_restart"}
         case ev.DipFails(t, dip):
             return {"t": t, "kind": "fault", "fault": "dip_fail", "dip": dip_text(dip)}
+        case Nemesis(t, fault, duration, delay):
+            out = {"t": t, "kind": "fault", "fault": fault, "duration": duration}
+            return out | {"delay": delay} if fault in NEMESIS_DELAYED else out
     raise TypeError(f"not an event: {e!r}")
 
 

@@ -123,17 +123,24 @@ def _free_port() -> int:
 
 
 class SimpleSwitch:
-    """A ``simple_switch_grpc`` process on loopback ports, with no interfaces."""
+    """A ``simple_switch_grpc`` process: by default on loopback ports with no interfaces.
 
-    def __init__(self) -> None:
+    The black-box target gives it ``interfaces`` (port -> veth name), runs it inside a
+    network namespace (``launcher``: the command prefix that enters it) and has it serve
+    P4Runtime on a Unix socket, which every namespace can reach."""
+
+    def __init__(self, interfaces: dict[int, str] | None = None, launcher: tuple[str, ...] = (),
+                 unix_grpc: bool = False, cpu_port: int | None = CPU_PORT) -> None:  # fmt: skip
         binary = require_tool("simple_switch_grpc")
         self.workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
-        self.grpc_address = f"127.0.0.1:{_free_port()}"
+        self.grpc_address = f"unix:{self.workdir}/p4runtime.sock" if unix_grpc else f"127.0.0.1:{_free_port()}"
         self.log_path = self.workdir / "switch.log"
+        ports = [arg for port, name in sorted((interfaces or {}).items()) for arg in ("-i", f"{port}@{name}")]
+        cpu = ["--cpu-port", str(cpu_port)] if cpu_port is not None else []
         command = [
-            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()),
+            *launcher, binary, "--no-p4", "--device-id", "0", *ports, "--thrift-port", str(_free_port()),
             *self._notifications_option(binary),
-            "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
+            "--", "--grpc-server-addr", self.grpc_address, *cpu,
         ]  # fmt: skip
         with self.log_path.open("w") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from model.observations import Observation
 from model.switch import InvalidEvent, Switch
-from silkcheck.trace import Trace, TraceError
+from silkcheck.trace import Nemesis, Trace, TraceError
 
 
 class ModelTarget:
@@ -18,6 +18,9 @@ def step_all(switch: Switch, trace: Trace) -> list[Observation]:
     """Every event of ``trace`` through ``switch``; an event the state cannot take is a trace error."""
     observations: list[Observation] = []
     for index, event in enumerate(trace.events):
+        if isinstance(event, Nemesis):
+            raise TraceError(f"{trace.name or 'trace'}: events[{index}]: the {event.fault} fault acts on a real "
+                             "controller: it runs only on --target blackbox")  # fmt: skip
         try:
             observations.append(switch.step(index, event))
         except InvalidEvent as error:
