@@ -49,7 +49,8 @@ class Example:
     def build(self) -> Build:
         if self.name == "silkroad":
             return build(self.config)
-        key = hashlib.sha256(self.source.read_bytes()).hexdigest()[:16]
+        sources = sorted(self.source.parent.glob("*.p4")) + sorted((EXAMPLES / "include").glob("*.p4"))
+        key = hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:16]
         return compile_program(self.source, BUILD / f"{self.name}-{key}")
 
     def setup(self) -> Setup:

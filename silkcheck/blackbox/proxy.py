@@ -64,7 +64,7 @@ class _Servicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         try:
             yield from self.proxy.stub.Read(request)
         except grpc.RpcError as error:
-            context.abort(error.code(), error.details())
+            _relay(error, context)
 
     def SetForwardingPipelineConfig(self, request, context):  # type: ignore[no-untyped-def]
         return self._unary(self.proxy.stub.SetForwardingPipelineConfig, request, context)
@@ -80,7 +80,7 @@ class _Servicer(p4runtime_pb2_grpc.P4RuntimeServicer):
         try:
             return method(request)
         except grpc.RpcError as error:
-            context.abort(error.code(), error.details())
+            _relay(error, context)
 
     def StreamChannel(self, request_iterator, context):  # type: ignore[no-untyped-def]
         upstream_requests: queue.Queue[object] = queue.Queue()
@@ -124,6 +124,12 @@ class _Servicer(p4runtime_pb2_grpc.P4RuntimeServicer):
 
         threading.Thread(target=pump_responses, daemon=True, name="proxy-responses").start()
         yield from outbox
+
+
+def _relay(error: grpc.RpcError, context: grpc.ServicerContext) -> None:
+    """The switch's error as it sent it, binary details (P4Runtime's per-update errors) included."""
+    context.set_trailing_metadata(error.trailing_metadata())  # type: ignore[attr-defined]
+    context.abort(error.code(), error.details())  # type: ignore[attr-defined]
 
 
 class _DelayLine:

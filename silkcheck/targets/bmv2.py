@@ -45,7 +45,7 @@ from model import decisions as d
 from model import events as ev
 from model.config import Config
 from model.cpu import Cpu
-from model.dataplane import LearnChannel, LearnEvent, VipEntry
+from model.dataplane import LearnChannel, LearnEvent
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
 from model.switch import Switch
@@ -54,6 +54,7 @@ from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
 from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
+from silkcheck.silkroad_backend import SilkRoadWrites
 from silkcheck.targets.model import step_all
 from silkcheck.trace import Trace
 
@@ -186,8 +187,9 @@ class SimpleSwitch:
 
 
 @dataclass
-class P4RuntimeDataPlane(LearnChannel):
-    """The switch CPU's backend for BMv2, and the packet port of the target."""
+class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
+    """The switch CPU's backend for BMv2 (its table writes are ``SilkRoadWrites``; each packet's
+    report refreshes the idle timer of the entry it hit), and the packet port of the target."""
 
     config: Config
     plan: HashPlan
@@ -204,44 +206,8 @@ class P4RuntimeDataPlane(LearnChannel):
 
     # ------------------------------------------------------------ backend operations (model.cpu.Backend)
 
-    def insert_conn(self, stage: int, bucket: int, digest: int, version: int, now: int) -> None:
-        self.tables.insert(f"ConnTable{stage}", {"bucket": bucket, "digest": digest}, "set_version",
-                           {"version": version})  # fmt: skip
-        self.last_hit[(stage, bucket, digest)] = now
-
-    def delete_conn(self, stage: int, bucket: int, digest: int) -> None:
-        self.tables.delete(f"ConnTable{stage}", {"bucket": bucket, "digest": digest})
-        del self.last_hit[(stage, bucket, digest)]
-
     def idle_time(self, stage: int, bucket: int, digest: int, now: int) -> int:
         return now - self.last_hit[(stage, bucket, digest)]
-
-    def write_pool(self, vip: Vip, version: int, pool: tuple[Dip, ...]) -> None:
-        """Members first, then the size that makes them reachable: never a size without its members."""
-        key = _vip_key(vip) | {"version": version}
-        for index, dip in enumerate(pool):
-            self.tables.insert("DIPPoolTable", key | {"index": index}, "rewrite_dip", {"ip": dip.ip, "port": dip.port})
-        self.tables.insert("DIPPoolSize", key, "set_pool_size", {"size": len(pool)})
-        self.pool_sizes[(vip, version)] = len(pool)
-
-    def delete_pool(self, vip: Vip, version: int) -> None:
-        """The size first: from then on the version misses (drop), as in the model."""
-        key = _vip_key(vip) | {"version": version}
-        self.tables.delete("DIPPoolSize", key)
-        for index in range(self.pool_sizes.pop((vip, version))):
-            self.tables.delete("DIPPoolTable", key | {"index": index})
-
-    def write_vip(self, vip: Vip, entry: VipEntry) -> None:
-        params = {"old_version": entry.old_version, "new_version": entry.new_version, "phase": entry.phase,
-                  "epoch": entry.epoch, "slot": entry.slot}  # fmt: skip
-        if vip in self.vip_written:
-            self.tables.modify("VIPTable", _vip_key(vip), "set_vip", params)
-        else:
-            self.tables.insert("VIPTable", _vip_key(vip), "set_vip", params)
-            self.vip_written.add(vip)
-
-    def add_whitelist(self, src_ip: int) -> None:
-        self.tables.insert("Whitelist", {"src_ip": src_ip}, "NoAction")
 
     # ------------------------------------------------------------ packets
 
@@ -306,10 +272,6 @@ class P4RuntimeDataPlane(LearnChannel):
         if action == FORWARD:
             return base._replace(dip=Dip(out.dst_ip, out.dst_port))
         return base._replace(reply_flags=out.flags, reply_seq=out.seq, reply_ack=out.ack)
-
-
-def _vip_key(vip: Vip) -> dict[str, int]:
-    return {"ip": vip.ip, "port": vip.port, "proto": vip.proto}
 
 
 class Bmv2Switch(Switch):
