@@ -30,9 +30,23 @@ def _replay_source(args: argparse.Namespace) -> Trace:
     return capture_from_args(args)
 
 
+def _observe(trace: Trace, args: argparse.Namespace) -> list[Observation]:
+    if args.target == "blackbox":
+        from silkcheck.blackbox.harness import Session
+        from silkcheck.blackbox.options import chosen_setup
+
+        with Session(chosen_setup(args, with_pools=False).setup) as session:
+            return session.run(trace).observations
+    if args.target == "bmv2" and args.pause_at is not None:
+        from silkcheck.targets.bmv2 import run_paused
+
+        return run_paused(trace, args.pause_at)
+    return get_target(args.target).run(trace)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     trace = _replay_source(args)
-    observations = get_target(args.target).run(trace)
+    observations = _observe(trace, args)
     verdict = judge(trace.config, observations)
     print(f"{trace.name or args.trace} on {args.target}: {verdict.summary()}")
     if trace.description:
@@ -178,7 +192,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _targets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="model", help="where to run: model (default) or bmv2")
+    p.add_argument("--target", default="model", help="where to run: model (default), bmv2 or blackbox")
 
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
@@ -199,6 +213,11 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--update-pool", help="DIP,DIP,... the new pool of that update")
     p.add_argument("--max-packets", type=int, help="read at most this many usable packets of the capture")
     p.add_argument("--save-trace", help="also save the trace built from the capture as JSON")
+    p.add_argument("--pause-at", type=int, metavar="N",
+                   help="bmv2: stop before event N with the switch running and open a p4runtime-shell session on it")
+    from silkcheck.blackbox.options import add_setup_args
+
+    add_setup_args(p)
 
 
 def _mapping_args(p: argparse.ArgumentParser) -> None:
@@ -354,6 +373,86 @@ def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _blackbox_args(p: argparse.ArgumentParser) -> None:
+    from silkcheck.blackbox.options import add_pool_args, add_setup_args
+
+    add_setup_args(p)
+    add_pool_args(p)
+    p.add_argument("--budget", type=_budget, default=_budget("60s"), help="time to hunt: 10s, 10m (default 60s)")
+    p.add_argument("--round", type=_budget, default=_budget("3s"), help="length of each workload (default 3s)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--connections-per-s", type=float, default=100.0)
+    p.add_argument("--update-every", type=_budget, default=_budget("1s"), help="time between pool updates (1s)")
+    p.add_argument("--burst", type=int, default=8, help="new connections opened at each update (default 8)")
+    p.add_argument("--syn-flood-per-s", type=float, default=0.0, help="spoofed SYNs per second (default 0)")
+    p.add_argument("--nemesis", default="none",
+                   help="faults: all, none, or a list of controller_pause, controller_kill, digest_delay, "
+                        "digest_drop, write_delay")  # fmt: skip
+    p.add_argument("--no-shrink", action="store_true", help="save the violating workload, do not shrink it")
+    p.add_argument("--repro", type=int, default=10, help="re-runs of the shrunk trace to count (default 10)")
+    p.add_argument("--survive", action="store_true", help="do not stop at a violation: run the whole budget")
+    p.add_argument("--out", default="silkcheck-out/blackbox", help="where violating traces are saved")
+
+
+def cmd_blackbox(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.campaign import hunt, summary, survive
+    from silkcheck.blackbox.harness import Session
+    from silkcheck.blackbox.options import chosen_setup
+    from silkcheck.blackbox.workload import WorkloadSpec, nemesis_kinds
+
+    chosen = chosen_setup(args)
+    try:
+        kinds = nemesis_kinds(args.nemesis)
+    except ValueError as error:
+        raise TraceError(f"--nemesis: {error}") from None
+    spec = WorkloadSpec(int(args.round * 1e6), args.connections_per_s, int(args.update_every * 1e6), args.burst,
+                        args.syn_flood_per_s, kinds)  # fmt: skip
+    command = f"silkcheck replay --target blackbox {chosen.replay_flags}"
+    import signal
+
+    # A SIGTERM (a timeout, CI) unwinds like Ctrl-C, so the namespace and the processes go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with Session(chosen.setup) as session:
+        if args.survive:
+            text, ok = survive(session, spec, chosen.config, chosen.pools, chosen.dips, args.budget, args.seed,
+                               Path(args.out), command)  # fmt: skip
+            print(text)
+            return 0 if ok else 1
+        result = hunt(session, spec, chosen.config, chosen.pools, chosen.dips, args.budget, args.seed,
+                      Path(args.out), command, not args.no_shrink, args.repro)  # fmt: skip
+    print(summary(result, chosen.setup))
+    return 1 if result.found else 0
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("trace")
+    p.add_argument("--ptf", required=True, metavar="OUT.py", help="write a PTF test that replays the trace")
+    from silkcheck.blackbox.options import add_setup_args
+
+    add_setup_args(p)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.options import chosen_setup
+    from silkcheck.blackbox.ptf_export import export_ptf
+
+    trace = load(args.trace)
+    path = export_ptf(trace, chosen_setup(args, with_pools=False).setup, Path(args.ptf))
+    print(f"wrote {path}; run it with: {path.with_suffix('.sh')}")
+    return 0
+
+
+def cmd_build_examples(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.examples import examples
+
+    for ex in examples().values():
+        compiled = ex.build()
+        print(f"({ex.letter}) {ex.name}: {compiled.json}\n    silkcheck blackbox --program {compiled.json} "
+              f"--p4info {compiled.p4info} --controller {ex.controller_spec} --vip 20.0.0.1:80/tcp "
+              "--pool 10.0.1.10:8080,10.0.2.10:8080")  # fmt: skip
+    return 0
+
+
 Configure = Callable[[argparse.ArgumentParser], None]
 Handler = Callable[[argparse.Namespace], int]
 
@@ -376,6 +475,11 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
+    ("blackbox", "black-box PCC testing of any P4 load balancer and its controller on BMv2, with faults",
+     _blackbox_args, cmd_blackbox),
+    ("export", "export a trace as a test for other tools (--ptf: a PTF test)", _export_args, cmd_export),
+    ("build-examples", "compile the example load balancers of examples/ (needs p4c)", lambda p: None,
+     cmd_build_examples),
 ]
 
 

@@ -1,0 +1,202 @@
+"""``silkcheck blackbox``: hunt for a PCC violation, shrink it by re-running, measure how often it reproduces.
+
+Runs are real time and so nondeterministic: a shrinking step is kept when the smaller
+trace still fails on a re-run, and the final trace is re-run ``repro`` times; the
+saved trace says how many of those failed. Every violating trace is saved the moment it
+is found (the workload as it ran), then its shrunk form beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model import events as ev
+from model.config import Config
+from model.types import Dip, Vip
+from silkcheck.blackbox.harness import BlackboxRun, Session, Setup, print_progress
+from silkcheck.blackbox.workload import WorkloadSpec, generate
+from silkcheck.oracle import Verdict, judge
+from silkcheck.trace import Nemesis, Trace, save
+
+
+@dataclass
+class Found:
+    verdict: Verdict
+    run: BlackboxRun
+    saved: Path
+    after_s: float
+    shrunk: Trace | None = None
+    shrunk_saved: Path | None = None
+    reproduced: int = 0
+    repro_runs: int = 0
+    shrink_runs: int = 0
+
+
+@dataclass
+class CampaignResult:
+    rounds: int = 0
+    packets: int = 0
+    connections: int = 0
+    seconds: float = 0.0
+    found: Found | None = None
+    runs: list[BlackboxRun] = field(default_factory=list)
+
+
+def _judge(config: Config, run: BlackboxRun) -> Verdict:
+    return judge(config, run.observations)
+
+
+def hunt(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vip, tuple[Dip, ...]],
+         dips: tuple[Dip, ...], budget_s: float, seed: int, out: Path, command: str, shrink_it: bool = True,
+         repro: int = 10, progress: Callable[[str], None] = print_progress) -> CampaignResult:  # fmt: skip
+    """Rounds of fresh workloads until a violation or the budget is spent."""
+    result = CampaignResult()
+    started = time.monotonic()
+    out.mkdir(parents=True, exist_ok=True)
+    while time.monotonic() - started < budget_s:
+        trace = generate(spec, config, pools, dips, seed + result.rounds)
+        result.rounds += 1
+        run = session.run(trace)
+        verdict = _judge(config, run)
+        result.packets += run.stats.packets
+        result.connections += run.stats.connections
+        progress(f"round {result.rounds} (seed {seed + result.rounds - 1}): {run.stats.packets:,} packets, "
+                 f"{run.stats.connections:,} connections, {run.stats.packets_per_s:,.0f} packets/s: "
+                 f"{verdict.summary()}")  # fmt: skip
+        if not verdict.ok:
+            found_at = time.monotonic() - started
+            path = out / f"found-seed{seed + result.rounds - 1}.json"
+            _save(run.recorded, path, command, f"found after {found_at:.1f} s: {verdict.summary()}")
+            result.found = Found(verdict, run, path, found_at)
+            progress(f"violation after {found_at:.1f} s; saved {path}")
+            if shrink_it:
+                _shrink_and_measure(session, config, result.found, repro, command, progress)
+            break
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def survive(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vip, tuple[Dip, ...]],
+            dips: tuple[Dip, ...], budget_s: float, seed: int, out: Path, command: str,
+            progress: Callable[[str], None] = print_progress) -> tuple[str, bool]:  # fmt: skip
+    """Rounds for the whole budget, whatever they find: the survival run. Violating rounds are saved."""
+    started = time.monotonic()
+    rounds = packets = connections = violations = 0
+    busy = 0.0
+    findings: dict[str, int] = {}
+    nemesis: dict[str, int] = {}
+    out.mkdir(parents=True, exist_ok=True)
+    while time.monotonic() - started < budget_s:
+        trace = generate(spec, config, pools, dips, seed + rounds)
+        run = session.run(trace)
+        verdict = _judge(config, run)
+        rounds += 1
+        packets += run.stats.packets
+        connections += run.stats.connections
+        busy += run.stats.seconds
+        violations += len(verdict.violations)
+        for f in verdict.findings:
+            findings[f.category] = findings.get(f.category, 0) + 1
+        for kind, count in run.stats.nemesis.items():
+            nemesis[kind] = nemesis.get(kind, 0) + count
+        if not verdict.ok:
+            path = out / f"survival-seed{seed + rounds - 1}.json"
+            _save(run.recorded, path, command, verdict.summary())
+            progress(f"violation saved: {path}")
+        elapsed = time.monotonic() - started
+        progress(f"{elapsed:6.0f} s: round {rounds}: {verdict.summary()}; {packets:,} packets, "
+                 f"{connections:,} connections, {violations} violations")  # fmt: skip
+    elapsed = time.monotonic() - started
+    text = "\n".join([
+        f"survival: {rounds} rounds in {elapsed:.0f} s ({busy:.0f} s of workload on the clock)",
+        f"  {packets:,} packets ({packets / busy:,.0f} packets/s), {connections:,} connections "
+        f"({connections / busy:,.1f} connections/s)",
+        f"  nemesis: {', '.join(f'{k} x{v}' for k, v in sorted(nemesis.items())) or 'none'}",
+        f"  findings: {', '.join(f'{k} {v}' for k, v in sorted(findings.items())) or 'none'}",
+        f"  PCC violations: {violations}",
+    ])  # fmt: skip
+    return text, violations == 0
+
+
+def _save(trace: Trace, path: Path, command: str, note: str) -> None:
+    trace.expect = "fail"
+    trace.description = f"{note}. Replay: {command} {path}"
+    save(trace, path)
+
+
+def fails(session: Session, trace: Trace) -> bool:
+    return not _judge(trace.config, session.run(trace)).ok
+
+
+def _shrink_and_measure(session: Session, config: Config, found: Found, repro: int, command: str,
+                        progress: Callable[[str], None]) -> None:  # fmt: skip
+    counter = [0]
+
+    def still_fails(candidate: Trace) -> bool:
+        counter[0] += 1
+        verdict = _judge(config, session.run(candidate))
+        progress(f"shrink run {counter[0]}: {len(candidate.events)} events: {verdict.summary()}")
+        return not verdict.ok
+
+    shrunk = shrink(found.run.recorded, found.verdict, still_fails)
+    found.shrink_runs = counter[0]
+    found.reproduced = sum(fails(session, shrunk) for _ in range(repro))
+    found.repro_runs = repro
+    found.shrunk = shrunk
+    found.shrunk_saved = found.saved.with_name(found.saved.stem + "-shrunk.json")
+    _save(shrunk, found.shrunk_saved, command,
+          f"shrunk from {len(found.run.recorded.events)} to {len(shrunk.events)} events; "
+          f"reproduced {found.reproduced}/{repro} runs")  # fmt: skip
+    progress(f"shrunk to {len(shrunk.events)} events, reproduces {found.reproduced}/{repro}: {found.shrunk_saved}")
+
+
+def shrink(trace: Trace, verdict: Verdict, still_fails: Callable[[Trace], bool]) -> Trace:
+    """Smaller traces that still fail on a re-run: one violating connection with every update
+    and fault, then each update and fault away in turn, then each of its packets; last, the
+    trace moved to start at once (gaps between events kept: they are the timing)."""
+
+    def keep(events: list[ev.Event | Nemesis]) -> Trace:
+        return Trace(trace.config, dict(trace.vips), events, trace.name, trace.description)
+
+    current = trace
+    for ft in list(dict.fromkeys(f.ft for f in verdict.violations))[:3]:
+        alone = keep([e for e in trace.events if not isinstance(e, ev.PacketArrives) or e.packet.ft == ft])
+        if still_fails(alone):
+            current = alone
+            break
+    index = 0
+    while index < len(current.events):
+        rest = current.events[:index] + current.events[index + 1:]
+        packets_left = sum(isinstance(e, ev.PacketArrives) for e in rest)
+        if packets_left >= 2 and still_fails(keep(rest)):
+            current = keep(rest)
+        else:
+            index += 1
+    start = current.events[0].t - 10_000 if current.events else 0
+    if start > 0:
+        moved = keep([e._replace(t=e.t - start) for e in current.events])
+        if still_fails(moved):
+            current = moved
+    return current
+
+
+def summary(result: CampaignResult, setup: Setup) -> str:
+    lines = [f"{result.rounds} rounds, {result.packets:,} packets, {result.connections:,} connections in "
+             f"{result.seconds:.1f} s"]  # fmt: skip
+    found = result.found
+    if found is None:
+        lines.append("no PCC violation found")
+        return "\n".join(lines)
+    lines.append(f"PCC violation found after {found.after_s:.1f} s: {found.verdict.summary()}")
+    lines.append(f"  workload as it ran: {found.saved}")
+    if found.shrunk is not None:
+        packets = sum(isinstance(e, ev.PacketArrives) for e in found.shrunk.events)
+        lines.append(f"  shrunk ({found.shrink_runs} runs): {len(found.shrunk.events)} events, {packets} packets: "
+                     f"{found.shrunk_saved}")  # fmt: skip
+        lines.append(f"  reproduces {found.reproduced}/{found.repro_runs} runs")
+    lines.append(json.dumps(setup.extra) if setup.extra else "")
+    return "\n".join(line for line in lines if line)
