@@ -214,6 +214,7 @@ class _Player:
         self.loss_windows: list[tuple[int, int, int]] = []
         """(nemesis event index, from, to) µs: packets sent then may have lost their learning."""
         self.restarts: list[threading.Thread] = []
+        self.restart_failures: list[TargetError] = []
 
     def now_us(self) -> int:
         return int((time.monotonic() - self.start) * 1e6)
@@ -247,6 +248,8 @@ class _Player:
         self.wire.settle(self.barriers, self.client_port, SETTLE_TIMEOUT_S)
         for thread in self.restarts:
             thread.join()
+        if self.restart_failures:
+            raise self.restart_failures[0]
         self.stats.seconds = time.monotonic() - self.start
         return self._finish()
 
@@ -311,7 +314,10 @@ class _Player:
             return end
 
         ended: Callable[[], bool] | None = None
-        if fault.fault in ("controller_pause", "controller_kill") and (process is None or process.poll() is not None):
+        on_process = fault.fault in ("controller_pause", "controller_kill")
+        if on_process and any(thread.is_alive() for thread in self.restarts):
+            notes.append("skipped: the controller is still restarting")
+        elif on_process and (process is None or process.poll() is not None):
             notes.append("skipped: the adapter has no live controller process")
         elif fault.fault == "controller_pause":
             os.kill(process.pid, signal.SIGSTOP)
@@ -342,6 +348,8 @@ class _Player:
         def restart() -> None:
             try:
                 self.adapter.start(self.session.switch_address(), pools, True)
+            except TargetError as error:
+                self.restart_failures.append(error)
             finally:
                 self.loss_windows.append((index, killed_at - LOSS_MARGIN_US, self.now_us()))
 
