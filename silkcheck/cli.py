@@ -438,8 +438,24 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     trace = load(args.trace)
     path = export_ptf(trace, chosen_setup(args, with_pools=False).setup, Path(args.ptf))
-    print(f"wrote {path}; run it with: {path.with_suffix('.sh')}")
+    print(f"wrote {path}; run it with: silkcheck ptf {path} (and the same setup options)")
     return 0
+
+
+def _ptf_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("test", help="a test written by silkcheck export --ptf")
+    from silkcheck.blackbox.options import add_setup_args
+
+    add_setup_args(p)
+
+
+def cmd_ptf(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.options import chosen_setup
+    from silkcheck.blackbox.ptf_export import run_ptf
+
+    code = run_ptf(Path(args.test), chosen_setup(args, with_pools=False).setup)
+    print(f"ptf {args.test}: {'PASS' if code == 0 else f'FAIL (ptf exit code {code})'}")
+    return 0 if code == 0 else 1
 
 
 def cmd_build_examples(args: argparse.Namespace) -> int:
@@ -478,6 +494,7 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("blackbox", "black-box PCC testing of any P4 load balancer and its controller on BMv2, with faults",
      _blackbox_args, cmd_blackbox),
     ("export", "export a trace as a test for other tools (--ptf: a PTF test)", _export_args, cmd_export),
+    ("ptf", "run a test written by export --ptf under ptf, against BMv2 on veth pairs", _ptf_args, cmd_ptf),
     ("build-examples", "compile the example load balancers of examples/ (needs p4c)", lambda p: None,
      cmd_build_examples),
 ]
