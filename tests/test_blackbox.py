@@ -1,0 +1,140 @@
+"""The black-box target: its trace events, workloads, shrinking, and real runs on BMv2 with veth pairs.
+
+The real runs need p4c, simple_switch_grpc and root (a network namespace); without them they skip.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from model import events as ev
+from model.config import Config
+from silkcheck.blackbox.campaign import shrink
+from silkcheck.blackbox.examples import DIPS, VIP, example
+from silkcheck.blackbox.harness import check_blackbox_trace
+from silkcheck.blackbox.workload import WorkloadSpec, generate, nemesis_kinds
+from silkcheck.oracle import judge
+from silkcheck.targets.model import ModelTarget
+from silkcheck.trace import Nemesis, TraceError, dumps, load, loads
+
+DATA = Path(__file__).parent / "data"
+MOVED = DATA / "blackbox-stateless-moved.json"
+
+MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
+if os.geteuid() != 0:
+    MISSING.append("root (for a network namespace with veth pairs)")
+needs_bmv2 = pytest.mark.skipif(bool(MISSING), reason=f"{' and '.join(MISSING)} missing")
+
+
+def workload(seed=1, **kw):
+    spec = WorkloadSpec(duration_us=2_000_000, **kw)
+    return generate(spec, Config(), {VIP: DIPS[:2]}, DIPS, seed)
+
+
+def test_nemesis_faults_round_trip_through_the_trace_language():
+    trace = workload(nemesis=nemesis_kinds("all"))
+    faults = [e for e in trace.events if isinstance(e, Nemesis)]
+    assert faults and {f.fault for f in faults} <= set(nemesis_kinds("all"))
+    assert loads(dumps(trace)).events == trace.events
+
+
+def test_a_nemesis_fault_without_its_duration_is_an_error_naming_the_field():
+    text = dumps(workload(nemesis=("digest_delay",))).replace('"duration": ', '"lasting": ', 1)
+    with pytest.raises(TraceError, match=r"events\[\d+\] \(fault\)\.duration: missing"):
+        loads(text, "t.json")
+
+
+def test_the_model_refuses_nemesis_faults_and_blackbox_refuses_cpu_steps():
+    trace = workload(nemesis=("controller_kill",))
+    with pytest.raises(TraceError, match="runs only on --target blackbox"):
+        ModelTarget().run(trace)
+    trace.events.append(ev.CpuLearns(trace.events[-1].t))
+    with pytest.raises(TraceError, match="holds only packet, update and nemesis"):
+        check_blackbox_trace(trace)
+
+
+def test_workloads_are_reproducible_from_their_seed_and_open_bursts_at_updates():
+    assert workload(3).events == workload(3).events != workload(4).events
+    trace = workload(3, burst=5)
+    updates = [e.t for e in trace.events if isinstance(e, ev.UpdateRequested)]
+    syns = [e.t for e in trace.events if isinstance(e, ev.PacketArrives) and e.packet.is_syn]
+    assert updates and all(sum(abs(t - u) <= 2000 for t in syns) >= 5 for u in updates)
+
+
+def test_nemesis_kinds_name_the_unknown_fault():
+    with pytest.raises(ValueError, match="unknown nemesis fault"):
+        nemesis_kinds("digest_delay,unplug")
+
+
+def test_shrink_keeps_one_violating_connection_and_what_it_needs():
+    """Shrinking on the model target (deterministic): a stateless trace is judged by the oracle."""
+    trace = load(MOVED)
+    noise = workload(5, connections_per_s=20.0, burst=0)
+    events = sorted(trace.events + [e for e in noise.events if isinstance(e, ev.PacketArrives)], key=lambda e: e.t)
+    big = trace.__class__(trace.config, trace.vips, events)
+    ft = trace.packets[0].packet.ft
+
+    def still_fails(candidate):
+        has = [e for e in candidate.events if isinstance(e, ev.PacketArrives) and e.packet.ft == ft]
+        return len(has) == 2 and any(isinstance(e, ev.UpdateRequested) for e in candidate.events)
+
+    small = shrink(big, _verdict_naming(ft), still_fails)
+    assert [type(e) for e in small.events] == [ev.PacketArrives, ev.UpdateRequested, ev.PacketArrives]
+    assert small.events[0].t == 10_000
+
+
+def _verdict_naming(ft):
+    from silkcheck.oracle import VIOLATION, Finding, Verdict
+
+    return Verdict([Finding(VIOLATION, "moved", ft, 1, [], [], "")], [])
+
+
+# ---------------------------------------------------------------- on BMv2, with veth pairs
+
+
+@pytest.fixture(scope="module")
+def sessions():
+    from silkcheck.blackbox.harness import Session
+
+    opened = {}
+
+    def get(name):
+        if name not in opened:
+            opened[name] = Session(example(name).setup())
+        return opened[name]
+
+    yield get
+    for session in opened.values():
+        session.close()
+
+
+@needs_bmv2
+def test_the_stateless_example_moves_the_connection_of_its_shrunk_counterexample(sessions):
+    trace = load(MOVED)
+    run = sessions("stateless").run(trace)
+    verdict = judge(trace.config, run.observations)
+    assert [f.category for f in verdict.findings] == ["violation"]
+    assert run.stats.packets == 2 and run.recorded.events[1].t > run.recorded.events[0].t
+
+
+@needs_bmv2
+def test_silkroad_keeps_that_connection_and_the_flip_example_too(sessions):
+    """(b) installs the connection long before the update; (c) is PCC-safe."""
+    trace = load(MOVED)
+    for name in ("flip", "silkroad"):
+        verdict = judge(trace.config, sessions(name).run(trace).observations)
+        assert verdict.ok, name
+
+
+@needs_bmv2
+def test_drops_are_known_by_the_barrier_rule(sessions):
+    """A packet to a VIP the program does not know is dropped: the barrier after it says so."""
+    trace = load(MOVED)
+    stray = trace.packets[0].packet
+    stray = stray._replace(ft=stray.ft._replace(dst_port=81))
+    trace.events.insert(0, ev.PacketArrives(0, stray))
+    run = sessions("stateless").run(trace)
+    actions = [o.action for o in run.observations if hasattr(o, "action")]
+    assert actions == ["drop", "forward", "forward"]
