@@ -32,6 +32,7 @@ import queue
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections import deque
@@ -56,7 +57,7 @@ from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
 from silkcheck.silkroad_backend import SilkRoadWrites
 from silkcheck.targets.model import step_all
-from silkcheck.trace import Trace
+from silkcheck.trace import Trace, TraceError
 
 CPU_PORT = 255
 PACKET_TIMEOUT_S = 10.0
@@ -355,3 +356,24 @@ class Bmv2Target:
 def shared_target() -> Bmv2Target:
     """One switch process per Python process, reused by every run (each run reloads the pipeline)."""
     return Bmv2Target()
+
+
+def run_paused(trace: Trace, pause_at: int) -> list[Observation]:
+    """Events before ``pause_at`` on the shared switch, then stop with it running so a person can
+    read its tables from a p4runtime-shell session (the command is printed); Enter ends the pause.
+    The observations (and so the verdict) are those of the events before the pause."""
+    if not 0 <= pause_at <= len(trace.events):
+        raise TraceError(f"--pause-at {pause_at}: the trace has events 0..{len(trace.events) - 1}")
+    target = shared_target()
+    dataplane = target.dataplane(trace.config)
+    cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips)
+    head = Trace(trace.config, trace.vips, trace.events[:pause_at], trace.name)
+    observations = step_all(Bmv2Switch(trace.config, dataplane, cpu), head)  # type: ignore[arg-type]
+    assert target._switch is not None
+    address = target._switch.grpc_address
+    print(f"paused before events[{pause_at}] with simple_switch_grpc running at {address}. In another shell:")
+    print(f"  {sys.executable} -m p4runtime_sh --grpc-addr {address} --device-id 0 --election-id 0,2")
+    print("  (then e.g. TableEntry('ConnTable0').read(lambda e: print(e)), TableEntry('VIPTable').read(...))")
+    print("press Enter to end the pause", flush=True)
+    sys.stdin.readline()
+    return observations
