@@ -6,13 +6,18 @@ this module by putting ``examples/`` on ``sys.path``.
 
 from __future__ import annotations
 
+import grpc
 import p4runtime_sh.shell as sh
 
 from model.types import Dip, Vip, ip_str
-from silkcheck.blackbox.controller import ControllerArgs
+from silkcheck.blackbox.controller import START_TIMEOUT_S, ControllerArgs
 
 
 def connect(args: ControllerArgs) -> None:
+    """A p4runtime-shell session, once the switch's P4Runtime address accepts connections
+    (p4runtime-shell allows only 2 s from its first connection attempt to the arbitration)."""
+    with grpc.insecure_channel(args.switch.grpc_address) as channel:
+        grpc.channel_ready_future(channel).result(timeout=START_TIMEOUT_S)
     sh.setup(device_id=args.switch.device_id, grpc_addr=args.switch.grpc_address,
              election_id=(0, args.switch.election_id), verbose=False)  # fmt: skip
 

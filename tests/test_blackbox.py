@@ -138,3 +138,13 @@ def test_drops_are_known_by_the_barrier_rule(sessions):
     run = sessions("stateless").run(trace)
     actions = [o.action for o in run.observations if hasattr(o, "action")]
     assert actions == ["drop", "forward", "forward"]
+
+
+@needs_bmv2
+def test_the_exported_ptf_test_of_the_stateless_counterexample_fails_on_it_and_passes_on_silkroad(tmp_path):
+    """PTF runs the exported test on each setup: (a) moves the connection, (c) keeps it."""
+    from silkcheck.blackbox.ptf_export import export_ptf, run_ptf
+
+    test = export_ptf(load(MOVED), example("stateless").setup(), tmp_path / "moved_cex.py")
+    assert run_ptf(test, example("stateless").setup()) != 0
+    assert run_ptf(test, example("silkroad").setup()) == 0

@@ -35,17 +35,25 @@ from pathlib import Path
 from typing import NamedTuple, Protocol
 
 from model.types import Dip, Vip
+from silkcheck.processes import stop_process
 from silkcheck.targets import TargetError
 from silkcheck.trace import dip_text, parse_dip, parse_vip, vip_text
 
 READY = "ready"
 START_TIMEOUT_S = 60.0
+START_ATTEMPTS = 3
 
 Pools = dict[Vip, tuple[Dip, ...]]
 
 
 class ControllerError(TargetError):
     """The controller did not start, or its adapter cannot be loaded."""
+
+
+class ControllerExited(ControllerError):
+    """The controller's process ended before it reported ready: worth another start (an adapter
+    may raise it too). On a loaded machine p4runtime-shell gives up on a switch that takes more
+    than 2 s to answer its arbitration, and exits."""
 
 
 class SwitchAddress(NamedTuple):
@@ -94,6 +102,20 @@ def parse_pools(text: str) -> Pools:
     return {parse_vip(v): tuple(parse_dip(d) for d in p) for v, p in json.loads(text).items()}
 
 
+def start_controller(adapter: ControllerAdapter, address: Callable[[], SwitchAddress], pools: Pools, restart: bool,
+                     attempts: int = START_ATTEMPTS) -> int:  # fmt: skip
+    """``adapter.start``, again (with a fresh address: a higher election id) while the controller
+    exits during its start, up to ``attempts`` times; returns how many starts failed first."""
+    for failed in range(attempts):
+        try:
+            adapter.start(address(), pools, restart)
+            return failed
+        except ControllerExited:
+            if failed == attempts - 1:
+                raise
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 class ProcessController:
     """An adapter for a controller script run in its own process (subclass it and set ``script``)."""
 
@@ -132,11 +154,11 @@ class ProcessController:
                 line = self.process.stdout.readline()
                 if line.strip() == READY:
                     return
-                if not line:
-                    break
-        self.process.kill()
-        self.process.wait()
-        raise ControllerError(f"{self.script} did not report ready:\n{self.log_tail()}")
+                if not line:  # stdout closed: the process is ending
+                    stop_process(self.process, grace_s=5)
+                    raise ControllerExited(f"{self.script} exited before it reported ready:\n{self.log_tail()}")
+        stop_process(self.process, grace_s=0)
+        raise ControllerError(f"{self.script} did not report ready within {START_TIMEOUT_S:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 15) -> str:
         try:
@@ -154,15 +176,8 @@ class ProcessController:
             pass  # the controller is dead (a kill): the request is lost, as the operator's would be
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
         self.process = None
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from model import events as ev
 from model.observations import CpuObservation, Observation, PacketObservation
 from model.types import ACK, PROTO_TCP, FiveTuple, Packet, parse_ip
-from silkcheck.blackbox.controller import ControllerAdapter, Pools, SwitchAddress, load_adapter
+from silkcheck.blackbox.controller import ControllerAdapter, Pools, SwitchAddress, load_adapter, start_controller
 from silkcheck.blackbox.ports import Namespace
 from silkcheck.blackbox.proxy import P4RuntimeProxy
 from silkcheck.blackbox.wire import Wire
@@ -79,6 +79,8 @@ class RunStats:
     unknown_frames: int = 0
     nemesis: dict[str, int] = field(default_factory=dict)
     proxy: dict[str, int] = field(default_factory=dict)
+    failed_starts: int = 0
+    """Controller (re)starts that exited before ready and were started again."""
 
     @property
     def packets_per_s(self) -> float:
@@ -165,9 +167,11 @@ class Session:
         check_blackbox_trace(trace)
         self.load_pipeline()
         adapter: ControllerAdapter = self.adapter_class()
-        adapter.start(self.switch_address(), dict(trace.vips), False)
+        failed_starts = start_controller(adapter, self.switch_address, dict(trace.vips), False)
         try:
-            return _Player(self, adapter, trace, progress, stop).play()
+            player = _Player(self, adapter, trace, progress, stop)
+            player.stats.failed_starts = failed_starts
+            return player.play()
         finally:
             adapter.stop()
 
@@ -347,7 +351,7 @@ class _Player:
 
         def restart() -> None:
             try:
-                self.adapter.start(self.session.switch_address(), pools, True)
+                self.stats.failed_starts += start_controller(self.adapter, self.session.switch_address, pools, True)
             except TargetError as error:
                 self.restart_failures.append(error)
             finally:

@@ -31,6 +31,7 @@ Sends the trace's packets, asks the controller adapter for its pool changes at t
 points, and asserts PCC on what comes out. Run: {runner}
 """
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -41,16 +42,20 @@ from ptf.base_tests import BaseTest
 
 from model.events import PacketArrives
 from silkcheck import frames
-from silkcheck.blackbox.controller import SwitchAddress, load_adapter
+from silkcheck.blackbox.controller import SwitchAddress, load_adapter, start_controller
 from silkcheck.p4runtime import P4Info, P4RuntimeClient
 from silkcheck.trace import from_dict
 
 TRACE = json.loads({trace!r})
-PROGRAM = {program!r}
-P4INFO = {p4info!r}
-CONTROLLER = {controller!r}
-CLIENT_PORT = {client_port}
-SERVER_PORTS = {server_ports!r}
+SETUP = {{
+    # The load balancer the trace was exported from; PTF test parameters of the same names
+    # (silkcheck ptf sets them from its setup options) run it on another.
+    "program": {program!r},
+    "p4info": {p4info!r},
+    "controller": {controller!r},
+    "client_port": {client_port},
+    "server_ports": {server_ports!r},
+}}
 QUIET_S = 1.0
 """The test waits this long after the last frame for more: PTF has no barrier."""
 
@@ -60,14 +65,17 @@ class PccTest(BaseTest):
         BaseTest.setUp(self)
         self.dataplane = ptf.dataplane_instance
         self.dataplane.flush()
-        grpc = testutils.test_params_get()["grpc"]
-        loader = P4RuntimeClient(grpc, election_id=1)
-        with open(PROGRAM, "rb") as device_json:
-            loader.set_pipeline(P4Info(Path(P4INFO)), device_json.read())
+        params = testutils.test_params_get()
+        self.setup = {{name: params.get(name, default) for name, default in SETUP.items()}}
+        grpc = params["grpc"]
+        elections = itertools.count(1)
+        loader = P4RuntimeClient(grpc, election_id=next(elections))
+        with open(self.setup["program"], "rb") as device_json:
+            loader.set_pipeline(P4Info(Path(self.setup["p4info"])), device_json.read())
         loader.close()
         self.trace = from_dict(TRACE, "exported trace")
-        self.adapter = load_adapter(CONTROLLER)()
-        self.adapter.start(SwitchAddress(grpc, 0, 2), dict(self.trace.vips), False)
+        self.adapter = load_adapter(self.setup["controller"])()
+        start_controller(self.adapter, lambda: SwitchAddress(grpc, 0, next(elections)), dict(self.trace.vips), False)
 
     def tearDown(self):
         self.adapter.stop()
@@ -82,7 +90,7 @@ class PccTest(BaseTest):
             if isinstance(event, PacketArrives):
                 sent[number] = event.packet
                 frame = frames.packet_frame(event.packet)._replace(ident=number).to_bytes()
-                testutils.send_packet(self, CLIENT_PORT, frame)
+                testutils.send_packet(self, self.setup["client_port"], frame)
             else:
                 self.adapter.change_pool(event.vip, event.pool)
         dips = {{}}
@@ -90,7 +98,7 @@ class PccTest(BaseTest):
             result = testutils.dp_poll(self, timeout=QUIET_S)
             if not isinstance(result, self.dataplane.PollSuccess):
                 break
-            if result.port not in SERVER_PORTS:
+            if result.port not in self.setup["server_ports"]:
                 continue
             out = frames.parse(bytes(result.packet))
             if out.ident in sent:
@@ -118,13 +126,16 @@ def export_ptf(trace: Trace, setup: Setup, out: Path) -> Path:
     runner = f"silkcheck ptf {out} " + (f"--example {setup.extra['example']}" if "example" in setup.extra else
                                          f"--program {setup.program} --p4info {setup.p4info} "
                                          f"--controller {setup.controller}")  # fmt: skip
-    out.write_text(TEMPLATE.format(
-        source=trace.name or "a trace", name=trace.description or "", runner=runner, trace=json.dumps(data),
-        program=str(Path(setup.program).resolve()), p4info=str(Path(setup.p4info).resolve()),
-        controller=_absolute(setup.controller), client_port=setup.client_ports[0],
-        server_ports=tuple(setup.server_ports),
-    ))  # fmt: skip
+    out.write_text(TEMPLATE.format(source=trace.name or "a trace", name=trace.description or "", runner=runner,
+                                   trace=json.dumps(data), **_setup_params(setup)))  # fmt: skip
     return out
+
+
+def _setup_params(setup: Setup) -> dict[str, object]:
+    """The setup as the exported test reads it: absolute paths, the first client port."""
+    return {"program": str(Path(setup.program).resolve()), "p4info": str(Path(setup.p4info).resolve()),
+            "controller": _absolute(setup.controller), "client_port": setup.client_ports[0],
+            "server_ports": tuple(setup.server_ports)}  # fmt: skip
 
 
 def _absolute(spec: str) -> str:
@@ -143,9 +154,10 @@ def run_ptf(test: Path, setup: Setup) -> int:
             interfaces = [arg for port in setup.ports for arg in ("-i", f"{port}@{namespace.harness_side(port)}")]
             ptf = Path(sys.executable).with_name("ptf")
             logs = switch.workdir / "ptf-logs"  # not the switch's own folder: ptf empties its log folder
+            params = {"grpc": switch.grpc_address, **_setup_params(setup)}
             command = [
-                *namespace.launcher, str(ptf), "--test-dir", str(test.parent), *interfaces,
-                "--log-dir", str(logs), "--test-params", f"grpc='{switch.grpc_address}'", test.stem,
+                *namespace.launcher, str(ptf), "--test-dir", str(test.parent), *interfaces, "--log-dir", str(logs),
+                "--test-params", ";".join(f"{name}={value!r}" for name, value in params.items()), test.stem,
             ]  # fmt: skip
             return subprocess.run(command, check=False).returncode
         finally:

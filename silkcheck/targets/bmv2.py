@@ -55,6 +55,7 @@ from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
 from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
+from silkcheck.processes import stop_process
 from silkcheck.silkroad_backend import SilkRoadWrites
 from silkcheck.targets.model import step_all
 from silkcheck.trace import Trace, TraceError
@@ -177,13 +178,7 @@ class SimpleSwitch:
             return "(no log)"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
