@@ -373,6 +373,13 @@ def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (argparse reports anything else as bad input, exit 2)."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
 def _blackbox_args(p: argparse.ArgumentParser) -> None:
     from silkcheck.blackbox.options import add_pool_args, add_setup_args
 
@@ -389,7 +396,10 @@ def _blackbox_args(p: argparse.ArgumentParser) -> None:
                    help="faults: all, none, or a list of controller_pause, controller_kill, digest_delay, "
                         "digest_drop, write_delay")  # fmt: skip
     p.add_argument("--no-shrink", action="store_true", help="save the violating workload, do not shrink it")
-    p.add_argument("--repro", type=int, default=10, help="re-runs of the shrunk trace to count (default 10)")
+    p.add_argument("--repro", type=_count, default=10, help="re-runs of the shrunk trace to count (default 10)")
+    p.add_argument("--shrink-runs", type=_count, default=200, help="candidates the shrinker may try (default 200)")
+    p.add_argument("--shrink-confirm", type=_count, default=2,
+                   help="a candidate counts as failing after this many failing runs in a row (default 2)")
     p.add_argument("--survive", action="store_true", help="do not stop at a violation: run the whole budget")
     p.add_argument("--out", default="silkcheck-out/blackbox", help="where violating traces are saved")
 
@@ -419,7 +429,8 @@ def cmd_blackbox(args: argparse.Namespace) -> int:
             print(text)
             return 0 if ok else 1
         result = hunt(session, spec, chosen.config, chosen.pools, chosen.dips, args.budget, args.seed,
-                      Path(args.out), command, not args.no_shrink, args.repro)  # fmt: skip
+                      Path(args.out), command, not args.no_shrink, args.repro, args.shrink_runs,
+                      args.shrink_confirm)  # fmt: skip
     print(summary(result, chosen.setup))
     return 1 if result.found else 0
 

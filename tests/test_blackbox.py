@@ -11,9 +11,9 @@ import pytest
 
 from model import events as ev
 from model.config import Config
-from silkcheck.blackbox.campaign import shrink
 from silkcheck.blackbox.examples import DIPS, VIP, example
 from silkcheck.blackbox.harness import check_blackbox_trace
+from silkcheck.blackbox.shrink import Budget, ddmin, shrink
 from silkcheck.blackbox.workload import WorkloadSpec, generate, nemesis_kinds
 from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
@@ -69,26 +69,44 @@ def test_nemesis_kinds_name_the_unknown_fault():
 
 
 def test_shrink_keeps_one_violating_connection_and_what_it_needs():
-    """Shrinking on the model target (deterministic): a stateless trace is judged by the oracle."""
+    """Shrinking with a deterministic judge: the trace's two packets and its update, among noise."""
     trace = load(MOVED)
     noise = workload(5, connections_per_s=20.0, burst=0)
     events = sorted(trace.events + [e for e in noise.events if isinstance(e, ev.PacketArrives)], key=lambda e: e.t)
     big = trace.__class__(trace.config, trace.vips, events)
     ft = trace.packets[0].packet.ft
+    runs = []
 
     def still_fails(candidate):
+        runs.append(len(candidate.events))
         has = [e for e in candidate.events if isinstance(e, ev.PacketArrives) and e.packet.ft == ft]
         return len(has) == 2 and any(isinstance(e, ev.UpdateRequested) for e in candidate.events)
 
-    small = shrink(big, _verdict_naming(ft), still_fails)
+    small = shrink(big, _verdict_naming(trace), still_fails, Budget(200))
     assert [type(e) for e in small.events] == [ev.PacketArrives, ev.UpdateRequested, ev.PacketArrives]
     assert small.events[0].t == 10_000
+    assert len(runs) < 60 < len(events)  # delta debugging, not a run per event
 
 
-def _verdict_naming(ft):
+def test_ddmin_finds_the_two_items_that_matter_and_stops_at_its_budget():
+    def fails(items):
+        return {17, 63} <= set(items)
+
+    budget = Budget(10_000)
+    assert ddmin(range(1000), fails, budget) == [17, 63]
+    assert budget.spent < 200  # removing one item at a time takes 1,000 runs
+    tight = Budget(3)
+    partial = ddmin(range(1000), fails, tight)
+    assert tight.spent == 3 and fails(partial) and len(partial) < 1000
+
+
+def _verdict_naming(trace):
+    from model.observations import FORWARD, PacketObservation
     from silkcheck.oracle import VIOLATION, Finding, Verdict
 
-    return Verdict([Finding(VIOLATION, "moved", ft, 1, [], [], "")], [])
+    second = trace.packets[1]
+    moved = PacketObservation(2, second.t, second.packet, FORWARD)
+    return Verdict([Finding(VIOLATION, "moved", second.packet.ft, 1, [moved], [], "")], [])
 
 
 # ---------------------------------------------------------------- on BMv2, with veth pairs

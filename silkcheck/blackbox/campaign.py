@@ -1,9 +1,10 @@
 """``silkcheck blackbox``: hunt for a PCC violation, shrink it by re-running, measure how often it reproduces.
 
-Runs are real time and so nondeterministic: a shrinking step is kept when the smaller
-trace still fails on a re-run, and the final trace is re-run ``repro`` times; the
-saved trace says how many of those failed. Every violating trace is saved the moment it
-is found (the workload as it ran), then its shrunk form beside it.
+Runs are real time and so nondeterministic: a shrinking step (``shrink.py``) is kept when
+the smaller trace fails ``confirm`` re-runs in a row, and the final trace is re-run
+``repro`` times; the saved trace says how many of those failed. Every violating trace is
+saved the moment it is found (the workload as it ran), then the smallest failing trace
+beside it each time the shrinker finds a smaller one.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from model import events as ev
 from model.config import Config
 from model.types import Dip, Vip
 from silkcheck.blackbox.harness import BlackboxRun, Session, Setup, print_progress
+from silkcheck.blackbox.shrink import Budget, shrink
 from silkcheck.blackbox.workload import WorkloadSpec, generate
 from silkcheck.oracle import Verdict, judge
-from silkcheck.trace import Nemesis, Trace, save
+from silkcheck.trace import Trace, save
 
 
 @dataclass
@@ -52,7 +54,8 @@ def _judge(config: Config, run: BlackboxRun) -> Verdict:
 
 def hunt(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vip, tuple[Dip, ...]],
          dips: tuple[Dip, ...], budget_s: float, seed: int, out: Path, command: str, shrink_it: bool = True,
-         repro: int = 10, progress: Callable[[str], None] = print_progress) -> CampaignResult:  # fmt: skip
+         repro: int = 10, shrink_runs: int = 200, confirm: int = 2,
+         progress: Callable[[str], None] = print_progress) -> CampaignResult:  # fmt: skip
     """Rounds of fresh workloads until a violation or the budget is spent."""
     result = CampaignResult()
     started = time.monotonic()
@@ -74,7 +77,7 @@ def hunt(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vip, 
             result.found = Found(verdict, run, path, found_at)
             progress(f"violation after {found_at:.1f} s; saved {path}")
             if shrink_it:
-                _shrink_and_measure(session, config, result.found, repro, command, progress)
+                _shrink_and_measure(session, config, result.found, repro, command, progress, shrink_runs, confirm)
             break
     result.seconds = time.monotonic() - started
     return result
@@ -133,55 +136,35 @@ def fails(session: Session, trace: Trace) -> bool:
 
 
 def _shrink_and_measure(session: Session, config: Config, found: Found, repro: int, command: str,
-                        progress: Callable[[str], None]) -> None:  # fmt: skip
-    counter = [0]
+                        progress: Callable[[str], None], budget_runs: int, confirm: int) -> None:  # fmt: skip
+    """Shrink (a candidate counts as failing when it fails ``confirm`` runs in a row; the
+    smallest so far is saved as it is found), then count how often the result reproduces."""
+    path = found.saved.with_name(found.saved.stem + "-shrunk.json")
+    original = len(found.run.recorded.events)
+    budget = Budget(budget_runs)
+    runs = [0]
 
     def still_fails(candidate: Trace) -> bool:
-        counter[0] += 1
-        verdict = _judge(config, session.run(candidate))
-        progress(f"shrink run {counter[0]}: {len(candidate.events)} events: {verdict.summary()}")
-        return not verdict.ok
+        for attempt in range(confirm):
+            runs[0] += 1
+            verdict = _judge(config, session.run(candidate))
+            progress(f"shrink run {runs[0]} (candidate {budget.spent}/{budget.runs}"
+                     f"{f', confirming {attempt + 1}/{confirm}' if attempt else ''}): {len(candidate.events)} events: "
+                     f"{verdict.summary()}")  # fmt: skip
+            if verdict.ok:
+                return False
+        _save(candidate, path, command, f"shrinking: {len(candidate.events)} of {original} events so far")
+        return True
 
-    shrunk = shrink(found.run.recorded, found.verdict, still_fails)
-    found.shrink_runs = counter[0]
+    shrunk = shrink(found.run.recorded, found.verdict, still_fails, budget)
+    found.shrink_runs = runs[0]
     found.reproduced = sum(fails(session, shrunk) for _ in range(repro))
     found.repro_runs = repro
     found.shrunk = shrunk
-    found.shrunk_saved = found.saved.with_name(found.saved.stem + "-shrunk.json")
-    _save(shrunk, found.shrunk_saved, command,
-          f"shrunk from {len(found.run.recorded.events)} to {len(shrunk.events)} events; "
-          f"reproduced {found.reproduced}/{repro} runs")  # fmt: skip
-    progress(f"shrunk to {len(shrunk.events)} events, reproduces {found.reproduced}/{repro}: {found.shrunk_saved}")
-
-
-def shrink(trace: Trace, verdict: Verdict, still_fails: Callable[[Trace], bool]) -> Trace:
-    """Smaller traces that still fail on a re-run: one violating connection with every update
-    and fault, then each update and fault away in turn, then each of its packets; last, the
-    trace moved to start at once (gaps between events kept: they are the timing)."""
-
-    def keep(events: list[ev.Event | Nemesis]) -> Trace:
-        return Trace(trace.config, dict(trace.vips), events, trace.name, trace.description)
-
-    current = trace
-    for ft in list(dict.fromkeys(f.ft for f in verdict.violations))[:3]:
-        alone = keep([e for e in trace.events if not isinstance(e, ev.PacketArrives) or e.packet.ft == ft])
-        if still_fails(alone):
-            current = alone
-            break
-    index = 0
-    while index < len(current.events):
-        rest = current.events[:index] + current.events[index + 1:]
-        packets_left = sum(isinstance(e, ev.PacketArrives) for e in rest)
-        if packets_left >= 2 and still_fails(keep(rest)):
-            current = keep(rest)
-        else:
-            index += 1
-    start = current.events[0].t - 10_000 if current.events else 0
-    if start > 0:
-        moved = keep([e._replace(t=e.t - start) for e in current.events])
-        if still_fails(moved):
-            current = moved
-    return current
+    found.shrunk_saved = path
+    _save(shrunk, path, command, f"shrunk from {original} to {len(shrunk.events)} events in {runs[0]} runs; "
+                                 f"reproduced {found.reproduced}/{repro} runs")  # fmt: skip
+    progress(f"shrunk to {len(shrunk.events)} events, reproduces {found.reproduced}/{repro}: {path}")
 
 
 def summary(result: CampaignResult, setup: Setup) -> str:
