@@ -427,6 +427,11 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
 #endif
 
     // ------------------------------------------------------------ ConnTable
+    //
+    // support_timeout: the switch times every hit, so a controller that gives an entry an
+    // idle timeout reads how long it has been idle over P4Runtime (time_since_last_hit)
+    // and needs no report of plain hits. Entries written without one (idle_timeout_ns 0,
+    // as the BMv2 target's) are never aged by the switch.
 
     action set_version(bit<VERSION_BITS> version) {
         meta.hit = 1;
@@ -438,6 +443,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #if STAGES > 1
     table ConnTable1 {
@@ -445,6 +451,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 2
@@ -453,6 +460,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 3
@@ -461,6 +469,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 4
@@ -469,6 +478,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 5
@@ -477,6 +487,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 6
@@ -485,6 +496,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 7
@@ -493,6 +505,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 

@@ -166,3 +166,60 @@ def test_the_exported_ptf_test_of_the_stateless_counterexample_fails_on_it_and_p
     test = export_ptf(load(MOVED), example("stateless").setup(), tmp_path / "moved_cex.py")
     assert run_ptf(test, example("stateless").setup()) != 0
     assert run_ptf(test, example("silkroad").setup()) == 0
+
+
+SHORT_IDLE = DATA / "silkroad-short-idle.json"
+
+
+def _conn_table_keys(session, stages):
+    """(stage, bucket, digest) of every ConnTable entry in the switch, read over P4Runtime."""
+    from p4.v1 import p4runtime_pb2 as p4r
+
+    from silkcheck.p4runtime import P4RuntimeClient, decode
+
+    client = P4RuntimeClient(session.switch.grpc_address, election_id=1000)
+    keys = set()
+    try:
+        for stage in range(stages):
+            table = session.info.tables[f"ConnTable{stage}"]
+            names = {field_id: name for name, (field_id, _) in table.keys.items()}
+            request = p4r.ReadRequest(device_id=0)
+            request.entities.add().table_entry.table_id = table.id
+            for response in client.stub.Read(request):
+                for entity in response.entities:
+                    match = {names[m.field_id]: decode(m.exact.value) for m in entity.table_entry.match}
+                    keys.add((stage, match["bucket"], match["digest"]))
+    finally:
+        client.close()
+    return keys
+
+
+@needs_bmv2
+def test_silkroad_keeps_a_connection_that_outlives_the_idle_timeout_and_expires_a_silent_one():
+    """(c) with a 5 s idle timeout: A sends every 250 ms for 7 s while its pool changes to DIPs it
+    never had (an expiry would move it), B sends once. The Cpu learns A's hits from the switch's
+    idle times (no packet of A reports a hit), so A keeps its entry, and B's is expired."""
+    import json
+
+    from model.hashing import HashPlan
+    from model.types import ACK, PSH, FiveTuple, Packet, parse_ip
+    from silkcheck.blackbox.harness import Session, Setup
+    from silkcheck.trace import Trace
+
+    config = Config.from_dict(json.loads(SHORT_IDLE.read_text()))
+    base = example("silkroad").setup()
+    setup = Setup(base.program, base.p4info, f"{Path(__file__).parent / 'silkroad_short_idle.py'}:Controller")
+    a = FiveTuple(parse_ip("198.18.7.1"), VIP.ip, 40001, VIP.port, VIP.proto)
+    b = FiveTuple(parse_ip("198.18.7.2"), VIP.ip, 40002, VIP.port, VIP.proto)
+    events = [ev.PacketArrives(t, Packet(a, PSH | ACK)) for t in range(100_000, 7_100_000, 250_000)]
+    events.append(ev.PacketArrives(150_000, Packet(b, ACK)))
+    events += [ev.UpdateRequested(2_000_000, VIP, DIPS[2:4]), ev.UpdateRequested(4_000_000, VIP, DIPS[2:3])]
+    trace = Trace(config, {VIP: DIPS[:2]}, sorted(events, key=lambda e: e.t))
+    with Session(setup) as session:
+        run = session.run(trace)
+        keys = _conn_table_keys(session, config.stages)
+    verdict = judge(config, run.observations)
+    assert verdict.ok, verdict.summary()
+    plan = HashPlan(config)
+    placed = {ft for ft in (a, b) for s in range(config.stages) if (s, *plan.flow(ft).key(s)) in keys}
+    assert placed == {a}

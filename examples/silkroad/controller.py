@@ -7,11 +7,10 @@ the ``model.cpu.Backend`` protocol, here written with p4runtime-shell:
 * learn events are the program's ``report_t`` digests (sent for every miss, SYN hit and
   FIN/RST), stamped with the digest list's switch timestamp, passed through the model's
   own learning filter (``LearnChannel``);
-* idle times: BMv2's P4Runtime server gives no usable time-since-last-hit (measured: the
-  value does not reset on a hit), and the program reports no plain hits, so an entry's
-  idle timer restarts at insertion and at each digest that reports a hit on it (a SYN
-  hit, a FIN/RST). A connection that keeps sending for longer than ``idle_timeout``
-  without one is expired while alive: the config's 30 s idle timeout is that limit;
+* idle times come from the switch: the ConnTables support idle timeouts, every entry is
+  written with one (``CONN_TTL_NS``), and BMv2 times every hit; the controller reads each
+  entry's ``time_since_last_hit`` before each expiry pass (and one entry's before a delete
+  between passes), and keeps each entry's last hit (``IdleTimes``);
 * a journal (the pickled Cpu and backend, written after every step that did something)
   survives a kill; the restarted controller loads it, makes its writes idempotent (an
   insert that exists is a modify, a delete of nothing is nothing: the killed step may have
@@ -20,6 +19,7 @@ the ``model.cpu.Backend`` protocol, here written with p4runtime-shell:
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pickle
@@ -51,14 +51,24 @@ TICK_S = 0.005
 EXPIRE_EVERY_US = 1_000_000
 JUMP_US = 50_000
 """A loop that wakes this much later than it slept was paused (or starved): the stream reader
-may not have handed over every digest that arrived meanwhile, so wait a tick before acting."""
+may not have handed over every digest that arrived meanwhile, so wait a tick before acting.
+(A barrier on the digest stream would be exact, but P4Runtime has none but arbitration, and
+BMv2 does not answer an arbitration repeated with the same election id: measured.)"""
+CONN_TTL_NS = 4_000_000_000
+"""The idle timeout every ConnTable entry is written with, so that the switch reports how long
+it has been idle; the Cpu decides expiry (BMv2 also sends one idle notification per entry idle
+this long, which the loop discards). Below 4.29 s: BMv2 1.15 computes the remaining TTL as
+32-bit milliseconds times 10^6, so a longer one reads back wrapped (measured). An entry idle
+for the whole TTL reads as idle TTL: reads must come more often than that (``IdleTimes``)."""
 
 
 class Controller(ProcessController):
     script = Path(__file__)
+    config_path = CONFIG_PATH
+    """The Cpu's config (a subclass may name another, e.g. with shorter timeouts)."""
 
     def start(self, switch: SwitchAddress, pools: Pools, restart: bool) -> None:
-        self.extra_args = ("--journal", str(self.log_dir / "journal.pickle"))
+        self.extra_args = ("--journal", str(self.log_dir / "journal.pickle"), "--config", str(self.config_path))
         super().start(switch, pools, restart)
 
 
@@ -78,6 +88,8 @@ class ShellTables:
             entry.match[name] = str(value)
         for name, value in (params or {}).items():
             entry.action[name] = str(value)
+        if action and table.startswith("ConnTable"):
+            entry.idle_timeout_ns = CONN_TTL_NS
         return entry
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
@@ -100,23 +112,84 @@ class ShellTables:
                 raise
 
 
-class ShellBackend(SilkRoadWrites, LearnChannel):
-    def __init__(self) -> None:
-        self.tables = ShellTables()
+class IdleTimes:
+    """Each ConnTable entry's last hit (µs, the controller's clock), from the switch's idle times.
+
+    A read at time ``r`` that says an entry has been idle for ``e < TTL`` puts its last hit at
+    ``r - e``. One that says ``TTL`` (the most it can say) means no hit since ``r - TTL``; if the
+    previous read started before that, a hit between the two could not be seen by either (a
+    pause, a kill): it is assumed at ``r - TTL``, the latest it can have been. Last hits only
+    ever move later, so an error can only keep an entry longer, never expire a live one."""
+
+    def __init__(self, stages: int) -> None:
+        self.stages = stages
         self.last_hit: dict[tuple[int, int, int], int] = {}
+        self.read_at: int | None = None
+        """When the last read of every stage started."""
+        self.fresh_for: int | None = None
+        """The step time ``read_all`` was called for: its figures are current for that step."""
+
+    def read_all(self, step_now: int) -> None:
+        started = now_us()
+        for stage in range(self.stages):
+            self._apply(stage, list(self._request(stage).read()))
+        self.read_at, self.fresh_for = started, step_now
+
+    def read_one(self, stage: int, bucket: int, digest: int) -> None:
+        request = self._request(stage)
+        request.match["bucket"], request.match["digest"] = str(bucket), str(digest)
+        self._apply(stage, list(request.read()))
+
+    @staticmethod
+    def _request(stage: int) -> sh.TableEntry:
+        entry = sh.TableEntry(f"ConnTable{stage}")
+        entry.time_since_last_hit  # noqa: B018 - touching it asks the switch for every entry's idle time
+        return entry
+
+    def _apply(self, stage: int, entries: list[sh.TableEntry]) -> None:
+        done, ttl = now_us(), CONN_TTL_NS // 1000
+        for entry in entries:
+            key = (stage, _exact(entry, "bucket"), _exact(entry, "digest"))
+            if key not in self.last_hit:
+                continue  # not the Cpu's (yet): written by the step a kill interrupted
+            idle = entry.time_since_last_hit.elapsed_ns // 1000
+            if idle < ttl:
+                self.last_hit[key] = max(self.last_hit[key], done - idle)
+            elif self.read_at is None or done - ttl > self.read_at:
+                self.last_hit[key] = max(self.last_hit[key], done - ttl)
+
+
+def _exact(entry: sh.TableEntry, field: str) -> int:
+    return int.from_bytes(entry.match[field].exact.value, "big")
+
+
+class ShellBackend(SilkRoadWrites, LearnChannel):
+    def __init__(self, stages: int) -> None:
+        self.tables = ShellTables()
+        self.idle = IdleTimes(stages)
+        self.last_hit = self.idle.last_hit
         self.vip_written = set()
         self.pool_sizes = {}
         self.learn_queue: deque[LearnEvent] = deque()
         self.learn_filter: set[tuple[str, FiveTuple]] = set()
 
     def idle_time(self, stage: int, bucket: int, digest: int, now: int) -> int:
-        return now - self.last_hit[(stage, bucket, digest)]
+        if self.idle.fresh_for != now:
+            self.idle.read_one(stage, bucket, digest)
+        return max(0, now - self.last_hit[(stage, bucket, digest)])
 
     def state(self) -> tuple[object, ...]:
-        return self.last_hit, self.vip_written, self.pool_sizes
+        return self.last_hit, self.idle.read_at, self.vip_written, self.pool_sizes
 
-    def take_digests(self) -> None:
-        """Every report digest the stream has handed over, as learn events."""
+    def restore(self, state: tuple[object, ...]) -> None:
+        last_hit, self.idle.read_at, self.vip_written, self.pool_sizes = state  # type: ignore[assignment]
+        self.last_hit.update(last_hit)  # type: ignore[call-overload]
+
+    def take_stream(self) -> None:
+        """Every report digest the stream has handed over, as learn events; idle notifications
+        are dropped (the reads say more)."""
+        while sh.client.get_stream_packet("idle_timeout_notification", timeout=0) is not None:
+            pass
         while (message := sh.client.get_stream_packet("digest", timeout=0)) is not None:
             digest = message.digest
             sent = digest.timestamp // 1000 if digest.timestamp else now_us()
@@ -125,10 +198,6 @@ class ShellBackend(SilkRoadWrites, LearnChannel):
                           for n, m in zip(REPORT_FIELDS, data.struct.members, strict=True)}  # fmt: skip
                 ft = FiveTuple(report["src_ip"], report["dst_ip"], report["src_port"], report["dst_port"],
                                report["proto"])  # fmt: skip
-                if report["hit"]:
-                    key = (report["hit_stage"], report[f"bucket{report['hit_stage']}"], report["digest"])
-                    if key in self.last_hit:
-                        self.last_hit[key] = max(self.last_hit[key], sent)
                 for kind, bit in LEARN_BITS.items():
                     if report["learned"] & bit:
                         self.learn(sent, kind, ft, report["version"])
@@ -152,7 +221,8 @@ def save_journal(path: Path, cpu: Cpu, backend: ShellBackend) -> None:
 
 
 def load_journal(path: Path, backend: ShellBackend, plan: HashPlan) -> Cpu:
-    cpu, (backend.last_hit, backend.vip_written, backend.pool_sizes) = pickle.loads(path.read_bytes())
+    cpu, state = pickle.loads(path.read_bytes())
+    backend.restore(state)
     cpu.backend, cpu.plan = backend, plan
     return cpu
 
@@ -163,10 +233,14 @@ def did_something(log: CpuLog) -> bool:
 
 def main() -> None:
     args = controller_args()
-    journal = Path(args.extra[args.extra.index("--journal") + 1])
-    config = Config.from_dict(json.loads(CONFIG_PATH.read_text()))
+    own = argparse.ArgumentParser(description="example (c)'s controller options")
+    own.add_argument("--journal", type=Path, required=True, help="where the Cpu survives a kill")
+    own.add_argument("--config", type=Path, default=CONFIG_PATH, help="the Cpu's config (JSON)")
+    options = own.parse_args(args.extra)
+    journal = options.journal
+    config = Config.from_dict(json.loads(options.config.read_text()))
     connect(args)
-    backend = ShellBackend()
+    backend = ShellBackend(config.stages)
     plan = HashPlan(config)
     if args.restart and journal.exists():
         backend.tables.recovering = True
@@ -194,13 +268,16 @@ def main() -> None:
         last_loop = now
         if jumped:
             continue
-        backend.take_digests()
+        backend.take_stream()
+        expiring = now - last_expire >= EXPIRE_EVERY_US
+        if expiring:  # before any step of this time: one read serves every idle time it asks
+            backend.idle.read_all(now)
         log = CpuLog()
         while not requests.empty():
             vip, pool = requests.get()
             cpu.request_update(vip, pool, now, log)  # type: ignore[arg-type]
         cpu.advance(now, log)
-        if now - last_expire >= EXPIRE_EVERY_US:
+        if expiring:
             cpu.expire(now, log)
             last_expire = now
         if did_something(log):
