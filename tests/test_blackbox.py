@@ -223,3 +223,47 @@ def test_silkroad_keeps_a_connection_that_outlives_the_idle_timeout_and_expires_
     plan = HashPlan(config)
     placed = {ft for ft in (a, b) for s in range(config.stages) if (s, *plan.flow(ft).key(s)) in keys}
     assert placed == {a}
+
+
+TOOLS_MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
+
+
+@pytest.mark.skipif(bool(TOOLS_MISSING), reason=f"{' and '.join(TOOLS_MISSING)} not on PATH")
+def test_pause_at_prints_a_p4runtime_shell_command_that_reads_the_paused_tables():
+    """replay --target bmv2 --pause-at N: the printed p4runtime-shell command, run as printed
+    with commands on its stdin, reads as many VIPTable and ConnTable entries as the model has
+    after events[:N]; Enter ends the replay."""
+    import subprocess
+    import sys
+
+    from model.switch import Switch
+
+    trace_path = Path(__file__).parent.parent / "examples" / "demo-update.json"
+    trace, pause_at = load(trace_path), 15
+    model = Switch.boot(trace.config, trace.vips)
+    for index, event in enumerate(trace.events[:pause_at]):
+        model.step(index, event)
+    placed = sum(len(stage) for stage in model.cpu.table)
+    silkcheck = Path(sys.executable).with_name("silkcheck")
+    replay = subprocess.Popen([str(silkcheck), "replay", str(trace_path), "--target", "bmv2", "--pause-at",
+                               str(pause_at)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        printed = []
+        for line in replay.stdout:
+            printed.append(line)
+            if "press Enter" in line:
+                break
+        command = next(line for line in printed if "p4runtime_sh" in line).split()
+        reads = "".join(f"print('{t}', len(list(TableEntry('{t}').read())))\n"
+                        for t in ["VIPTable", *(f"ConnTable{s}" for s in range(trace.config.stages))])  # fmt: skip
+        shell = subprocess.run(command, input=reads + "exit\n", capture_output=True, text=True, timeout=120)
+        counts = dict(line.split()[-2:] for line in shell.stdout.splitlines() if "Table" in line and ">>>" in line)
+        assert counts["VIPTable"] == "1", shell.stdout + shell.stderr
+        assert sum(int(counts[f"ConnTable{s}"]) for s in range(trace.config.stages)) == placed > 0
+        replay.stdin.write("\n")
+        replay.stdin.flush()
+        assert replay.wait(timeout=60) == 0
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+            replay.wait()
