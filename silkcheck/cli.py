@@ -398,8 +398,8 @@ def _blackbox_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-shrink", action="store_true", help="save the violating workload, do not shrink it")
     p.add_argument("--repro", type=_count, default=10, help="re-runs of the shrunk trace to count (default 10)")
     p.add_argument("--shrink-runs", type=_count, default=200, help="candidates the shrinker may try (default 200)")
-    p.add_argument("--shrink-confirm", type=_count, default=2,
-                   help="a candidate counts as failing after this many failing runs in a row (default 2)")
+    p.add_argument("--shrink-confirm", type=_count, default=3,
+                   help="a candidate counts as failing after this many failing runs in a row (default 3)")
     p.add_argument("--survive", action="store_true", help="do not stop at a violation: run the whole budget")
     p.add_argument("--out", default="silkcheck-out/blackbox", help="where violating traces are saved")
 
@@ -433,6 +433,29 @@ def cmd_blackbox(args: argparse.Namespace) -> int:
                       args.shrink_confirm)  # fmt: skip
     print(summary(result, chosen.setup))
     return 1 if result.found else 0
+
+
+def _blackbox_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--packets", type=_count, default=20_000, help="packets per setup (default 20,000)")
+    p.add_argument("--connections", type=_count, default=64, help="connections they are spread over (default 64)")
+    p.add_argument("--example", action="append", default=[],
+                   help="stateless, flip or silkroad (repeatable; default: all three)")  # fmt: skip
+
+
+def cmd_blackbox_bench(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.bench import run_bench
+    from silkcheck.blackbox.examples import example, examples
+    from silkcheck.blackbox.harness import Session, print_progress
+    from silkcheck.trace import Trace
+
+    try:
+        chosen = [example(name) for name in args.example] or list(examples().values())
+    except ValueError as error:
+        raise TraceError(f"--example: {error}") from None
+    setups = [(f"({ex.letter}) {ex.name} on BMv2", lambda ex=ex: Session(ex.setup()), Trace(ex.config, ex.pools()))
+              for ex in chosen]  # fmt: skip
+    print(run_bench(setups, args.packets, args.connections, print_progress))
+    return 0
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
@@ -504,6 +527,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
     ("blackbox", "black-box PCC testing of any P4 load balancer and its controller on BMv2, with faults",
      _blackbox_args, cmd_blackbox),
+    ("blackbox-bench", "the black-box harness's cost per packet and BMv2's packets/s through each example",
+     _blackbox_bench_args, cmd_blackbox_bench),
     ("export", "export a trace as a test for other tools (--ptf: a PTF test)", _export_args, cmd_export),
     ("ptf", "run a test written by export --ptf under ptf, against BMv2 on veth pairs", _ptf_args, cmd_ptf),
     ("build-examples", "compile the example load balancers of examples/ (needs p4c)", lambda p: None,

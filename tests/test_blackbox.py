@@ -22,10 +22,10 @@ from silkcheck.trace import Nemesis, TraceError, dumps, load, loads
 DATA = Path(__file__).parent / "data"
 MOVED = DATA / "blackbox-stateless-moved.json"
 
-MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
-if os.geteuid() != 0:
-    MISSING.append("root (for a network namespace with veth pairs)")
+NO_NAMESPACES = [] if os.geteuid() == 0 else ["root (for a network namespace with veth pairs)"]
+MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None] + NO_NAMESPACES
 needs_bmv2 = pytest.mark.skipif(bool(MISSING), reason=f"{' and '.join(MISSING)} missing")
+needs_namespaces = pytest.mark.skipif(bool(NO_NAMESPACES), reason=" ".join(NO_NAMESPACES) + " missing")
 
 
 def workload(seed=1, **kw):
@@ -110,6 +110,14 @@ def _verdict_naming(trace):
 
 
 # ---------------------------------------------------------------- on BMv2, with veth pairs
+
+
+@needs_namespaces
+def test_the_bench_baseline_sends_every_packet_through_a_bare_veth_pair_and_drops_none():
+    from silkcheck.blackbox.bench import loopback, traffic
+
+    measured = loopback(traffic(VIP, 500, 8), VIP)
+    assert (measured.forwarded, measured.dropped, measured.packets) == (500, 0, 500)
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def _judge(config: Config, run: BlackboxRun) -> Verdict:
 
 def hunt(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vip, tuple[Dip, ...]],
          dips: tuple[Dip, ...], budget_s: float, seed: int, out: Path, command: str, shrink_it: bool = True,
-         repro: int = 10, shrink_runs: int = 200, confirm: int = 2,
+         repro: int = 10, shrink_runs: int = 200, confirm: int = 3,
          progress: Callable[[str], None] = print_progress) -> CampaignResult:  # fmt: skip
     """Rounds of fresh workloads until a violation or the budget is spent."""
     result = CampaignResult()

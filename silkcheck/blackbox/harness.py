@@ -29,7 +29,7 @@ from pathlib import Path
 
 from model import events as ev
 from model.observations import CpuObservation, Observation, PacketObservation
-from model.types import ACK, PROTO_TCP, FiveTuple, Packet, parse_ip
+from model.types import ACK, PROTO_TCP, FiveTuple, Packet, Vip, parse_ip
 from silkcheck.blackbox.controller import ControllerAdapter, Pools, SwitchAddress, load_adapter, start_controller
 from silkcheck.blackbox.ports import Namespace
 from silkcheck.blackbox.proxy import P4RuntimeProxy
@@ -176,9 +176,8 @@ class Session:
             adapter.stop()
 
 
-def barrier_packets(wire: Wire, trace: Trace, client_port: int, server_ports: tuple[int, ...]) -> list[Packet]:
-    """One barrier connection per server port, found by probing (polls; gives up after a few seconds)."""
-    vip = next(iter(trace.vips))
+def barrier_packets(wire: Wire, vip: Vip, client_port: int, server_ports: tuple[int, ...]) -> list[Packet]:
+    """One barrier connection to ``vip`` per server port, found by probing (polls; gives up after a few seconds)."""
     flags = ACK if vip.proto == PROTO_TCP else 0
     found: dict[int, Packet] = {}
     for n in range(1, 256):
@@ -224,7 +223,8 @@ class _Player:
         return int((time.monotonic() - self.start) * 1e6)
 
     def play(self) -> BlackboxRun:
-        self.barriers = barrier_packets(self.wire, self.trace, self.client_port, self.session.setup.server_ports)
+        self.barriers = barrier_packets(self.wire, next(iter(self.trace.vips)), self.client_port,
+                                        self.session.setup.server_ports)  # fmt: skip
         self.wire.take_results()  # nothing of the probes is an observation
         schedule: list[tuple[int, int, int, Callable[[], bool]]] = []
         order = itertools.count()

@@ -94,8 +94,9 @@ class Namespace:
     def interfaces(self) -> dict[int, str]:
         return {port: self.switch_side(port) for port in self.ports}
 
-    def open_sockets(self) -> dict[int, socket.socket]:
-        """One raw socket per port, on the harness side of its pair."""
+    def open_sockets(self, interfaces: dict[int, str] | None = None) -> dict[int, socket.socket]:
+        """One raw socket per port, on the harness side of its pair (or on the named interface)."""
+        names = interfaces or {port: self.harness_side(port) for port in self.ports}
         made: dict[int, socket.socket] = {}
         failure: list[str] = []
 
@@ -108,9 +109,9 @@ class Namespace:
                     return
             finally:
                 os.close(fd)
-            for port in self.ports:
+            for port, name in names.items():
                 sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-                sock.bind((self.harness_side(port), 0))
+                sock.bind((name, 0))
                 made[port] = sock
 
         thread = threading.Thread(target=enter_and_open, name=f"enter-{self.name}")

@@ -161,6 +161,15 @@ class Wire:
             if stale:
                 self.send_barriers(barriers, port)
 
+    def wait_in_flight_below(self, count: int, timeout: float) -> None:
+        """Block until fewer than ``count`` sent packets are unresolved (a sender's window)."""
+        deadline = time.monotonic() + timeout
+        with self._resolved:
+            while len(self._in_flight) >= count:
+                if time.monotonic() > deadline:
+                    raise BarrierLost(f"{len(self._in_flight)} packets unresolved for {timeout} s")
+                self._resolved.wait(0.05)
+
     def take_results(self) -> list[PacketObservation]:
         """The packets resolved since the last call."""
         with self._lock:
