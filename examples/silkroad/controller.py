@@ -50,10 +50,11 @@ CONFIG_PATH = Path(__file__).resolve().parent / "config.json"
 TICK_S = 0.005
 EXPIRE_EVERY_US = 1_000_000
 JUMP_US = 50_000
-"""A loop that wakes this much later than it slept was paused (or starved): the stream reader
-may not have handed over every digest that arrived meanwhile, so wait a tick before acting.
-(A barrier on the digest stream would be exact, but P4Runtime has none but arbitration, and
-BMv2 does not answer an arbitration repeated with the same election id: measured.)"""
+"""A loop that wakes this much later than it slept was paused (or starved): p4runtime-shell's
+stream reader may not yet have handed over the digests that came meanwhile, so the step waits
+for a ``StreamBarrier`` first. A shorter gap delays a digest by less than this, which the
+learn-delay bound (500 ms in config.json) covers beside the digests' own delays."""
+BARRIER_TIMEOUT_S = 30.0
 CONN_TTL_NS = 4_000_000_000
 """The idle timeout every ConnTable entry is written with, so that the switch reports how long
 it has been idle; the Cpu decides expiry (BMv2 also sends one idle notification per entry idle
@@ -207,6 +208,34 @@ class ShellBackend(SilkRoadWrites, LearnChannel):
             sh.client.stream_out_q.put(ack)
 
 
+class StreamBarrier:
+    """Waits until every message the switch sent on the stream before the wait began is in
+    p4runtime-shell's queues. The switch answers a change of election id on the stream, after
+    what it sent before (the same id again gets no answer from BMv2: measured; PI's
+    ``update_connection``), so the controller moves between the two lowest ids it owns
+    (``ELECTION_SPAN``) and waits for the answer naming the new one."""
+
+    def __init__(self, election_id: int) -> None:
+        self.ids = ((0, election_id), (0, election_id + 1))
+        self.current = 0
+
+    def wait(self) -> None:
+        self.current ^= 1
+        high, low = self.ids[self.current]
+        request = p4runtime_pb2.StreamMessageRequest()
+        request.arbitration.device_id = sh.client.device_id
+        request.arbitration.election_id.high, request.arbitration.election_id.low = high, low
+        sh.client.stream_out_q.put(request)
+        deadline = time.monotonic() + BARRIER_TIMEOUT_S
+        while time.monotonic() < deadline:
+            reply = sh.client.get_stream_packet("arbitration", timeout=1)
+            named = reply and (reply.arbitration.election_id.high, reply.arbitration.election_id.low)
+            if named == (high, low):  # an answer naming another id is an older one (a restart's)
+                sh.client.election_id = (high, low)  # writes carry it from now on
+                return
+        raise SystemExit(f"the switch did not answer a change of election id within {BARRIER_TIMEOUT_S:.0f} s")
+
+
 def save_journal(path: Path, cpu: Cpu, backend: ShellBackend) -> None:
     """The Cpu without what a restart makes anew: its backend, its hash plan (a cache)."""
     plan = cpu.plan
@@ -260,14 +289,14 @@ def main() -> None:
     requests: queue.Queue[tuple[object, object]] = queue.Queue()
     threading.Thread(target=serve_pool_changes, args=(lambda vip, pool: requests.put((vip, pool)),),
                      daemon=True).start()  # fmt: skip
+    barrier = StreamBarrier(args.switch.election_id)
     last_expire = last_loop = now_us()
     while True:
         time.sleep(TICK_S)
         now = now_us()
-        jumped = now - last_loop > JUMP_US
+        if now - last_loop > JUMP_US:
+            barrier.wait()
         last_loop = now
-        if jumped:
-            continue
         backend.take_stream()
         expiring = now - last_expire >= EXPIRE_EVERY_US
         if expiring:  # before any step of this time: one read serves every idle time it asks

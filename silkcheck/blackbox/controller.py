@@ -24,13 +24,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import itertools
 import json
 import select
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -56,12 +57,23 @@ class ControllerExited(ControllerError):
     than 2 s to answer its arbitration, and exits."""
 
 
+ELECTION_SPAN = 1 << 16
+"""A controller owns the election ids from its ``election_id`` up to the next multiple of this."""
+
+
+def election_ids() -> Iterator[int]:
+    """The election ids a harness hands out, one per client, each above every earlier one's span."""
+    return (n * ELECTION_SPAN for n in itertools.count(1))
+
+
 class SwitchAddress(NamedTuple):
     grpc_address: str
     device_id: int
     election_id: int
     """Each (re)start gets a higher one, so a new controller is primary even while the
-    switch has not yet noticed that the previous one is gone."""
+    switch has not yet noticed that the previous one is gone. The controller may change to any
+    id below ``election_id + ELECTION_SPAN`` (P4Runtime answers a change of election id on the
+    stream, after everything sent before it: a barrier)."""
 
 
 class ControllerAdapter(Protocol):

@@ -30,7 +30,14 @@ from pathlib import Path
 from model import events as ev
 from model.observations import CpuObservation, Observation, PacketObservation
 from model.types import ACK, PROTO_TCP, FiveTuple, Packet, Vip, parse_ip
-from silkcheck.blackbox.controller import ControllerAdapter, Pools, SwitchAddress, load_adapter, start_controller
+from silkcheck.blackbox.controller import (
+    ControllerAdapter,
+    Pools,
+    SwitchAddress,
+    election_ids,
+    load_adapter,
+    start_controller,
+)
 from silkcheck.blackbox.ports import Namespace
 from silkcheck.blackbox.proxy import P4RuntimeProxy
 from silkcheck.blackbox.wire import Wire
@@ -118,7 +125,7 @@ class Session:
                 raise TargetError(f"no such file {path}")
         self.info = P4Info(Path(setup.p4info))
         self.device_json = Path(setup.program).read_bytes()
-        self._elections = itertools.count(1)
+        self._elections = election_ids()
         self.namespace = Namespace(setup.ports)
         self.switch = None
         self.proxy = None

@@ -31,7 +31,6 @@ Sends the trace's packets, asks the controller adapter for its pool changes at t
 points, and asserts PCC on what comes out. Run: {runner}
 """
 
-import itertools
 import json
 import time
 from pathlib import Path
@@ -42,7 +41,7 @@ from ptf.base_tests import BaseTest
 
 from model.events import PacketArrives
 from silkcheck import frames
-from silkcheck.blackbox.controller import SwitchAddress, load_adapter, start_controller
+from silkcheck.blackbox.controller import SwitchAddress, election_ids, load_adapter, start_controller
 from silkcheck.p4runtime import P4Info, P4RuntimeClient
 from silkcheck.trace import from_dict
 
@@ -68,7 +67,7 @@ class PccTest(BaseTest):
         params = testutils.test_params_get()
         self.setup = {{name: params.get(name, default) for name, default in SETUP.items()}}
         grpc = params["grpc"]
-        elections = itertools.count(1)
+        elections = election_ids()
         loader = P4RuntimeClient(grpc, election_id=next(elections))
         with open(self.setup["program"], "rb") as device_json:
             loader.set_pipeline(P4Info(Path(self.setup["p4info"])), device_json.read())
