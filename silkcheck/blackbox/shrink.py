@@ -4,12 +4,16 @@ Every test is a real-time run on the switch (seconds each) and runs are nondeter
 so the shrinker tests as few candidates as it can and trusts none blindly:
 
 1. **cut**: nothing sent after the first violating packet can have caused it;
-2. **ddmin over units** (Zeller's delta debugging, subsets then complements): a unit is one
-   connection's packets (every incarnation of its 5-tuple), or one update, or one fault.
-   A workload of hundreds of connections shrinks in O(k log n) runs when k units matter,
-   where removing one event at a time needs a run per event and round;
-3. **ddmin over single events** of what is left (which packets of a connection matter);
-4. the trace moved to start at once (gaps kept: they are the timing).
+2. **ddmin over connections** (Zeller's delta debugging, subsets then complements), every
+   update and fault kept: a unit is one connection's packets (every incarnation of its
+   5-tuple). A workload of hundreds of connections shrinks in O(k log n) runs when k of
+   them matter, where removing one event at a time needs a run per event and round;
+3. **ddmin over the updates and faults** left. Connections go first because they are the
+   load, the updates and faults the causes: a violation that a lucky race under load gave
+   without the fault fails too rarely to pass the caller's check once the load is gone,
+   so the shrinker ends at the fault's counterexample, which reproduces;
+4. **ddmin over single events** of what is left (which packets of a connection matter);
+5. the trace moved to start at once (gaps kept: they are the timing).
 
 ``still_fails`` decides; the caller makes it strict (e.g. a candidate must fail twice in a
 row). ``Budget`` caps the candidates tested: when it is spent, the smallest failing trace
@@ -89,20 +93,13 @@ def _first_failing(candidates: list[list[T]], fails: Callable[[list[T]], bool], 
 Event = ev.Event | Nemesis
 
 
-def units(events: Sequence[Event]) -> list[list[Event]]:
-    """One unit per connection (its packets, in order) and one per other event, in order of first event."""
-    by_flow: dict[object, list[Event]] = {}
-    out: list[list[Event]] = []
+def connections(events: Sequence[Event]) -> list[list[ev.PacketArrives]]:
+    """Each connection's packets (every incarnation of its 5-tuple), in order of its first packet."""
+    by_flow: dict[object, list[ev.PacketArrives]] = {}
     for event in events:
         if isinstance(event, ev.PacketArrives):
-            unit = by_flow.get(event.packet.ft)
-            if unit is None:
-                unit = by_flow[event.packet.ft] = []
-                out.append(unit)
-            unit.append(event)
-        else:
-            out.append([event])
-    return out
+            by_flow.setdefault(event.packet.ft, []).append(event)
+    return list(by_flow.values())
 
 
 def shrink(trace: Trace, verdict: Verdict, still_fails: Callable[[Trace], bool], budget: Budget) -> Trace:
@@ -129,8 +126,11 @@ def shrink(trace: Trace, verdict: Verdict, still_fails: Callable[[Trace], bool],
             budget.spent += 1
             if fails(cut):
                 events = cut
-    kept_units = ddmin(units(events), lambda us: fails([e for u in us for e in u]), budget)
-    events = ddmin([e for u in kept_units for e in u], fails, budget)
+    causes = [e for e in events if not isinstance(e, ev.PacketArrives)]
+    kept = ddmin(connections(events), lambda units: fails(causes + [e for u in units for e in u]), budget)
+    packets = [e for unit in kept for e in unit]
+    causes = ddmin(causes, lambda some: fails(some + packets), budget) if causes else []
+    events = ddmin(causes + packets, fails, budget)
     moved = keep(events)
     start = moved.events[0].t - START_US if moved.events else 0
     if start > 0 and budget.left:
