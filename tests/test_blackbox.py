@@ -168,9 +168,11 @@ def test_drops_are_known_by_the_barrier_rule(sessions):
 
 @needs_bmv2
 def test_the_exported_ptf_test_of_the_stateless_counterexample_fails_on_it_and_passes_on_silkroad(tmp_path):
-    """PTF runs the exported test on each setup: (a) moves the connection, (c) keeps it."""
+    """PTF runs the exported test on each setup: (a) moves the connection, (c) keeps it. ptf
+    imports every module in its test folder: it must get one holding only the test."""
     from silkcheck.blackbox.ptf_export import export_ptf, run_ptf
 
+    (tmp_path / "beside.py").write_text("raise RuntimeError('ptf imported a module beside the test')\n")
     test = export_ptf(load(MOVED), example("stateless").setup(), tmp_path / "moved_cex.py")
     assert run_ptf(test, example("stateless").setup()) != 0
     assert run_ptf(test, example("silkroad").setup()) == 0

@@ -16,6 +16,7 @@ namespace on the harness ends (``-i 1@h1 -i 2@h2``). PTF's exit code is its verd
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 from model import events as ev
 from silkcheck.blackbox.harness import Setup, check_blackbox_trace
 from silkcheck.blackbox.ports import Namespace
-from silkcheck.trace import Trace, event_to_dict, to_dict
+from silkcheck.trace import Trace, TraceError, event_to_dict, to_dict
 
 TEMPLATE = '''"""PTF test exported by silkcheck from {source}: {name}.
 
@@ -146,16 +147,22 @@ def run_ptf(test: Path, setup: Setup) -> int:
     """The exported test under ``ptf``, against a fresh BMv2 on veth pairs; PTF's exit code."""
     from silkcheck.targets.bmv2 import SimpleSwitch
 
+    if test.suffix != ".py" or not test.is_file():
+        raise TraceError(f"{test}: no such test (a .py file written by silkcheck export --ptf)")
     namespace = Namespace(setup.ports)
     try:
         switch = SimpleSwitch(namespace.interfaces, namespace.launcher, unix_grpc=True, cpu_port=None)
         try:
+            # ptf imports every module below --test-dir: give it a folder holding only this test.
+            tests = switch.workdir / "ptf-test"
+            tests.mkdir()
+            shutil.copy(test, tests / test.name)
             interfaces = [arg for port in setup.ports for arg in ("-i", f"{port}@{namespace.harness_side(port)}")]
             ptf = Path(sys.executable).with_name("ptf")
             logs = switch.workdir / "ptf-logs"  # not the switch's own folder: ptf empties its log folder
             params = {"grpc": switch.grpc_address, **_setup_params(setup)}
             command = [
-                *namespace.launcher, str(ptf), "--test-dir", str(test.parent), *interfaces, "--log-dir", str(logs),
+                *namespace.launcher, str(ptf), "--test-dir", str(tests), *interfaces, "--log-dir", str(logs),
                 "--test-params", ";".join(f"{name}={value!r}" for name, value in params.items()), test.stem,
             ]  # fmt: skip
             return subprocess.run(command, check=False).returncode
