@@ -21,6 +21,7 @@ from silkcheck.trace import Nemesis, TraceError, dumps, load, loads
 
 DATA = Path(__file__).parent / "data"
 MOVED = DATA / "blackbox-stateless-moved.json"
+LATE_DIGEST = DATA / "blackbox-flip-late-digest.json"
 
 NO_NAMESPACES = [] if os.geteuid() == 0 else ["root (for a network namespace with veth pairs)"]
 MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None] + NO_NAMESPACES
@@ -152,6 +153,17 @@ def test_silkroad_keeps_that_connection_and_the_flip_example_too(sessions):
     for name in ("flip", "silkroad"):
         verdict = judge(trace.config, sessions(name).run(trace).observations)
         assert verdict.ok, name
+
+
+@needs_bmv2
+def test_the_flip_example_moves_a_connection_whose_digest_the_nemesis_delays_and_silkroad_keeps_it(sessions):
+    """(b)'s shrunk counterexample: a packet, its digest held 200 ms by the proxy, a pool change,
+    the connection's next packet. (b) sends it by the new pool; (c) keeps it."""
+    trace = load(LATE_DIGEST)
+    run = sessions("flip").run(trace)
+    assert [f.category for f in judge(trace.config, run.observations).findings] == ["violation"]
+    assert run.stats.proxy["digests_delayed"] >= 1
+    assert judge(trace.config, sessions("silkroad").run(trace).observations).ok
 
 
 @needs_bmv2
