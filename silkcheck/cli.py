@@ -436,7 +436,7 @@ def cmd_blackbox(args: argparse.Namespace) -> int:
 
 
 def _blackbox_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--packets", type=_count, default=20_000, help="packets per setup (default 20,000)")
+    p.add_argument("--packets", type=_count, default=5_000, help="packets per trial (default 5,000)")
     p.add_argument("--connections", type=_count, default=64, help="connections they are spread over (default 64)")
     p.add_argument("--example", action="append", default=[],
                    help="stateless, flip or silkroad (repeatable; default: all three)")  # fmt: skip
