@@ -88,7 +88,7 @@ def survive(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vi
             progress: Callable[[str], None] = print_progress) -> tuple[str, bool]:  # fmt: skip
     """Rounds for the whole budget, whatever they find: the survival run. Violating rounds are saved."""
     started = time.monotonic()
-    rounds = packets = connections = violations = 0
+    rounds = packets = connections = violations = dropped = late = skipped = failed_starts = 0
     busy = 0.0
     findings: dict[str, int] = {}
     nemesis: dict[str, int] = {}
@@ -106,6 +106,10 @@ def survive(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vi
             findings[f.category] = findings.get(f.category, 0) + 1
         for kind, count in run.stats.nemesis.items():
             nemesis[kind] = nemesis.get(kind, 0) + count
+        dropped += run.stats.dropped
+        late += run.stats.late_frames
+        skipped += run.stats.nemesis_skipped
+        failed_starts += run.stats.failed_starts
         if not verdict.ok:
             path = out / f"survival-seed{seed + rounds - 1}.json"
             _save(run.recorded, path, command, verdict.summary())
@@ -118,7 +122,9 @@ def survive(session: Session, spec: WorkloadSpec, config: Config, pools: dict[Vi
         f"survival: {rounds} rounds in {elapsed:.0f} s ({busy:.0f} s of workload on the clock)",
         f"  {packets:,} packets ({packets / busy:,.0f} packets/s), {connections:,} connections "
         f"({connections / busy:,.1f} connections/s)",
-        f"  nemesis: {', '.join(f'{k} x{v}' for k, v in sorted(nemesis.items())) or 'none'}",
+        f"  nemesis: {', '.join(f'{k} x{v}' for k, v in sorted(nemesis.items())) or 'none'} ({skipped} could "
+        f"not act: the controller was restarting); controller starts that failed and were retried: {failed_starts}",
+        f"  dropped (no frame before the barrier): {dropped:,}; frames after their packet was judged dropped: {late:,}",
         f"  findings: {', '.join(f'{k} {v}' for k, v in sorted(findings.items())) or 'none'}",
         f"  PCC violations: {violations}",
     ])  # fmt: skip

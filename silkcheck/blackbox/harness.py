@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model import events as ev
-from model.observations import CpuObservation, Observation, PacketObservation
+from model.observations import DROP, CpuObservation, Observation, PacketObservation
 from model.types import ACK, PROTO_TCP, FiveTuple, Packet, Vip, parse_ip
 from silkcheck.blackbox.controller import (
     ControllerAdapter,
@@ -85,6 +85,11 @@ class RunStats:
     late_frames: int = 0
     unknown_frames: int = 0
     nemesis: dict[str, int] = field(default_factory=dict)
+    """Faults switched on, per kind."""
+    nemesis_skipped: int = 0
+    """Process faults that could not act (the controller was restarting, or had no process)."""
+    dropped: int = 0
+    """Packets the drop rule judged dropped."""
     proxy: dict[str, int] = field(default_factory=dict)
     failed_starts: int = 0
     """Controller (re)starts that exited before ready and were started again."""
@@ -328,8 +333,10 @@ class _Player:
         on_process = fault.fault in ("controller_pause", "controller_kill")
         if on_process and any(thread.is_alive() for thread in self.restarts):
             notes.append("skipped: the controller is still restarting")
+            self.stats.nemesis_skipped += 1
         elif on_process and (process is None or process.poll() is not None):
             notes.append("skipped: the adapter has no live controller process")
+            self.stats.nemesis_skipped += 1
         elif fault.fault == "controller_pause":
             os.kill(process.pid, signal.SIGSTOP)
             ended = off(lambda: os.kill(process.pid, signal.SIGCONT))
@@ -387,6 +394,7 @@ class _Player:
             counts.barriers, counts.late, counts.unknown)  # fmt: skip
         self.stats.proxy = dict(vars(self.proxy.counts))
         self.stats.connections = len({o.ft for o in packets.values()})
+        self.stats.dropped = sum(o.action == DROP for o in packets.values())
         return BlackboxRun(observations, recorded, self.stats)
 
     def _lost_learning(self, packets: dict[int, PacketObservation]) -> None:
