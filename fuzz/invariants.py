@@ -22,8 +22,9 @@ from model import decisions as d
 from model.config import Config
 from model.observations import Observation, PacketObservation
 from model.switch import Switch
-from model.types import ACK, RST, SYN, FiveTuple, Packet
+from model.types import FiveTuple
 from silkcheck.oracle import Verdict, judge
+from silkcheck.wire import CookieLedger
 
 PCC = "pcc"
 INVARIANT = "invariant"
@@ -115,7 +116,8 @@ class Checker:
     """Checks a switch after every step; remembers which sources proved a cookie."""
 
     switch: Switch
-    proved: set[int] = field(default_factory=set)
+    wire: CookieLedger = field(default_factory=CookieLedger)
+    """Who answered which SYN-ACK, from the observations: never the model's (perhaps mutated) cookie."""
     captured: set[tuple[FiveTuple, int]] = field(default_factory=set)
     """(5-tuple, time) of packets whose lookup hit another VIP's entry: the residual digest
     risk (the oracle's ``digest-alias``), whose learn events carry a version of that other VIP."""
@@ -131,7 +133,7 @@ class Checker:
             # A packet changes no state the structural invariants read (only the CPU writes
             # ConnTable and the whitelist), and the learn event it queues carries a version in
             # VIPTable or in an entry: checking after CPU events is exact.
-            self._note_cookie(o.packet)
+            self.wire.note(o)
             self._note_capture(o)
             return None
         self.cpu_steps += 1
@@ -183,15 +185,10 @@ class Checker:
                 return Failure(INVARIANT, "inflight_learns_carry_live_versions", problem, index)
         return None
 
-    def _note_cookie(self, pkt: Packet) -> None:
-        if pkt.is_tcp and pkt.flags & (SYN | ACK | RST) == ACK:
-            cookie = self.switch.dataplane.plan.cookie(pkt.ft)
-            if pkt.ack == (cookie + 1) & 0xFFFFFFFF:
-                self.proved.add(pkt.ft.src_ip)
-
     def _whitelist_only_proved(self, index: int) -> Failure | None:
-        unproved = self.switch.dataplane.whitelist - self.proved
+        unproved = self.switch.dataplane.whitelist - self.wire.proved
         if unproved:
             sources = ", ".join(f"{ip:#x}" for ip in sorted(unproved)[:3])
-            return Failure(INVARIANT, "whitelist_only_proved", f"whitelisted without a valid cookie: {sources}", index)
+            message = f"whitelisted without answering a SYN-ACK sent to them: {sources}"
+            return Failure(INVARIANT, "whitelist_only_proved", message, index)
         return None

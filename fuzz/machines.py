@@ -57,6 +57,11 @@ last_failure: PropertyFailed | None = None
 """The failure of the most recent failing run (Hypothesis replays the shrunk example last)."""
 
 
+MACHINE_FLOOD_MAX = 1_000
+"""The machine judges the whole history after every step (``pcc_holds``), and Hypothesis draws
+large floods often: its floods stay small (the random walk's reach 100,000)."""
+
+
 class SilkRoadMachine(RuleBasedStateMachine):
     world: World
     checker: Checker
@@ -64,7 +69,7 @@ class SilkRoadMachine(RuleBasedStateMachine):
 
     @initialize(data=st.data())
     def boot(self, data: Any) -> None:
-        self.world = World.draw(DrawChooser(data))
+        self.world = World.draw(DrawChooser(data), MACHINE_FLOOD_MAX)
         self.checker = Checker(self.world.switch)
 
     def _run(self, data: Any, generator: sc.Generator) -> None:
@@ -101,6 +106,11 @@ class SilkRoadMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def cookie_reply(self, data: Any) -> None:
         self._run(data, sc.cookie_reply)
+
+    @precondition(lambda self: self.world.config.syn_auth)
+    @rule(data=st.data())
+    def cookie_replay(self, data: Any) -> None:
+        self._run(data, sc.cookie_replay)
 
     @rule(data=st.data())
     def spoofed_packet(self, data: Any) -> None:

@@ -23,6 +23,7 @@ from unittest import mock
 
 import model.switch
 from model import decisions as d
+from model import hashing
 from model.config import Config
 from model.cpu import Cpu, CpuLog
 from model.dataplane import DataPlane, process_packet
@@ -262,6 +263,33 @@ def auth_accepts_any_ack() -> contextlib.AbstractContextManager[Any]:
     return _decision("auth_outcome", lambda o, is_syn, is_bare_ack, cookie_ok: original(o, is_syn, is_bare_ack, True))
 
 
+def _cookie_without(name: str) -> contextlib.AbstractContextManager[Any]:
+    """The SYN cookie (in the SYN-ACK and in the check) hashes the key and the 5-tuple minus ``name``."""
+    return mock.patch.object(hashing, "COOKIE_ORDER", tuple(f for f in hashing.COOKIE_ORDER if f != name))
+
+
+def cookie_without_source() -> contextlib.AbstractContextManager[Any]:
+    """The SYN cookie leaves the source address out. One cookie then answers the SYN-ACK of every
+    source with that port and VIP: an attacker who owns one address sends a SYN from it, reads the
+    cookie, and replays it from spoofed sources; the CPU whitelists them, and their SYNs reach
+    servers and take ConnTable space."""
+    return _cookie_without("src_ip")
+
+
+def cookie_without_source_port() -> contextlib.AbstractContextManager[Any]:
+    """A whitelist that ignores the source port. The whitelist is keyed on the source address alone,
+    so what can ignore the port here is the proof that admits an address: the cookie, which binds
+    the proof to the one 5-tuple its SYN-ACK went to. Without the port in the cookie, an ACK from
+    any port of an address answers a SYN-ACK sent to another of its ports, and the switch
+    whitelists the address on the answer to a SYN-ACK it never sent to that flow: a cookie seen on
+    one connection (by whoever reads that connection's packets) opens the address from every port.
+    Not an equivalent mutant: the attacker's replay from another port of an address whose SYN-ACK
+    it left unanswered is whitelisted here and dropped by the shipped switch, and the wire shows
+    no SYN-ACK answered from where it was sent (``whitelist_only_proved``; the oracle's
+    ``spoofed`` once the address's next SYN is forwarded)."""
+    return _cookie_without("src_port")
+
+
 # ---------------------------------------------------------------- faults
 
 
@@ -300,6 +328,8 @@ MUTANTS: tuple[Mutant, ...] = tuple(
         ("teardown", teardown_without_grace),
         ("learning-queue de-duplication", learn_filter_keeps_consumed),
         ("SYN authentication", auth_accepts_any_ack),
+        ("SYN authentication", cookie_without_source),
+        ("SYN authentication", cookie_without_source_port),
         ("fault handling", restart_drops_updates),
     )
 )

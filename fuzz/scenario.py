@@ -7,9 +7,15 @@ machines, so one piece of code decides what an interesting event looks like and
 Hypothesis can still shrink every choice.
 
 A ``World`` is the environment around one switch: the clients (their 5-tuples,
-the SYN cookies they were sent, which ones ended), the operator (the last pool it
-asked for per VIP) and the clock. It turns every generated event into one
-``Switch.step`` and keeps the trace, so any failure is a replayable trace.
+the SYN-ACKs they still have to answer, which ones ended), an attacker (the
+SYN-ACKs sent to the addresses it owns), the operator (the last pool it asked for
+per VIP) and the clock. It turns every generated event into one step of the
+runner every target uses (``silkcheck.targets.model.Driver``) and keeps the trace,
+so any failure is a replayable trace.
+
+Clients and attackers are reactive: a cookie answer is a ``CookieAck``, whose ack
+the runner computes from the SYN-ACK the switch actually sent, so a trace found on
+a mutant means the same on the shipped model, on BMv2, and after shrinking.
 Configurations are biased toward the tiny: few digest bits, buckets, slots and
 Bloom bits, so collisions, false positives, cuckoo moves and version reuse are
 common rather than one-in-a-million.
@@ -24,23 +30,34 @@ from typing import Protocol, TypeVar
 
 from model import events as ev
 from model.config import Config
-from model.observations import REPLY, Observation, PacketObservation
+from model.observations import Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PSH, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
-from silkcheck.trace import Trace
+from silkcheck.targets.model import Driver
+from silkcheck.trace import CookieAck, Trace, TraceEvent
+from silkcheck.wire import is_syn_ack
 
 T = TypeVar("T")
 
 VIP_BASE = parse_ip("20.0.0.1")
 DIP_BASE = parse_ip("10.0.1.1")
 CLIENT_BASE = parse_ip("192.168.0.1")
-ATTACKER_BASE = parse_ip("172.16.0.1")
 CLIENT_SOURCES = 12
 """Few client addresses, so whitelisted sources are reused by later connections."""
+OWNED_BASE = parse_ip("198.51.100.1")
+OWNED_SOURCES = 16
+"""Addresses the attacker owns: it receives what the switch sends them (their SYN-ACKs)."""
+SPOOFED_BASE = parse_ip("172.16.0.1")
+SPOOFED_SOURCES = 1 << 20
+"""Addresses the attacker sends from without owning them: it never sees their replies."""
 
 
 def is_client(src_ip: int) -> bool:
     return CLIENT_BASE <= src_ip < CLIENT_BASE + CLIENT_SOURCES
+
+
+def is_owned(src_ip: int) -> bool:
+    return OWNED_BASE <= src_ip < OWNED_BASE + OWNED_SOURCES
 
 
 class Chooser(Protocol):
@@ -114,13 +131,21 @@ class World:
     now: int = 0
     conns: list[FiveTuple] = field(default_factory=list)
     ended: set[FiveTuple] = field(default_factory=set)
-    cookies: dict[FiveTuple, int] = field(default_factory=dict)
-    """Cookies the switch sent to legitimate clients, whose ACK is still due."""
+    due: set[FiveTuple] = field(default_factory=set)
+    """Legitimate clients the switch sent a SYN-ACK, whose answer is still due."""
+    seen: dict[FiveTuple, None] = field(default_factory=dict)
+    """The attacker's flows that received a SYN-ACK (what it saw), oldest first."""
     wanted: dict[Vip, tuple[Dip, ...]] = field(default_factory=dict)
     """The pool the operator last asked for, per VIP."""
     pooled: set[Dip] = field(default_factory=set)
     """Every DIP that has been in a pool."""
     next_port: int = 1024
+    flood_max: int = 100_000
+    """The largest SYN flood (spoofed sources) this world's attacker sends."""
+    driver: Driver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.driver = Driver(self.switch)
 
     @classmethod
     def create(cls, config: Config, vips: dict[Vip, tuple[Dip, ...]], dips: tuple[Dip, ...]) -> World:
@@ -129,9 +154,11 @@ class World:
         return cls(Switch.boot(config, vips), trace, dips, wanted=dict(vips), pooled=pooled)
 
     @classmethod
-    def draw(cls, c: Chooser) -> World:
+    def draw(cls, c: Chooser, flood_max: int = 100_000) -> World:
         dips = dip_universe()
-        return cls.create(draw_config(c), draw_vips(c, dips), dips)
+        world = cls.create(draw_config(c), draw_vips(c, dips), dips)
+        world.flood_max = flood_max
+        return world
 
     @property
     def config(self) -> Config:
@@ -141,10 +168,11 @@ class World:
     def vips(self) -> list[Vip]:
         return list(self.trace.vips)
 
-    def apply(self, event: ev.Event) -> Observation | None:
-        """One ``Switch.step``; an event the switch cannot take is left out of the trace."""
+    def apply(self, event: TraceEvent) -> Observation | None:
+        """One step; an event the switch cannot take (or a reactive packet with no SYN-ACK to
+        answer) is left out of the trace."""
         try:
-            observation = self.switch.step(len(self.trace.events), event)
+            observation = self.driver.step(len(self.trace.events), event)
         except InvalidEvent:
             return None
         self.trace.events.append(event)
@@ -155,8 +183,10 @@ class World:
 
     def _client_sees(self, o: PacketObservation) -> None:
         ft = o.ft
-        if o.action == REPLY and o.reply_flags == SYN | ACK and is_client(ft.src_ip):
-            self.cookies[ft] = o.reply_seq
+        if is_syn_ack(o) and is_client(ft.src_ip):
+            self.due.add(ft)
+        elif is_syn_ack(o) and is_owned(ft.src_ip):
+            self.seen[ft] = None
         if o.packet.is_syn:
             self.ended.discard(ft)
         elif o.packet.is_end:
@@ -179,13 +209,13 @@ def advance_clock(c: Chooser, w: World) -> None:
     w.now += c.pick((0, 1, 1, 3, 10, bound // 2, bound, bound + 1, cfg.teardown_grace + 1, cfg.idle_timeout + 1))
 
 
-def new_connection(c: Chooser, w: World) -> list[ev.Event]:
+def new_connection(c: Chooser, w: World) -> list[TraceEvent]:
     ft = w.fresh_tuple(c, CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1))
     w.conns.append(ft)
     return [ev.PacketArrives(w.now, Packet(ft, SYN, seq=c.integer(0, 1000)))]
 
 
-def connection_packet(c: Chooser, w: World) -> list[ev.Event]:
+def connection_packet(c: Chooser, w: World) -> list[TraceEvent]:
     """A packet of a known connection: data, a SYN retransmission, its end, or a late one after the end."""
     if not w.conns:
         return new_connection(c, w)
@@ -195,49 +225,138 @@ def connection_packet(c: Chooser, w: World) -> list[ev.Event]:
     return [ev.PacketArrives(w.now, Packet(ft, flags, seq=c.integer(1, 1000), ack=c.integer(1, 1000)))]
 
 
-def cookie_reply(c: Chooser, w: World) -> list[ev.Event]:
-    """A legitimate client answers the switch's SYN-ACK with cookie + 1."""
-    if not w.cookies:
+def cookie_reply(c: Chooser, w: World) -> list[TraceEvent]:
+    """A legitimate client answers the SYN-ACK it received: cookie + 1, computed when it is sent."""
+    if not w.due:
         return connection_packet(c, w)
-    ft = c.pick(sorted(w.cookies))
-    cookie = w.cookies.pop(ft)
-    return [ev.PacketArrives(w.now, Packet(ft, ACK, seq=1, ack=(cookie + 1) & 0xFFFFFFFF))]
+    ft = c.pick(sorted(w.due))
+    w.due.discard(ft)
+    return [CookieAck(w.now, Packet(ft, ACK, seq=1), ft, 1)]
 
 
-def spoofed_packet(c: Chooser, w: World) -> list[ev.Event]:
-    """An off-path attacker: a spoofed SYN or a bare ACK guessing a cookie; sometimes a victim client's source."""
-    src = CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1) if c.chance(20) else ATTACKER_BASE + c.integer(0, 1000)
-    ft = w.fresh_tuple(c, src)
-    flags = c.pick((SYN, ACK))
-    return [ev.PacketArrives(w.now, Packet(ft, flags, seq=c.integer(0, 1000), ack=c.integer(0, (1 << 32) - 1)))]
+# ---------------------------------------------------------------- attackers
 
 
-def syn_flood(c: Chooser, w: World) -> list[ev.Event]:
-    count = c.integer(2, 6)
+def _spoofed_source(c: Chooser) -> int:
+    """Mostly an address nobody uses; sometimes a victim client's."""
+    return CLIENT_BASE + c.integer(0, CLIENT_SOURCES - 1) if c.chance(20) else SPOOFED_BASE + c.integer(0, 1000)
+
+
+REPLAYS = ("source", "port", "vip", "mixed", "later")
+
+
+def cookie_replay(c: Chooser, w: World) -> list[TraceEvent]:
+    """An attacker who owns a few addresses and sees the SYN-ACKs sent to them replays a cookie it
+    saw: from another source address (spoofed, or a victim client's) with the same port and VIP,
+    from another port of its own address, to another VIP, with several of these changed at once,
+    or later from the flow it was sent to. First, when it has seen nothing (or wants a fresh
+    cookie), a probe SYN from one of its addresses; afterwards, sometimes, the CPU learns and the
+    replayed source tries a connection, as it would once it believes itself whitelisted."""
+    if not w.config.syn_auth:
+        return connection_packet(c, w)
+    events: list[TraceEvent] = []
+    if not w.seen or c.chance(40):
+        seen = w.fresh_tuple(c, OWNED_BASE + c.integer(0, OWNED_SOURCES - 1))
+        events.append(ev.PacketArrives(w.now, Packet(seen, SYN, seq=c.integer(0, 1000))))
+    else:
+        seen = c.pick(list(w.seen)[-8:])
+    how = c.pick(REPLAYS)
+    mixed = how == "mixed"
+    src, port, vip = seen.src_ip, seen.src_port, seen.vip
+    if how == "source" or (mixed and c.chance(50)):
+        src = _spoofed_source(c)
+    if how == "port" or (mixed and c.chance(50)):
+        w.next_port += 1  # a port of the address that no SYN-ACK went to
+        port = w.next_port
+    if how == "vip" or (mixed and c.chance(50)):
+        vip = c.pick([v for v in w.vips if v != seen.vip] or w.vips)
+    replayed = FiveTuple(src, vip.ip, port, vip.port, vip.proto)
+    events.append(CookieAck(w.now, Packet(replayed, ACK, seq=1), seen, 1))
+    if c.chance(50):
+        events.append(ev.CpuLearns(w.now))
+        events.append(ev.PacketArrives(w.now, Packet(w.fresh_tuple(c, replayed.src_ip), SYN)))
+    return events
+
+
+GUESSES = 8
+"""A guesser's budget: bare ACKs from one spoofed flow."""
+
+
+def spoofed_packet(c: Chooser, w: World) -> list[TraceEvent]:
+    """An off-path attacker at a spoofed source: a SYN whose SYN-ACK it never sees, or a bounded
+    guesser, up to ``GUESSES`` bare ACKs each guessing the flow's cookie at random or near a cookie
+    the attacker saw at its own addresses (another flow's cookie plus a small offset). No guesser
+    computes a cookie from the CRC's linearity: that attacker breaks the design's secrecy
+    assumption (``proofs/cookie.py``)."""
+    ft = w.fresh_tuple(c, _spoofed_source(c))
+    if c.chance(40):
+        return [ev.PacketArrives(w.now, Packet(ft, SYN, seq=c.integer(0, 1000)))]
+    guesses: list[TraceEvent] = []
+    for _ in range(c.integer(1, GUESSES)):
+        if w.seen and c.chance(50):
+            near = c.pick(list(w.seen))
+            guesses.append(CookieAck(w.now, Packet(ft, ACK, seq=c.integer(0, 1000)), near, c.integer(-3, 4)))
+        else:
+            guesses.append(ev.PacketArrives(w.now, Packet(ft, ACK, seq=c.integer(0, 1000),
+                                                          ack=c.integer(0, (1 << 32) - 1))))  # fmt: skip
+    return guesses
+
+
+FLOOD_DECADE_CHANCE = 15
+"""Percent chance that a flood is ten times larger, asked once per decade."""
+UNAUTHENTICATED_FLOOD_MAX = 10_000
+"""Without SYN authentication every spoofed SYN is a connection the CPU places (a flood of
+100,000 takes 17 s on a tiny table): a larger flood costs more and shows nothing new."""
+
+
+def flood_size(c: Chooser, largest: int) -> int:
+    """2..6 spoofed SYNs mostly; 10..100 with 15%, 100..1,000 with 2.25%, ... up to ``largest``.
+
+    Each decade is ten times larger and 1/0.15 ≈ 6.7 times rarer, so a random walk's flood is about 60
+    packets on average (a walk step is about 1.3 events; a flood of 100,000 spoofed SYNs takes
+    1.4 s and the walk's final judgement 2 s more) while a campaign of a few minutes per worker
+    still meets floods of 10,000 and more. Hypothesis draws the chances far more often true
+    (about 1% of its floods reach 100,000), hence ``World.flood_max``."""
+    decade = 0
+    while 10**decade < largest and c.chance(FLOOD_DECADE_CHANCE):
+        decade += 1
+    if decade == 0:
+        return c.integer(2, 6)
+    return min(largest, c.integer(10**decade, 10 ** (decade + 1)))
+
+
+def syn_flood(c: Chooser, w: World) -> list[TraceEvent]:
+    """SYNs from distinct spoofed sources to one VIP. The few choices are drawn once (the sources
+    are consecutive addresses from a random start, the ports a stride apart), so a flood of
+    100,000 costs a Hypothesis example a handful of draws, not 100,000."""
+    count = flood_size(c, w.flood_max if w.config.syn_auth else min(w.flood_max, UNAUTHENTICATED_FLOOD_MAX))
+    vip = c.pick(w.vips)
+    start, port, seq = c.integer(0, SPOOFED_SOURCES - 1), c.integer(0, 64511), c.integer(0, 1000)
     return [
-        ev.PacketArrives(w.now, Packet(w.fresh_tuple(c, ATTACKER_BASE + c.integer(0, 1 << 16)), SYN))
-        for _ in range(count)
-    ]
+        ev.PacketArrives(w.now, Packet(FiveTuple(SPOOFED_BASE + (start + i) % SPOOFED_SOURCES, vip.ip,
+                                                 1024 + (port + 7919 * i) % 64512, vip.port, vip.proto), SYN, seq))
+        for i in range(count)
+    ]  # fmt: skip
 
 
-def cpu_learn(c: Chooser, w: World) -> list[ev.Event]:
+def cpu_learn(c: Chooser, w: World) -> list[TraceEvent]:
     return [ev.CpuLearns(w.now, c.pick((None, None, 1, 2, 3)))]
 
 
-def cpu_advance(c: Chooser, w: World) -> list[ev.Event]:
+def cpu_advance(c: Chooser, w: World) -> list[TraceEvent]:
     return [ev.CpuAdvances(w.now)]
 
 
-def cpu_expire(c: Chooser, w: World) -> list[ev.Event]:
+def cpu_expire(c: Chooser, w: World) -> list[TraceEvent]:
     return [ev.CpuExpires(w.now)]
 
 
-def pool_update(c: Chooser, w: World) -> list[ev.Event]:
+def pool_update(c: Chooser, w: World) -> list[TraceEvent]:
     """Add, remove or replace a DIP in the pool the operator last asked for."""
     return pool_update_of(c, w, c.pick(w.vips))
 
 
-def pool_update_of(c: Chooser, w: World, vip: Vip) -> list[ev.Event]:
+def pool_update_of(c: Chooser, w: World, vip: Vip) -> list[TraceEvent]:
     pool = list(w.wanted[vip])
     outside = [d for d in w.dips if d not in pool]
     change = c.pick(("add", "remove", "replace"))
@@ -252,7 +371,7 @@ def pool_update_of(c: Chooser, w: World, vip: Vip) -> list[ev.Event]:
     return [ev.UpdateRequested(w.now, vip, tuple(pool))]
 
 
-def learn_fault(c: Chooser, w: World) -> list[ev.Event]:
+def learn_fault(c: Chooser, w: World) -> list[TraceEvent]:
     """A queued learn event is delayed (within the bound), or lost."""
     queued = len(w.switch.dataplane.learn_queue)
     index = c.integer(0, max(queued - 1, 0))
@@ -261,16 +380,16 @@ def learn_fault(c: Chooser, w: World) -> list[ev.Event]:
     return [ev.LearnLost(w.now, index)]
 
 
-def cpu_restart(c: Chooser, w: World) -> list[ev.Event]:
+def cpu_restart(c: Chooser, w: World) -> list[TraceEvent]:
     return [ev.CpuRestarts(w.now)]
 
 
-def dip_failure(c: Chooser, w: World) -> list[ev.Event]:
+def dip_failure(c: Chooser, w: World) -> list[TraceEvent]:
     """A server that has been in some pool dies (a trace may only fail such a DIP)."""
     return [ev.DipFails(w.now, c.pick(sorted(w.pooled)))]
 
 
-def update_race(c: Chooser, w: World) -> list[ev.Event]:
+def update_race(c: Chooser, w: World) -> list[TraceEvent]:
     """A pool update with a connection starting just before t_exec whose learn event is still in
     flight (delayed up to the bound) while the CPU advances the update several times in a row:
     the window the wait for the learn-delay bound and the seal exist for."""
@@ -282,7 +401,7 @@ def update_race(c: Chooser, w: World) -> list[ev.Event]:
     w.next_port += 1
     w.conns.append(ft)
     start = w.now
-    events: list[ev.Event] = [request, ev.PacketArrives(start, Packet(ft, SYN))]
+    events: list[TraceEvent] = [request, ev.PacketArrives(start, Packet(ft, SYN))]
     events.append(ev.LearnDelayed(start, len(w.switch.dataplane.learn_queue), c.integer(1, bound)))
     for _ in range(c.integer(1, 4)):
         w.now += c.pick((0, 1, bound // 2, bound + 1))
@@ -292,7 +411,7 @@ def update_race(c: Chooser, w: World) -> list[ev.Event]:
     return events
 
 
-def update_cycle(c: Chooser, w: World) -> list[ev.Event]:
+def update_cycle(c: Chooser, w: World) -> list[TraceEvent]:
     """A pool update taken through to the end (advances spaced past the bound), so versions run
     out and are reclaimed and reused while older connections still hold entries."""
     vip = c.pick(w.vips)
@@ -305,12 +424,13 @@ def update_cycle(c: Chooser, w: World) -> list[ev.Event]:
     return events
 
 
-Generator = Callable[[Chooser, World], list[ev.Event]]
+Generator = Callable[[Chooser, World], list[TraceEvent]]
 
 WEIGHTS: dict[Generator, int] = {
     new_connection: 14,
     connection_packet: 30,
     cookie_reply: 6,
+    cookie_replay: 4,
     spoofed_packet: 3,
     syn_flood: 1,
     cpu_learn: 10,

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 
 from fuzz.invariants import CRASH, Checker, Failure, oracle_failure
 from fuzz.scenario import WEIGHTS, RandomChooser, World, advance_clock
-from model import events as ev
 from model.config import Config
 from model.observations import CpuObservation, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import Dip, Vip
 from silkcheck.oracle import Verdict
-from silkcheck.trace import Trace
+from silkcheck.targets.model import Driver
+from silkcheck.trace import Trace, TraceEvent
 
 WALK_LENGTHS = (40, 120, 300)
 
@@ -137,16 +137,17 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int) -> Outcome:
     return Outcome(world.trace, failure, steps, verdict)
 
 
-def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[ev.Event]) -> Outcome:
+def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[TraceEvent]) -> Outcome:
     """Run events under every check; events the switch cannot take (now) are dropped."""
     trace = Trace(config, dict(vips), name="fuzz")
     switch = Switch.boot(config, vips)
+    driver = Driver(switch)
     checker = Checker(switch)
     observations: list[Observation] = []
     for event in events:
         index = len(trace.events)
         try:
-            observation = switch.step(index, event)
+            observation = driver.step(index, event)
         except InvalidEvent:
             continue
         except Exception as error:
@@ -171,7 +172,7 @@ def shrink(trace: Trace, failure: Failure) -> tuple[Trace, Failure]:
     """
     events = list(trace.events)
 
-    def still_fails(candidate: list[ev.Event]) -> list[ev.Event] | None:
+    def still_fails(candidate: list[TraceEvent]) -> list[TraceEvent] | None:
         out = replay(trace.config, trace.vips, candidate)
         if out.failure is not None and out.failure.signature == failure.signature:
             return out.trace.events

@@ -6,6 +6,7 @@ model and the compiled program cannot disagree about widths and sizes.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import asdict, dataclass, fields
 
 MAX_STAGES = 8
@@ -40,13 +41,20 @@ class Config:
     """Ticks within which a learn event reaches the CPU; a later one counts as lost."""
     cuckoo_depth: int = 4
     """Longest chain of moves the CPU tries before an insertion fails."""
+    vip_capacity: int = 1024
+    """VIPTable entries: the most VIPs a trace may have."""
+    dip_pool_capacity: int = 65536
+    """DIPPoolTable entries: the DIPs of every live (VIP, version) pool together. DIPPoolSize (one entry
+    per live pool) has the same size, since every pool holds at least one DIP."""
+    whitelist_capacity: int = 65536
+    """Whitelist entries: the most sources SYN authentication can have proven at once."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
             expected = bool if f.type in ("bool", bool) else int
             if type(value) is not expected:
-                raise ConfigError(f"config field {f.name!r} must be {expected.__name__}, got {value!r}")
+                raise ConfigError(f"config field {f.name!r} must be {expected.__name__}, got {reprlib.repr(value)}")
         self._check_range("digest_bits", 1, 32)
         self._check_range("version_bits", 2, 16)
         self._check_range("stages", 1, MAX_STAGES)
@@ -61,6 +69,9 @@ class Config:
         self._check_range("teardown_grace", 0, 1 << 62)
         self._check_range("learn_delay_bound", 0, 1 << 62)
         self._check_range("cuckoo_depth", 0, 64)
+        self._check_range("vip_capacity", 1, 1 << 16)
+        self._check_range("dip_pool_capacity", 1, 1 << 20)
+        self._check_range("whitelist_capacity", 1, 1 << 20)
         if self.teardown_grace < self.learn_delay_bound:
             raise ConfigError(
                 f"teardown_grace ({self.teardown_grace}) must be at least learn_delay_bound "
@@ -88,6 +99,11 @@ class Config:
         return 1 << self.epoch_bits
 
     @property
+    def max_pool_size(self) -> int:
+        """The P4 program keeps a pool's size in 16 bits, and the pool must fit in DIPPoolTable."""
+        return min(0xFFFF, self.dip_pool_capacity)
+
+    @property
     def conn_capacity(self) -> int:
         return self.stages * self.buckets_per_stage * self.slots_per_bucket
 
@@ -99,7 +115,8 @@ class Config:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"unknown config field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            named = ", ".join(reprlib.repr(name) for name in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            raise ConfigError(f"unknown config field(s) {named}; known: {', '.join(sorted(known))}")
         return cls(**data)  # type: ignore[arg-type]
 
     def p4_constants(self) -> dict[str, int]:
@@ -116,4 +133,7 @@ class Config:
             "TRANSIT_SLOTS": self.transit_slots,
             "SYN_AUTH": int(self.syn_auth),
             "COOKIE_KEY": self.cookie_key,
+            "VIP_CAPACITY": self.vip_capacity,
+            "DIP_POOL_CAPACITY": self.dip_pool_capacity,
+            "WHITELIST_CAPACITY": self.whitelist_capacity,
         }

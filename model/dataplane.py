@@ -6,9 +6,10 @@ SYN authentication, ConnTable stages, TransitTable, DIPPoolTable, learn.
 through the same few operations it sends to BMv2 over P4Runtime.
 
 SYN cookies are a CRC of a secret key and the 5-tuple. A CRC is not a MAC: an
-attacker who sees one cookie can forge others. Like every SYN-cookie scheme,
-the defence assumes an off-path attacker, who never sees the SYN-ACKs sent to
-the addresses it spoofs.
+attacker who sees one cookie can compute every other (``proofs/cookie.py``), so
+the defence assumes an off-path attacker, who has seen no SYN-ACK under the
+current key. (With a MAC it would be enough that it never sees the SYN-ACKs sent
+to the addresses it spoofs.)
 """
 
 from __future__ import annotations

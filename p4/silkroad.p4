@@ -59,10 +59,19 @@
 #define COOKIE_KEY 0x5EEDC0DE
 #endif
 
-#define CONN_TABLE_SIZE (BUCKETS_PER_STAGE * SLOTS_PER_BUCKET)
+#ifndef VIP_CAPACITY
 #define VIP_CAPACITY 1024
-#define POOL_CAPACITY 65536
+#endif
+// DIPPoolTable entries (every live pool's DIPs together); DIPPoolSize has one entry per live
+// pool and a pool holds at least one DIP, so it needs no more.
+#ifndef DIP_POOL_CAPACITY
+#define DIP_POOL_CAPACITY 65536
+#endif
+#ifndef WHITELIST_CAPACITY
 #define WHITELIST_CAPACITY 65536
+#endif
+
+#define CONN_TABLE_SIZE (BUCKETS_PER_STAGE * SLOTS_PER_BUCKET)
 
 const bit<9> CPU_PORT = 255;
 const bit<9> SERVER_PORT = 2;
@@ -524,7 +533,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         }
         actions = { set_pool_size; @defaultonly NoAction; }
         default_action = NoAction();
-        size = VIP_CAPACITY * 4;
+        size = DIP_POOL_CAPACITY;
     }
 
     action rewrite_dip(bit<32> ip, bit<16> port) {
@@ -546,7 +555,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         }
         actions = { rewrite_dip; @defaultonly NoAction; }
         default_action = NoAction();
-        size = POOL_CAPACITY;
+        size = DIP_POOL_CAPACITY;
     }
 
     // ------------------------------------------------------------ the pipeline

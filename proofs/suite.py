@@ -16,7 +16,7 @@ from pathlib import Path
 
 from model import events as ev
 from model.switch import Switch
-from proofs import bmc, explicit, induction, protocol, tables, twin, variants
+from proofs import bmc, cookie, explicit, induction, protocol, tables, twin, variants
 from proofs.replay import COUNTEREXAMPLES_DIR, reproduces, save_counterexample
 from proofs.symbolic import UNSAFE, Outcome
 from silkcheck import report
@@ -78,6 +78,18 @@ def _variant_rows(save_dir: Path | None) -> list[Row]:
     result = f"refuted: walk {walks}, {len(trace.events)}-event trace reproduces" if ok and trace else "NOT refuted"
     rows.append(Row(f"unsafe variant {variants.UNCHECKED_MOVE[0]}", "random walks → trace",
                     result + _save(trace, save_dir), time.perf_counter() - start, ok))  # fmt: skip
+    return rows
+
+
+def _cookie_rows(save_dir: Path | None) -> list[Row]:
+    """What is proved about the keyed cookie, and the two things that show its secrecy assumption is needed."""
+    rows = [_timed(lambda: _proof_row(cookie.prove_fields_bind(), "exhaustive (GF(2) rank, every key)"))]
+    collision = cookie.two_field_collision()[0]
+    rows.append(Row(collision.name, "GF(2) rank (sat)", collision.detail, collision.seconds,
+                    collision.status == UNSAFE))  # fmt: skip
+    forged, trace = cookie.refute_secrecy()
+    rows.append(Row(forged.name, "concrete model → trace", forged.detail + _save(trace, save_dir), forged.seconds,
+                    forged.status == UNSAFE))  # fmt: skip
     return rows
 
 
@@ -192,6 +204,7 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
                     else unchecked.status, unchecked.seconds, unchecked.status == UNSAFE))  # fmt: skip
     for proof in (tables.prove_version_reclaim, tables.prove_version_reuse, tables.prove_syn_auth):
         rows.append(_timed(lambda proof=proof: _proof_row(proof(), "unbounded")))
+    rows += _cookie_rows(save_dir)
     note("unsafe variants")
     rows += _variant_rows(save_dir)
     note("bounded model checking")

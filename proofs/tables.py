@@ -237,10 +237,16 @@ def prove_version_reuse() -> Outcome:
 # ---------------------------------------------------------------- SYN authentication
 #
 # Abstraction: the cookie is an uninterpreted function of the 5-tuple.
-# Assumption (cookie unforgeability, off-path attacker): a packet can carry
-# cookie(ft)+1 only if its sender received the SYN-ACK sent to ft's source,
-# i.e. owns the source address. A source enters the whitelist only by an
-# "auth" learn event, which only AUTH_WHITELIST sends.
+# Assumption (secrecy: an off-path attacker): a packet carries cookie(ft)+1
+# only if its sender received the SYN-ACK sent to ft, i.e. owns ft's source
+# address. That holds only for an attacker who knows no cookie at all under
+# the current key: the cookie is a CRC, and a CRC is not a MAC, so one cookie
+# seen at an address the attacker owns gives the cookie of every spoofed flow
+# (``proofs.cookie.forgery_trace`` is whitelisted on the shipped design). What
+# is proved of the cookie itself (``proofs.cookie.prove_fields_bind``): a
+# cookie replayed from a flow that differs in one field (source address,
+# source port, VIP, key) never passes. A source enters the whitelist only by
+# an "auth" learn event, which only AUTH_WHITELIST sends.
 
 
 def prove_syn_auth() -> Outcome:
@@ -253,7 +259,8 @@ def prove_syn_auth() -> Outcome:
     # Non-whitelisted sources go through auth_outcome; it forwards nothing and learns only AUTH_WHITELIST.
     reaches_dip_or_table = z3.And(z3.Not(whitelisted), outcome == d.AUTH_PASS)
     whitelists = outcome == d.AUTH_WHITELIST
-    unforgeable = z3.Implies(cookie_ok, source_proved)
+    off_path = z3.Implies(cookie_ok, source_proved)
     claim = z3.And(z3.Not(reaches_dip_or_table), z3.Implies(whitelists, source_proved))
-    return prove("SYN authentication: no DIP, no entry, no whitelist without a valid cookie", [unforgeable], claim,
+    return prove("SYN authentication (off-path attacker): no DIP, no entry, no whitelist without a valid cookie",
+                 [off_path], claim,
                  z3.And(z3.Not(whitelisted), z3.Not(source_proved), is_bare_ack))  # fmt: skip

@@ -63,17 +63,26 @@ class Sweep:
     bloom_queries: int
     """Non-member queries per Bloom point, spread over the trials (a fresh filter each)."""
 
-    def problems(self) -> list[str]:
-        """What no switch (or no hash of the model) could have, one line each."""
+    def problems(self, rates: Rates | None = None) -> list[str]:
+        """What no switch (or no hash of the model) could have, one line each; with ``rates``, also
+        Bloom points that would draw more flows than fit in memory."""
         ranges = [("digest_bits", 1, 25), ("stages", 1, len(STAGE_ORDERS)), ("slots", 1, 255),
                   ("bloom_bits", 1, 1 << 16), ("bloom_hashes", 1, len(BLOOM_ORDERS))]  # fmt: skip
         found = [f"{name} {value} is out of range [{low}, {high}]" for name, low, high in ranges
                  for value in getattr(self, name) if not low <= value <= high]  # fmt: skip
         found += [f"load {load} is not in (0, 1]" for load in self.loads if not 0 < load <= 1]
-        found += [f"latency {ms} ms is not positive" for ms in self.latencies_ms if ms <= 0]
+        found += [f"latency {ms} ms is not positive" for ms in self.latencies_ms if not ms > 0]
+        if rates is not None:
+            found += [f"latency {ms} ms at {rates.new_conns_per_min:g} new connections/min records "
+                      f"{rates.new_conns_per_s * ms / 1000:,.0f} connections per Bloom trial: more than "
+                      f"{MAX_DRAWN_FLOWS:,} flows over {self.bloom_trials} trials"
+                      for ms in self.latencies_ms
+                      if rates.new_conns_per_s * ms / 1000 * self.bloom_trials > MAX_DRAWN_FLOWS]  # fmt: skip
         return found
 
 
+MAX_DRAWN_FLOWS = 50_000_000
+"""Flows one Bloom latency point may draw (tens of bytes each, with their CRCs)."""
 QUICK = Sweep((8, 12, 16), (2, 4), (2, 4), (0.5, 0.9), (1024, 2048), (1, 2, 3, 4), (2.0, 10.0, 30.0),
               capacity=16_384, lookups=200_000, bloom_trials=100, bloom_queries=400_000)  # fmt: skip
 FULL = Sweep((8, 12, 16, 24), (2, 3, 4, 8), (1, 2, 4, 8), (0.5, 0.9, 0.95), (1024, 2048, 8192), (1, 2, 3, 4),

@@ -25,11 +25,23 @@ T = TypeVar("T")
 BENCH_VIPS = tuple(Vip(parse_ip("20.0.0.0") + i, 80 + i % 2 * 363, PROTO_TCP) for i in range(16))
 
 
-def reference_rate(sample: int, load: float, stages: int, slots: int, digest_bits: int, seed: int) -> float:
-    """Connections per second the model's CPU places (learn + cuckoo + per-write checks)."""
+def baseline_config(sample: int, load: float, stages: int, slots: int, digest_bits: int) -> Config:
+    """The model's config for the baseline: ``sample`` connections at ``load`` (ConfigError if the
+    model cannot have that table)."""
     geometry = Geometry.for_load(sample, load, stages, slots)
-    config = Config(digest_bits=digest_bits, stages=stages, slots_per_bucket=slots,
-                    buckets_per_stage=geometry.buckets_per_stage)  # fmt: skip
+    return Config(digest_bits=digest_bits, stages=stages, slots_per_bucket=slots,
+                  buckets_per_stage=geometry.buckets_per_stage)  # fmt: skip
+
+
+def scale_geometry(connections: int, load: float, stages: int, slots: int, digest_bits: int,
+                   version_bits: int) -> Geometry:  # fmt: skip
+    """The compact table sized for ``connections`` at ``load`` (GeometryError if it cannot be)."""
+    # Round the bucket count down: the table is then at least ``load`` full.
+    return Geometry(stages, int(connections / (load * stages * slots)), slots, digest_bits, version_bits)
+
+
+def reference_rate(config: Config, sample: int, seed: int) -> float:
+    """Connections per second the model's CPU places (learn + cuckoo + per-write checks)."""
     rng = np.random.default_rng(seed)
     flows = Flows.random(rng, sample, BENCH_VIPS)
     switch = Switch.boot(config, dict.fromkeys(BENCH_VIPS, (Dip(parse_ip("10.0.0.1"), 80),)))
@@ -49,10 +61,10 @@ def _timed(label: str, action: Callable[[], T]) -> tuple[T, float]:
     return result, elapsed
 
 
-def run_scale_bench(connections: int, load: float, stages: int, slots: int, digest_bits: int, version_bits: int,
-                    seed: int, baseline_sample: int) -> bool:  # fmt: skip
-    # Round the bucket count down: the table is then at least ``load`` full.
-    geometry = Geometry(stages, int(connections / (load * stages * slots)), slots, digest_bits, version_bits)
+def run_scale_bench(geometry: Geometry, connections: int, seed: int, baseline: Config, sample: int) -> bool:
+    """``connections`` into ``geometry``; the baseline is the model (``baseline``) placing ``sample``."""
+    stages, slots = geometry.stages, geometry.slots_per_bucket
+    digest_bits, version_bits = geometry.digest_bits, geometry.version_bits
     print(f"ConnTable: {stages} stages x {geometry.buckets_per_stage:,} buckets x {slots} slots = "
           f"{geometry.capacity:,} slots; {digest_bits}-bit digest, {version_bits}-bit version")  # fmt: skip
     rng = np.random.default_rng(seed)
@@ -74,9 +86,8 @@ def run_scale_bench(connections: int, load: float, stages: int, slots: int, dige
                                              lambda: cpu.table.lookup(stranger_digest, stranger_bucket))  # fmt: skip
     placed = cpu.stage_of >= 0
     wrong = int((found[placed] != versions[placed]).sum())
-    sample = min(baseline_sample, connections)
-    base, _ = _timed(f"baseline: the model's CPU placing {sample:,} connections", lambda: reference_rate(
-        sample, load, stages, slots, digest_bits, seed))  # fmt: skip
+    base, _ = _timed(f"baseline: the model's CPU placing {sample:,} connections",
+                     lambda: reference_rate(baseline, sample, seed))  # fmt: skip
 
     inserted = connections - len(failed)
     total_s = hash_s + index_s + insert_s

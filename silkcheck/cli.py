@@ -3,17 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import datetime
 import os
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+from model.config import MAX_BLOOM_HASHES, MAX_STAGES
 from model.observations import Observation
+from silkcheck import options as opt
 from silkcheck import report
-from silkcheck.examples import EXAMPLES_DIR, write_all
+from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
+from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
-from silkcheck.trace import Trace, TraceError, load
+from silkcheck.trace import TIME_MAX, Trace, TraceError, load, parse_pool_text, parse_vip
+
+# Exit codes (the team's convention).
+PASS = 0
+VIOLATION = 1
+"""A property was violated: a PCC violation, a model/BMv2 mismatch, a mutant that survived."""
+BAD_INPUT = 2
+INTERNAL_ERROR = 3
+INTERRUPTED = 130
+BROKEN_PIPE = 141
+"""128 + SIGPIPE, what a shell reports for a process killed by a closed pipe."""
+TARGETS = ("model", "bmv2")
+MESSAGE_MAX = 2000
 
 
 def _run(trace: Trace, target_name: str) -> Verdict:
@@ -44,21 +64,49 @@ def _observe(trace: Trace, args: argparse.Namespace) -> list[Observation]:
     return get_target(args.target).run(trace)
 
 
+def unsafe_designs() -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
+    """Every named unsafe variant of the model, each with the patch that applies it: the fuzzer's
+    mutants and the proofs' variants (whose saved counterexamples are named after them)."""
+    from fuzz.mutants import MUTANTS
+    from proofs.variants import UNCHECKED_MOVE, VARIANTS, unchecked_move
+
+    designs: dict[str, Callable[[], contextlib.AbstractContextManager[Any]]] = {m.name: m.patch for m in MUTANTS}
+    designs.update({v.name: v.applied for v in VARIANTS})
+    designs[UNCHECKED_MOVE[0]] = unchecked_move
+    return designs
+
+
+def _variant_of(trace: Trace) -> str | None:
+    """The unsafe variant a saved counterexample refutes: its name, or its name's end (``bmc-skip-transit``)."""
+    return next((name for name in unsafe_designs() if trace.name == name or trace.name.endswith("-" + name)), None)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.mutant and args.target != "model":
+        raise InputError(f"--mutant {args.mutant} patches the model: replay it on --target model")
     trace = _replay_source(args)
-    observations = _observe(trace, args)
-    verdict = judge(trace.config, observations)
-    print(f"{trace.name or args.trace} on {args.target}: {verdict.summary()}")
+    patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
+    with patch():
+        observations = _observe(trace, args)
+        verdict = judge(trace.config, observations)
+    applied = f" with {args.mutant} applied" if args.mutant else ""
+    print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
     if trace.description:
         print(trace.description)
+    variant = _variant_of(trace) if trace.expect == "fail" and verdict.ok and not args.mutant else None
+    if variant:
+        print(f"(a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail)")
     print()
+    if args.summary:
+        print(report.summary(verdict, len(trace.events), len(trace.packets), trace.config.syn_auth))
+        return 0 if verdict.ok else 1
     print(report.connection_table(verdict))
     for finding in verdict.findings:
         print()
         print(report.explain(finding))
     if args.target == "model":
         show_timeline(trace, observations, verdict, args.html)
-    return 0 if verdict.ok else 1
+    return PASS if verdict.ok else VIOLATION
 
 
 def show_timeline(trace: Trace, observations: list[Observation], verdict: Verdict, html: str | None) -> None:
@@ -100,7 +148,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     good &= _prove_section()
     print()
     print("verify:", "OK" if good else "FAILED")
-    return 0 if good else 1
+    return PASS if good else VIOLATION
 
 
 def cmd_pcap(args: argparse.Namespace) -> int:
@@ -108,11 +156,17 @@ def cmd_pcap(args: argparse.Namespace) -> int:
 
     count = export_pcap(load(args.trace), args.out)
     print(f"wrote {count} packets to {args.out}")
-    return 0
+    return PASS
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
-    for path in write_all(Path(args.dir)):
+    if (args.spoofed is None) != (args.legit is None):
+        raise TraceError("examples: give --spoofed and --legit together")
+    if args.spoofed is None:
+        paths = write_all(Path(args.dir))
+    else:
+        paths = [write_flood(args.spoofed, args.legit, Path(args.dir))]
+    for path in paths:
         print(f"wrote {path}")
     return 0
 
@@ -142,21 +196,34 @@ def cmd_prove(args: argparse.Namespace) -> int:
     good = all(r.ok for r in rows)
     print()
     print("prove:", "OK" if good else "FAILED")
-    return 0 if good else 1
+    return PASS if good else VIOLATION
 
 
 def _prove_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="smaller BMC depth and search scope (what verify runs)")
     p.add_argument("--bench", action="store_true", help="per-property solver time and explicit-state states/s")
-    p.add_argument("--save", metavar="DIR", help="save every counterexample trace (minimal) into DIR")
+    p.add_argument("--save", metavar="DIR", type=opt.output_dir("counterexample"),
+                   help="save every counterexample trace (minimal) into DIR")
 
 
 def cmd_scale_bench(args: argparse.Namespace) -> int:
-    from scale.bench import run_scale_bench
+    from model.config import ConfigError
+    from scale.bench import baseline_config, run_scale_bench, scale_geometry
+    from scale.conntable import GeometryError
 
-    good = run_scale_bench(args.connections, args.load, args.stages, args.slots, args.digest_bits,
-                           args.version_bits, args.seed, args.baseline_sample)  # fmt: skip
-    return 0 if good else 1
+    sample = min(args.baseline_sample, args.connections)
+    shape = f"{args.stages} stages x {args.slots} slots at load {args.load:g}"
+    try:  # the options together, before the long work
+        geometry = scale_geometry(args.connections, args.load, args.stages, args.slots, args.digest_bits,
+                                  args.version_bits)  # fmt: skip
+    except GeometryError as error:
+        raise InputError(f"scale-bench: {args.connections:,} connections in {shape}: {error}") from None
+    try:
+        baseline = baseline_config(sample, args.load, args.stages, args.slots, args.digest_bits)
+    except ConfigError as error:
+        raise InputError(f"scale-bench: the model cannot hold the baseline's table ({sample:,} connections in "
+                         f"{shape}): {error}; lower --baseline-sample") from None  # fmt: skip
+    return PASS if run_scale_bench(geometry, args.connections, args.seed, baseline, sample) else VIOLATION
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -170,10 +237,10 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     overrides = {name: tuple(getattr(args, name)) for name in ("digest_bits", "stages", "slots", "loads",
                  "bloom_bits", "bloom_hashes", "latencies_ms") if getattr(args, name)}  # fmt: skip
     sweep = dataclasses.replace(sweep, **overrides)
-    if sweep.problems():
-        raise TraceError("analyze: " + "; ".join(sweep.problems()))
-    rng = np.random.default_rng(args.seed)
     rates = Rates(args.new_conns_per_min, args.updates_per_min)
+    if sweep.problems(rates):
+        raise InputError("analyze: " + "; ".join(sweep.problems(rates)))
+    rng = np.random.default_rng(args.seed)
     if args.pcap:
         from silkcheck.capture import distinct_flows, parse_vips, read_capture
 
@@ -191,52 +258,80 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _targets(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", default="model", help="where to run: model (default), bmv2 or blackbox")
+def _targets(p: argparse.ArgumentParser, blackbox: bool = False) -> None:
+    if blackbox:
+        p.add_argument("--target", default="model", type=opt.choice(lambda: (*TARGETS, "blackbox"), "target"),
+                       help="where to run: model (default), bmv2, or blackbox (any P4 load balancer: see --example)")
+        return
+    p.add_argument("--target", default="model", type=opt.choice(lambda: TARGETS, "target"),
+                   help="where to run: model (default) or bmv2")
 
 
 def _verify_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--examples", default=str(EXAMPLES_DIR), help="directory of example traces")
+    p.add_argument("--examples", default=str(EXAMPLES_DIR), type=opt.input_dir("examples directory"),
+                   help="directory of example traces")
     _targets(p)
 
 
 def _replay_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace", nargs="?", help="a trace file (or give --pcap)")
-    p.add_argument("--html", metavar="OUT", help="also write the timeline as an HTML page")
-    _targets(p)
-    p.add_argument("--pcap", help="replay a packet capture: its flows mapped onto --vip, CPU steps inserted")
+    p.add_argument("trace", nargs="?", type=opt.input_file("trace"), help="a trace file (or give --pcap)")
+    p.add_argument("--html", metavar="OUT", type=opt.output_file("timeline page"),
+                   help="also write the timeline as an HTML page")
+    p.add_argument("--summary", action="store_true",
+                   help="print counts, the SYN-authentication tally and the first findings, not the "
+                        "per-connection table and timeline")  # fmt: skip
+    _targets(p, blackbox=True)
+    p.add_argument("--mutant", metavar="NAME", type=opt.choice(lambda: sorted(unsafe_designs()), "mutant"),
+                   help="run with this unsafe variant applied (a fuzz mutant or a proof variant): how a saved "
+                        "counterexample fails")  # fmt: skip
+    p.add_argument("--pcap", type=opt.input_file("capture"),
+                   help="replay a packet capture: its flows mapped onto --vip, CPU steps inserted")
     _mapping_args(p)
-    p.add_argument("--pool", action="append", default=[],
+    p.add_argument("--pool", action="append", default=[], type=opt.validated(parse_pool_text, "pool"),
                    help="DIP,DIP,... the pool of each --vip in order (one --pool serves every VIP)")
-    p.add_argument("--learn-interval-us", type=int, default=1000, help="CPU learn step interval (insertion latency)")
-    p.add_argument("--update-at-us", type=int, help="request a pool update for every VIP at this capture time")
-    p.add_argument("--update-pool", help="DIP,DIP,... the new pool of that update")
-    p.add_argument("--max-packets", type=int, help="read at most this many usable packets of the capture")
-    p.add_argument("--save-trace", help="also save the trace built from the capture as JSON")
-    p.add_argument("--pause-at", type=int, metavar="N",
-                   help="bmv2: stop before event N with the switch running and open a p4runtime-shell session on it")
+    p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=1000,
+                   help="CPU learn step interval (insertion latency)")
+    p.add_argument("--update-at-us", type=opt.integer(0, TIME_MAX),
+                   help="request a pool update for every VIP at this capture time")
+    p.add_argument("--update-pool", type=opt.validated(parse_pool_text, "pool"),
+                   help="DIP,DIP,... the new pool of that update")
+    p.add_argument("--max-packets", type=opt.count(1 << 40),
+                   help="read at most this many usable packets of the capture")
+    p.add_argument("--save-trace", type=opt.output_file("trace"),
+                   help="also save the trace built from the capture as JSON")
+    p.add_argument("--pause-at", type=opt.integer(0, 1 << 40), metavar="N",
+                   help="bmv2: stop before event N with the switch running and print the p4runtime-shell command "
+                        "that opens a session on it")  # fmt: skip
     from silkcheck.blackbox.options import add_setup_args
 
     add_setup_args(p)
 
 
 def _mapping_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--vip", action="append", default=[],
+    p.add_argument("--vip", action="append", default=[], type=opt.validated(parse_vip, "VIP"),
                    help="IP:PORT/tcp|udp; the capture's destinations are mapped onto these VIPs (repeatable)")
 
 
 def _pcap_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace")
-    p.add_argument("out")
+    p.add_argument("trace", type=opt.input_file("trace"))
+    p.add_argument("out", type=opt.output_file("pcap"))
 
 
 def _examples_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dir", default=str(EXAMPLES_DIR))
+    p.add_argument("--dir", default=str(EXAMPLES_DIR), type=opt.output_dir("examples"))
+    p.add_argument("--spoofed", type=opt.integer(0, MAX_SPOOFED_SOURCES), metavar="N",
+                   help="instead: write only a SYN flood of N spoofed sources (with --legit) into --dir")
+    p.add_argument("--legit", type=opt.integer(1, MAX_LEGIT_CLIENTS), metavar="M",
+                   help="the flood's legitimate clients, which answer the SYN-ACK they receive")  # fmt: skip
+
+
+BENCH_MAX_PACKETS = 10_000_000
+"""The workload is built in memory: 179 MB peak at 200,000 packets, so about 8 GB here."""
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--packets", type=int, default=1_000_000)
-    p.add_argument("--connections", type=int, default=20_000)
+    p.add_argument("--packets", type=opt.count(BENCH_MAX_PACKETS), default=1_000_000)
+    p.add_argument("--connections", type=opt.count(1_000_000), default=20_000, help="live connections at most")
 
 
 def cmd_p4_build(args: argparse.Namespace) -> int:
@@ -260,63 +355,72 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="take the config header of this trace (default: the default Config)")
+    p.add_argument("--config", type=opt.input_file("trace"),
+                   help="take the config header of this trace (default: the default Config)")
 
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("traces", nargs="*", help="trace files to run on the model and on BMv2")
-    p.add_argument("--random", type=int, default=0, metavar="N", help="also run N random traces")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--events", type=int, default=60, help="events per random trace")
+    p.add_argument("traces", nargs="*", type=opt.input_file("trace"),
+                   help="trace files to run on the model and on BMv2")
+    p.add_argument("--random", type=opt.count(1 << 40, low=0), default=0, metavar="N", help="also run N random traces")
+    p.add_argument("--seed", type=opt.SEED, default=1)
+    p.add_argument("--events", type=opt.count(100_000), default=60, help="events per random trace")
+
+
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--connections", type=int, default=10_000_000)
-    p.add_argument("--load", type=float, default=0.9, help="load factor the table is sized for")
-    p.add_argument("--stages", type=int, default=4)
-    p.add_argument("--slots", type=int, default=4, help="slots per bucket")
-    p.add_argument("--digest-bits", type=int, default=24)
-    p.add_argument("--version-bits", type=int, default=6)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--baseline-sample", type=int, default=20_000, help="connections the model's CPU places")
+    from scale.conntable import STAGE_ORDERS
+
+    p.add_argument("--connections", type=opt.count(50_000_000), default=10_000_000)
+    p.add_argument("--load", type=opt.real(0, 1, low_open=True), default=0.9, help="load factor the table is sized for")
+    p.add_argument("--stages", type=opt.count(min(MAX_STAGES, len(STAGE_ORDERS))), default=4)
+    p.add_argument("--slots", type=opt.count(64), default=4, help="slots per bucket")
+    p.add_argument("--digest-bits", type=opt.count(30), default=24)
+    p.add_argument("--version-bits", type=opt.integer(2, 16), default=6)
+    p.add_argument("--seed", type=opt.SEED, default=1)
+    p.add_argument("--baseline-sample", type=opt.count(1_000_000), default=20_000,
+                   help="connections the model's CPU places")
 
 
 def _analyze_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true", help="a small sweep that finishes in under a minute")
-    p.add_argument("--out", default="silkcheck-out/analyze", help="directory for the CSVs and PNG plots")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--digest-bits", type=int, nargs="+")
-    p.add_argument("--stages", type=int, nargs="+")
-    p.add_argument("--slots", type=int, nargs="+", help="slots per bucket")
-    p.add_argument("--loads", type=float, nargs="+", help="ConnTable load factors")
-    p.add_argument("--bloom-bits", type=int, nargs="+")
-    p.add_argument("--bloom-hashes", type=int, nargs="+")
-    p.add_argument("--latencies-ms", type=float, nargs="+", help="insertion latency = update window")
-    p.add_argument("--new-conns-per-min", type=float, default=1_000_000)
-    p.add_argument("--updates-per-min", type=float, default=100)
-    p.add_argument("--syn-share", type=float, default=0.9,
+    p.add_argument("--out", default="silkcheck-out/analyze", type=opt.output_dir("analysis"),
+                   help="directory for the CSVs and PNG plots")
+    p.add_argument("--seed", type=opt.SEED, default=1)
+    p.add_argument("--digest-bits", type=opt.count(32), nargs="+")
+    p.add_argument("--stages", type=opt.count(MAX_STAGES), nargs="+")
+    p.add_argument("--slots", type=opt.count(255), nargs="+", help="slots per bucket")
+    p.add_argument("--loads", type=opt.real(0, 1, low_open=True), nargs="+", help="ConnTable load factors")
+    p.add_argument("--bloom-bits", type=opt.count(1 << 16), nargs="+")
+    p.add_argument("--bloom-hashes", type=opt.count(MAX_BLOOM_HASHES), nargs="+")
+    p.add_argument("--latencies-ms", type=opt.real(0, 3_600_000, low_open=True), nargs="+",
+                   help="insertion latency = update window")
+    p.add_argument("--new-conns-per-min", type=opt.real(0, 1e12, low_open=True), default=1_000_000)
+    p.add_argument("--updates-per-min", type=opt.real(0, 1e9, low_open=True), default=100)
+    p.add_argument("--syn-share", type=opt.real(0, 1), default=0.9,
                    help="share of new connections that open with a TCP SYN (random flows only)")
-    p.add_argument("--pcap", help="take the flows from this capture instead of random ones")
+    p.add_argument("--pcap", type=opt.input_file("capture"),
+                   help="take the flows from this capture instead of random ones")
     _mapping_args(p)
 
 
-def _budget(text: str) -> float:
-    from fuzz.campaign import parse_budget
-
-    try:
-        return parse_budget(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
 def _campaign_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget", type=_budget, default=_budget("60s"), help="time budget: 30s, 10m, 1h (default 60s)")
-    p.add_argument("--workers", type=int, default=1, help="parallel worker processes (default 1)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--budget", type=opt.duration(), default="60s", help="time budget: 30s, 10m, 1h (default 60s)")
+    p.add_argument("--workers", type=opt.count(256), default=1, help="parallel worker processes (default 1)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+
+
+def _mutant_names() -> list[str]:
+    from fuzz.mutants import MUTANTS_BY_NAME
+
+    return list(MUTANTS_BY_NAME)
 
 
 def _fuzz_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
-    p.add_argument("--target", default="model", help="model (default), a mutant's name, or bmv2 (differential)")
-    p.add_argument("--db", default=".silkcheck/fuzz-db", help="example database directory")
+    p.add_argument("--target", default="model", type=opt.choice(lambda: ["model", "bmv2", *_mutant_names()], "target"),
+                   help="model (default), a mutant's name, or bmv2 (differential)")
+    p.add_argument("--db", default=".silkcheck/fuzz-db", type=opt.output_dir("example database"),
+                   help="example database directory")
 
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
@@ -326,30 +430,34 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         from silkcheck.differential import run_differential
 
         return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
-    if args.workers < 1:
-        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
     print(summary(result))
-    return 1 if result.failed else 0
+    if result.failed:
+        return VIOLATION
+    if result.interrupted:
+        return INTERRUPTED
+    if result.steps == 0:
+        raise InputError(f"--budget {args.budget:g} s ended before the campaign's first step: nothing was checked")
+    return PASS
 
 
 def _mutants_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
-    p.add_argument("names", nargs="*", help="only these mutants (default: the whole catalogue)")
+    p.add_argument("names", nargs="*", type=opt.choice(_mutant_names, "mutant"),
+                   help="only these mutants (default: the whole catalogue)")
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
 
-    if args.workers < 1:
-        raise TraceError(f"--workers must be at least 1, got {args.workers}")
     text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
     print(text)
-    return 0 if all_killed else 1
+    return PASS if all_killed else VIOLATION
 
 
 def _fuzz_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seconds", type=float, default=10.0, help="time per explorer (default 10)")
+    p.add_argument("--seconds", type=opt.real(0, opt.DAY_S, low_open=True), default=10.0,
+                   help="time per explorer (default 10)")
 
 
 def cmd_fuzz_bench(args: argparse.Namespace) -> int:
@@ -360,48 +468,46 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
 
 
 def _fuzz_fingerprint_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--walks", type=int, default=600, help="random walks (seeds 0..N-1, default 600)")
+    p.add_argument("--walks", type=opt.count(10_000_000), default=600, help="random walks (seeds 0..N-1, default 600)")
 
 
 def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
     from fuzz.fingerprint import observation_fingerprint
 
-    if args.walks < 1:
-        raise TraceError(f"--walks must be at least 1, got {args.walks}")
     fingerprint, steps = observation_fingerprint(args.walks)
     print(f"{args.walks} walks, {steps:,} steps: observations sha256 {fingerprint}")
     return 0
 
 
-def _count(text: str) -> int:
-    """A whole number of at least 1 (argparse reports anything else as bad input, exit 2)."""
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
-
-
 def _blackbox_args(p: argparse.ArgumentParser) -> None:
     from silkcheck.blackbox.options import add_pool_args, add_setup_args
+    from silkcheck.blackbox.workload import nemesis_kinds
 
     add_setup_args(p)
     add_pool_args(p)
-    p.add_argument("--budget", type=_budget, default=_budget("60s"), help="time to hunt: 10s, 10m (default 60s)")
-    p.add_argument("--round", type=_budget, default=_budget("3s"), help="length of each workload (default 3s)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--connections-per-s", type=float, default=100.0)
-    p.add_argument("--update-every", type=_budget, default=_budget("1s"), help="time between pool updates (1s)")
-    p.add_argument("--burst", type=int, default=8, help="new connections opened at each update (default 8)")
-    p.add_argument("--syn-flood-per-s", type=float, default=0.0, help="spoofed SYNs per second (default 0)")
-    p.add_argument("--nemesis", default="none",
+    p.add_argument("--budget", type=opt.duration(), default=60.0, help="time to hunt: 10s, 10m (default 60s)")
+    p.add_argument("--round", type=opt.duration(3600), default=3.0, help="length of each workload (default 3s)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+    p.add_argument("--connections-per-s", type=opt.real(0, 100_000, low_open=True), default=100.0,
+                   help="new connections per second (default 100)")
+    p.add_argument("--update-every", type=opt.duration(3600), default=1.0, help="time between pool updates (1s)")
+    p.add_argument("--burst", type=opt.count(10_000, low=0), default=8,
+                   help="new connections opened at each update (default 8)")
+    p.add_argument("--syn-flood-per-s", type=opt.real(0, 100_000), default=0.0,
+                   help="spoofed SYNs per second (default 0)")
+    p.add_argument("--nemesis", default="none", type=opt.validated(nemesis_kinds, "nemesis"),
                    help="faults: all, none, or a list of controller_pause, controller_kill, digest_delay, "
                         "digest_drop, write_delay")  # fmt: skip
     p.add_argument("--no-shrink", action="store_true", help="save the violating workload, do not shrink it")
-    p.add_argument("--repro", type=_count, default=10, help="re-runs of the shrunk trace to count (default 10)")
-    p.add_argument("--shrink-runs", type=_count, default=200, help="candidates the shrinker may try (default 200)")
-    p.add_argument("--shrink-confirm", type=_count, default=3,
+    p.add_argument("--repro", type=opt.count(1000), default=10,
+                   help="re-runs of the shrunk trace to count (default 10)")
+    p.add_argument("--shrink-runs", type=opt.count(100_000), default=200,
+                   help="candidates the shrinker may try (default 200)")
+    p.add_argument("--shrink-confirm", type=opt.count(100), default=3,
                    help="a candidate counts as failing after this many failing runs in a row (default 3)")
     p.add_argument("--survive", action="store_true", help="do not stop at a violation: run the whole budget")
-    p.add_argument("--out", default="silkcheck-out/blackbox", help="where violating traces are saved")
+    p.add_argument("--out", default="silkcheck-out/blackbox", type=opt.output_dir("black-box results"),
+                   help="where violating traces are saved")
 
 
 def cmd_blackbox(args: argparse.Namespace) -> int:
@@ -411,10 +517,7 @@ def cmd_blackbox(args: argparse.Namespace) -> int:
     from silkcheck.blackbox.workload import WorkloadSpec, nemesis_kinds
 
     chosen = chosen_setup(args)
-    try:
-        kinds = nemesis_kinds(args.nemesis)
-    except ValueError as error:
-        raise TraceError(f"--nemesis: {error}") from None
+    kinds = nemesis_kinds(args.nemesis)
     spec = WorkloadSpec(int(args.round * 1e6), args.connections_per_s, int(args.update_every * 1e6), args.burst,
                         args.syn_flood_per_s, kinds)  # fmt: skip
     command = f"silkcheck replay --target blackbox {chosen.replay_flags}"
@@ -432,13 +535,16 @@ def cmd_blackbox(args: argparse.Namespace) -> int:
                       Path(args.out), command, not args.no_shrink, args.repro, args.shrink_runs,
                       args.shrink_confirm)  # fmt: skip
     print(summary(result, chosen.setup))
-    return 1 if result.found else 0
+    return VIOLATION if result.found else PASS
 
 
 def _blackbox_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--packets", type=_count, default=5_000, help="packets per trial (default 5,000)")
-    p.add_argument("--connections", type=_count, default=64, help="connections they are spread over (default 64)")
-    p.add_argument("--example", action="append", default=[],
+    from silkcheck.blackbox.examples import examples
+
+    p.add_argument("--packets", type=opt.count(10_000_000), default=5_000, help="packets per trial (default 5,000)")
+    p.add_argument("--connections", type=opt.count(65_536), default=64,
+                   help="connections they are spread over (default 64)")
+    p.add_argument("--example", action="append", default=[], type=opt.choice(lambda: list(examples()), "example"),
                    help="stateless, flip or silkroad (repeatable; default: all three)")  # fmt: skip
 
 
@@ -448,19 +554,17 @@ def cmd_blackbox_bench(args: argparse.Namespace) -> int:
     from silkcheck.blackbox.harness import Session, print_progress
     from silkcheck.trace import Trace
 
-    try:
-        chosen = [example(name) for name in args.example] or list(examples().values())
-    except ValueError as error:
-        raise TraceError(f"--example: {error}") from None
+    chosen = [example(name) for name in args.example] or list(examples().values())
     setups = [(f"({ex.letter}) {ex.name} on BMv2", lambda ex=ex: Session(ex.setup()), Trace(ex.config, ex.pools()))
               for ex in chosen]  # fmt: skip
     print(run_bench(setups, args.packets, args.connections, print_progress))
-    return 0
+    return PASS
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("trace")
-    p.add_argument("--ptf", required=True, metavar="OUT.py", help="write a PTF test that replays the trace")
+    p.add_argument("trace", type=opt.input_file("trace"))
+    p.add_argument("--ptf", required=True, metavar="OUT.py", type=opt.output_file("PTF test"),
+                   help="write a PTF test that replays the trace")
     from silkcheck.blackbox.options import add_setup_args
 
     add_setup_args(p)
@@ -472,12 +576,12 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     trace = load(args.trace)
     path = export_ptf(trace, chosen_setup(args, with_pools=False).setup, Path(args.ptf))
-    print(f"wrote {path}; run it with: silkcheck ptf {path} (and the same setup options)")
-    return 0
+    print(f"wrote {path}; run it with: silkcheck ptf {path} --example NAME (or --program/--p4info/--controller)")
+    return PASS
 
 
 def _ptf_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("test", help="a test written by silkcheck export --ptf")
+    p.add_argument("test", type=opt.input_file("PTF test"), help="a test written by silkcheck export --ptf")
     from silkcheck.blackbox.options import add_setup_args
 
     add_setup_args(p)
@@ -489,7 +593,7 @@ def cmd_ptf(args: argparse.Namespace) -> int:
 
     code = run_ptf(Path(args.test), chosen_setup(args, with_pools=False).setup)
     print(f"ptf {args.test}: {'PASS' if code == 0 else f'FAIL (ptf exit code {code})'}")
-    return 0 if code == 0 else 1
+    return PASS if code == 0 else VIOLATION
 
 
 def cmd_build_examples(args: argparse.Namespace) -> int:
@@ -500,7 +604,42 @@ def cmd_build_examples(args: argparse.Namespace) -> int:
         print(f"({ex.letter}) {ex.name}: {compiled.json}\n    silkcheck blackbox --program {compiled.json} "
               f"--p4info {compiled.p4info} --controller {ex.controller_spec} --vip 20.0.0.1:80/tcp "
               "--pool 10.0.1.10:8080,10.0.2.10:8080")  # fmt: skip
-    return 0
+    return PASS
+
+
+def _hostile_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inputs", type=opt.count(1_000_000), default=2000, help="malformed inputs to draw (default 2000)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+    p.add_argument("--timeout", type=opt.real(0, 3600, low_open=True), default=30.0,
+                   help="seconds an input may run before it counts as a hang (default 30)")
+    p.add_argument("--out", default="silkcheck-out/hostile", type=opt.output_dir("hostile campaign"),
+                   help="where every input that was not a clear error is written, with its output")
+
+
+def cmd_hostile(args: argparse.Namespace) -> int:
+    import time
+
+    from silkcheck.hostile import CLEAR, Tally, campaign
+
+    start = time.monotonic()
+    last = 0.0
+
+    def progress(done: int, tally: Tally) -> None:
+        nonlocal last
+        if time.monotonic() - last > 2 or done == args.inputs:
+            last = time.monotonic()
+            found = ", ".join(f"{n} {c}" for c, n in sorted(tally.counts.items()) if c != CLEAR) or "none"
+            print(f"\r  {done:,}/{args.inputs:,} inputs, {time.monotonic() - start:.0f} s; not clear: {found}",
+                  end="", file=sys.stderr, flush=True)  # fmt: skip
+
+    tally = campaign(args.inputs, args.seed, args.timeout, args.out, progress)
+    print(file=sys.stderr)
+    print(tally.table())
+    bad = tally.inputs - tally.counts[CLEAR] + sum(tally.controls.values()) - tally.controls[CLEAR]
+    if tally.saved:
+        print(f"\n{len(tally.saved)} inputs that were not a clear error written under {args.out}")
+    print("\nhostile:", "OK" if not bad else "FAILED")
+    return PASS if not bad else VIOLATION
 
 
 Configure = Callable[[argparse.ArgumentParser], None]
@@ -533,29 +672,64 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("ptf", "run a test written by export --ptf under ptf, against BMv2 on veth pairs", _ptf_args, cmd_ptf),
     ("build-examples", "compile the example load balancers of examples/ (needs p4c)", lambda p: None,
      cmd_build_examples),
+    ("hostile", "hostile-input campaign: malformed traces, captures, files and options for every command",
+     _hostile_args, cmd_hostile),
 ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="silkcheck", description=__doc__)
+    """Run one command; the one place that turns what went wrong into an exit code."""
+    for stream in (sys.stdout, sys.stderr):
+        # A path or option given as undecodable bytes must not crash the message that names it.
+        with contextlib.suppress(AttributeError, ValueError):
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+    # No abbreviations: a mistyped option is an error, not silently another option.
+    parser = argparse.ArgumentParser(prog="silkcheck", description=__doc__, allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, help_text, configure, _ in COMMANDS:
-        configure(sub.add_parser(name, help=help_text, description=help_text))
-    args = parser.parse_args(argv)
+        configure(sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:  # --help (0), or a bad option after argparse's usage message (2)
+        return done.code if isinstance(done.code, int) else BAD_INPUT
     handler = next(h for n, _, _, h in COMMANDS if n == args.command)
     try:
         return handler(args)
-    except (TraceError, TargetError) as error:
-        print(f"silkcheck: {error}", file=sys.stderr)
-        return 2
+    except (InputError, TargetError) as error:
+        message = str(error)
+        if len(message) > MESSAGE_MAX:  # a safety net: messages quote values briefly already
+            message = f"{message[:MESSAGE_MAX]}… ({len(message):,} characters)"
+        print(f"silkcheck: {message}", file=sys.stderr)
+        return BAD_INPUT
     except KeyboardInterrupt:
         print("silkcheck: interrupted", file=sys.stderr)
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:
         # The reader (e.g. ``| head``) stopped reading: point stdout at /dev/null so the
         # interpreter's final flush does not raise again (the Python docs' recipe).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return BROKEN_PIPE  # not PASS: the verdict was never read, it may have been a violation
+    except Exception as error:
+        return internal_error(error, argv)
+
+
+def internal_error(error: BaseException, argv: Sequence[str] | None) -> int:
+    """A short message asking for a bug report; the traceback goes to a file, not the screen."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(tempfile.gettempdir()) / f"silkcheck-crash-{stamp}-{os.getpid()}.txt"
+    command = " ".join(sys.argv[:1] + list(sys.argv[1:] if argv is None else argv))
+    try:
+        path.write_text(f"command: {command}\n\n" + "".join(traceback.format_exception(error)),
+                        errors="backslashreplace")  # fmt: skip
+        saved = f"the traceback is in {path}"
+    except OSError as write_error:
+        saved = f"the traceback could not be saved ({write_error.strerror})"
+    summary = f"{type(error).__name__}: {error}"
+    if len(summary) > 200:
+        summary = summary[:200] + "…"
+    print(f"silkcheck: internal error (a bug in silkcheck, not in your input): {summary}\n"
+          f"  please report it with the command line; {saved}", file=sys.stderr)  # fmt: skip
+    return INTERNAL_ERROR
 
 
 if __name__ == "__main__":

@@ -19,15 +19,15 @@ from typing import NamedTuple
 
 from model import events as ev
 from model.config import Config
-from model.hashing import HashPlan
 from model.observations import FORWARD, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
 from silkcheck import frames, report
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
+from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
-from silkcheck.targets.model import ModelTarget
-from silkcheck.trace import Trace, TraceError, save
+from silkcheck.targets.model import Driver, ModelTarget
+from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, save
 
 OUT_DIR = Path("silkcheck-out") / "diff"
 
@@ -137,13 +137,13 @@ def minimize(trace: Trace, runner: Runner, mismatch: Mismatch, budget: int = 60)
                  description=f"minimized from {trace.name}: {mismatch.what}")  # fmt: skip
 
 
-def _still_mismatches(trace: Trace, events: list[ev.Event], runner: Runner) -> bool:
-    if not any(isinstance(e, ev.PacketArrives) for e in events):
-        return False
+def _still_mismatches(trace: Trace, events: list[TraceEvent], runner: Runner) -> bool:
     candidate = Trace(trace.config, trace.vips, events, name=trace.name)
+    if not candidate.packets:
+        return False
     try:
         return run_both(candidate, runner).mismatch is not None
-    except TraceError:  # removing an event made a later fault index invalid
+    except TraceError:  # removing an event made a later fault index invalid, or took a reactive packet's SYN-ACK
         return False
 
 
@@ -189,15 +189,14 @@ DIPS = tuple(Dip(parse_ip("10.0.1.0") + i, 8080) for i in range(1, 7))
 class _Generator:
     rng: random.Random
     config: Config
-    switch: Switch
-    plan: HashPlan
+    driver: Driver
     t: int = 0
-    events: list[ev.Event] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     flows: list[FiveTuple] = field(default_factory=list)
 
-    def emit(self, event: ev.Event) -> None:
+    def emit(self, event: TraceEvent) -> None:
         try:
-            self.switch.step(len(self.events), event)
+            self.driver.step(len(self.events), event)
         except InvalidEvent:
             return
         self.events.append(event)
@@ -212,32 +211,34 @@ class _Generator:
         self.flows.append(ft)
         return ft
 
-    def packet(self) -> Packet:
+    def packet(self) -> TraceEvent:
         r = self.rng.random()
         if r < 0.03:
-            return Packet(FiveTuple(parse_ip("192.168.1.1"), UNKNOWN_VIP.ip, 1234, UNKNOWN_VIP.port, PROTO_TCP), SYN)
+            ft = FiveTuple(parse_ip("192.168.1.1"), UNKNOWN_VIP.ip, 1234, UNKNOWN_VIP.port, PROTO_TCP)
+            return ev.PacketArrives(self.t, Packet(ft, SYN))
         if self.config.syn_auth and r < 0.25:  # a flood of spoofed SYNs, and cookie ACKs good and bad
             ft = FiveTuple(self.rng.getrandbits(32), TCP_VIP.ip, self.rng.randrange(1024, 65536), 80, PROTO_TCP)
             if self.rng.random() < 0.5:
-                return Packet(ft, SYN, seq=self.rng.getrandbits(32))
+                return ev.PacketArrives(self.t, Packet(ft, SYN, seq=self.rng.getrandbits(32)))
             ft = self.flow()
             if self.rng.random() < 0.3:  # a forged cookie: dropped
-                return Packet(ft, ACK, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32))
-            # A real client answers the SYN-ACK its SYN got; knowing the cookie without it would be a forgery.
+                return ev.PacketArrives(self.t, Packet(ft, ACK, seq=self.rng.getrandbits(32),
+                                                       ack=self.rng.getrandbits(32)))  # fmt: skip
+            # A real client answers the SYN-ACK its SYN got, on each target the one that target sent.
             self.emit(ev.PacketArrives(self.t, Packet(ft, SYN, seq=self.rng.getrandbits(32))))
-            return Packet(ft, ACK, seq=self.rng.getrandbits(32), ack=(self.plan.cookie(ft) + 1) & 0xFFFFFFFF)
+            return CookieAck(self.t, Packet(ft, ACK, seq=self.rng.getrandbits(32)), ft, 1)
         ft = self.flow()
         if ft.proto == PROTO_UDP:
-            return Packet(ft)
+            return ev.PacketArrives(self.t, Packet(ft))
         flags = self.rng.choice((SYN, SYN, ACK, ACK, ACK, ACK, FIN | ACK, RST, SYN | ACK))
-        return Packet(ft, flags, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32))
+        return ev.PacketArrives(self.t, Packet(ft, flags, seq=self.rng.getrandbits(32), ack=self.rng.getrandbits(32)))
 
     def step(self) -> None:
         self.t += self.rng.choice((1, 5, 20, 60, 200, 1000))
         r = self.rng.random()
-        queued = len(self.switch.dataplane.learn_queue)
+        queued = len(self.driver.switch.dataplane.learn_queue)
         if r < 0.6:
-            self.emit(ev.PacketArrives(self.t, self.packet()))
+            self.emit(self.packet())
         elif r < 0.72:
             self.emit(ev.CpuLearns(self.t, self.rng.choice((None, None, 1, 2))))
         elif r < 0.82:
@@ -263,7 +264,7 @@ def random_trace(seed: int, profile: str, events: int = 60) -> Trace:
     rng = random.Random(seed)
     config = PROFILES[profile]
     vips = {TCP_VIP: DIPS[:2], UDP_VIP: DIPS[2:5]}
-    gen = _Generator(rng, config, Switch.boot(config, vips), HashPlan(config))
+    gen = _Generator(rng, config, Driver(Switch.boot(config, vips)))
     while len(gen.events) < events:
         gen.step()
     return Trace(config, vips, gen.events, name=f"random-{profile}-{seed}")
@@ -343,11 +344,12 @@ def run_differential(
 
     if not paths and not random_count:
         raise TraceError("nothing to compare: name trace files and/or --random N")
+    traces = {path: load(path) for path in paths}  # every file checked before BMv2 starts
     runner = bmv2_runner(shared_target())
     rows = []
     failed = False
-    for path in paths:
-        outcome = run_both(load(path), runner)
+    for path, trace in traces.items():
+        outcome = run_both(trace, runner)
         saved = save_mismatch(outcome, runner) if outcome.mismatch else None
         failed |= saved is not None
         verdicts = [outcome.model_verdict.summary(), outcome.bmv2_verdict.summary()]
@@ -366,6 +368,8 @@ def run_differential(
                 print(f"  {done} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches", flush=True)
 
         result = campaign(random_count, seed, runner, events=events, progress=progress, budget_s=budget_s)
+        if result.traces == 0:
+            raise InputError(f"the budget of {budget_s:g} s ended before the first random trace: nothing was compared")
         print(result.figures())
         rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
         if rows:

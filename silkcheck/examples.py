@@ -15,13 +15,15 @@ from model.config import Config
 from model.hashing import HashPlan
 from model.switch import Switch
 from model.types import ACK, FIN, PROTO_TCP, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
-from silkcheck.trace import Trace, save
+from silkcheck.trace import CookieAck, Trace, save
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 
 DEMO_VIP = Vip(parse_ip("20.0.0.1"), 80, PROTO_TCP)
 DIP1 = Dip(parse_ip("10.0.1.10"), 8080)
 DIP2 = Dip(parse_ip("10.0.2.10"), 8080)
+CLIENT_NET = parse_ip("192.168.0.0")
+"""Legitimate clients' addresses are in 192.168.0.0/16 (``client``); spoofed ones never are."""
 
 
 class Builder:
@@ -37,6 +39,11 @@ class Builder:
 
     def packet(self, ft: FiveTuple, flags: int = ACK, seq: int = 0, ack: int = 0) -> Builder:
         self.trace.events.append(ev.PacketArrives(self.t, Packet(ft, flags, seq, ack)))
+        return self.tick()
+
+    def answer(self, ft: FiveTuple, seq: int) -> Builder:
+        """The client's ACK to the SYN-ACK it received: cookie + 1, computed when it is sent."""
+        self.trace.events.append(CookieAck(self.t, Packet(ft, ACK, seq), ft, 1))
         return self.tick()
 
     def cpu(self, limit: int | None = None) -> Builder:
@@ -57,7 +64,7 @@ class Builder:
 
 
 def client(n: int, port: int = 40000, vip: Vip = DEMO_VIP) -> FiveTuple:
-    return FiveTuple(parse_ip("192.168.0.0") + n, vip.ip, port, vip.port, vip.proto)
+    return FiveTuple(CLIENT_NET + n, vip.ip, port, vip.port, vip.proto)
 
 
 def demo_update() -> Trace:
@@ -115,35 +122,55 @@ def demo_update() -> Trace:
     return b.trace
 
 
-def syn_flood() -> Trace:
-    """Spoofed SYNs from many sources, three real clients that answer the cookie."""
-    config = Config(syn_auth=True, learn_delay_bound=100)
+MAX_SPOOFED_SOURCES = 10_000_000
+MAX_LEGIT_CLIENTS = 65_535
+"""Legitimate clients are addresses of 192.168.0.0/16."""
+FLOOD_LEARN_EVERY = 1_000
+"""A flood's trace lets the CPU learn after every 1,000 spoofed SYNs."""
+
+
+def syn_flood(spoofed: int = 60, legit: int = 3) -> Trace:
+    """Spoofed SYNs from ``spoofed`` distinct sources, and ``legit`` reactive clients that answer the
+    SYN-ACK they receive (no cookie is computed here), spread evenly through the flood."""
+    name = "syn-flood" if (spoofed, legit) == (60, 3) else f"syn-flood-{spoofed}x{legit}"
     b = Builder(
-        "syn-flood",
-        "SYN authentication under a SYN flood: 60 spoofed SYNs never return the cookie and never reach a "
-        "DIP nor take ConnTable space; three legitimate clients prove their address with cookie+1, are "
-        "whitelisted, and their next connection is load-balanced.",
-        config,
+        name,
+        f"SYN authentication under a SYN flood: {spoofed:,} spoofed SYNs never return the cookie and never "
+        f"reach a DIP nor take ConnTable space; {legit:,} legitimate clients answer their SYN-ACK with "
+        "cookie+1 (the first one after a wrong guess, which is dropped), are whitelisted, and their next "
+        "connection is load-balanced.",
+        Config(syn_auth=True, learn_delay_bound=100),
         {DEMO_VIP: (DIP1, DIP2)},
     )
-    plan = HashPlan(config)
     rng = random.Random(7)
-    legit = [client(n, 50000) for n in range(1, 4)]
-    for i in range(60):
-        spoof = FiveTuple(rng.getrandbits(32), DEMO_VIP.ip, rng.randrange(1024, 65536), 80, PROTO_TCP)
-        b.packet(spoof, SYN, seq=rng.getrandbits(32))
-        if i % 20 == 5:
-            ft = legit[i // 20]
+    clients = [client(n, 50000) for n in range(1, legit + 1)]
+    opens_after = [(4 * k + 1) * spoofed // (4 * legit) for k in range(legit)]
+    sources: set[int] = set()
+    opened = 0
+    for i in range(spoofed):
+        src = rng.getrandbits(32)
+        while src in sources or src >> 16 == CLIENT_NET >> 16:
+            src = rng.getrandbits(32)
+        sources.add(src)
+        b.packet(FiveTuple(src, DEMO_VIP.ip, rng.randrange(1024, 65536), 80, PROTO_TCP), SYN, seq=rng.getrandbits(32))
+        while opened < legit and opens_after[opened] == i:
+            ft = clients[opened]
             b.packet(ft, SYN, seq=1000)
-            b.packet(ft, ACK, seq=1001, ack=(plan.cookie(ft) + 1) & 0xFFFFFFFF)
-    b.packet(legit[0], ACK, seq=1001, ack=12345)  # a wrong cookie is dropped
+            if opened == 0:
+                b.packet(ft, ACK, seq=1001, ack=12345)  # a wrong cookie is dropped
+            b.answer(ft, seq=1001)
+            opened += 1
+        if (i + 1) % FLOOD_LEARN_EVERY == 0:
+            b.cpu()
+    for ft in clients[opened:]:  # a flood too small to spread them over
+        b.packet(ft, SYN, seq=1000).answer(ft, seq=1001)
     b.cpu()
-    for ft in legit:
+    for ft in clients:
         retry = ft._replace(src_port=ft.src_port + 1)
         b.packet(retry, SYN, seq=2000)
         b.packet(retry, ACK, seq=2001)
     b.cpu()
-    for ft in legit:
+    for ft in clients:
         b.packet(ft._replace(src_port=ft.src_port + 1), ACK, seq=2001)
     return b.trace
 
@@ -231,3 +258,12 @@ def write_all(directory: Path = EXAMPLES_DIR) -> list[Path]:
         save(build(), path)
         paths.append(path)
     return paths
+
+
+def write_flood(spoofed: int, legit: int, directory: Path) -> Path:
+    """A SYN flood of ``spoofed`` sources and ``legit`` reactive clients (``syn_flood``), saved in ``directory``."""
+    trace = syn_flood(spoofed, legit)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{trace.name}.json"
+    save(trace, path)
+    return path

@@ -16,7 +16,10 @@ of an incarnation must reach the DIP of its first forwarded packet.
 
 Each finding has a category:
 
-``violation``     a PCC or authentication failure of the design.
+``violation``     a PCC or authentication failure of the design. With SYN authentication on,
+                  a packet forwarded from a source that has not proved its address is
+                  ``spoofed``: a source proves it by answering, from the 5-tuple a SYN-ACK
+                  went to, with that SYN-ACK's cookie + 1 (``silkcheck.wire``).
 ``digest-alias``  the residual risk of digests: the connection's lookups were
                   captured or released by another connection's entry, written
                   while the CPU had not yet learned this connection, or were
@@ -33,8 +36,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from model.config import Config
-from model.observations import FORWARD, REPLY, CpuObservation, Observation, PacketObservation
-from model.types import ACK, RST, SYN, Dip, FiveTuple
+from model.observations import FORWARD, CpuObservation, Observation, PacketObservation
+from model.types import Dip, FiveTuple
+from silkcheck.wire import CookieLedger, is_syn_ack
 
 VIOLATION = "violation"
 DIGEST_ALIAS = "digest-alias"
@@ -81,9 +85,26 @@ class Finding:
 
 
 @dataclass
+class AuthTally:
+    """SYN authentication as the wire shows it (counted only when the config has it on)."""
+
+    syn_acks: int = 0
+    proved: int = 0
+    """Sources that answered a SYN-ACK sent to them."""
+    served: int = 0
+    """Of those, sources with a packet forwarded to a DIP after the proof."""
+    whitelisted: int = 0
+    whitelisted_unproved: int = 0
+    """Sources the CPU whitelisted before they answered a SYN-ACK sent to them."""
+    entries_unproved: int = 0
+    """ConnTable entries the CPU wrote for connections whose source had not proved its address."""
+
+
+@dataclass
 class Verdict:
     findings: list[Finding]
     incarnations: list[Incarnation]
+    auth: AuthTally = field(default_factory=AuthTally)
 
     @property
     def violations(self) -> list[Finding]:
@@ -154,13 +175,18 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
     incarnations: list[Incarnation] = []
     live: dict[FiveTuple, Incarnation] = {}
     counts: dict[FiveTuple, int] = {}
-    cookies: dict[FiveTuple, int] = {}
-    authenticated: set[int] = set()
+    wire = CookieLedger()
+    auth = AuthTally()
+    served: set[int] = set()
     spoofed: list[Finding] = []
 
     for o in observations:
         if isinstance(o, CpuObservation):
             history.record(o)
+            if config.syn_auth:
+                auth.whitelisted += len(o.whitelisted)
+                auth.whitelisted_unproved += sum(1 for ip in o.whitelisted if ip not in wire.proved)
+                auth.entries_unproved += sum(1 for w in o.installs if w.owner and w.owner.src_ip not in wire.proved)
             continue
         ft = o.ft
         if any(kind != "auth" for kind in o.learned):
@@ -180,19 +206,15 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
             inc.ended = True
 
         if config.syn_auth and o.packet.is_tcp:
-            if o.action == REPLY and o.reply_flags == SYN | ACK:
-                cookies[ft] = o.reply_seq
-            elif (
-                o.packet.flags & (SYN | ACK | RST) == ACK
-                and ft in cookies
-                and o.packet.ack == (cookies[ft] + 1) & 0xFFFFFFFF
-            ):
-                authenticated.add(ft.src_ip)
-            if o.action == FORWARD and ft.src_ip not in authenticated:
+            wire.note(o)
+            auth.syn_acks += is_syn_ack(o)
+            if o.action == FORWARD and ft.src_ip not in wire.proved:
                 spoofed.append(
                     Finding(VIOLATION, "spoofed", ft, inc.number, [o], list(inc.packets),
                             f"{ft.src_ip:#x} never returned a valid cookie, yet packet #{o.index} reached {o.dip}")
                 )  # fmt: skip
+            elif o.action == FORWARD:
+                served.add(ft.src_ip)
 
         if o.action != FORWARD:
             continue
@@ -202,7 +224,8 @@ def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
             inc.offending.append(o)
 
     findings = [_classify(inc, history) for inc in incarnations if inc.offending]
-    return Verdict(findings + spoofed, incarnations)
+    auth.proved, auth.served = len(wire.proved), len(served)
+    return Verdict(findings + spoofed, incarnations, auth)
 
 
 def _starts_new(config: Config, inc: Incarnation, o: PacketObservation) -> bool:

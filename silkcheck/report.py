@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from model.observations import FORWARD, REPLY, PacketObservation
 from model.types import flags_str
-from silkcheck.oracle import Finding, Verdict
+from silkcheck.oracle import CATEGORIES, AuthTally, Finding, Verdict
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -45,4 +45,29 @@ def explain(finding: Finding) -> str:
     for p in finding.packets:
         mark = "!!" if p.index in offending else "  "
         lines.append(f"  {mark} #{p.index:<5} t={p.t:<10} {flags_str(p.packet.flags):<4} {outcome(p):<24} {p.path}")
+    return "\n".join(lines)
+
+
+def authentication(auth: AuthTally) -> str:
+    return (
+        f"SYN authentication: {auth.syn_acks:,} SYN-ACKs sent; {auth.proved:,} sources answered theirs, "
+        f"{auth.served:,} of them served (reached a DIP); whitelisted: {auth.whitelisted:,} sources, "
+        f"{auth.whitelisted_unproved:,} that had not answered; ConnTable entries of sources that had not "
+        f"answered: {auth.entries_unproved:,}"
+    )
+
+
+def summary(verdict: Verdict, events: int, packets: int, authenticating: bool, explained: int = 5) -> str:
+    """A few lines however long the trace: counts, the authentication tally, the first findings."""
+    counts = ", ".join(f"{verdict.count(c):,} {c}" for c in CATEGORIES if verdict.count(c)) or "none"
+    lines = [
+        f"{events:,} events, {packets:,} packets, {len(verdict.incarnations):,} connections "
+        f"({len({inc.ft.src_ip for inc in verdict.incarnations}):,} sources); findings: {counts}"
+    ]
+    if authenticating:
+        lines.append(authentication(verdict.auth))
+    for finding in verdict.findings[:explained]:
+        lines += ["", explain(finding)]
+    if len(verdict.findings) > explained:
+        lines.append(f"({len(verdict.findings) - explained:,} more findings; replay without --summary for all)")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from model import events as ev
 from model.observations import FORWARD, REPLY, CpuObservation, Observation, PacketObservation
 from model.types import FiveTuple, flags_str
 from silkcheck.oracle import VIOLATION, Verdict
-from silkcheck.trace import Trace, dip_text, vip_text
+from silkcheck.trace import CookieAck, Trace, TraceEvent, cookie_ack_text, dip_text, vip_text
 
 CPU_LANE = "CPU"
 UPDATE_LANE = "update"
@@ -24,11 +24,13 @@ LANE_WIDTH = 22
 MAX_CONNECTION_LANES = 8
 
 
-def describe(e: ev.Event) -> str:
+def describe(e: TraceEvent) -> str:
     """One short line for an event."""
     match e:
         case ev.PacketArrives(_, p):
             return f"{p.ft} {flags_str(p.flags)}"
+        case CookieAck(_, p):
+            return f"{p.ft} {flags_str(p.flags)} ack={cookie_ack_text(e)}"
         case ev.UpdateRequested(_, vip, pool):
             return f"update {vip_text(vip)} -> [{', '.join(dip_text(x) for x in pool)}]"
         case ev.CpuLearns(_, limit):

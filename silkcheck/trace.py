@@ -9,6 +9,8 @@ events (ticks = µs, non-decreasing)::
      "events": [
        {"t": 0,  "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80",
                  "proto": "tcp", "flags": "S", "seq": 0, "ack": 0},
+       {"t": 1,  "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80",
+                 "proto": "tcp", "flags": "A", "seq": 1, "ack": "cookie+1"},     # version 2
        {"t": 5,  "kind": "update", "vip": "20.0.0.1:80/tcp", "pool": ["10.0.1.10:8080", "10.0.2.10:8080"]},
        {"t": 6,  "kind": "cpu", "learn": 2},        # learn: omitted or null = all visible
        {"t": 7,  "kind": "advance"},
@@ -22,14 +24,31 @@ events (ticks = µs, non-decreasing)::
 The last is a *nemesis* fault (``Nemesis``): one of ``NEMESIS_FAULTS``, run only by the
 black-box target, which acts on the real switch and controller for ``duration`` µs.
 
-Loading checks everything and names the file, the event and the field of the
-first problem (``TraceError``).
+Loading reads the file through ``silkcheck.inputs`` (size limit, strict UTF-8
+and strict JSON), checks everything and names the file, the event and the
+field of the first problem (``TraceError``); values are quoted only briefly.
+
+Reactive packets (version 2). A client cannot know its SYN cookie before the
+switch sends it, so a packet's ``ack`` may name a cookie instead of a number:
+``"cookie+1"`` is the sequence number of the last SYN-ACK the switch sent to this
+packet's own 5-tuple, plus one (a legitimate client's answer);
+``"cookie(SRC->DST)+N"`` takes the SYN-ACK sent to another 5-tuple of the same
+protocol (an attacker replaying a cookie it saw at an address it owns), any
+offset ``+N``/``-N`` or none (a guess near it), and ``"cookie(SRC->DST)^0xHEX+1"``
+XORs the cookie with a constant first (an attacker computing another flow's
+cookie from one it saw: a CRC is affine, see ``proofs/cookie.py``). The runner computes the number
+when the packet is sent, from what that run's target sent (``CookieAck``,
+``silkcheck.targets.model.Driver``), so the same trace means the same on every
+target and under every mutant. A trace is saved as version 1 unless it holds a
+reactive packet; version 1 traces mean what they always meant.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -39,6 +58,7 @@ from model.config import Config, ConfigError
 from model.types import (
     PROTO_BY_NUMBER,
     PROTO_NAMES,
+    PROTO_TCP,
     Dip,
     FiveTuple,
     Packet,
@@ -48,6 +68,7 @@ from model.types import (
     parse_flags,
     parse_ip,
 )
+from silkcheck.inputs import TRACE_MAX_BYTES, InputError, ascii_int, brief, parse_json, read_text
 
 NEMESIS_FAULTS = ("controller_pause", "controller_kill", "digest_delay", "digest_drop", "write_delay")
 """Faults of the black-box target's nemesis: pause the controller process, kill it (restarted
@@ -56,10 +77,14 @@ NEMESIS_DELAYED = ("digest_delay", "write_delay")
 
 FORMAT = "silkcheck-trace"
 VERSION = 1
+"""The version of a trace without reactive packets."""
+REACTIVE_VERSION = 2
+"""The version that added reactive packets (``CookieAck``)."""
+VERSIONS = (VERSION, REACTIVE_VERSION)
 EXPECTATIONS = ("pass", "fail")
 
 
-class TraceError(ValueError):
+class TraceError(InputError):
     """A trace that cannot be loaded, with where and why."""
 
 
@@ -73,18 +98,50 @@ class Nemesis(NamedTuple):
     """µs each digest or table write is held back (digest_delay, write_delay)."""
 
 
+class CookieAck(NamedTuple):
+    """A packet whose ack number is computed when it is sent: the cookie (sequence number) of the
+    last SYN-ACK the switch sent to ``cookie_of``, XOR ``xor``, plus ``offset``, modulo 2**32.
+
+    A legitimate client answers its own SYN-ACK (``cookie_of`` is the packet's own 5-tuple,
+    offset 1); an attacker replays a cookie it saw at a flow of its own from another 5-tuple,
+    guesses near it (another offset), or computes another flow's cookie from it (``xor``).
+    ``packet.ack`` is replaced when the packet is sent."""
+
+    t: int
+    packet: Packet
+    cookie_of: FiveTuple
+    offset: int = 1
+    xor: int = 0
+
+    def sent_with(self, cookie: int) -> ev.PacketArrives:
+        """The packet as sent, answering ``cookie``."""
+        return ev.PacketArrives(self.t, self.packet._replace(ack=((cookie ^ self.xor) + self.offset) & 0xFFFFFFFF))
+
+
+TraceEvent = ev.Event | CookieAck | Nemesis
+"""What a trace holds: the model's events, packets the runner completes (``CookieAck``), and
+faults on a real switch and controller (``Nemesis``, black-box target only)."""
+PacketEvent = ev.PacketArrives | CookieAck
+
+
 @dataclass
 class Trace:
     config: Config
     vips: dict[Vip, tuple[Dip, ...]]
-    events: list[ev.Event | Nemesis] = field(default_factory=list)
+    events: list[TraceEvent] = field(default_factory=list)
     name: str = ""
     description: str = ""
     expect: str | None = None
+    source: str = ""
+    """The file it was loaded from ("" if built in memory): what errors found while running it name."""
 
     @property
-    def packets(self) -> list[ev.PacketArrives]:
-        return [e for e in self.events if isinstance(e, ev.PacketArrives)]
+    def packets(self) -> list[PacketEvent]:
+        return [e for e in self.events if isinstance(e, ev.PacketArrives | CookieAck)]
+
+    @property
+    def reactive(self) -> bool:
+        return any(isinstance(e, CookieAck) for e in self.events)
 
 
 # ---------------------------------------------------------------- text forms
@@ -99,21 +156,41 @@ def vip_text(vip: Vip) -> str:
 
 
 def _parse_endpoint(text: object) -> tuple[int, int]:
-    if not isinstance(text, str) or text.count(":") != 1:
-        raise ValueError(f'expected "IP:PORT", got {text!r}')
+    if not isinstance(text, str):
+        raise ValueError(f'expected "IP:PORT", got {brief(text)}')
+    return _endpoint(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _endpoint(text: str) -> tuple[int, int]:
+    """An "IP:PORT" parsed once: traces name the same endpoints again and again (errors are not cached)."""
+    if text.count(":") != 1:
+        raise ValueError(f'expected "IP:PORT", got {brief(text)}')
     host, port_text = text.split(":")
     try:
         ip = parse_ip(host)
     except ValueError:
-        raise ValueError(f"{host!r} is not an IPv4 address") from None
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 0xFFFF:
-        raise ValueError(f"port {port_text!r} is not in 0..65535")
-    return ip, int(port_text)
+        raise ValueError(f"{brief(host)} is not an IPv4 address") from None
+    port = _port(port_text)
+    if port is None:
+        raise ValueError(f"port {brief(port_text)} is not in 0..65535")
+    return ip, port
+
+
+def _port(text: str) -> int | None:
+    """A port of at most 5 ASCII digits (no sign, no other script's digits), or None."""
+    if not 1 <= len(text) <= 5 or text[0] in "+-":
+        return None
+    try:
+        port = ascii_int(text)
+    except ValueError:
+        return None
+    return port if port <= 0xFFFF else None
 
 
 def _parse_proto(text: object) -> int:
-    if text not in PROTO_NAMES:
-        raise ValueError(f"expected one of {', '.join(PROTO_NAMES)}, got {text!r}")
+    if not isinstance(text, str) or text not in PROTO_NAMES:
+        raise ValueError(f"expected one of {', '.join(PROTO_NAMES)}, got {brief(text)}")
     return PROTO_NAMES[text]  # type: ignore[index]
 
 
@@ -123,9 +200,19 @@ def parse_dip(text: object) -> Dip:
 
 def parse_vip(text: object) -> Vip:
     if not isinstance(text, str) or text.count("/") != 1:
-        raise ValueError(f'expected "IP:PORT/tcp" or "IP:PORT/udp", got {text!r}')
+        raise ValueError(f'expected "IP:PORT/tcp" or "IP:PORT/udp", got {brief(text)}')
     endpoint, proto = text.split("/")
     return Vip(*_parse_endpoint(endpoint), _parse_proto(proto))
+
+
+def parse_pool_text(text: str) -> tuple[Dip, ...]:
+    """A pool written on the command line: ``DIP,DIP,...``."""
+    pool = tuple(parse_dip(item.strip()) for item in text.split(",") if item.strip())
+    if not pool:
+        raise ValueError(f"pool {brief(text)} names no DIP")
+    if len(set(pool)) != len(pool):
+        raise ValueError(f"pool {brief(text)} lists a DIP twice")
+    return pool
 
 
 # ---------------------------------------------------------------- loading
@@ -165,13 +252,20 @@ class _Reader:
     def done(self) -> None:
         extra = sorted(set(self.data) - self.used)
         if extra:
-            self.fail(f"unknown field(s) {', '.join(extra)}")
+            self.fail(f"unknown field(s) {_some(brief(name) if len(name) > 40 else name for name in extra)}")
+
+
+def _some(names: Iterable[str], limit: int = 5) -> str:
+    """The first ``limit`` names, and how many more: a message about one of 100,000 DIPs lists a few."""
+    names = list(names)
+    more = f" and {len(names) - limit:,} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _int_in(low: int, high: int) -> Callable[[Any], int]:
     def parse(value: Any) -> int:
         if type(value) is not int:
-            raise ValueError(f"expected an integer, got {value!r}")
+            raise ValueError(f"expected an integer, got {brief(value)}")
         if not low <= value <= high:
             raise ValueError(f"{value} is out of range [{low}, {high}]")
         return value
@@ -181,13 +275,13 @@ def _int_in(low: int, high: int) -> Callable[[Any], int]:
 
 def _string(value: Any) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"expected a string, got {value!r}")
+        raise ValueError(f"expected a string, got {brief(value)}")
     return value
 
 
 def _pool(value: Any) -> tuple[Dip, ...]:
     if not isinstance(value, list):
-        raise ValueError(f"expected a list of DIPs, got {value!r}")
+        raise ValueError(f"expected a list of DIPs, got {brief(value)}")
     if not value:
         raise ValueError("the pool is empty: a VIP needs at least one DIP")
     pool = tuple(parse_dip(x) for x in value)
@@ -198,28 +292,38 @@ def _pool(value: Any) -> tuple[Dip, ...]:
 
 def _expect(value: Any) -> str:
     if value not in EXPECTATIONS:
-        raise ValueError(f"expected one of {', '.join(EXPECTATIONS)}, got {value!r}")
+        raise ValueError(f"expected one of {', '.join(EXPECTATIONS)}, got {brief(value)}")
     return value
 
 
+def _pool_within(config: Config) -> Callable[[Any], tuple[Dip, ...]]:
+    def parse(value: Any) -> tuple[Dip, ...]:
+        if isinstance(value, list) and len(value) > config.max_pool_size:
+            raise ValueError(f"{len(value):,} DIPs; a pool holds at most {config.max_pool_size:,} in the P4 program "
+                             "(16-bit pool size, config dip_pool_capacity)")  # fmt: skip
+        return _pool(value)
+
+    return parse
+
+
 U32 = _int_in(0, 0xFFFFFFFF)
-TIME = _int_in(0, 1 << 62)
+TIME_MAX = 1 << 62
+TIME = _int_in(0, TIME_MAX)
 
 
 def load(path: str | Path) -> Trace:
-    path = Path(path)
     try:
-        text = path.read_text()
-    except OSError as error:
-        raise TraceError(f"{path}: cannot read: {error.strerror}") from None
+        text = read_text(path, "trace", TRACE_MAX_BYTES)
+    except InputError as error:
+        raise TraceError(str(error)) from None
     return loads(text, str(path))
 
 
 def loads(text: str, source: str = "<trace>") -> Trace:
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise TraceError(f"{source}: line {error.lineno} column {error.colno}: invalid JSON: {error.msg}") from None
+        data = parse_json(text, source)
+    except InputError as error:
+        raise TraceError(str(error)) from None
     return from_dict(data, source)
 
 
@@ -227,16 +331,17 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     top = _Reader(source, "trace", data)
     fmt = top.get("format", _string)
     if fmt != FORMAT:
-        top.fail(f"expected {FORMAT!r}, got {fmt!r}", "format")
+        top.fail(f"expected {FORMAT!r}, got {brief(fmt)}", "format")
     version = top.get("version", _int_in(0, 1 << 31))
-    if version != VERSION:
-        top.fail(f"this silkcheck reads version {VERSION}, the trace is version {version}", "version")
+    if version not in VERSIONS:
+        top.fail(f"this silkcheck reads versions {VERSION} to {VERSIONS[-1]}, the trace is version {version}",
+                 "version")  # fmt: skip
     name = top.get("name", _string, "")
     description = top.get("description", _string, "")
     expect = top.get("expect", _expect, None)
     config_data = top.get("config", lambda x: x, {})
     if not isinstance(config_data, dict):
-        top.fail(f"expected a JSON object, got {config_data!r}", "config")
+        top.fail(f"expected a JSON object, got {brief(config_data)}", "config")
     try:
         config = Config.from_dict(config_data)
     except (ConfigError, TypeError) as error:
@@ -244,27 +349,34 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
     vips_data = top.get("vips", lambda x: x)
     if not isinstance(vips_data, list) or not vips_data:
         top.fail("expected a non-empty list of VIPs", "vips")
+    if len(vips_data) > config.vip_capacity:
+        top.fail(f"{len(vips_data):,} VIPs; the P4 program's VIPTable holds {config.vip_capacity:,} "
+                 "(config vip_capacity)", "vips")  # fmt: skip
     vips: dict[Vip, tuple[Dip, ...]] = {}
     for i, item in enumerate(vips_data):
         r = _Reader(source, f"vips[{i}]", item)
         vip = r.get("vip", parse_vip)
         if vip in vips:
             r.fail(f"VIP {vip_text(vip)} is listed twice", "vip")
-        vips[vip] = r.get("pool", _pool)
+        vips[vip] = r.get("pool", _pool_within(config))
         r.done()
+    installed = sum(len(pool) for pool in vips.values())
+    if installed > config.dip_pool_capacity:
+        top.fail(f"the initial pools hold {installed:,} DIPs together; the P4 program's DIPPoolTable holds "
+                 f"{config.dip_pool_capacity:,} (config dip_pool_capacity)", "vips")  # fmt: skip
     events_data = top.get("events", lambda x: x)
     if not isinstance(events_data, list):
         top.fail("expected a list of events", "events")
     top.done()
 
-    events: list[ev.Event | Nemesis] = []
-    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool})
+    events: list[TraceEvent] = []
+    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool}, version)
     last_t = 0
     for i, item in enumerate(events_data):
         r = _Reader(source, f"events[{i}]", item)
         kind = r.get("kind", _string)
         if kind not in _EVENT_READERS:
-            r.fail(f"unknown event kind {kind!r}; expected one of {', '.join(_EVENT_READERS)}", "kind")
+            r.fail(f"unknown event kind {brief(kind)}; expected one of {', '.join(_EVENT_READERS)}", "kind")
         r.where = f"events[{i}] ({kind})"
         t = r.get("t", TIME)
         if t < last_t:
@@ -273,7 +385,7 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         event = _EVENT_READERS[kind](r, t, context)
         r.done()
         events.append(event)
-    return Trace(config, vips, events, name, description, expect)
+    return Trace(config, vips, events, name, description, expect, source)
 
 
 @dataclass
@@ -283,9 +395,16 @@ class _Context:
     config: Config
     vips: dict[Vip, tuple[Dip, ...]]
     dips: set[Dip]
+    version: int
+
+    def known_vip(self, vip: Vip) -> str | None:
+        """None if ``vip`` is in the trace, else what is wrong."""
+        if vip in self.vips:
+            return None
+        return f"unknown VIP {vip_text(vip)} (known: {_some(vip_text(v) for v in self.vips)})"
 
 
-def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
+def _read_packet(r: _Reader, t: int, c: _Context) -> TraceEvent:
     src = r.get("src", _parse_endpoint)
     dst = r.get("dst", _parse_endpoint)
     proto = r.get("proto", _parse_proto)
@@ -293,16 +412,61 @@ def _read_packet(r: _Reader, t: int, c: _Context) -> ev.Event:
     if flags and proto != PROTO_NAMES["tcp"]:
         r.fail("only TCP packets have flags", "flags")
     ft = FiveTuple(src[0], dst[0], src[1], dst[1], proto)
-    if ft.vip not in c.vips:
-        r.fail(f"unknown VIP {vip_text(ft.vip)} (known: {', '.join(vip_text(v) for v in c.vips)})", "dst")
-    return ev.PacketArrives(t, Packet(ft, flags, r.get("seq", U32, 0), r.get("ack", U32, 0)))
+    problem = c.known_vip(ft.vip)
+    if problem:
+        r.fail(problem, "dst")
+    seq = r.get("seq", U32, 0)
+    ack = r.get("ack", lambda x: _parse_cookie_ack(x, ft) if isinstance(x, str) else U32(x), 0)
+    if isinstance(ack, int):
+        return ev.PacketArrives(t, Packet(ft, flags, seq, ack))
+    cookie_of, xor, offset = ack
+    if c.version < REACTIVE_VERSION:
+        r.fail(f"a reactive ack needs trace version {REACTIVE_VERSION}; the trace is version {c.version}", "ack")
+    if proto != PROTO_TCP:
+        r.fail("only TCP packets answer a SYN cookie", "ack")
+    if not c.config.syn_auth:
+        r.fail("config.syn_auth is false: the switch sends no SYN-ACK whose cookie this could answer", "ack")
+    problem = c.known_vip(cookie_of.vip)
+    if problem:
+        r.fail(f"the cookie's flow: {problem}", "ack")
+    return CookieAck(t, Packet(ft, flags, seq), cookie_of, offset, xor)
+
+
+_COOKIE_ACK = re.compile(
+    r"cookie(?:\((?P<src>[^()]*)->(?P<dst>[^()]*)\))?(?:\^0x(?P<xor>[0-9a-f]{1,8}))?(?P<offset>[+-][0-9]{1,10})?"
+)
+COOKIE_ACK_FORMS = '"cookie", "cookie+N", "cookie-N", "cookie(SRC_IP:PORT->DST_IP:PORT)+N" or "cookie(...)^0xHEX+N"'
+
+
+def _parse_cookie_ack(text: str, ft: FiveTuple) -> tuple[FiveTuple, int, int]:
+    """``"cookie+1"``: (the packet's own 5-tuple, no xor, +1); ``"cookie(A:p->V:q)^0xff-3"``: (that
+    5-tuple, 0xff, -3)."""
+    match = _COOKIE_ACK.fullmatch(text)
+    if match is None:
+        raise ValueError(f"expected an integer or one of {COOKIE_ACK_FORMS}, got {text[:80]!r}")
+    offset = int(match["offset"] or 0)
+    if not -0xFFFFFFFF <= offset <= 0xFFFFFFFF:
+        raise ValueError(f"offset {offset} is out of range [-4294967295, 4294967295]")
+    xor = int(match["xor"] or "0", 16)
+    if match["src"] is None:
+        return ft, xor, offset
+    (src_ip, src_port), (dst_ip, dst_port) = _parse_endpoint(match["src"]), _parse_endpoint(match["dst"])
+    return FiveTuple(src_ip, dst_ip, src_port, dst_port, ft.proto), xor, offset
+
+
+def cookie_ack_text(e: CookieAck) -> str:
+    """The ``ack`` field of a reactive packet."""
+    ref = e.cookie_of
+    at = "" if ref == e.packet.ft else f"({ip_str(ref.src_ip)}:{ref.src_port}->{ip_str(ref.dst_ip)}:{ref.dst_port})"
+    xor = f"^{e.xor:#010x}" if e.xor else ""
+    return f"cookie{at}{xor}{e.offset:+d}" if e.offset else f"cookie{at}{xor}"
 
 
 def _read_update(r: _Reader, t: int, c: _Context) -> ev.Event:
     vip = r.get("vip", parse_vip)
     if vip not in c.vips:
         r.fail(f"unknown VIP {vip_text(vip)}", "vip")
-    pool = r.get("pool", _pool)
+    pool = r.get("pool", _pool_within(c.config))
     c.dips.update(pool)
     return ev.UpdateRequested(t, vip, pool)
 
@@ -312,7 +476,7 @@ def _read_cpu(r: _Reader, t: int, c: _Context) -> ev.Event:
     return ev.CpuLearns(t, learn)
 
 
-def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
+def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event | Nemesis:
     fault = r.get("fault", _string)
     if fault == "lose_learn":
         return ev.LearnLost(t, r.get("index", _int_in(0, 1 << 31)))
@@ -324,18 +488,17 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
     if fault == "dip_fail":
         dip = r.get("dip", parse_dip)
         if dip not in c.dips:
-            known = ", ".join(sorted(dip_text(x) for x in c.dips))
-            r.fail(f"{dip_text(dip)} is in no pool so far (known: {known})", "dip")
+            r.fail(f"{dip_text(dip)} is in no pool so far (known: {_some(sorted(dip_text(x) for x in c.dips))})", "dip")
         return ev.DipFails(t, dip)
     if fault in NEMESIS_FAULTS:
         duration = r.get("duration", TIME)
         return Nemesis(t, fault, duration, r.get("delay", TIME) if fault in NEMESIS_DELAYED else 0)
     known = ", ".join(("lose_learn", "delay_learn", "cpu_restart", "dip_fail", *NEMESIS_FAULTS))
-    r.fail(f"unknown fault {fault!r}; expected one of {known}", "fault")
+    r.fail(f"unknown fault {brief(fault)}; expected one of {known}", "fault")
     raise AssertionError  # unreachable: fail raises
 
 
-_EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
+_EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], TraceEvent]] = {
     "packet": _read_packet,
     "update": _read_update,
     "cpu": _read_cpu,
@@ -348,7 +511,9 @@ _EVENT_READERS: dict[str, Callable[[_Reader, int, _Context], ev.Event]] = {
 # ---------------------------------------------------------------- saving
 
 
-def event_to_dict(e: ev.Event | Nemesis) -> dict[str, Any]:
+def event_to_dict(e: TraceEvent) -> dict[str, Any]:
+    if isinstance(e, CookieAck):
+        return event_to_dict(ev.PacketArrives(e.t, e.packet._replace(ack=0))) | {"ack": cookie_ack_text(e)}
     match e:
         case ev.PacketArrives(t, Packet(ft, flags, seq, ack)):
             out: dict[str, Any] = {
@@ -387,7 +552,7 @@ def event_to_dict(e: ev.Event | Nemesis) -> dict[str, Any]:
 
 def to_dict(trace: Trace) -> dict[str, Any]:
     defaults = Config().to_dict()
-    out: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    out: dict[str, Any] = {"format": FORMAT, "version": REACTIVE_VERSION if trace.reactive else VERSION}
     if trace.name:
         out["name"] = trace.name
     if trace.description:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from model import events as ev
 from model.config import Config
 from model.switch import Switch
-from model.types import PROTO_TCP, Dip, FiveTuple, Packet, Vip, parse_ip
+from model.types import ACK, PROTO_TCP, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
+from silkcheck.trace import CookieAck, Trace
 
 VIP = Vip(parse_ip("20.0.0.1"), 80, PROTO_TCP)
 D1 = Dip(parse_ip("10.0.1.10"), 8080)
@@ -51,3 +52,21 @@ class Run:
     @property
     def phase(self) -> int:
         return self.switch.dataplane.vips[VIP].phase
+
+
+OWNED = FiveTuple(parse_ip("198.51.100.1"), VIP.ip, 40000, VIP.port, VIP.proto)
+"""A flow from an address an attacker owns (it reads the SYN-ACKs sent there)."""
+SPOOFED = OWNED._replace(src_ip=parse_ip("172.16.0.1"))
+OTHER_PORT = OWNED._replace(src_port=40001)
+
+
+def replay_attack(replayed: FiveTuple) -> Trace:
+    """The attacker's SYN from its own address, the seen cookie + 1 replayed from ``replayed``, a CPU
+    learn, and a SYN from the replayed source."""
+    events = [
+        ev.PacketArrives(0, Packet(OWNED, SYN, seq=5)),
+        CookieAck(1, Packet(replayed, ACK, seq=6), OWNED, 1),
+        ev.CpuLearns(2),
+        ev.PacketArrives(3, Packet(replayed._replace(src_port=50000), SYN, seq=7)),
+    ]
+    return Trace(Config(syn_auth=True, learn_delay_bound=100), {VIP: (D1, D2)}, events, "replay")

@@ -9,10 +9,12 @@ from model.config import Config
 from model.cpu import Cpu
 from model.hashing import HashPlan, dip_index
 from model.types import ACK, PROTO_TCP, PROTO_UDP, Dip, FiveTuple, Packet, Vip, parse_ip
+from proofs import cookie
 from silkcheck import differential
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
 from silkcheck.trace import load
+from tests.helpers import OTHER_PORT, OWNED, SPOOFED, replay_attack
 
 MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"{' and '.join(MISSING)} not on PATH (install p4c/BMv2)")
@@ -27,6 +29,10 @@ CONFIGS = {
 }
 
 
+CAPACITIES = Config(vip_capacity=3, dip_pool_capacity=5, whitelist_capacity=2, syn_auth=True)
+"""Table sizes other than the defaults: each must reach the P4 program as its table's size."""
+
+
 @pytest.fixture(scope="module")
 def target():
     from silkcheck.targets.bmv2 import shared_target
@@ -34,12 +40,12 @@ def target():
     return shared_target()
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+@pytest.mark.parametrize("name", [*CONFIGS, "capacities"])
 def test_p4info_agrees_with_the_config(name):
     from silkcheck.p4build import build
     from silkcheck.p4runtime import P4Info
 
-    config = CONFIGS[name]
+    config = CONFIGS.get(name, CAPACITIES)
     result = build(config)
     assert "warning" not in result.warnings.lower(), result.warnings
     info = P4Info(result.p4info)
@@ -60,6 +66,10 @@ def test_p4info_agrees_with_the_config(name):
     assert transit.type_spec.bitstring.bit.bitwidth == config.epoch_bits
     assert 1 << set_vip["slot"][1] >= config.transit_slots
     assert ("Whitelist" in info.tables) == config.syn_auth
+    assert info.tables["VIPTable"].size == config.vip_capacity
+    assert info.tables["DIPPoolTable"].size == info.tables["DIPPoolSize"].size == config.dip_pool_capacity
+    if config.syn_auth:
+        assert info.tables["Whitelist"].size == config.whitelist_capacity
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -105,3 +115,16 @@ def test_short_random_campaign_finds_no_mismatch(target, tmp_path):
 def test_replay_on_bmv2(capsys):
     assert main(["replay", str(EXAMPLES_DIR / "demo-update.json"), "--target", "bmv2"]) == 0
     assert "demo-update on bmv2: PASS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("replayed", [OWNED, SPOOFED, OTHER_PORT], ids=["own", "spoofed", "other-port"])
+def test_reactive_packets_answer_the_syn_acks_bmv2_sent(target, replayed):
+    outcome = differential.run_both(replay_attack(replayed), differential.bmv2_runner(target))
+    assert outcome.mismatch is None, differential.describe(outcome)
+    assert outcome.bmv2_verdict.ok
+
+
+def test_the_crc_forgery_whitelists_a_spoofed_source_in_the_p4_program_too(target):
+    outcome = differential.run_both(cookie.forgery_trace(), differential.bmv2_runner(target))
+    assert outcome.mismatch is None, differential.describe(outcome)
+    assert [(f.kind, f.ft.src_ip) for f in outcome.bmv2_verdict.violations] == [("spoofed", cookie.SPOOFED.src_ip)]

@@ -46,10 +46,74 @@ def test_invalid_event_for_the_state_exits_2(tmp_path, capsys):
     data["events"].insert(0, {"t": 0, "kind": "fault", "fault": "lose_learn", "index": 3})
     path.write_text(json.dumps(data))
     assert main(["replay", str(path)]) == 2
-    assert "events[0]: no queued learn event #3 (the queue holds 0)" in capsys.readouterr().err
+    assert "lost.json: events[0] (fault): no queued learn event #3 (the queue holds 0)" in capsys.readouterr().err
 
 
 def test_pcap_command(tmp_path, capsys):
     out = tmp_path / "x.pcap"
     assert main(["pcap", str(EXAMPLES_DIR / "syn-flood.json"), str(out)]) == 0
     assert out.stat().st_size > 0
+
+
+def test_a_whitelist_the_p4_program_cannot_hold_is_refused_at_the_event(tmp_path, capsys):
+    import dataclasses
+
+    from silkcheck.trace import load, save
+
+    trace = load(EXAMPLES_DIR / "syn-flood.json")  # three clients prove their address
+    trace.config = dataclasses.replace(trace.config, whitelist_capacity=2)
+    path = tmp_path / "small-whitelist.json"
+    save(trace, path)
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "small-whitelist.json: events[" in err and "(cpu): the whitelist would hold 3 sources" in err
+
+
+def test_replay_with_a_mutant_shows_the_saved_counterexample_fail(capsys):
+    from proofs.replay import COUNTEREXAMPLES_DIR
+
+    path = str(COUNTEREXAMPLES_DIR / "bmc-skip-transit.json")
+    assert main(["replay", path]) == 0
+    assert "add --mutant skip-transit to see it fail" in capsys.readouterr().out
+    assert main(["replay", path, "--mutant", "skip-transit"]) == 1
+    assert "with skip-transit applied: FAIL" in capsys.readouterr().out
+    assert main(["replay", path, "--mutant", "skip-transti"]) == 2
+    assert "unknown mutant 'skip-transti'; known: " in capsys.readouterr().err
+    assert main(["replay", path, "--mutant", "skip-transit", "--target", "bmv2"]) == 2
+    assert "replay it on --target model" in capsys.readouterr().err
+
+
+def test_an_internal_error_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsys):
+    import tempfile
+
+    from silkcheck import cli
+
+    def broken(config, observations):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(cli, "judge", broken)
+    assert main(["replay", str(EXAMPLES_DIR / "demo-update.json")]) == 3
+    err = capsys.readouterr().err
+    assert "internal error (a bug in silkcheck, not in your input): ZeroDivisionError: a bug" in err
+    assert "Traceback" not in err
+    (saved,) = tmp_path.glob("silkcheck-crash-*.txt")
+    assert str(saved) in err and "ZeroDivisionError: a bug" in saved.read_text()
+
+
+def test_options_are_checked_before_any_work(tmp_path, capsys):
+    cases = [
+        (["diff", "--random", "-1"], "argument --random: -1 is out of range"),
+        (["fuzz", "--target", "bmv2", "--budget", "0s"], "argument --budget: 0s is not in (0 s"),
+        (["fuzz", "--budget", "\u0663\u0660s"], "argument --budget: '\u0663\u0660s'"),
+        (["replay", str(EXAMPLES_DIR / "syn-flood.json"), "--target", "bmv"],
+         "argument --target: unknown target 'bmv'; known: model, bmv2"),
+        (["bench", "--packets", "1e3"], "argument --packets: '1e3' is not a decimal integer"),
+        (["fuzz-bench", "--seconds", "nan"], "argument --seconds: 'nan' is not a finite number"),
+        (["pcap", str(EXAMPLES_DIR / "syn-flood.json"), str(tmp_path / "no" / "x.pcap")], "does not exist"),
+        (["replay", str(EXAMPLES_DIR / "syn-flood.json"), "--html", str(tmp_path)], "it is a directory"),
+        (["analyze", "--quick", "--out", str(EXAMPLES_DIR / "syn-flood.json")], "is not a directory"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv

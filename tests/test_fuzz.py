@@ -36,7 +36,8 @@ def test_shipped_model_survives_a_short_campaign() -> None:
 @pytest.mark.parametrize(
     "name",
     ["exec-without-bound-wait", "false-positives-not-learned", "no-collision-learn", "cuckoo-unchecked-writes",
-     "auth-accepts-any-ack", "concurrent-vip-updates", "teardown-without-grace"],
+     "auth-accepts-any-ack", "cookie-without-source", "cookie-without-source-port", "concurrent-vip-updates",
+     "teardown-without-grace"],
 )  # fmt: skip
 def test_campaign_kills_mutant_quickly(name: str) -> None:
     for seed in range(400):

@@ -17,6 +17,7 @@ from model.hashing import (
     pack_tuple,
 )
 from model.types import FiveTuple
+from proofs.gf2 import rank
 
 
 def reference_crc(data: bytes, width: int, poly_reflected: int, init: int, xorout: int) -> int:
@@ -103,35 +104,23 @@ def _linear_rows(order: tuple[str, ...], crc, bits: int) -> list[int]:
     return [sum((c >> j & 1) << i for i, c in enumerate(columns)) for j in range(bits)]
 
 
-def _rank(rows: list[int]) -> int:
-    rows, rank = list(rows), 0
-    for bit in range(48):
-        pivot = next((k for k in range(rank, len(rows)) if rows[k] >> bit & 1), None)
-        if pivot is None:
-            continue
-        rows[rank], rows[pivot] = rows[pivot], rows[rank]
-        rows = [r ^ rows[rank] if k != rank and r >> bit & 1 else r for k, r in enumerate(rows)]
-        rank += 1
-    return rank
-
-
 def test_hash_uses_are_independent_on_the_client_fields():
     """Full rank: for flows of one VIP, a digest collision says nothing about a bucket collision,
     and a collision in one stage (or Bloom hash) nothing about another, at every power-of-two size."""
     digest = _linear_rows(DIGEST_ORDER, crc32, 24)
     for k in range(1, 17):
         for order in STAGE_ORDERS:
-            assert _rank(digest + _linear_rows(order, crc32, k)) == 24 + k, (order, k)
+            assert rank(digest + _linear_rows(order, crc32, k)) == 24 + k, (order, k)
         for group in (STAGE_ORDERS, BLOOM_ORDERS):
             for i, a in enumerate(group):
                 for b in group[i + 1 :]:
-                    assert _rank(_linear_rows(a, crc32, k) + _linear_rows(b, crc32, k)) == 2 * k, (a, b, k)
+                    assert rank(_linear_rows(a, crc32, k) + _linear_rows(b, crc32, k)) == 2 * k, (a, b, k)
 
 
 def test_a_byte_rotation_of_the_digest_order_is_not_independent():
     """Why the orders are not rotations: moving proto to the front only multiplies the CRC by x^8."""
     rotated = ("proto", "src_ip", "dst_ip", "src_port", "dst_port")
-    assert _rank(_linear_rows(DIGEST_ORDER, crc32, 24) + _linear_rows(rotated, crc32, 12)) < 36
+    assert rank(_linear_rows(DIGEST_ORDER, crc32, 24) + _linear_rows(rotated, crc32, 12)) < 36
 
 
 def test_stage_buckets_collide_independently():

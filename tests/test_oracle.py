@@ -176,3 +176,26 @@ def test_source_proven_by_cookie_may_reach_a_dip():
     wrong = History().pkt(0, A, action=REPLY, flags=SYN, reply_flags=SYN | ACK, reply_seq=41)
     wrong.pkt(1, A, action=DROP, flags=ACK, ack=41).pkt(2, A._replace(src_port=7), flags=SYN)
     assert not wrong.judge(config).ok
+
+
+def test_a_cookie_proves_only_from_the_flow_its_syn_ack_went_to():
+    config = Config(syn_auth=True)
+    h = History().pkt(0, A, action=REPLY, flags=SYN, reply_flags=SYN | ACK, reply_seq=41)
+    h.pkt(1, A._replace(src_port=7), action=REPLY, flags=ACK, ack=42, reply_flags=0x04)  # another port answers
+    h.cpu(2, whitelisted=(A.src_ip,), installs=(EntryWrite(0, 1, 2, 0, A._replace(src_port=8)),))
+    h.pkt(3, A._replace(src_port=8), flags=SYN)
+    v = h.judge(config)
+    assert [(f.kind, f.ft.src_port) for f in v.violations] == [("spoofed", 8)]
+    assert (v.auth.syn_acks, v.auth.proved, v.auth.served) == (1, 0, 0)
+    assert (v.auth.whitelisted, v.auth.whitelisted_unproved, v.auth.entries_unproved) == (1, 1, 1)
+
+
+def test_the_authentication_tally_counts_proved_and_served_sources():
+    config = Config(syn_auth=True)
+    h = History().pkt(0, A, action=REPLY, flags=SYN, reply_flags=SYN | ACK, reply_seq=41)
+    h.pkt(1, A, action=REPLY, flags=ACK, ack=42, reply_flags=0x04).cpu(2, whitelisted=(A.src_ip,))
+    h.pkt(3, B, action=REPLY, flags=SYN, reply_flags=SYN | ACK, reply_seq=9).pkt(4, A._replace(src_port=7), flags=SYN)
+    v = h.judge(config)
+    assert v.ok
+    assert (v.auth.syn_acks, v.auth.proved, v.auth.served, v.auth.whitelisted, v.auth.whitelisted_unproved) == (
+        2, 1, 1, 1, 0)  # fmt: skip

@@ -90,6 +90,10 @@ def test_analyze_flags_a_stage_hash_that_is_a_byte_shift_of_the_digest_hash() ->
 def test_a_sweep_no_switch_could_have_is_refused_on_the_command_line(capsys: object) -> None:
     from silkcheck.cli import main
 
-    assert main(["analyze", "--quick", "--stages", "9", "--bloom-hashes", "5", "--loads", "1.5"]) == 2
-    err = capsys.readouterr().err  # type: ignore[attr-defined]
-    assert "stages 9 is out of range" in err and "bloom_hashes 5" in err and "load 1.5" in err
+    for option, value, message in [("--stages", "9", "9 is out of range [1, 8]"),
+                                   ("--bloom-hashes", "5", "5 is out of range [1, 4]"),
+                                   ("--loads", "1.5", "1.5 is out of range (0, 1]"),
+                                   ("--latencies-ms", "nan", "'nan' is not a finite number"),
+                                   ("--digest-bits", "30", "analyze: digest_bits 30 is out of range [1, 25]")]:
+        assert main(["analyze", "--quick", option, value]) == 2
+        assert message in capsys.readouterr().err  # type: ignore[attr-defined]

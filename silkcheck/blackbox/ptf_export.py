@@ -24,7 +24,8 @@ from pathlib import Path
 from model import events as ev
 from silkcheck.blackbox.harness import Setup, check_blackbox_trace
 from silkcheck.blackbox.ports import Namespace
-from silkcheck.trace import Trace, TraceError, event_to_dict, to_dict
+from silkcheck.inputs import InputError
+from silkcheck.trace import Trace, event_to_dict, to_dict
 
 TEMPLATE = '''"""PTF test exported by silkcheck from {source}: {name}.
 
@@ -148,7 +149,7 @@ def run_ptf(test: Path, setup: Setup) -> int:
     from silkcheck.targets.bmv2 import SimpleSwitch
 
     if test.suffix != ".py" or not test.is_file():
-        raise TraceError(f"{test}: no such test (a .py file written by silkcheck export --ptf)")
+        raise InputError(f"{test}: no such test (a .py file written by silkcheck export --ptf)")
     namespace = Namespace(setup.ports)
     try:
         switch = SimpleSwitch(namespace.interfaces, namespace.launcher, unix_grpc=True, cpu_port=None)

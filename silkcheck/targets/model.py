@@ -1,10 +1,16 @@
-"""The embedded target: the reference model itself."""
+"""The embedded target (the reference model itself), and the runner every target uses."""
 
 from __future__ import annotations
 
-from model.observations import Observation
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from model import events as ev
+from model.observations import CpuObservation, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
-from silkcheck.trace import Nemesis, Trace, TraceError
+from model.types import Packet
+from silkcheck.trace import CookieAck, Nemesis, Trace, TraceError, TraceEvent, event_to_dict
+from silkcheck.wire import CookieLedger
 
 
 class ModelTarget:
@@ -14,15 +20,83 @@ class ModelTarget:
         return step_all(Switch.boot(trace.config, trace.vips), trace)
 
 
+class NoCookieToAnswer(InvalidEvent):
+    """A reactive packet names a flow the switch has sent no SYN-ACK to (yet)."""
+
+
+@dataclass
+class Driver:
+    """Feeds events to a switch (the model's, or one whose data plane is BMv2) one at a time.
+
+    The one place where a reactive packet (``CookieAck``) gets its ack number: from the
+    SYN-ACKs this switch has sent, as its observations show them, never from a cookie
+    function. What a client can answer is what the target under test told it."""
+
+    switch: Switch
+    wire: CookieLedger = field(default_factory=CookieLedger)
+
+    def step(self, index: int, event: TraceEvent) -> Observation:
+        if isinstance(event, CookieAck):
+            event = self.as_sent(event)
+        observation = self.switch.step(index, event)
+        if isinstance(observation, PacketObservation):
+            self.wire.note(observation)
+        return observation
+
+    def as_sent(self, event: CookieAck) -> ev.PacketArrives:
+        cookie = self.wire.sent.get(event.cookie_of)
+        if cookie is None:
+            raise NoCookieToAnswer(f"ack: the switch has sent no SYN-ACK to {event.cookie_of} whose cookie to answer")
+        return event.sent_with(cookie)
+
+
 def step_all(switch: Switch, trace: Trace) -> list[Observation]:
-    """Every event of ``trace`` through ``switch``; an event the state cannot take is a trace error."""
+    """Every event of ``trace`` through ``switch``; an event the state cannot take, or one that would
+    overfill a table of the P4 program, is an error of the trace's file at that event."""
+    driver = Driver(switch)
     observations: list[Observation] = []
     for index, event in enumerate(trace.events):
         if isinstance(event, Nemesis):
-            raise TraceError(f"{trace.name or 'trace'}: events[{index}]: the {event.fault} fault acts on a real "
-                             "controller: it runs only on --target blackbox")  # fmt: skip
+            raise event_error(trace, index, f"the {event.fault} fault acts on a real controller: it runs only on "
+                                            "--target blackbox")  # fmt: skip
         try:
-            observations.append(switch.step(index, event))
+            observation = driver.step(index, event)
         except InvalidEvent as error:
-            raise TraceError(f"{trace.name or 'trace'}: events[{index}]: {error}") from None
+            raise event_error(trace, index, str(error)) from None
+        if isinstance(observation, CpuObservation) and (observation.whitelisted or observation.phases):
+            overflow = capacity_overflow(switch)
+            if overflow:
+                raise event_error(trace, index, overflow)
+        observations.append(observation)
     return observations
+
+
+def event_error(trace: Trace, index: int, message: str) -> TraceError:
+    event: ev.Event = trace.events[index]
+    where = trace.source or trace.name or "trace"
+    return TraceError(f"{where}: events[{index}] ({event_to_dict(event)['kind']}): {message}")
+
+
+def capacity_overflow(switch: Switch) -> str | None:
+    """Why the switch's tables no longer fit the P4 program's (``Config`` capacities), or None.
+
+    Only CPU steps write tables: the whitelist grows by whitelisting, the pools by an update's start
+    (which always changes a VIP's phase). A trace whose workload needs more is one the compiled
+    program cannot run (BMv2 would refuse the write), so it is refused on every target alike."""
+    config = switch.config
+    if len(switch.cpu.whitelist) > config.whitelist_capacity:
+        return (f"the whitelist would hold {len(switch.cpu.whitelist):,} sources; the P4 program's Whitelist "
+                f"holds {config.whitelist_capacity:,} (config whitelist_capacity)")  # fmt: skip
+    pooled = sum(len(pool) for versions in switch.cpu.pools.values() for pool in versions.values())
+    if pooled > config.dip_pool_capacity:
+        return (f"the live pools would hold {pooled:,} DIPs together; the P4 program's DIPPoolTable holds "
+                f"{config.dip_pool_capacity:,} (config dip_pool_capacity)")  # fmt: skip
+    return None
+
+
+def sent_packets(trace: Trace) -> Iterable[tuple[int, Packet]]:
+    """(time, packet) of every packet as its client sent it: a reactive packet's ack is the one
+    it sent on the model target."""
+    if not trace.reactive:
+        return ((e.t, e.packet) for e in trace.packets)
+    return ((o.t, o.packet) for o in ModelTarget().run(trace) if isinstance(o, PacketObservation))
