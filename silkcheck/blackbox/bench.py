@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from model.types import ACK, FiveTuple, Packet, Vip
 from silkcheck.blackbox.controller import start_controller
-from silkcheck.blackbox.harness import BARRIER_EVERY, SETTLE_TIMEOUT_S, Session, barrier_packets
+from silkcheck.blackbox.harness import BARRIER_EVERY, SETTLE_TIMEOUT_S, Session, barrier_packets, sleep_until
 from silkcheck.blackbox.ports import Namespace
 from silkcheck.blackbox.wire import Wire
 from silkcheck.blackbox.workload import CLIENT_NET
@@ -97,16 +97,16 @@ class Bench:
         wire = self.wire
         wire.take_results()
         late = wire.counts.late
-        start = time.perf_counter()
+        start = time.monotonic()
         for index, packet in enumerate(packets):
             if rate is not None:
-                _wait_until(start + index / rate)
+                sleep_until(start + index / rate)
             wire.wait_in_flight_below(WINDOW, SETTLE_TIMEOUT_S)
-            wire.send_packet(index, int((time.perf_counter() - start) * 1e6), packet, self.client_port)
+            wire.send_packet(index, int((time.monotonic() - start) * 1e6), packet, self.client_port)
             if (index + 1) % BARRIER_EVERY == 0:
                 wire.send_barriers(self.barriers, self.client_port)
         wire.settle(self.barriers, self.client_port, SETTLE_TIMEOUT_S)
-        seconds = time.perf_counter() - start
+        seconds = time.monotonic() - start
         forwarded = sum(o.action == "forward" for o in wire.take_results())
         return Trial(rate, len(packets), seconds, forwarded, wire.counts.late - late)
 
@@ -123,12 +123,6 @@ class Bench:
             else:
                 high = rate
         return Measured(name, flat_out, best)
-
-
-def _wait_until(due: float) -> None:
-    while (ahead := due - time.perf_counter()) > 0:
-        if ahead > 0.001:
-            time.sleep(ahead - 0.0005)
 
 
 def loopback(packets: list[Packet], vip: Vip) -> Measured:

@@ -188,6 +188,13 @@ class Session:
             adapter.stop()
 
 
+def sleep_until(deadline: float) -> None:
+    """Until ``time.monotonic()`` reaches ``deadline``: sleep most of the way, then yield the core
+    in short naps (precise enough, and BMv2 keeps the other core)."""
+    while (ahead := deadline - time.monotonic()) > 0:
+        time.sleep(ahead - 0.0005 if ahead > 0.001 else 0.00005)
+
+
 def barrier_packets(wire: Wire, vip: Vip, client_port: int, server_ports: tuple[int, ...]) -> list[Packet]:
     """One barrier connection to ``vip`` per server port, found by probing (polls; gives up after a few seconds)."""
     flags = ACK if vip.proto == PROTO_TCP else 0
@@ -249,7 +256,7 @@ class _Player:
             if self.stop is not None and self.stop.is_set():
                 break
             t, _, index, action = heapq.heappop(schedule)
-            self._wait_until(t)
+            sleep_until(self.start + t / 1e6)
             if index >= 0:
                 self.stats.late_events_us.append(max(0, self.now_us() - t))
             if action():
@@ -268,12 +275,6 @@ class _Player:
             raise self.restart_failures[0]
         self.stats.seconds = time.monotonic() - self.start
         return self._finish()
-
-    def _wait_until(self, t: int) -> None:
-        while (ahead := t - self.now_us()) > 0:
-            # Sleep most of the way, then yield the core in short naps: precise enough, and
-            # BMv2 keeps the other core.
-            time.sleep(ahead / 1e6 - 0.0005 if ahead > 1000 else 0.00005)
 
     def _action(self, index: int, event: ev.Event | Nemesis, schedule: list[tuple[int, int, int, Callable[[], bool]]],
                 order: itertools.count[int]) -> Callable[[], bool]:  # fmt: skip
