@@ -5,7 +5,7 @@ seed. Connections open with a handshake (a SYN, sometimes retransmitted, then th
 ACK), send a few data packets and close with FIN (and the last ACK), RST, or go quiet.
 A burst of new connections opens right at each pool update, where a load balancer's
 bookkeeping is busiest; a SYN flood adds single SYNs from many sources. The nemesis
-switches one fault on at a time.
+switches one fault on at a time, half of them just before a pool update (``FAULT_LEAD_US``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,9 @@ from silkcheck.trace import NEMESIS_FAULTS, Nemesis, Trace
 CLIENT_NET = parse_ip("198.18.0.0")
 """Clients come from 198.18.0.0/15 (RFC 2544's benchmarking range); SYN-flood sources from the upper half."""
 FLOOD_NET = parse_ip("198.19.0.0")
+FAULT_LEAD_US = 100_000
+"""Half of the faults start at most this long before a pool update, so that they cover the
+update and the burst of connections opened with it (the other half fall anywhere)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def generate(spec: WorkloadSpec, config: Config, pools: dict[Vip, tuple[Dip, ...
             ft = FiveTuple(FLOOD_NET + rng.randrange(1 << 16), vip.ip, rng.randrange(1024, 65536), vip.port, vip.proto)
             events.append(ev.PacketArrives(t, Packet(ft, SYN, rng.randrange(1 << 32))))
     if spec.nemesis:
+        updates = sorted({e.t for e in events if isinstance(e, ev.UpdateRequested)})
         at = spec.nemesis_every_us // 3
         while at < spec.duration_us:
             fault = rng.choice(spec.nemesis)
@@ -92,7 +96,11 @@ def generate(spec: WorkloadSpec, config: Config, pools: dict[Vip, tuple[Dip, ...
             delay = {"digest_delay": rng.randrange(spec.max_digest_delay_us // 4, spec.max_digest_delay_us + 1),
                      "write_delay": rng.randrange(2_000, 20_000)}.get(fault, 0)  # fmt: skip
             events.append(Nemesis(at, fault, duration, delay))
-            at += duration + rng.randrange(spec.nemesis_every_us // 2, spec.nemesis_every_us)
+            end = at + duration
+            at = end + rng.randrange(spec.nemesis_every_us // 2, spec.nemesis_every_us)
+            upcoming = [u for u in updates if u - FAULT_LEAD_US > end]
+            if upcoming and rng.random() < 0.5:  # a fault when it hurts: just before the next update
+                at = upcoming[0] - rng.randrange(0, FAULT_LEAD_US)
     events.sort(key=lambda e: e.t)
     return Trace(config, dict(pools), events, name or f"blackbox workload, seed {seed}")
 
