@@ -143,8 +143,8 @@ def through(session: Session, trace: Trace, packets: list[Packet], name: str) ->
     """The same traffic through BMv2 running the session's program, its controller started."""
     session.load_pipeline()
     adapter = session.adapter_class()
-    start_controller(adapter, session.switch_address, dict(trace.vips), False)
     try:
+        start_controller(adapter, session.switch_address, dict(trace.vips), False)
         assert session.wire is not None
         client = session.setup.client_ports[0]
         barriers = barrier_packets(session.wire, next(iter(trace.vips)), client, session.setup.server_ports)

@@ -27,6 +27,7 @@ import importlib.util
 import itertools
 import json
 import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -188,9 +189,12 @@ class ProcessController:
             pass  # the controller is dead (a kill): the request is lost, as the operator's would be
 
     def stop(self) -> None:
+        """End the controller and remove its folder (logs, journal): what went wrong at a start
+        is in the error it raised."""
         if self.process is not None:
             stop_process(self.process)
         self.process = None
+        shutil.rmtree(self.log_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- the controller process's side

@@ -179,8 +179,8 @@ class Session:
         check_blackbox_trace(trace)
         self.load_pipeline()
         adapter: ControllerAdapter = self.adapter_class()
-        failed_starts = start_controller(adapter, self.switch_address, dict(trace.vips), False)
         try:
+            failed_starts = start_controller(adapter, self.switch_address, dict(trace.vips), False)
             player = _Player(self, adapter, trace, progress, stop)
             player.stats.failed_starts = failed_starts
             return player.play()
