@@ -568,6 +568,19 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refinement_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=opt.real(0, opt.DAY_S, low_open=True), default=30.0,
+                   help="CPU seconds each mutant gets under each check (default 30)")
+    p.add_argument("names", nargs="*", type=opt.choice(_mutant_names, "mutant"),
+                   help="only these mutants (default: every one that changes the CPU or the data plane)")
+
+
+def cmd_refinement_bench(args: argparse.Namespace) -> int:
+    from fuzz.bench import run_refinement_bench
+
+    return PASS if run_refinement_bench(args.budget, args.names) else VIOLATION
+
+
 def _cluster_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks-per-worker", type=opt.count(10_000), default=12,
                    help="walk tasks per worker and run (12)")
@@ -779,6 +792,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("refinement-bench", "each CPU/data-plane mutant: CPU time to kill by the refinement check alone vs the PCC "
+     "oracle alone", _refinement_bench_args, cmd_refinement_bench),
     ("cluster-bench", "benchmark: campaign steps/s on a Dask LocalCluster vs plain processes, 1 and 2 workers",
      _cluster_bench_args, cmd_cluster_bench),
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
