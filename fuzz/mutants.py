@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 from unittest import mock
 
+import model.dataplane
 import model.switch
 from model import decisions as d
 from model import hashing
@@ -40,6 +41,27 @@ class Mutant:
     @property
     def why(self) -> str:
         return (self.patch.__doc__ or "").strip()
+
+    @property
+    def layer(self) -> str:
+        """``design`` if it patches ``model.decisions`` (what the proofs are about), ``data plane``
+        if the packet pipeline (``model.dataplane``'s functions, ``DataPlane``, the hashes, all of
+        which a P4 target runs as its own program), else ``cpu``: the switch CPU's code and config,
+        which the BMv2 target runs from the model too."""
+        return patched_layer(self.patch)
+
+
+def patched_layer(patch: Patcher) -> str:
+    """Which layer of the model ``patch`` changes, found by comparing the model's namespaces inside it."""
+    design, pipeline = vars(d), [vars(model.dataplane), vars(hashing), DataPlane.__dict__]
+    before = dict(design), [dict(n) for n in pipeline]
+    with patch():
+        if any(design.get(name) is not value for name, value in before[0].items()):
+            return "design"
+        for namespace, old in zip(pipeline, before[1], strict=True):
+            if any(namespace.get(name) is not value for name, value in old.items()):
+                return "data plane"
+    return "cpu"
 
 
 def _decision(name: str, replacement: Callable[..., Any]) -> contextlib.AbstractContextManager[Any]:

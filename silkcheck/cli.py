@@ -77,11 +77,18 @@ def _variant_of(trace: Trace) -> str | None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
     if args.mutant and args.target != "model":
-        raise InputError(f"--mutant {args.mutant} patches the model: replay it on --target model")
+        from fuzz.mutants import patched_layer
+
+        # BMv2's switch CPU is the model's Cpu, so a CPU mutant runs there too (its table writes,
+        # one by one, to the real P4 program); the design's decisions and the pipeline are the P4's.
+        layer = patched_layer(patch)
+        if args.target != "bmv2" or layer != "cpu":
+            raise InputError(f"--mutant {args.mutant} patches the model's {layer}, which --target {args.target} "
+                             "does not run: replay it on --target model")  # fmt: skip
     if (args.trace is None) == (args.pcap is None):
         raise TraceError("replay: give either a trace file or --pcap FILE")
-    patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
     with patch():
         if args.pcap is not None:
             return replay_capture(args)
