@@ -1,10 +1,13 @@
-"""``silkcheck fuzz-bench``: Hypothesis machine steps/s against random-walk steps/s on the full model.
+"""``silkcheck fuzz-bench``: Hypothesis machine steps/s against random-walk steps/s on the full model,
+and what the refinement check costs the walk.
 
-Both explorers count a step the same way: one event the switch took (the
+The explorers count a step the same way: one event the switch took (the
 machines' ``SilkRoadMachine.steps``, the walk's ``Outcome.steps``; events the
-switch refuses are not steps). Time is the process's CPU time, and the two
-run in alternating one-second slices, so other load on the machine slows
-neither side more than the other.
+switch refuses are not steps). Time is the process's CPU time, and they run
+in alternating one-second slices, so other load on the machine slows no side
+more than another. The walk runs twice, with every step checked against the
+abstract system (``spec``, as campaigns run it) and without: the difference is
+the refinement check's cost per step.
 """
 
 from __future__ import annotations
@@ -50,25 +53,31 @@ def hypothesis_slice(tally: Tally) -> None:
     tally.seconds += time.process_time() - start
 
 
-def walk_slice(tally: Tally, first_seed: int) -> int:
+def walk_slice(tally: Tally, first_seed: int, refine: bool = True) -> int:
     """Random walks from ``first_seed`` on; returns the next unused seed."""
     seed = first_seed
     start = time.process_time()
     while time.process_time() - start < SLICE:
-        tally.steps += walk(seed).steps
+        tally.steps += walk(seed, refine=refine).steps
         seed += 1
     tally.seconds += time.process_time() - start
     return seed
 
 
 def run_fuzz_bench(seconds: float) -> None:
-    hypothesis, walks = Tally(), Tally()
-    seed = 0
-    while hypothesis.seconds < seconds or walks.seconds < seconds:
+    hypothesis, walks, unrefined = Tally(), Tally(), Tally()
+    seed = unrefined_seed = 0
+    while min(hypothesis.seconds, walks.seconds, unrefined.seconds) < seconds:
         if hypothesis.seconds < seconds:
             hypothesis_slice(hypothesis)
         if walks.seconds < seconds:
             seed = walk_slice(walks, seed)
-    for name, tally in (("hypothesis machine", hypothesis), ("random walk", walks)):
+        if unrefined.seconds < seconds:
+            unrefined_seed = walk_slice(unrefined, unrefined_seed, refine=False)
+    explorers = (("hypothesis machine", hypothesis), ("random walk", walks), ("walk, unrefined", unrefined))
+    for name, tally in explorers:
         print(f"{name + ':':<19} {tally.steps:>9,} steps in {tally.seconds:5.1f} CPU s = {tally.rate:>9,.0f} steps/s")
     print(f"random walk / hypothesis: {walks.rate / hypothesis.rate:.1f}x")
+    check_us = (1 / walks.rate - 1 / unrefined.rate) * 1e6
+    print(f"refinement check: {check_us:,.0f} us per step; the walk takes {unrefined.rate / walks.rate:.1f}x "
+          "as long with it as without")

@@ -1,42 +1,54 @@
-"""Fuzzing campaigns: parallel random walks under a time budget, with a persistent database.
+r"""Fuzzing campaigns: random walks and Hypothesis machines as small tasks on a Dask cluster.
 
-Every failure a worker finds is shrunk in the worker and saved by the parent
-at once (``<db>/<target>/<category>-<kind>.json`` plus a ``.txt``
-explanation), so interrupting a campaign keeps what it found. A rerun replays
+A campaign is a stream of ``FuzzTask``\ s (``silkcheck.cluster``), each a
+range of walk seeds or a few Hypothesis batches on one target (the shipped
+model or a mutant). A task reports each new failure twice, as found and as
+shrunk; the client saves each in the example database (``fuzz.database``)
+as it arrives, so Ctrl-C, SIGTERM or a lost worker keeps it. A rerun replays
 the saved failures first. Progress (steps, steps/s, coverage, failures) goes
 to stderr.
+
+Walk tasks are deterministic in (campaign seed, task index): a task rerun on
+another worker after its worker died walks the same seeds, and the first
+failure a campaign finds is the same on one worker and on a hundred.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing as mp
-import queue
+import json
 import re
-import signal
 import sys
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
-from fuzz import machines
+from fuzz import database, machines
 from fuzz.invariants import PCC, Failure
 from fuzz.mutants import MUTANTS, get_mutant
 from fuzz.walk import Coverage, replay, shrink, walk
 from silkcheck import report
+from silkcheck.cluster import Channel, Done, TaskStream, open_cluster, warm
 from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.timeline import describe
-from silkcheck.trace import Trace, TraceError, from_dict, load, save, to_dict
+from silkcheck.trace import Trace, TraceError, dumps, loads
 
 DEFAULT_DB = Path(".silkcheck/fuzz-db")
 DEADLINE_SLACK = 10.0
-"""Seconds a worker may overrun the budget (finishing a walk or a shrink) before it is stopped."""
+"""Seconds the client waits past the budget for tasks finishing a shrink before it leaves them."""
 HYPOTHESIS_EXAMPLES = 5
-"""Examples per Hypothesis batch: small, so a worker returns to random walks often."""
+"""Examples per Hypothesis batch: small, so a machine task ends about as soon as a walk task."""
+UNITS = {"walk": 32, "machine": 2}
+"""Walks, or Hypothesis batches, per task: about three seconds of work on this machine (a walk,
+checked against the abstract system at every step, takes about 90 ms), so a lost task costs little
+and Dask's per-task costs (scheduling, the queue, the cancel checks, the client's polls) stay near
+1% (64 walks without the refinement check, under a second, cost measurably more on 2 workers)."""
 SHIPPED = "model"
 _BUDGET = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h)?\s*$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, None: 1}
@@ -60,14 +72,144 @@ def mutant_context(target: str) -> contextlib.AbstractContextManager[Any]:
         raise TraceError(f"--target: {error}") from None
 
 
+def shows(target: str) -> database.Shows:
+    """The failure a trace shows on ``target``, under every check."""
+
+    def run(trace: Trace) -> Failure | None:
+        with mutant_context(target):
+            return replay(trace.config, trace.vips, trace.events).failure
+
+    return run
+
+
+# ---------------------------------------------------------------- tasks (run on the workers)
+
+
+class Explored(NamedTuple):
+    trace: Trace | None
+    failure: Failure | None
+    steps: int
+
+
+Explorer = Callable[[int, Coverage, ExampleDatabase | None], Explored]
+
+
+def _walk_unit(seed: int, coverage: Coverage, examples: ExampleDatabase | None) -> Explored:
+    outcome = walk(seed, coverage)
+    return Explored(outcome.trace, outcome.failure, outcome.steps)
+
+
+def _machine_unit(seed: int, coverage: Coverage, examples: ExampleDatabase | None) -> Explored:
+    """One Hypothesis batch; Hypothesis draws its own randomness (the seed is not used)."""
+    taken, failed = machines.run_batch(HYPOTHESIS_EXAMPLES, examples)
+    return Explored(failed.trace, failed.failure, taken) if failed else Explored(None, None, taken)
+
+
+EXPLORERS: dict[str, Explorer] = {"walk": _walk_unit, "machine": _machine_unit}
+
+
+@dataclass(frozen=True)
+class FuzzTask:
+    """``units`` walks or Hypothesis batches on ``target``; the ``index``-th task of its campaign."""
+
+    target: str
+    explorer: str
+    seed: int
+    index: int
+    units: int
+    deadline: float
+    """Wall-clock time (``time.time()``) after which the task starts no new unit."""
+    stop_on_first: bool = False
+    known: frozenset[tuple[str, str]] = frozenset()
+    """Failure signatures the campaign has already shrunk: not reported again."""
+    hypothesis_db: str | None = None
+
+    def unit_seed(self, unit: int) -> int:
+        """Distinct for every (campaign seed, task index < 2**32, unit < 2**16)."""
+        return (self.seed << 48) + (self.index << 16) + unit
+
+
+@dataclass
+class Tally:
+    """What one task did."""
+
+    steps: int = 0
+    coverage: Counter[str] = field(default_factory=Counter)
+
+
+def run_fuzz_task(task: FuzzTask, channel: Channel) -> Tally:
+    """Run ``task``, reporting each failure of a new signature as found, then shrunk. On a mutant,
+    a failure the shipped model shows on the same trace is not the mutant's doing and is skipped.
+    A cancelled task (its campaign stopped) ends at the next unit, or before shrinking."""
+    examples = _hypothesis_database(task)
+    coverage = Coverage()
+    tally = Tally()
+    seen = set(task.known)
+    for unit in range(task.units):
+        if time.time() >= task.deadline or channel.cancelled():
+            break
+        with mutant_context(task.target):
+            explored = EXPLORERS[task.explorer](task.unit_seed(unit), coverage, examples)
+        tally.steps += explored.steps
+        trace, failure = explored.trace, explored.failure
+        if trace is None or failure is None or failure.signature in seen or _shipped_shows(task.target, trace):
+            continue
+        seen.add(failure.signature)
+        position = [task.index, unit]
+        # The raw trace first: a worker lost while shrinking has reported the failure already.
+        channel.report("failure", _finding(failure, trace, position, len(trace.events), final=False))
+        if channel.cancelled():
+            break
+        with mutant_context(task.target):
+            small, shrunk = shrink(trace, failure)
+        if _shipped_shows(task.target, small):  # shrinking went where the shipped model fails too
+            small, shrunk = trace, failure
+        channel.report("failure", _finding(shrunk, small, position, len(trace.events), final=True))
+        if task.stop_on_first:
+            break
+    tally.coverage = coverage.counts
+    return tally
+
+
+def _shipped_shows(target: str, trace: Trace) -> bool:
+    return target != SHIPPED and replay(trace.config, trace.vips, trace.events).failure is not None
+
+
+def _finding(failure: Failure, trace: Trace, position: list[int], raw_events: int, final: bool) -> dict[str, Any]:
+    return {"failure": json.dumps(failure._asdict()), "trace": dumps(trace), "position": position,
+            "raw_events": raw_events, "final": final}  # fmt: skip
+
+
+def _hypothesis_database(task: FuzzTask) -> ExampleDatabase | None:
+    """The Hypothesis machines' own database, where the worker can reach the campaign's directory
+    (a worker on another machine without that path runs its machines without one)."""
+    if task.explorer != "machine" or task.hypothesis_db is None:
+        return None
+    try:
+        Path(task.hypothesis_db).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return DirectoryBasedExampleDatabase(task.hypothesis_db)
+
+
+# ---------------------------------------------------------------- the campaign (on the client)
+
+
 @dataclass
 class Found:
     failure: Failure
     trace: Trace
     seconds: float
-    """Time from the campaign's start to the failure being found (before shrinking)."""
+    """Time from the campaign's start to the failure reaching the client (before shrinking)."""
     raw_events: int
     shrunk: bool
+    position: tuple[int, int]
+    """(task index, unit): where in the campaign's deterministic order the failure was found."""
+    worker: str
+
+    def rank(self) -> tuple[int, bool, tuple[int, int]]:
+        """Which of two findings of one signature to keep: the shorter, the shrunk, the earlier."""
+        return len(self.trace.events), not self.shrunk, self.position
 
 
 @dataclass
@@ -75,9 +217,14 @@ class Result:
     target: str
     steps: int = 0
     seconds: float = 0.0
+    tasks: int = 0
     coverage: Coverage = field(default_factory=Coverage)
     found: dict[tuple[str, str], Found] = field(default_factory=dict)
+    first: Found | None = None
+    """The shrunk failure found earliest in the campaign's order (what stops a mutant's campaign)."""
     replayed: list[tuple[Path, bool]] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    """Tasks no worker could finish (each killed every worker it ran on)."""
     interrupted: bool = False
 
     @property
@@ -85,83 +232,139 @@ class Result:
         return bool(self.found) or any(still for _, still in self.replayed)
 
 
-# ---------------------------------------------------------------- workers
+def _warn(text: str) -> None:
+    print(f"\n  {text}", file=sys.stderr)
 
 
-def _worker(target: str, seed: int, deadline: float, hypothesis_share: float, db: Path | None, out: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it saves, then stops us
+class _Collector:
+    """The client's side of one campaign: takes reports and ended tasks, saves failures."""
+
+    def __init__(self, result: Result, db: Path | None, start: float) -> None:
+        self.result = result
+        self.db = db
+        self.start = start
+        self.arrived: dict[tuple[int, int], float] = {}
+
+    def on_report(self, message: dict[str, Any]) -> None:
+        if message["kind"] != "failure":
+            return
+        failure = Failure(**json.loads(message["failure"]))
+        try:
+            trace = loads(message["trace"], source=f"the trace of {failure.category}/{failure.kind}")
+        except TraceError as error:  # a generator wrote what the trace language forbids
+            _warn(f"failure {failure.signature} has an unloadable trace: {error}")
+            return
+        position = (message["position"][0], message["position"][1])
+        seconds = self.arrived.setdefault(position, time.time() - self.start)
+        found = Found(failure, trace, seconds, message["raw_events"], message["final"], position, message["worker"])
+        result = self.result
+        if found.shrunk and (result.first is None or found.position < result.first.position):
+            result.first = found
+        known = result.found.get(failure.signature)
+        if known is not None and known.rank() <= found.rank():
+            return
+        result.found[failure.signature] = found
+        if self.db is not None:
+            path = self._save(found)
+            what = "new failure" if known is None else "shorter trace of"
+            where = f": {path}" if path else " (the database holds one as short)"
+            _warn(f"{what} {failure.category}/{failure.kind} ({len(trace.events)} events){where}")
+
+    def _save(self, found: Found) -> Path | None:
+        assert self.db is not None
+        target = self.result.target
+        found.trace.name = f"{target}-{found.failure.category}-{found.failure.kind}"
+        found.trace.description = found.failure.message
+        text = explain(found.trace, found.failure, target)
+        return database.save(self.db, target, found.trace, found.failure, text, shows(target))
+
+    def on_done(self, done: Done) -> None:
+        result = self.result
+        if done.lost is not None:
+            result.lost.append(done.lost)
+            _warn(f"task {done.spec.index} was given up: {done.lost}")
+            return
+        tally: Tally = done.result
+        result.tasks += 1
+        result.steps += tally.steps
+        result.coverage.merge(tally.coverage)
+
+
+def run_campaign(
+    client: Any,
+    target: str = SHIPPED,
+    budget: float = 10.0,
+    seed: int = 0,
+    db: Path | None = DEFAULT_DB,
+    stop_on_first: bool = False,
+    progress: bool = True,
+    hypothesis_share: float = 0.1,
+    tasks: int | None = None,
+) -> Result:
+    """Random walks and Hypothesis machines (every ``1/hypothesis_share``-th task) on ``target``
+    (``model`` or a mutant's name) on the Dask ``client``'s cluster, until the budget ends or
+    ``tasks`` tasks are done. ``stop_on_first`` stops at the first failure in task order."""
+    mutant_context(target)  # an unknown mutant fails here, before any task starts
+    result = Result(target)
+    if db is not None:
+        result.replayed = database.replay_saved(db, target, shows(target), _warn)
+        for path, still in result.replayed:
+            print(f"  replayed {path}: {'STILL FAILS' if still else 'passes now'}", file=sys.stderr)
+    hypothesis_db = str((database.target_dir(db, target) / "hypothesis").resolve()) if db is not None else None
+    every = round(1 / hypothesis_share) if hypothesis_share > 0 else 0
+    warm(client, __name__)
     start = time.time()
-    seen: set[tuple[str, str]] = set()
-    coverage = Coverage()
-    steps = 0
-    last_report = time.time()
-    hypothesis_time = 0.0
-    database = DirectoryBasedExampleDatabase(str(db_dir(db, target) / "hypothesis")) if db is not None else None
-    with mutant_context(target):
-        n = 0
-        while time.time() < deadline:
-            if hypothesis_time < hypothesis_share * (time.time() - start):
-                began = time.time()
-                taken, failed = machines.run_batch(HYPOTHESIS_EXAMPLES, database)
-                hypothesis_time += time.time() - began
-                steps += taken
-                trace, failure = (failed.trace, failed.failure) if failed else (None, None)
-            else:
-                outcome = walk(seed * 1_000_003 + n, coverage)
-                n += 1
-                steps += outcome.steps
-                trace, failure = outcome.trace, outcome.failure
-            # On a mutant every failure is reported: the parent keeps only those the shipped model does not share.
-            if failure is not None and (failure.signature not in seen or target != SHIPPED):
-                seen.add(failure.signature)
-                found_at = time.time() - start
-                assert trace is not None
-                # The raw trace first: an interrupt while shrinking still keeps the failure.
-                out.put(("failure", failure, to_dict(trace), found_at, len(trace.events), False))
-                small, failure = shrink(trace, failure)
-                out.put(("failure", failure, to_dict(small), found_at, len(trace.events), True))
-            if time.time() - last_report > 0.5:
-                out.put(("progress", steps, coverage.counts))
-                steps, coverage, last_report = 0, Coverage(), time.time()
-    out.put(("progress", steps, coverage.counts))
-    out.put(("done",))
+    deadline = start + budget
+    side = _Collector(result, db, start)
+    stream = TaskStream(client, side.on_report, prefix=f"fuzz-{target}")
+    submitted = 0
+    last_line = 0.0
+    try:
+        while True:
+            more = time.time() < deadline and (tasks is None or submitted < tasks)
+            if stop_on_first and result.first is not None:
+                more = False  # the first failure's task and those before it still run: the earliest wins
+                stream.cancel(keep=lambda task: task.index <= result.first.position[0])  # type: ignore[union-attr]
+            while more and stream.room() > 0:
+                explorer = "machine" if every and submitted % every == every - 1 else "walk"
+                known = frozenset(sig for sig, found in result.found.items() if found.shrunk)
+                stream.submit(run_fuzz_task, FuzzTask(target, explorer, seed, submitted, UNITS[explorer], deadline,
+                                                      stop_on_first, known, hypothesis_db))  # fmt: skip
+                submitted += 1
+                more = time.time() < deadline and (tasks is None or submitted < tasks)
+            for done in stream.poll():
+                side.on_done(done)
+            if not more and not stream.pending:
+                break
+            if time.time() > deadline + DEADLINE_SLACK:
+                _warn(f"{len(stream.pending)} tasks still running {DEADLINE_SLACK:.0f}s after the budget: left")
+                break
+            if time.time() - last_line > 1:
+                for line in stream.membership():
+                    if progress:
+                        _warn(line)
+                if progress:
+                    _progress(result, start, stream)
+                last_line = time.time()
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        stream.close()
+    result.seconds = time.time() - start
+    if progress:
+        _progress(result, start, stream)
+        print(file=sys.stderr)
+    return result
 
 
-# ---------------------------------------------------------------- the database
-
-
-def db_dir(db: Path, target: str) -> Path:
-    return db / target
-
-
-def replay_saved(db: Path, target: str) -> list[tuple[Path, bool]]:
-    """Replay every saved failure of ``target``: (path, still fails)."""
-    results = []
-    directory = db_dir(db, target)
-    if not directory.is_dir():
-        return results
-    with mutant_context(target):
-        for path in sorted(directory.glob("*.json")):
-            try:
-                trace = load(path)
-            except TraceError as error:
-                print(f"  skipping {path}: {error}", file=sys.stderr)
-                continue
-            outcome = replay(trace.config, trace.vips, trace.events)
-            results.append((path, outcome.failure is not None))
-    return results
-
-
-def save_failure(db: Path, target: str, found: Found) -> Path:
-    directory = db_dir(db, target)
-    directory.mkdir(parents=True, exist_ok=True)
-    category, kind = found.failure.signature
-    path = directory / f"{category}-{kind}.json"
-    found.trace.name = f"{target}-{category}-{kind}"
-    found.trace.description = found.failure.message
-    save(found.trace, path)
-    path.with_suffix(".txt").write_text(explain(found.trace, found.failure, target) + "\n")
-    return path
+def _progress(result: Result, start: float, stream: TaskStream) -> None:
+    elapsed = max(time.time() - start, 1e-9)
+    print(
+        f"\r  {elapsed:6.1f}s  {result.steps:>10,} steps  {result.steps / elapsed:>8,.0f} steps/s  "
+        f"coverage {len(result.coverage.counts):>3} features  failures {len(result.found)}  "
+        f"tasks {result.tasks}  workers {len(stream.threads)}",
+        end="", file=sys.stderr, flush=True,
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- explanation
@@ -186,100 +389,6 @@ def explain(trace: Trace, failure: Failure, target: str = SHIPPED) -> str:
         e = trace.events[index]
         lines.append(f"  #{index:<4} t={e.t:<8} {describe(e)}")
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------- the campaign
-
-
-def run_campaign(
-    target: str = SHIPPED,
-    budget: float = 10.0,
-    workers: int = 1,
-    seed: int = 0,
-    db: Path | None = DEFAULT_DB,
-    stop_on_first: bool = False,
-    progress: bool = True,
-    hypothesis_share: float = 0.1,
-) -> Result:
-    """Random walks and Hypothesis machines (``hypothesis_share`` of the time) on ``target``
-    (``model`` or a mutant's name) until the budget ends."""
-    mutant_context(target)  # an unknown mutant fails here, before any worker starts
-    result = Result(target)
-    if db is not None:
-        result.replayed = replay_saved(db, target)
-        for path, still in result.replayed:
-            print(f"  replayed {path}: {'STILL FAILS' if still else 'passes now'}", file=sys.stderr)
-    start = time.time()
-    deadline = start + budget
-    ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(target, seed + i, deadline, hypothesis_share, db, out), daemon=True)
-             for i in range(workers)]  # fmt: skip
-    for p in procs:
-        p.start()
-    running = len(procs)
-    last_line = 0.0
-    try:
-        while running:
-            try:
-                message = out.get(timeout=0.2)
-            except queue.Empty:
-                message = None
-            if message is not None:
-                running -= message[0] == "done"
-                _take(message, result, start, db, target)
-                if stop_on_first and any(f.shrunk for f in result.found.values()):
-                    break
-            if time.time() > deadline + DEADLINE_SLACK:
-                break  # a worker stuck in a long step: what it found so far is saved
-            if progress and time.time() - last_line > 1:
-                _progress(result, start)
-                last_line = time.time()
-    except KeyboardInterrupt:
-        result.interrupted = True
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-            p.join()
-    result.seconds = time.time() - start
-    if progress:
-        _progress(result, start)
-        print(file=sys.stderr)
-    return result
-
-
-def _take(message: tuple[Any, ...], result: Result, start: float, db: Path | None, target: str) -> None:
-    if message[0] == "progress":
-        result.steps += message[1]
-        result.coverage.merge(message[2])
-    elif message[0] == "failure":
-        _, failure, trace_dict, found_at, raw, shrunk = message
-        try:
-            trace = from_dict(trace_dict)
-        except TraceError as error:  # a generator wrote what the trace language forbids
-            print(f"\n  failure {failure.signature} has an unloadable trace: {error}", file=sys.stderr)
-            return
-        found = Found(failure, trace, found_at, raw, shrunk)
-        if target != SHIPPED and replay(found.trace.config, found.trace.vips, found.trace.events).failure:
-            return  # the shipped model fails this trace too: not the mutant's doing
-        known = result.found.get(failure.signature)
-        if known is None or len(found.trace.events) < len(known.trace.events):
-            result.found[failure.signature] = found
-            if db is not None:
-                path = save_failure(db, target, found)
-                what = "new failure" if known is None else "shrunk to"
-                print(f"\n  {what} {failure.category}/{failure.kind} ({len(found.trace.events)} events): {path}",
-                      file=sys.stderr)  # fmt: skip
-
-
-def _progress(result: Result, start: float) -> None:
-    elapsed = max(time.time() - start, 1e-9)
-    print(
-        f"\r  {elapsed:6.1f}s  {result.steps:>10,} steps  {result.steps / elapsed:>8,.0f} steps/s  "
-        f"coverage {len(result.coverage.counts):>3} features  failures {len(result.found)}",
-        end="", file=sys.stderr, flush=True,
-    )  # fmt: skip
 
 
 def coverage_table(coverage: Coverage) -> str:
@@ -310,32 +419,39 @@ def summary(result: Result) -> str:
 def verify_section(budget: float = 5.0) -> bool:
     """``silkcheck verify``'s fuzzing section: a short campaign on the shipped model."""
     print(f"== fuzz: {budget:.0f}s random-walk campaign on the shipped model")
-    result = run_campaign(SHIPPED, budget, workers=1, seed=0, db=None, progress=False)
+    with open_cluster(None, 1) as client:
+        result = run_campaign(client, SHIPPED, budget, seed=0, db=None, progress=False)
     print(summary(result))
     for found in result.found.values():
         print(explain(found.trace, found.failure))
     return not result.found
 
 
-def mutant_table(budget: float, workers: int, seed: int, names: list[str] | None = None) -> tuple[str, bool]:
-    """A campaign against each mutant, stopping at its first failure: is every mutant killed?"""
+def check_mutant_names(names: list[str] | None) -> None:
     unknown = sorted(set(names or ()) - {m.name for m in MUTANTS})
     if unknown:
         raise TraceError(f"unknown mutant(s) {', '.join(unknown)}; known: {', '.join(m.name for m in MUTANTS)}")
+
+
+def mutant_table(client: Any, budget: float, seed: int, names: list[str] | None = None) -> tuple[str, bool]:
+    """A campaign against each mutant on the ``client``'s cluster, stopping at its first failure in
+    task order: is every mutant killed? All but the times is the same on any number of workers."""
+    check_mutant_names(names)
     rows = []
     all_killed = True
     for mutant in MUTANTS:
         if names and mutant.name not in names:
             continue
         print(f"{mutant.name}:", file=sys.stderr)
-        result = run_campaign(mutant.name, budget, workers, seed, db=None, stop_on_first=True)
-        found = min(result.found.values(), key=lambda f: f.seconds, default=None)
+        result = run_campaign(client, mutant.name, budget, seed, db=None, stop_on_first=True)
+        found = result.first
         all_killed &= found is not None
         rows.append([
             mutant.name, mutant.mechanism, "killed" if found else "SURVIVED",
             f"{found.seconds:.1f}s" if found else "-",
             f"{found.raw_events} -> {len(found.trace.events)}" if found else "-",
             f"{found.failure.category}/{found.failure.kind}" if found else "-",
+            f"{found.position[0]}/{found.position[1]}" if found else "-",
         ])  # fmt: skip
-    headers = ["mutant", "mechanism", "status", "time to kill", "trace (raw -> shrunk)", "failure"]
+    headers = ["mutant", "mechanism", "status", "time to kill", "trace (raw -> shrunk)", "failure", "task/unit"]
     return report.table(headers, rows), all_killed

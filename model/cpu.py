@@ -59,7 +59,7 @@ class Backend(Protocol):
     def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class Known:
     """A connection the CPU has learned."""
 
@@ -173,6 +173,12 @@ class Cpu:
     pending: deque[TableWrite] | None = None
     """Writes made but not yet applied, oldest first; None: each write is applied as it is made."""
 
+    def __post_init__(self) -> None:
+        # Derived from ``known`` (so not a field, and rebuilt by whoever constructs a copy): the
+        # connections still unplaced, in the order learned. A connection placed once stays placed
+        # until forgotten, so learning, placing and forgetting keep it.
+        self._unplaced = {ft: c for ft, c in self.known.items() if c.stage is None}
+
     @classmethod
     def boot(
         cls, config: Config, plan: HashPlan, backend: Backend, vips: dict[Vip, tuple[Dip, ...]], queued: bool = False
@@ -262,6 +268,7 @@ class Cpu:
             # protected by the write checks until its grace runs out.
             conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
             self.known[ft] = conn
+            self._unplaced[ft] = conn
             self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
@@ -294,22 +301,23 @@ class Cpu:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
         # was sent; packets that missed while the connection was pending did not refresh it.
         memo = SearchMemo(self.generation)
-        for conn in [c for c in self.known.values() if c.stage is None]:
+        for conn in list(self._unplaced.values()):
             if conn.failed_at != self.generation:
                 if memo.generation != self.generation:
                     memo = SearchMemo(self.generation)
                 self._place(conn, now, log, memo)
 
     def unplaced(self, vip: Vip) -> list[Known]:
-        return [c for c in self.known.values() if c.stage is None and c.ft.vip == vip]
+        return [c for c in self._unplaced.values() if c.ft.vip == vip]
 
     # ------------------------------------------------------------ shadow lookups
 
     def _watch(self, conn: Known, add: bool) -> None:
         if not add:
             self.generation += 1
-        for stage in range(self.config.stages):
-            key = (stage, *conn.hashes.key(stage))
+        digest = conn.hashes.digest
+        for stage, bucket in enumerate(conn.hashes.buckets):
+            key = (stage, bucket, digest)
             if add:
                 self.watchers.setdefault(key, set()).add(conn.ft)
             else:
@@ -321,9 +329,10 @@ class Cpu:
     def _resolve(self, h: FlowHashes, writes: Writes = NO_WRITES) -> int:
         """The version a lookup of ``h`` gets from the shadow table (MISS if none),
         as if each ``(stage, key)`` of ``writes`` held its version (None: empty)."""
+        digest = h.digest
         for stage, table in enumerate(self.table):
-            key = h.key(stage)
-            if (stage, key) in writes:
+            key = (h.buckets[stage], digest)
+            if writes and (stage, key) in writes:
                 written = writes[(stage, key)]
                 if written is not None:
                     return written
@@ -447,6 +456,8 @@ class Cpu:
         self.generation += 1
         self.table[stage][key] = conn
         self.load[stage][key[0]] = self.load[stage].get(key[0], 0) + 1
+        if conn.stage is None:
+            del self._unplaced[conn.ft]
         conn.stage = stage
 
     def _delete(self, conn: Known, stage: int, now: int, purpose: str) -> None:
@@ -488,7 +499,7 @@ class Cpu:
             if idle is not None:
                 conn.seen = max(conn.seen, now - idle)
         silent = self.config.idle_timeout + self.config.learn_delay_bound
-        for conn in [c for c in self.known.values() if c.stage is None and now - c.seen > silent]:
+        for conn in [c for c in self._unplaced.values() if now - c.seen > silent]:
             self._forget(conn, now)
             log.notes.append(f"forgot {conn.ft}: unplaced and silent since {conn.seen}")
         placed = [c for c in self.known.values() if c.stage is not None]
@@ -511,15 +522,22 @@ class Cpu:
         reached = self._reached(conn)
         if reached is None:
             return None
-        refreshed = {reached} if conn.stage is None else {reached, conn.stage}
-        return min(self._idle_time(s, conn.hashes.key(s), now) for s in refreshed)
+        idle = self._idle_time(reached, conn.hashes.key(reached), now)
+        if conn.stage is None or conn.stage == reached:
+            return idle
+        return min(idle, self._idle_time(conn.stage, conn.hashes.key(conn.stage), now))
 
     def _reached(self, conn: Known) -> int | None:
         """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""
-        return next((s for s in range(self.config.stages) if conn.hashes.key(s) in self.table[s]), None)
+        digest = conn.hashes.digest
+        for stage, table in enumerate(self.table):
+            if (conn.hashes.buckets[stage], digest) in table:
+                return stage
+        return None
 
     def _forget(self, conn: Known, now: int) -> None:
         del self.known[conn.ft]
+        self._unplaced.pop(conn.ft, None)
         self._watch(conn, False)
         self._ref(conn.ft.vip, conn.version, -1, now)
 
@@ -624,7 +642,7 @@ class Cpu:
     # ------------------------------------------------------------ faults
 
     def restart(self, now: int, log: CpuLog) -> None:
-        for conn in [c for c in self.known.values() if c.stage is None]:
+        for conn in list(self._unplaced.values()):
             log.lost.append((conn.ft, now))
             self._forget(conn, now)
         # Bound waits start again: the CPU cannot tell which learn events it had seen.

@@ -14,8 +14,10 @@ to the addresses it spoofs.)
 
 from __future__ import annotations
 
+import itertools
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import NamedTuple
 
 from model import decisions as d
@@ -42,7 +44,7 @@ class VipEntry(NamedTuple):
         return self.new_version if self.phase in (d.TRANSIT, d.SEALED) else self.old_version
 
 
-@dataclass
+@dataclass(slots=True)
 class ConnEntry:
     """A ConnTable entry: the version, plus the hardware idle timer."""
 
@@ -138,8 +140,9 @@ class DataPlane(LearnChannel):
 
     def lookup(self, h: FlowHashes) -> tuple[int, ConnEntry] | None:
         """ConnTable: the first stage whose (bucket, digest) matches wins."""
+        digest = h.digest
         for stage, table in enumerate(self.conn):
-            entry = table.get(h.key(stage))
+            entry = table.get((h.buckets[stage], digest))
             if entry is not None:
                 return stage, entry
         return None
@@ -180,6 +183,56 @@ class DataPlane(LearnChannel):
         self.whitelist.add(src_ip)
 
 
+class PacketDecision(NamedTuple):
+    """What ``model.decisions`` says about a packet, for one value of its inputs."""
+
+    drops: bool
+    version: int
+    """Which version it takes: 0 the hit entry's, 1 the VIP's old one, 2 its new one."""
+    records: bool
+    learns_new: bool
+    learns_collision: bool
+
+
+class DecisionTable(NamedTuple):
+    """The ingress decisions tabulated over their finite inputs, as a P4 compiler turns
+    conditions into a match-action table: each entry is computed by the functions of
+    ``model.decisions`` (never a second copy of them), and a packet reads one entry."""
+
+    consults: dict[tuple[bool, int], bool]
+    """(hit, phase) -> whether the packet asks TransitTable."""
+    decide: dict[tuple[bool, int, bool, bool], PacketDecision]
+    """(hit, phase, transit hit, SYN) -> the rest."""
+
+
+@lru_cache(maxsize=8)
+def _tabulate(*decisions: object) -> DecisionTable:
+    """``decisions``: the functions read, which key the table: one patched (a mutant, a proof's
+    variant) tabulates anew."""
+    markers = (object(), object(), object())  # packet_version only selects among its inputs
+    bools = (False, True)
+    consults: dict[tuple[bool, int], bool] = {}
+    decide: dict[tuple[bool, int, bool, bool], PacketDecision] = {}
+    for hit, phase in itertools.product(bools, d.PHASE_NAMES):
+        consults[hit, phase] = C.and_(not hit, d.consults_transit(C, phase))
+        for transit_hit, is_syn in itertools.product(bools, bools):
+            version = d.packet_version(C, hit, markers[0], phase, transit_hit, markers[1], markers[2])
+            decide[hit, phase, transit_hit, is_syn] = PacketDecision(
+                drops=bool(d.drops_sealed(C, hit, phase, transit_hit)),
+                version=next(i for i, marker in enumerate(markers) if marker is version),
+                records=bool(d.records_transit(C, hit, phase)),
+                learns_new=bool(d.learns_new(C, hit, phase, transit_hit)),
+                learns_collision=bool(d.learns_collision(C, hit, is_syn)),
+            )
+    return DecisionTable(consults, decide)
+
+
+def decision_table() -> DecisionTable:
+    """The table of the decisions as ``model.decisions`` has them now."""
+    return _tabulate(d.consults_transit, d.miss_version, d.packet_version, d.drops_sealed, d.records_transit,
+                     d.learns_new, d.learns_collision)  # fmt: skip
+
+
 def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObservation:
     """One packet through the ingress pipeline."""
     ft = pkt.ft
@@ -194,36 +247,39 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     h = dp.plan.flow(ft)
     found = dp.lookup(h)
     hit = found is not None
-    hit_version = found[1].version if found else 0
-    consults = C.and_(not hit, d.consults_transit(C, vip.phase))
+    table = decision_table()
+    consults = table.consults[hit, vip.phase]
     transit_hit = consults and dp.transit_hit(h, vip.slot, vip.epoch)
-    hit_key = (found[0], *h.key(found[0])) if found else None
+    is_syn = pkt.is_syn
+    decision = table.decide[hit, vip.phase, transit_hit, is_syn]
 
-    if d.drops_sealed(C, hit, vip.phase, transit_hit):
+    if decision.drops:
         return PacketObservation(index, t, pkt, DROP, path="miss:sealed-transit-hit")
 
-    version = d.packet_version(C, hit, hit_version, vip.phase, transit_hit, vip.old_version, vip.new_version)
     if found:
-        found[1].last_hit = t
-    if d.records_transit(C, hit, vip.phase):
+        stage, entry = found
+        hit_key: tuple[int, int, int] | None = (stage, h.buckets[stage], h.digest)
+        entry.last_hit = t
+    else:
+        hit_key = None
+    version = (entry.version if found else 0, vip.old_version, vip.new_version)[decision.version]
+    if decision.records:
         dp.record_transit(h, vip.slot, vip.epoch)
 
-    learned = []
+    learned: tuple[str, ...] = ()
     # A SYN's miss is learned apart from other misses, so the learning filter cannot
     # swallow the start of a new incarnation behind a queued event of the old one.
-    new_kind = "syn" if pkt.is_syn else "new"
-    if d.learns_new(C, hit, vip.phase, transit_hit) and dp.learn(t, new_kind, ft, version, hit):
-        learned.append(new_kind)
-    if d.learns_collision(C, hit, pkt.is_syn) and dp.learn(t, "collision", ft, version, hit):
-        learned.append("collision")
+    new_kind = "syn" if is_syn else "new"
+    if decision.learns_new and dp.learn(t, new_kind, ft, version, hit):
+        learned += (new_kind,)
+    if decision.learns_collision and dp.learn(t, "collision", ft, version, hit):
+        learned += ("collision",)
     if pkt.is_end and dp.learn(t, "end", ft, version, hit):
-        learned.append("end")
+        learned += ("end",)
 
     pool = dp.pools.get((vip_key, version))
     if pool is None:  # DIPPoolTable miss: the version's pool was reclaimed
-        return PacketObservation(
-            index, t, pkt, DROP, learned=tuple(learned), hit_key=hit_key, path=f"no-pool:v{version}"
-        )
+        return PacketObservation(index, t, pkt, DROP, learned=learned, hit_key=hit_key, path=f"no-pool:v{version}")
     dip = pool[dip_index(h.dip_hash, len(pool))]
     if found:
         path = f"hit:stage{found[0]}:v{version}"
@@ -231,7 +287,7 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
         path = f"miss:transit-{'hit' if transit_hit else 'miss'}:v{version}"
     else:
         path = f"miss:{d.PHASE_NAMES[vip.phase]}:v{version}"
-    return PacketObservation(index, t, pkt, FORWARD, dip, learned=tuple(learned), hit_key=hit_key, path=path)
+    return PacketObservation(index, t, pkt, FORWARD, dip, learned=learned, hit_key=hit_key, path=path)
 
 
 def _authenticate(dp: DataPlane, index: int, t: int, pkt: Packet, vip: VipEntry) -> PacketObservation:

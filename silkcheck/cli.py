@@ -9,16 +9,20 @@ import os
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from model.config import MAX_BLOOM_HASHES, MAX_STAGES
+from model.events import Event
 from model.observations import Observation
 from silkcheck import options as opt
 from silkcheck import report
+from silkcheck.capture import EXPIRE_INTERVAL
+from silkcheck.cluster import parse_address
+from silkcheck.differential import PACKET_SHARE
 from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
-from silkcheck.inputs import InputError
+from silkcheck.inputs import TRACE_MAX_BYTES, InputError, open_binary
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
 from silkcheck.targets.model import refinement_of
@@ -41,16 +45,6 @@ def _run(trace: Trace, target_name: str) -> Verdict:
     return judge(trace.config, get_target(target_name).run(trace))
 
 
-def _replay_source(args: argparse.Namespace) -> Trace:
-    if (args.trace is None) == (args.pcap is None):
-        raise TraceError("replay: give either a trace file or --pcap FILE")
-    if args.trace is not None:
-        return load(args.trace)
-    from silkcheck.capture import capture_from_args
-
-    return capture_from_args(args)
-
-
 def unsafe_designs() -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
     """Every named unsafe variant of the model, each with the patch that applies it: the fuzzer's
     mutants and the proofs' variants (whose saved counterexamples are named after them)."""
@@ -71,12 +65,69 @@ def _variant_of(trace: Trace) -> str | None:
 def cmd_replay(args: argparse.Namespace) -> int:
     if args.mutant and args.target != "model":
         raise InputError(f"--mutant {args.mutant} patches the model: replay it on --target model")
-    trace = _replay_source(args)
+    if (args.trace is None) == (args.pcap is None):
+        raise TraceError("replay: give either a trace file or --pcap FILE")
     patch = unsafe_designs()[args.mutant] if args.mutant else contextlib.nullcontext
     with patch():
-        observations = get_target(args.target).run(trace)
-        verdict = judge(trace.config, observations)
-        refined = refinement_of(trace) if args.target == "model" else None
+        if args.pcap is not None:
+            return replay_capture(args)
+        if _too_large_to_load(args.trace):
+            return replay_large_trace(args)
+        return replay_trace(load(args.trace), args)
+
+
+def replay_capture(args: argparse.Namespace) -> int:
+    """``replay --pcap``: read, run and judged as a stream on the model (memory grows with live
+    connections, not packets); held whole only for BMv2 or a timeline page, which need every event."""
+    from silkcheck.capture import capture_source
+    from silkcheck.streaming import saving
+
+    header, capture, events = capture_source(args)
+    if args.save_trace:
+        events = saving(header, events, Path(args.save_trace))
+    if args.target != "model" or args.html:
+        header.events = list(events)
+        print(capture.summary())
+        return replay_trace(header, args)
+    code = _judge_streamed(header, events, args, before=capture.summary)
+    if args.save_trace:
+        print(f"wrote {args.save_trace}")
+    return code
+
+
+def _too_large_to_load(path: str) -> bool:
+    with open_binary(path, "trace") as file:  # a missing, unreadable or special file: its clear error now
+        return os.fstat(file.fileno()).st_size > TRACE_MAX_BYTES
+
+
+def replay_large_trace(args: argparse.Namespace) -> int:
+    """A trace file too large to load whole, read, run and judged as a stream on the model."""
+    from silkcheck.trace_stream import load_stream
+
+    if args.target != "model" or args.html:
+        raise InputError(f"{args.trace}: over {TRACE_MAX_BYTES:,} bytes, a trace is replayed as a stream: on the "
+                         "model target, without --html")  # fmt: skip
+    header, events = load_stream(args.trace)
+    return _judge_streamed(header, events, args)
+
+
+def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Namespace,
+                    before: Callable[[], str] | None = None) -> int:  # fmt: skip
+    from silkcheck.streaming import describe, judge_stream
+    from silkcheck.targets.model import ModelTarget
+
+    result = judge_stream(header.config, ModelTarget().stream(header, events), progress=True)
+    if before is not None:
+        print(before())
+    applied = f" with {args.mutant} applied" if args.mutant else ""
+    print(describe((header.name or str(args.trace)) + applied, args.target, result, header.config.syn_auth))
+    return PASS if result.verdict.ok else VIOLATION
+
+
+def replay_trace(trace: Trace, args: argparse.Namespace) -> int:
+    observations = get_target(args.target).run(trace)
+    verdict = judge(trace.config, observations)
+    refined = refinement_of(trace) if args.target == "model" else None
     applied = f" with {args.mutant} applied" if args.mutant else ""
     print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
     if refined is not None:
@@ -169,6 +220,28 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pcap_bench(args: argparse.Namespace) -> int:
+    from silkcheck.bench import run_pcap_bench
+
+    run_pcap_bench(args.packets, args.span_s, args.connections, args.learn_interval_us, args.baseline_packets,
+                   args.keep)  # fmt: skip
+    return 0
+
+
+def _pcap_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--packets", type=opt.count(BENCH_MAX_PACKETS * 5), default=10_000_000,
+                   help="packets in the synthetic capture (default 10M)")
+    p.add_argument("--span-s", type=opt.real(0, 10**8, low_open=True), default=3600.0,
+                   help="seconds the capture spans (default 3600)")
+    p.add_argument("--connections", type=opt.count(1_000_000), default=5_000,
+                   help="live connections at a time (default 5,000)")
+    p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=100_000,
+                   help="CPU learn step interval (default 100 ms)")
+    p.add_argument("--baseline-packets", type=opt.count(BENCH_MAX_PACKETS), default=300_000,
+                   help="packets the in-memory baseline replays (default 300,000)")
+    p.add_argument("--keep", metavar="PCAP", type=opt.output_file("capture"), help="write the capture here and keep it")
+
+
 def _prove_section() -> bool:
     from proofs.suite import prove_section
 
@@ -233,11 +306,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise InputError("analyze: " + "; ".join(sweep.problems(rates)))
     rng = np.random.default_rng(args.seed)
     if args.pcap:
-        from silkcheck.capture import distinct_flows, parse_vips, read_capture
+        from silkcheck.capture import CaptureStream, distinct_flows, parse_vips
 
-        capture = read_capture(args.pcap, parse_vips(args.vip) or None)
+        capture = CaptureStream(Path(args.pcap), parse_vips(args.vip) or None)
         flows, opens_with_syn = distinct_flows(capture)
-        print(f"{args.pcap}: {len(capture.packets):,} packets, {len(flows):,} flows, "
+        print(f"{args.pcap}: {capture.packets:,} packets, {len(flows):,} flows, "
               f"{opens_with_syn.mean():.1%} open with a TCP SYN")  # fmt: skip
         source = CaptureSource(flows, opens_with_syn, rng, name=Path(args.pcap).name)
     else:
@@ -278,6 +351,8 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
                    help="DIP,DIP,... the pool of each --vip in order (one --pool serves every VIP)")
     p.add_argument("--learn-interval-us", type=opt.count(TIME_MAX), default=1000,
                    help="CPU learn step interval (insertion latency)")
+    p.add_argument("--expire-interval-us", type=opt.count(TIME_MAX), default=EXPIRE_INTERVAL,
+                   help=f"CPU expiry pass interval (default {EXPIRE_INTERVAL:,})")
     p.add_argument("--update-at-us", type=opt.integer(0, TIME_MAX),
                    help="request a pool update for every VIP at this capture time")
     p.add_argument("--update-pool", type=opt.validated(parse_pool_text, "pool"),
@@ -332,7 +407,10 @@ def cmd_p4_build(args: argparse.Namespace) -> int:
 def cmd_diff(args: argparse.Namespace) -> int:
     from silkcheck.differential import run_differential
 
-    return run_differential(args.traces, args.random, args.seed, args.events)
+    return run_differential(args.traces, args.random, args.seed, args.events, workers=args.workers,
+                            packet_share=args.packet_share, anchor=not args.no_anchor,
+                            bmv2_log=Path(args.bmv2_log).resolve() if args.bmv2_log else None,
+                            cluster=args.cluster)  # fmt: skip
 
 
 def _p4_build_args(p: argparse.ArgumentParser) -> None:
@@ -342,10 +420,16 @@ def _p4_build_args(p: argparse.ArgumentParser) -> None:
 
 def _diff_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("traces", nargs="*", type=opt.input_file("trace"),
-                   help="trace files to run on the model and on BMv2")
+                   help="trace files to run on the model and on BMv2 (in this process)")
     p.add_argument("--random", type=opt.count(1 << 40, low=0), default=0, metavar="N", help="also run N random traces")
     p.add_argument("--seed", type=opt.SEED, default=1)
     p.add_argument("--events", type=opt.count(100_000), default=60, help="events per random trace")
+    p.add_argument("--packet-share", type=opt.real(0, 1, low_open=True), default=PACKET_SHARE,
+                   help=f"share of a random trace's events that are packets (default {PACKET_SHARE})")
+    _cluster_args(p, 64, "of the embedded Dask cluster for the random traces, each with its own BMv2 switch")
+    p.add_argument("--no-anchor", action="store_true", help="skip the raw BMv2 rate (pcap-fed) printed as the anchor")
+    p.add_argument("--bmv2-log", metavar="FILE", type=opt.output_file("BMv2 log"),
+                   help="turn BMv2's packet log on, into FILE (a worker's switch: FILE-PID)")
 
 
 def _scale_bench_args(p: argparse.ArgumentParser) -> None:
@@ -384,9 +468,16 @@ def _analyze_args(p: argparse.ArgumentParser) -> None:
     _mapping_args(p)
 
 
+def _cluster_args(p: argparse.ArgumentParser, most: int, what: str) -> None:
+    p.add_argument("--workers", type=opt.count(most), default=1,
+                   help=f"worker processes {what} (default 1; with --cluster, the cluster's workers instead)")
+    p.add_argument("--cluster", type=opt.validated(parse_address, "scheduler address"), metavar="tcp://HOST:8786",
+                   help="run the tasks on the workers of this Dask scheduler instead of an embedded cluster")
+
+
 def _campaign_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=opt.duration(), default="60s", help="time budget: 30s, 10m, 1h (default 60s)")
-    p.add_argument("--workers", type=opt.count(256), default=1, help="parallel worker processes (default 1)")
+    _cluster_args(p, 256, "of the embedded Dask cluster")
     p.add_argument("--seed", type=opt.SEED, default=0)
 
 
@@ -406,12 +497,15 @@ def _fuzz_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_fuzz(args: argparse.Namespace) -> int:
     from fuzz.campaign import run_campaign, summary
+    from silkcheck.cluster import open_cluster
 
     if args.target == "bmv2":  # a differential campaign: random traces on the model and on BMv2
         from silkcheck.differential import run_differential
 
-        return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget)
-    result = run_campaign(args.target, args.budget, args.workers, args.seed, Path(args.db))
+        return run_differential([], 1 << 62, args.seed, 60, budget_s=args.budget, workers=args.workers,
+                                cluster=args.cluster)  # fmt: skip
+    with open_cluster(args.cluster, args.workers) as client:
+        result = run_campaign(client, args.target, args.budget, args.seed, Path(args.db))
     print(summary(result))
     if result.failed:
         return VIOLATION
@@ -430,8 +524,10 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
 
 def cmd_mutants(args: argparse.Namespace) -> int:
     from fuzz.campaign import mutant_table
+    from silkcheck.cluster import open_cluster
 
-    text, all_killed = mutant_table(args.budget, args.workers, args.seed, args.names)
+    with open_cluster(args.cluster, args.workers) as client:
+        text, all_killed = mutant_table(client, args.budget, args.seed, args.names)
     print(text)
     return PASS if all_killed else VIOLATION
 
@@ -445,6 +541,20 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
     from fuzz.bench import run_fuzz_bench
 
     run_fuzz_bench(args.seconds)
+    return 0
+
+
+def _cluster_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tasks-per-worker", type=opt.count(10_000), default=12,
+                   help="walk tasks per worker and run (12)")
+    p.add_argument("--rounds", type=opt.count(100), default=2, help="runs of each runner per worker count (2)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+
+
+def cmd_cluster_bench(args: argparse.Namespace) -> int:
+    from fuzz.cluster_bench import run_cluster_bench
+
+    run_cluster_bench(args.tasks_per_worker, args.rounds, args.seed)
     return 0
 
 
@@ -503,7 +613,10 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("replay", "run one trace and print its verdict and per-connection table", _replay_args, cmd_replay),
     ("pcap", "export a trace's packets as a pcap file", _pcap_args, cmd_pcap),
     ("examples", "regenerate the shipped example traces", _examples_args, cmd_examples),
-    ("bench", "benchmark the model: packet rate and peak memory on a large trace", _bench_args, cmd_bench),
+    ("bench", "benchmark the model: packet rate, and memory streaming vs in memory, on a large trace", _bench_args,
+     cmd_bench),
+    ("pcap-bench", "write a large synthetic capture (vs scapy), replay it streaming (vs in memory): rates, peak RSS",
+     _pcap_bench_args, cmd_pcap_bench),
     ("p4-build", "compile p4/silkroad.p4 for BMv2 with a trace's config (needs p4c)", _p4_build_args, cmd_p4_build),
     ("diff", "differential test: run traces on the model and on BMv2 and compare packet by packet", _diff_args,
      cmd_diff),
@@ -514,6 +627,8 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("cluster-bench", "benchmark: campaign steps/s on a Dask LocalCluster vs plain processes, 1 and 2 workers",
+     _cluster_bench_args, cmd_cluster_bench),
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),

@@ -10,25 +10,34 @@ saved as a minimized trace.
 
 from __future__ import annotations
 
+import os
 import random
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import islice
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from model import events as ev
 from model.config import Config
 from model.observations import FORWARD, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import ACK, FIN, PROTO_TCP, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet, Vip, parse_ip
-from silkcheck import frames, report
+from silkcheck import atomic, frames, report
+from silkcheck.cluster import Channel, TaskStream
 from silkcheck.frames import CLIENT_PORT, SERVER_PORT, Egress
 from silkcheck.inputs import InputError
 from silkcheck.oracle import Verdict, judge
+from silkcheck.targets import TargetError
 from silkcheck.targets.model import Driver, ModelTarget, refinement_of
-from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, save
+from silkcheck.trace import CookieAck, PacketEvent, Trace, TraceError, TraceEvent, dumps
 from spec.check import Mismatch as RefinementMismatch
+
+if TYPE_CHECKING:
+    from silkcheck.targets.bmv2 import RawRate
 
 OUT_DIR = Path("silkcheck-out") / "diff"
 
@@ -153,9 +162,14 @@ def _still_mismatches(trace: Trace, events: list[TraceEvent], runner: Runner) ->
 def save_mismatch(outcome: Outcome, runner: Runner, out_dir: Path = OUT_DIR) -> Path:
     assert outcome.mismatch is not None
     small = minimize(outcome.trace, runner, outcome.mismatch)
+    return save_text(dumps(small), small.name, out_dir)
+
+
+def save_text(text: str, name: str, out_dir: Path) -> Path:
+    """A trace's JSON in ``out_dir`` under its name, written whole or not at all."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{small.name or 'trace'}.json"
-    save(small, path)
+    path = out_dir / f"{name or 'trace'}.json"
+    atomic.write_text(path, text)
     return path
 
 
@@ -188,6 +202,12 @@ TCP_VIP = Vip(parse_ip("20.0.0.1"), 80, PROTO_TCP)
 UDP_VIP = Vip(parse_ip("20.0.0.2"), 53, PROTO_UDP)
 UNKNOWN_VIP = Vip(parse_ip("20.0.0.9"), 80, PROTO_TCP)
 DIPS = tuple(Dip(parse_ip("10.0.1.0") + i, 8080) for i in range(1, 7))
+BOOT_POOLS = {TCP_VIP: DIPS[:2], UDP_VIP: DIPS[2:5]}
+"""Every random trace's VIPs and their pools at boot."""
+
+
+PACKET_SHARE = 0.6
+"""Share of a random trace's events that are packets (the rest: CPU steps, updates, faults)."""
 
 
 @dataclass
@@ -195,6 +215,7 @@ class _Generator:
     rng: random.Random
     config: Config
     driver: Driver
+    packet_share: float = PACKET_SHARE
     t: int = 0
     events: list[TraceEvent] = field(default_factory=list)
     flows: list[FiveTuple] = field(default_factory=list)
@@ -250,9 +271,13 @@ class _Generator:
         pending = len(self.driver.switch.pending)
         if pending and self.rng.random() < 0.35:
             self.emit(ev.CpuWrites(self.t, self.rng.randint(1, min(pending, 2))))
-        elif r < 0.6:
+            return
+        if r < self.packet_share:
             self.emit(self.packet())
-        elif r < 0.72:
+            return
+        if self.packet_share != PACKET_SHARE:  # the other events keep the mix they have at the default share
+            r = PACKET_SHARE + (r - self.packet_share) * (1 - PACKET_SHARE) / (1 - self.packet_share)
+        if r < 0.72:
             self.emit(ev.CpuLearns(self.t, self.rng.choice((None, None, 1, 2)), self.writes()))
         elif r < 0.82:
             self.emit(ev.CpuAdvances(self.t, self.writes()))
@@ -273,18 +298,108 @@ class _Generator:
             self.emit(ev.DipFails(self.t, self.rng.choice(DIPS)))
 
 
-def random_trace(seed: int, profile: str, events: int = 60) -> Trace:
-    """A random trace for ``profile``; generated against the model so every fault names a queued event."""
+def random_trace(seed: int, profile: str, events: int = 60, packet_share: float = PACKET_SHARE) -> Trace:
+    """A random trace for ``profile``; generated against the model so every fault names a queued event.
+    ``packet_share`` of the events are packets; the other events keep their mix."""
+    if not 0 < packet_share < 1:
+        raise TraceError(f"packet share {packet_share}: it must be above 0 and below 1")
     rng = random.Random(seed)
     config = PROFILES[profile]
-    vips = {TCP_VIP: DIPS[:2], UDP_VIP: DIPS[2:5]}
-    gen = _Generator(rng, config, Driver(Switch.boot(config, vips)))
+    gen = _Generator(rng, config, Driver(Switch.boot(config, BOOT_POOLS)), packet_share)
     while len(gen.events) < events:
         gen.step()
-    return Trace(config, vips, gen.events, name=f"random-{profile}-{seed}")
+    return Trace(config, dict(BOOT_POOLS), gen.events, name=f"random-{profile}-{seed}")
 
 
-# ---------------------------------------------------------------- campaigns
+# ---------------------------------------------------------------- campaigns: batches of traces on a Dask cluster
+
+
+@dataclass(frozen=True)
+class RandomTask:
+    """One random trace of a campaign, by what generates it."""
+
+    seed: int
+    profile: str
+    events: int
+    packet_share: float = PACKET_SHARE
+
+    def trace(self) -> Trace:
+        return random_trace(self.seed, self.profile, self.events, self.packet_share)
+
+
+@dataclass
+class TraceSummary:
+    """What one trace's differential run found, small enough to send back from a worker."""
+
+    profile: str
+    packets: int
+    model_seconds: float
+    bmv2_seconds: float
+    mismatch: str | None
+    """``trace name: what differed``, when the targets disagree."""
+    findings: dict[str, tuple[int, int]]
+    """Oracle finding category -> (count on the model, count on bmv2)."""
+    refinement: str | None = None
+    """Where the model's run left the proved abstract system, if it did."""
+
+
+def run_task(task: RandomTask, runner: Runner, channel: Channel) -> TraceSummary:
+    """The per-trace run: generate, run on both targets, compare. A mismatch is reported at once and
+    again once minimized (minimizing reruns it on the switch dozens of times: a campaign stopped or
+    a worker lost meanwhile keeps the trace as found)."""
+    outcome = run_both(task.trace(), runner)
+    if outcome.mismatch is not None:
+        found_as = outcome.trace.name
+        channel.report("mismatch", {"name": found_as, "trace": dumps(outcome.trace), "found_as": found_as})
+        if not channel.cancelled():
+            small = minimize(outcome.trace, runner, outcome.mismatch)
+            channel.report("mismatch", {"name": small.name, "trace": dumps(small), "found_as": found_as})
+    findings: dict[str, list[int]] = {}
+    for column, verdict in enumerate((outcome.model_verdict, outcome.bmv2_verdict)):
+        for finding in verdict.findings:
+            findings.setdefault(finding.category, [0, 0])[column] += 1
+    mismatch = f"{outcome.trace.name}: {describe(outcome)}" if outcome.mismatch else None
+    refinement = None if outcome.refinement is None else f"{outcome.trace.name}: {outcome.refinement}"
+    return TraceSummary(task.profile, len(outcome.trace.packets), outcome.model_seconds, outcome.bmv2_seconds,
+                        mismatch, {k: (a, b) for k, (a, b) in findings.items()}, refinement)  # fmt: skip
+
+
+BATCH_EVENTS = 240
+"""Events per task (whole traces, at least one): a second or two on BMv2, so a stop or a lost worker
+costs little and Dask's per-task cost (milliseconds) stays under 1%."""
+
+
+@dataclass(frozen=True)
+class DiffBatch:
+    tasks: tuple[RandomTask, ...]
+    deadline: float | None
+    """Wall-clock time (``time.time()``) after which no trace of the batch starts."""
+    bmv2_log: Path | None = None
+
+
+@cache
+def worker_runner(bmv2_log: Path | None) -> Runner:
+    """This worker process's own switch, started by its first batch and kept for the next ones. It
+    dies with the process however the process ends: closed at exit, and sent SIGTERM by the kernel
+    when the thread that started it ends (``SimpleSwitch``), which for a Dask worker's task thread
+    is when the worker ends (killed too)."""
+    from silkcheck.targets.bmv2 import Bmv2Target, shared_target
+
+    if bmv2_log is None:
+        return bmv2_runner(shared_target())
+    return bmv2_runner(Bmv2Target(bmv2_log.with_name(f"{bmv2_log.stem}-{os.getpid()}{bmv2_log.suffix}")))
+
+
+def run_diff_batch(batch: DiffBatch, channel: Channel) -> list[TraceSummary]:
+    """On a Dask worker: the batch's traces on the model and on this worker's switch, until the
+    batch's deadline or the campaign's stop."""
+    runner = worker_runner(batch.bmv2_log)
+    summaries = []
+    for task in batch.tasks:
+        if (batch.deadline is not None and time.time() > batch.deadline) or channel.cancelled():
+            break
+        summaries.append(run_task(task, runner, channel))
+    return summaries
 
 
 @dataclass
@@ -293,79 +408,184 @@ class CampaignResult:
     packets: int = 0
     model_seconds: float = 0.0
     bmv2_seconds: float = 0.0
-    mismatches: list[Path] = field(default_factory=list)
+    """Summed over the traces: one switch's time."""
+    wall_seconds: float = 0.0
+    workers: int = 1
+    mismatches: list[str] = field(default_factory=list)
+    """``trace name: what differed``, per mismatching trace."""
+    saved: dict[str, Path] = field(default_factory=dict)
+    """Mismatching trace's name -> its file: the trace as found, then its minimized one."""
     refinement_failures: list[str] = field(default_factory=list)
-    """Traces whose model run left the proved abstract system, with where."""
+    """``trace name: where``, per trace whose model run left the proved abstract system."""
     findings: dict[str, list[int]] = field(default_factory=dict)
     """Oracle finding category -> [count on the model, count on bmv2]."""
+    profiles: dict[str, list[int]] = field(default_factory=dict)
+    """Profile -> [traces, packets] compared."""
+    interrupted: bool = False
 
-    def add(self, outcome: Outcome) -> None:
+    def add(self, summary: TraceSummary) -> None:
         self.traces += 1
-        self.packets += len(outcome.trace.packets)
-        self.model_seconds += outcome.model_seconds
-        self.bmv2_seconds += outcome.bmv2_seconds
-        for column, verdict in enumerate((outcome.model_verdict, outcome.bmv2_verdict)):
-            for finding in verdict.findings:
-                self.findings.setdefault(finding.category, [0, 0])[column] += 1
+        self.packets += summary.packets
+        self.model_seconds += summary.model_seconds
+        self.bmv2_seconds += summary.bmv2_seconds
+        if summary.mismatch is not None:
+            self.mismatches.append(summary.mismatch)
+        if summary.refinement is not None:
+            self.refinement_failures.append(summary.refinement)
+        for category, counts in summary.findings.items():
+            for column, count in enumerate(counts):
+                self.findings.setdefault(category, [0, 0])[column] += count
+        mine = self.profiles.setdefault(summary.profile, [0, 0])
+        mine[0] += 1
+        mine[1] += summary.packets
+
+    def keep(self, message: dict[str, Any], out_dir: Path) -> None:
+        """Save a mismatching trace a worker reported (its text as the worker wrote it: the client
+        loses nothing to a check); its minimized trace replaces it."""
+        found_as, name = message["found_as"], message["name"]
+        minimized = name != found_as
+        if found_as in self.saved and not minimized:
+            return  # found again by a rerun of its batch: the file is there (or its minimized one)
+        path = save_text(message["trace"], name, out_dir)
+        before = self.saved.get(found_as)
+        if before is not None and before != path:
+            before.unlink(missing_ok=True)
+        self.saved[found_as] = path
+        print(f"  mismatch {found_as} {'minimized' if minimized else 'found'}: saved {path}", file=sys.stderr)
+
+    @property
+    def harness_rate(self) -> float:
+        """Packets per wall-clock second through the BMv2 side of the campaign, all workers together."""
+        return self.packets / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
     def figures(self) -> str:
         rows = [
             [name, f"{seconds:.2f}", f"{self.traces / seconds:,.1f}", f"{self.packets / seconds:,.0f}"]
-            for name, seconds in (("model", self.model_seconds), ("bmv2", self.bmv2_seconds))
+            for name, seconds in (("model", self.model_seconds), ("bmv2 (per switch)", self.bmv2_seconds))
             if seconds > 0
         ]
+        if self.wall_seconds > 0:
+            rows.append([f"campaign wall clock, {self.workers} worker(s)", f"{self.wall_seconds:.2f}",
+                         f"{self.traces / self.wall_seconds:,.1f}", f"{self.harness_rate:,.0f}"])  # fmt: skip
         text = report.table(["target", "seconds", "traces/s", "packets/s"], rows)
         if self.model_seconds > 0 and self.bmv2_seconds > 0:
             text += f"\nbmv2 is {self.bmv2_seconds / self.model_seconds:,.0f}x slower than the model on the same traces"
         return text
 
 
+def campaign_tasks(count: int, seed: int, profiles: Sequence[str] = tuple(PROFILES), events: int = 60,
+                   packet_share: float = PACKET_SHARE) -> Iterator[RandomTask]:  # fmt: skip
+    """``count`` random traces, cycling through ``profiles``."""
+    for n in range(count):
+        yield RandomTask(seed + n, profiles[n % len(profiles)], events, packet_share)
+
+
 def campaign(
+    client: Any,
     count: int,
     seed: int,
-    runner: Runner,
     profiles: Sequence[str] = tuple(PROFILES),
     events: int = 60,
     out_dir: Path = OUT_DIR,
-    progress: Callable[[int, CampaignResult], None] | None = None,
+    progress: Callable[[CampaignResult], None] | None = None,
     budget_s: float | None = None,
+    packet_share: float = PACKET_SHARE,
+    bmv2_log: Path | None = None,
 ) -> CampaignResult:
-    """``count`` random traces (cycling through ``profiles``) on the model and on another target,
-    stopping early once ``budget_s`` seconds have passed."""
-    result = CampaignResult()
-    deadline = None if budget_s is None else time.monotonic() + budget_s
-    for n in range(count):
-        if deadline is not None and time.monotonic() > deadline:
-            break
-        trace = random_trace(seed + n, profiles[n % len(profiles)], events)
-        outcome = run_both(trace, runner)
-        result.add(outcome)
-        if outcome.refinement is not None:
-            result.refinement_failures.append(f"{trace.name}: {outcome.refinement}")
-        if outcome.mismatch is not None:
-            result.mismatches.append(save_mismatch(outcome, runner, out_dir))
-        if progress is not None:
-            progress(n + 1, result)
+    """``count`` random traces on the model and on BMv2, in batches on the Dask ``client``'s workers
+    (each with a switch of its own), until ``budget_s`` seconds have passed or Ctrl-C (the result
+    says so). Each mismatch is saved in ``out_dir`` as its worker reports it."""
+    result = CampaignResult(workers=len(client.nthreads()))
+    tasks = campaign_tasks(count, seed, profiles, events, packet_share)
+    per_batch = max(1, BATCH_EVENTS // events)
+    stream = TaskStream(client, lambda message: result.keep(message, out_dir), prefix="diff")
+    start = time.perf_counter()
+    deadline = None if budget_s is None else time.time() + budget_s
+    exhausted = False
+    try:
+        while not exhausted or stream.pending:
+            while not exhausted and stream.room() > 0:
+                batch = () if deadline is not None and time.time() > deadline else tuple(islice(tasks, per_batch))
+                exhausted = not batch
+                if batch:
+                    stream.submit(run_diff_batch, DiffBatch(batch, deadline, bmv2_log))
+            for done in stream.poll():
+                if done.lost is not None:
+                    first = done.spec.tasks[0].seed
+                    raise TargetError(f"random traces of seeds {first}..{first + len(done.spec.tasks) - 1} killed "
+                                      f"every worker that ran them ({done.lost}); each mismatch reported until "
+                                      "then is saved")  # fmt: skip
+                for summary in done.result:
+                    result.add(summary)
+                result.wall_seconds = time.perf_counter() - start
+                if progress is not None:
+                    progress(result)
+    except KeyboardInterrupt:
+        result.interrupted = True
+    finally:
+        stream.close()
+    result.wall_seconds = time.perf_counter() - start
     return result
 
 
-# ---------------------------------------------------------------- the command
+ANCHOR_PACKETS = 20_000
+"""Packets per profile fed to the raw BMv2 anchor (taken from the campaign's own traces)."""
+
+
+def raw_anchor(traces: dict[str, int], seed: int, profiles: Sequence[str], events: int,
+               packet_share: float) -> dict[str, RawRate]:  # fmt: skip
+    """On a worker: each profile's program fed from a pcap file the packets of the campaign's first
+    ``traces[profile]`` traces of that profile, up to ``ANCHOR_PACKETS``."""
+    from silkcheck.targets.bmv2 import raw_rate
+
+    samples: dict[str, list[PacketEvent]] = {profile: [] for profile in traces}
+    taken = dict.fromkeys(traces, 0)
+    wanted = {profile for profile, count in traces.items() if count > 0}
+    for task in campaign_tasks(1 << 62, seed, profiles, events, packet_share):
+        if not wanted:
+            break
+        if task.profile not in wanted:
+            continue
+        samples[task.profile] += task.trace().packets
+        taken[task.profile] += 1
+        if taken[task.profile] == traces[task.profile] or len(samples[task.profile]) >= ANCHOR_PACKETS:
+            wanted.remove(task.profile)
+    return {profile: raw_rate(PROFILES[profile], BOOT_POOLS, packets) for profile, packets in sorted(samples.items())}
+
+
+def anchor_table(result: CampaignResult, rates: dict[str, RawRate]) -> str:
+    """The raw BMv2 rate of each profile's program and the harness rate against it: the campaign's
+    packets over the time raw BMv2 (one switch) would need for them."""
+    rows = [[profile, f"{raw.packets:,}", f"{raw.seconds:.2f}", f"{raw.rate:,.0f}"] for profile, raw in rates.items()]
+    raw_seconds = sum(result.profiles[profile][1] / raw.rate for profile, raw in rates.items())
+    anchor = result.packets / raw_seconds
+    text = report.table(["raw BMv2 (pcap-fed, one switch)", "packets", "seconds", "packets/s"], rows)
+    return (text + f"\nanchor: raw BMv2 would take {raw_seconds:.1f} s for the campaign's {result.packets:,} packets "
+            f"({anchor:,.0f} packets/s); the harness took {result.wall_seconds:.1f} s with {result.workers} "
+            f"worker(s): {result.harness_rate:,.0f} packets/s, {result.harness_rate / anchor:.2f}x the raw anchor")
 
 
 def run_differential(
-    paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None
-) -> int:
-    """``silkcheck diff``: named traces, then ``random_count`` random ones (or as many as fit in
-    ``budget_s`` seconds); 1 if any mismatch."""
-    from silkcheck.targets.bmv2 import shared_target
+    paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None,
+    workers: int = 1, packet_share: float = PACKET_SHARE, bmv2_log: Path | None = None, anchor: bool = True,
+    cluster: str | None = None,
+) -> int:  # fmt: skip
+    """``silkcheck diff``: named traces in this process, then ``random_count`` random ones (or as
+    many as fit in ``budget_s`` seconds) on the Dask cluster at ``cluster`` or an embedded one of
+    ``workers`` workers, each with its own switch, with the raw BMv2 anchor; 1 if any mismatch."""
+    from silkcheck.cluster import open_cluster
+    from silkcheck.targets.bmv2 import Bmv2Target, shared_target
     from silkcheck.trace import load
 
     if not paths and not random_count:
         raise TraceError("nothing to compare: name trace files and/or --random N")
+    if not 0 < packet_share < 1:
+        raise TraceError(f"--packet-share must be above 0 and below 1, got {packet_share}")
     traces = {path: load(path) for path in paths}  # every file checked before BMv2 starts
-    runner = bmv2_runner(shared_target())
     rows = []
     failed = False
+    if traces:
+        runner = bmv2_runner(shared_target() if bmv2_log is None else Bmv2Target(bmv2_log))
     for path, trace in traces.items():
         outcome = run_both(trace, runner)
         saved = save_mismatch(outcome, runner) if outcome.mismatch else None
@@ -375,30 +595,51 @@ def run_differential(
         rows.append([Path(path).stem, len(outcome.trace.packets), *verdicts, result])
     if rows:
         print(report.table(["trace", "packets", "model verdict", "bmv2 verdict", "model vs bmv2"], rows))
-    if random_count:
-        if rows:
-            print()
-        amount = f"random traces for {budget_s:.0f} s" if budget_s is not None else f"{random_count} random traces"
-        print(f"== {amount} (profiles {', '.join(PROFILES)}; {events} events each), seed {seed}")
+    if not random_count:
+        print("diff:", "MISMATCH" if failed else "model and bmv2 agree")
+        return 1 if failed else 0
+    if rows:
+        print()
+    amount = f"random traces for {budget_s:.0f} s" if budget_s is not None else f"{random_count:,} random traces"
+    print(f"== {amount} (profiles {', '.join(PROFILES)}; {events} events each, {packet_share:.0%} packets), "
+          f"seed {seed}", flush=True)  # fmt: skip
+    shown = 0
 
-        def progress(done: int, result: CampaignResult) -> None:
-            if done % 25 == 0 or done == random_count:
-                print(f"  {done} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches", flush=True)
+    def progress(result: CampaignResult) -> None:
+        nonlocal shown
+        if result.traces // 25 > shown // 25 or result.traces == random_count:
+            print(f"  {result.traces:,} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches, "
+                  f"{result.harness_rate:,.0f} packets/s", file=sys.stderr, flush=True)  # fmt: skip
+        shown = result.traces
 
-        result = campaign(random_count, seed, runner, events=events, progress=progress, budget_s=budget_s)
-        if result.traces == 0:
+    with open_cluster(cluster, workers) as client:
+        result = campaign(client, random_count, seed, events=events, progress=progress, budget_s=budget_s,
+                          packet_share=packet_share, bmv2_log=bmv2_log)  # fmt: skip
+        if result.traces == 0 and not result.interrupted:
             raise InputError(f"the budget of {budget_s:g} s ended before the first random trace: nothing was compared")
+        stopped = " (interrupted)" if result.interrupted else ""
+        print(f"{result.traces:,} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches{stopped}")
         print(result.figures())
-        rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
-        if rows:
-            print("oracle findings (the PCC oracle judging each target's own observations):")
-            print(report.table(["category", "model", "bmv2"], rows))
-        for path in result.mismatches:
-            print(f"mismatch saved: {path}")
-        for failure in result.refinement_failures:
-            print(f"refinement: {failure}")
-        refined = result.traces - len(result.refinement_failures)
-        print(f"refinement: {refined} of {result.traces} model runs are runs of the proved abstract system")
-        failed |= bool(result.mismatches) or bool(result.refinement_failures)
+        if anchor and result.traces and not result.interrupted:
+            print("... raw BMv2 anchor, on a worker: each profile's program fed the packets of its traces from a "
+                  "pcap file", file=sys.stderr, flush=True)  # fmt: skip
+            counts = {profile: traces for profile, (traces, _) in result.profiles.items()}
+            rates = client.submit(raw_anchor, counts, seed, tuple(PROFILES), events, packet_share, pure=False)
+            print(anchor_table(result, rates.result()))
+    rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
+    if rows:
+        print("oracle findings (the PCC oracle judging each target's own observations):")
+        print(report.table(["category", "model", "bmv2"], rows))
+    for mismatch in result.mismatches:
+        print(f"mismatch: {mismatch}")
+    for path in result.saved.values():
+        print(f"mismatch saved: {path}")
+    for failure in result.refinement_failures:
+        print(f"refinement: {failure}")
+    refined = result.traces - len(result.refinement_failures)
+    print(f"refinement: {refined} of {result.traces} model runs are runs of the proved abstract system")
+    failed |= bool(result.saved) or bool(result.refinement_failures)
     print("diff:", "MISMATCH" if failed else "model and bmv2 agree")
+    if result.interrupted and not failed:
+        raise KeyboardInterrupt  # after the figures: the command ends as interrupted
     return 1 if failed else 0

@@ -40,6 +40,7 @@ from typing import Any
 
 from fuzz.scenario import Chooser
 from silkcheck import inputs
+from silkcheck.trace import VERSIONS
 
 CLEAR = "clear error"
 TRACEBACK = "traceback"
@@ -270,7 +271,7 @@ BAD_INTS = [-1, 1 << 64, "5", 5.5, True, [], {}, Raw("9" * 5000), Raw("1e400"), 
             Raw("[" * 5000 + "]" * 5000)]  # fmt: skip
 BAD_WORDS = ["teleport", "", "PACKET", 5, None, [], "packet\u0000", LONE, HUGE_TEXT]
 _ANY_BAD = [None, 5, "x", [], {}, LONE, Raw("1e400"), True]
-BAD_TOP = {"format": _ANY_BAD, "version": [*_ANY_BAD, 2, 0], "vips": _ANY_BAD,
+BAD_TOP = {"format": _ANY_BAD, "version": [*_ANY_BAD, max(VERSIONS) + 1, 0], "vips": _ANY_BAD,
            "events": [v for v in _ANY_BAD if v != []], "config": [v for v in _ANY_BAD if v != {}],
            "name": [v for v in _ANY_BAD if v != "x"], "expect": [*_ANY_BAD, "maybe", "PASS"]}  # fmt: skip
 """Per top-level field, values it may not have (``[]`` events and ``{}`` config are valid)."""
@@ -577,6 +578,8 @@ BAD_VALUES: dict[str, list[str]] = {
     "indir": ["missing", "afile", "emptydir", "badtraces"],
     "vip": ["1.2.3.4:80", "1.2.3.4:80/icmp", "1.2.3.4:\u0668\u0660/tcp", "x", ""],
     "pool": ["", ",", "1.2.3.4", "1.2.3.4:80,1.2.3.4:80", "1.2.3.4:\u0668\u0660"],
+    "address": ["10.0.0.5:8786", "tcp://", "http://10.0.0.5:8786", "tcp://10.0.0.5:0", "tcp://10.0.0.5:65536",
+                "tcp://10.0.0.5:8786/x", "tcp://10.0.0.5:\u0668\u0667", "", LONE],
 }  # fmt: skip
 
 # (command line a bad value is put into, option, kind of value)
@@ -631,6 +634,14 @@ OPTION_SITES: list[tuple[tuple[str, ...], str, str]] = [
     (("mutants", "teardown-without-grace"), "--budget", "duration"),
     (("mutants", "--budget", "1s", "teardown-without-grace"), "--workers", "count"),
     (("mutants", "--budget", "1s"), "", "choice"),
+    (("fuzz", "--budget", "1s"), "--cluster", "address"),
+    (("mutants", "--budget", "1s", "teardown-without-grace"), "--cluster", "address"),
+    (("diff", "--random", "1"), "--cluster", "address"),
+    (("diff", "--random", "1"), "--workers", "count"),
+    (("diff", "--random", "1"), "--packet-share", "share"),
+    (("cluster-bench",), "--tasks-per-worker", "count"),
+    (("cluster-bench",), "--rounds", "count"),
+    (("cluster-bench",), "--seed", "seed"),
     (("fuzz-bench",), "--seconds", "positive"),
     (("fuzz-fingerprint",), "--walks", "count"),
     (("prove", "--quick"), "--save", "outdir"),

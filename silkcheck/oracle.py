@@ -34,12 +34,22 @@ Each finding has a category:
 ``dip-failure``   the first DIP failed; moving is the only option.
 ``fault``         a fault destroyed a learn event of this connection, and the CPU has
                   learned nothing from a later packet of it (in any incarnation).
+
+Streaming. ``Oracle`` takes observations one at a time (in time order) and keeps
+state per live incarnation: one is dropped once ``idle_timeout`` has passed since
+its last packet (any later packet of its 5-tuple starts a new one), and the CPU
+history is pruned to what live incarnations can still be judged against. Every
+finding is classified at its first offending packet, from the history up to
+that packet, which is all the classification reads. Per 5-tuple it keeps only
+what later incarnations are numbered and judged by (a few integers). ``judge``
+is the oracle keeping every incarnation and packet, for the callers that report
+them all.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections import Counter, OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -54,20 +64,44 @@ WRITE_RACE = "write-race"
 DIP_FAILURE = "dip-failure"
 FAULT = "fault"
 CATEGORIES = (VIOLATION, DIGEST_ALIAS, WRITE_RACE, DIP_FAILURE, FAULT)
+STREAM_WINDOW = 8
+"""Packets a streaming oracle keeps per incarnation for its report: the first ones, then the latest."""
+
+Key = tuple[int, int, int]
 
 
-@dataclass
+class KeyChange(NamedTuple):
+    """A ConnTable write at one key, as a CPU step observed it."""
+
+    index: int
+    """Where it took effect."""
+    decided: int
+    """Where the CPU decided it (what the CPU knew then is what it could protect)."""
+    owner: FiveTuple | None
+    removed: bool
+
+
+@dataclass(eq=False)
 class Incarnation:
     ft: FiveTuple
     number: int
+    start: int
+    """Index of its first packet."""
+    last_t: int
+    serial: int = 0
+    """Order of creation among all incarnations (findings are reported in this order)."""
     packets: list[PacketObservation] = field(default_factory=list)
+    """Its packets: all of them, or for a streaming oracle the first and latest few."""
+    seen: int = 0
+    """How many packets it had."""
     anchor: PacketObservation | None = None
+    anchor_owner: FiveTuple | None = None
+    """Whose ConnTable entry the anchor hit, when it did."""
     ended: bool = False
     offending: list[PacketObservation] = field(default_factory=list)
-
-    @property
-    def start(self) -> int:
-        return self.packets[0].index
+    first_learned: int | None = None
+    """The first CPU observation that learned its 5-tuple from a packet sent since its start."""
+    finding: Finding | None = None
 
     @property
     def dips(self) -> list[Dip]:
@@ -113,7 +147,11 @@ class AuthTally:
 class Verdict:
     findings: list[Finding]
     incarnations: list[Incarnation]
+    """Every incarnation (``judge``); empty for a streaming oracle, which counts them instead."""
     auth: AuthTally = field(default_factory=AuthTally)
+    connections: int = 0
+    """How many incarnations there were."""
+    packets: int = 0
 
     @property
     def violations(self) -> list[Finding]:
@@ -133,44 +171,106 @@ class Verdict:
         return ("PASS" if self.ok else "FAIL") + " (" + ", ".join(parts) + ")"
 
 
-class KeyChange(NamedTuple):
-    """A ConnTable write at one key, as a CPU step observed it."""
+class _Flow:
+    """What the oracle remembers of a 5-tuple beyond its live incarnation."""
 
-    index: int
-    """Where it took effect."""
-    decided: int
-    """Where the CPU decided it (what the CPU knew then is what it could protect)."""
-    owner: FiveTuple | None
-    removed: bool
+    __slots__ = ("healer_t", "last_send_t", "lost", "number", "was_ended")
+
+    def __init__(self) -> None:
+        self.number = 0
+        self.was_ended = False
+        """Whether its latest incarnation (if no longer live) had seen a FIN/RST."""
+        self.last_send_t: int | None = None
+        """Time of its latest packet that sent a learn event."""
+        self.healer_t: int | None = None
+        """Time of its latest learn-sending packet before the CPU last learned it."""
+        self.lost: list[tuple[int, int]] = []
+        """(observation index, send time) of each destroyed learn event a later one has not healed."""
+
+    def healed(self, sent: int) -> bool:
+        """Did a packet sent after ``sent`` send a learn event that the CPU then learned?"""
+        return self.healer_t is not None and self.healer_t > sent
 
 
-@dataclass
-class _History:
-    """What the CPU observations say, indexed for the classifiers."""
+class Oracle:
+    """The PCC oracle over a stream of observations; ``window`` None keeps every incarnation and packet."""
 
-    key_changes: dict[tuple[int, int, int], list[KeyChange]] = field(default_factory=dict)
-    owner_now: dict[tuple[int, int, int], FiveTuple | None] = field(default_factory=dict)
-    learned_at: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
-    """(index of the CPU step, send time) of each learn event of the connection the CPU read."""
-    installed_at: dict[FiveTuple, list[int]] = field(default_factory=dict)
-    lost_at: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
-    learn_sends: dict[FiveTuple, list[tuple[int, int]]] = field(default_factory=dict)
-    """(index, time) of each packet that sent a learn event of its connection."""
-    failed_dips: dict[Dip, int] = field(default_factory=dict)
-    hit_owner: dict[int, FiveTuple | None] = field(default_factory=dict)
+    def __init__(self, config: Config, window: int | None = STREAM_WINDOW) -> None:
+        self.config = config
+        self.window = window
+        self.flows: dict[FiveTuple, _Flow] = {}
+        self.live: OrderedDict[FiveTuple, Incarnation] = OrderedDict()
+        """Live incarnations, least recently active first."""
+        self.awaiting: OrderedDict[int, Incarnation] = OrderedDict()
+        """Live, anchored and not yet offending, by anchor index: what CPU history must be kept for."""
+        self.kept: list[Incarnation] = []
+        self.moved: list[tuple[int, Finding]] = []
+        """Each incarnation's "moved" finding, with the incarnation's serial."""
+        self.spoofed: list[Finding] = []
+        self.connections = 0
+        self.packets = 0
+        self.now = 0
+        # CPU history.
+        self.key_changes: dict[Key, list[KeyChange]] = {}
+        self.changes_kept = 0
+        self.changes_limit = 1024
+        self.owner_now: dict[Key, FiveTuple | None] = {}
+        self.failed_dips: dict[Dip, int] = {}
+        self.wire = CookieLedger()
+        self.auth = AuthTally()
+        self.served: set[int] = set()
 
-    def record(self, o: CpuObservation) -> None:
+    # ------------------------------------------------------------ feeding
+
+    def feed(self, o: Observation) -> None:
+        if o.t < self.now:
+            raise ValueError(f"observation #{o.index} at t={o.t} comes after t={self.now}: the oracle needs time order")
+        if o.t > self.now:
+            self.now = o.t
+            self._expire()
+        if isinstance(o, CpuObservation):
+            self._record(o)
+        else:
+            self._packet(o)
+
+    def feed_all(self, observations: Iterable[Observation]) -> Oracle:
+        for o in observations:
+            self.feed(o)
+        return self
+
+    def verdict(self) -> Verdict:
+        moved = [finding for _, finding in sorted(self.moved, key=lambda item: item[0])]
+        self.auth.proved, self.auth.served = len(self.wire.proved), len(self.served)
+        return Verdict(moved + self.spoofed, self.kept, self.auth, self.connections, self.packets)
+
+    def live_connections(self) -> int:
+        return len(self.live)
+
+    def _expire(self) -> None:
+        horizon = self.now - self.config.idle_timeout
+        while self.live:
+            inc = next(iter(self.live.values()))
+            if inc.last_t >= horizon:
+                return
+            # Any later packet of its 5-tuple comes more than idle_timeout after its last: a new incarnation.
+            del self.live[inc.ft]
+            flow = self.flows[inc.ft]
+            flow.was_ended = inc.ended
+            if inc.anchor is not None and inc.finding is None:
+                del self.awaiting[inc.anchor.index]
+
+    # ------------------------------------------------------------ CPU observations
+
+    def _record(self, o: CpuObservation) -> None:
         # One CPU step lists its installs and removes apart, not in the order it made them
         # (a move's delete may free a key that another install then takes): what an entry
         # holds afterwards follows from each (key, owner)'s net count of writes.
-        net: Counter[tuple[tuple[int, int, int], FiveTuple | None]] = Counter()
+        net: Counter[tuple[Key, FiveTuple | None]] = Counter()
         for w in o.installs:
-            self._change(o, w, False)
+            self._key_change(o, w, removed=False)
             net[(w.key, w.owner)] += 1
-            if w.owner is not None:
-                self.installed_at.setdefault(w.owner, []).append(o.index)
         for w in o.removes:
-            self._change(o, w, True)
+            self._key_change(o, w, removed=True)
             net[(w.key, w.owner)] -= 1
         for (key, owner), change in net.items():
             if change < 0 and self.owner_now.get(key) == owner:
@@ -179,153 +279,188 @@ class _History:
             if change > 0:
                 self.owner_now[key] = owner
         for kind, ft, sent in o.learned:
-            if kind != "auth":  # whitelisting a source does not teach the CPU the connection
-                self.learned_at.setdefault(ft, []).append((o.index, sent))
+            if kind == "auth":  # whitelisting a source does not teach the CPU the connection
+                continue
+            flow = self.flows.get(ft)
+            if flow is not None:
+                flow.healer_t = flow.last_send_t
+            inc = self.live.get(ft)
+            if inc is not None and inc.first_learned is None and sent >= inc.packets[0].t:
+                inc.first_learned = o.index
         for ft, sent in o.lost:
-            self.lost_at.setdefault(ft, []).append((o.index, sent))
+            self.flows.setdefault(ft, _Flow()).lost.append((o.index, sent))
         for dip in o.failed_dips:
             self.failed_dips.setdefault(dip, o.index)
+        if self.config.syn_auth:
+            proved = self.wire.proved
+            self.auth.whitelisted += len(o.whitelisted)
+            self.auth.whitelisted_unproved += sum(1 for ip in o.whitelisted if ip not in proved)
+            self.auth.entries_unproved += sum(1 for w in o.installs if w.owner and w.owner.src_ip not in proved)
 
-    def _change(self, o: CpuObservation, w: EntryWrite, removed: bool) -> None:
+    def _key_change(self, o: CpuObservation, w: EntryWrite, removed: bool) -> None:
         decided = o.index if w.decided < 0 else w.decided
         self.key_changes.setdefault(w.key, []).append(KeyChange(o.index, decided, w.owner, removed))
+        self.changes_kept += 1
+        if self.changes_kept > self.changes_limit:
+            self._prune_changes()
 
+    def _prune_changes(self) -> None:
+        """Drop the key changes no awaiting incarnation can be judged against (they precede every anchor)."""
+        oldest = next(iter(self.awaiting), None)
+        if oldest is None:
+            self.key_changes.clear()
+            self.changes_kept = 0
+        else:
+            kept: dict[Key, list[KeyChange]] = {}
+            for key, changes in self.key_changes.items():
+                recent = [c for c in changes if c.index > oldest]
+                if recent:
+                    kept[key] = recent
+            self.key_changes = kept
+            self.changes_kept = sum(len(c) for c in kept.values())
+        self.changes_limit = max(1024, 2 * self.changes_kept)
 
-def _between(indices: Iterable[int], low: int, high: int) -> bool:
-    return any(low <= i <= high for i in indices)
+    # ------------------------------------------------------------ packets
 
-
-def judge(config: Config, observations: Sequence[Observation]) -> Verdict:
-    history = _History()
-    incarnations: list[Incarnation] = []
-    live: dict[FiveTuple, Incarnation] = {}
-    counts: dict[FiveTuple, int] = {}
-    wire = CookieLedger()
-    auth = AuthTally()
-    served: set[int] = set()
-    spoofed: list[Finding] = []
-
-    for o in observations:
-        if isinstance(o, CpuObservation):
-            history.record(o)
-            if config.syn_auth:
-                auth.whitelisted += len(o.whitelisted)
-                auth.whitelisted_unproved += sum(1 for ip in o.whitelisted if ip not in wire.proved)
-                auth.entries_unproved += sum(1 for w in o.installs if w.owner and w.owner.src_ip not in wire.proved)
-            continue
+    def _packet(self, o: PacketObservation) -> None:
+        self.packets += 1
         ft = o.ft
+        flow = self.flows.get(ft)
+        if flow is None:
+            flow = self.flows[ft] = _Flow()
         if any(kind != "auth" for kind in o.learned):
-            history.learn_sends.setdefault(ft, []).append((o.index, o.t))
-        if o.hit_key is not None:
-            history.hit_owner[o.index] = history.owner_now.get(o.hit_key)
-        inc = live.get(ft)
-        if inc is None or _starts_new(config, inc, o):
-            counts[ft] = counts.get(ft, 0) + 1
+            flow.last_send_t = o.t
+        inc = self.live.get(ft)
+        if inc is None or self._starts_new(inc, o):
             # A stray non-SYN packet after a closed connection starts a leftover that is closing too.
-            leftover = inc is not None and inc.ended and not o.packet.is_syn
-            inc = Incarnation(ft, counts[ft], ended=leftover)
-            live[ft] = inc
-            incarnations.append(inc)
-        inc.packets.append(o)
+            previous_ended = inc.ended if inc is not None else flow.number > 0 and flow.was_ended
+            if inc is not None and inc.anchor is not None and inc.finding is None:
+                del self.awaiting[inc.anchor.index]
+            flow.number += 1
+            inc = Incarnation(ft, flow.number, o.index, o.t, self.connections,
+                              ended=previous_ended and not o.packet.is_syn)  # fmt: skip
+            self.connections += 1
+            self.live[ft] = inc
+            self.live.move_to_end(ft)
+            if self.window is None:
+                self.kept.append(inc)
+        else:
+            self.live.move_to_end(ft)
+        inc.last_t = o.t
+        self._keep(inc.packets, inc.seen, o)
+        inc.seen += 1
         if o.packet.is_end:
             inc.ended = True
 
-        if config.syn_auth and o.packet.is_tcp:
-            wire.note(o)
-            auth.syn_acks += is_syn_ack(o)
-            if o.action == FORWARD and ft.src_ip not in wire.proved:
-                spoofed.append(
-                    Finding(VIOLATION, "spoofed", ft, inc.number, [o], list(inc.packets),
-                            f"{ft.src_ip:#x} never returned a valid cookie, yet packet #{o.index} reached {o.dip}")
-                )  # fmt: skip
-            elif o.action == FORWARD:
-                served.add(ft.src_ip)
+        if self.config.syn_auth and o.packet.is_tcp:
+            self._authentication(inc, o)
 
         if o.action != FORWARD:
-            continue
+            return
         if inc.anchor is None:
             inc.anchor = o
+            if o.hit_key is not None:
+                inc.anchor_owner = self.owner_now.get(o.hit_key)
+            self.awaiting[o.index] = inc
         elif o.dip != inc.anchor.dip:
-            inc.offending.append(o)
+            if inc.finding is None:
+                del self.awaiting[inc.anchor.index]
+                inc.offending.append(o)
+                inc.finding = self._classify(inc, flow, o)
+                self.moved.append((inc.serial, inc.finding))
+            else:
+                self._keep(inc.offending, len(inc.offending), o)
 
-    findings = [_classify(inc, history) for inc in incarnations if inc.offending]
-    auth.proved, auth.served = len(wire.proved), len(served)
-    return Verdict(findings + spoofed, incarnations, auth)
+    def _keep(self, kept: list[PacketObservation], seen: int, o: PacketObservation) -> None:
+        """Append ``o``; a streaming oracle keeps the first half-window and then the latest half."""
+        if self.window is None or seen < self.window:
+            kept.append(o)
+        else:
+            del kept[self.window // 2]
+            kept.append(o)
 
+    def _authentication(self, inc: Incarnation, o: PacketObservation) -> None:
+        ft = o.ft
+        self.wire.note(o)
+        self.auth.syn_acks += is_syn_ack(o)
+        if o.action == FORWARD and ft.src_ip not in self.wire.proved:
+            self.spoofed.append(
+                Finding(VIOLATION, "spoofed", ft, inc.number, [o], list(inc.packets),
+                        f"{ft.src_ip:#x} never returned a valid cookie, yet packet #{o.index} reached {o.dip}")
+            )  # fmt: skip
+        elif o.action == FORWARD:
+            self.served.add(ft.src_ip)
 
-def _starts_new(config: Config, inc: Incarnation, o: PacketObservation) -> bool:
-    gap = o.t - inc.packets[-1].t
-    if gap > config.idle_timeout:
-        return True
-    return inc.ended and (o.packet.is_syn or gap > config.teardown_grace)
-
-
-def _classify(inc: Incarnation, h: _History) -> Finding:
-    anchor = inc.anchor
-    assert anchor is not None
-    first = inc.offending[0]
-    upto = [p for p in inc.packets if p.index <= first.index]
-    base = (
-        f"{inc.ft} incarnation {inc.number}: packet #{anchor.index} went to {anchor.dip}, "
-        f"packet #{first.index} to {first.dip}"
-    )
-
-    def finding(category: str, explanation: str) -> Finding:
-        return Finding(category, "moved", inc.ft, inc.number, inc.offending, upto, explanation)
-
-    failed = h.failed_dips.get(anchor.dip)  # type: ignore[arg-type]
-    if failed is not None and failed <= first.index:
-        return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
-    if _fault_shaped(inc, first, h):
-        return finding(FAULT, f"{base}; a fault lost its learn event")
-    residual = _residual(inc, first, h)
-    if residual is not None:
-        return finding(residual[0], f"{base}; {residual[1]}")
-    return finding(VIOLATION, base)
-
-
-def _fault_shaped(inc: Incarnation, first: PacketObservation, h: _History) -> bool:
-    """Did a fault destroy the learning of a packet of this 5-tuple, and the CPU learn nothing from
-    a later packet of it before the first offending one? Then what the CPU believes of the
-    connection (its version, whether a SYN reopened it) is what the fault left it, whichever
-    incarnation the lost packet belonged to."""
-    learned = [i for i, _ in h.learned_at.get(inc.ft, ())]
-    for lost, sent in h.lost_at.get(inc.ft, ()):
-        if lost > first.index:
-            continue
-        later = [i for i, t in h.learn_sends.get(inc.ft, ()) if t > sent and i < first.index]
-        if not later or not _between(learned, min(later) + 1, first.index):
+    def _starts_new(self, inc: Incarnation, o: PacketObservation) -> bool:
+        gap = o.t - inc.last_t
+        if gap > self.config.idle_timeout:
             return True
-    return False
+        return inc.ended and (o.packet.is_syn or gap > self.config.teardown_grace)
 
+    # ------------------------------------------------------------ classifying, at the first offending packet
 
-def _residual(inc: Incarnation, first: PacketObservation, h: _History) -> tuple[str, str] | None:
-    """Did a CPU write change this incarnation's lookups before the CPU had learned anything of it
-    (``digest-alias`` if another connection's entry was involved, ``write-race`` if only this
-    5-tuple's own entry, written before the incarnation began), or did it hit another VIP's entry?"""
-    anchor = inc.anchor
-    assert anchor is not None
-    captors = [(p, h.hit_owner[p.index]) for p in (anchor, first) if h.hit_owner.get(p.index) not in (None, inc.ft)]
-    for packet, owner in captors:
-        if owner.vip != inc.ft.vip:  # type: ignore[union-attr]
-            # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
-            # which may be reclaimed and reused while the captor lives.
-            return DIGEST_ALIAS, f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
-    start = inc.packets[0].t
-    learned = [i for i, sent in h.learned_at.get(inc.ft, ()) if sent >= start]
-    for packet in (anchor, first):
-        if packet.hit_key is None:
-            continue
-        for change in h.key_changes.get(packet.hit_key, ()):
-            if not anchor.index < change.index <= first.index or any(i < change.decided for i in learned):
+    def _classify(self, inc: Incarnation, flow: _Flow, first: PacketObservation) -> Finding:
+        anchor = inc.anchor
+        assert anchor is not None
+        base = (
+            f"{inc.ft} incarnation {inc.number}: packet #{anchor.index} went to {anchor.dip}, "
+            f"packet #{first.index} to {first.dip}"
+        )
+
+        def finding(category: str, explanation: str) -> Finding:
+            return Finding(category, "moved", inc.ft, inc.number, inc.offending, list(inc.packets), explanation)
+
+        failed = self.failed_dips.get(anchor.dip)  # type: ignore[arg-type]
+        if failed is not None:
+            return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
+        if self._fault_shaped(flow):
+            return finding(FAULT, f"{base}; a fault lost its learn event")
+        residual = self._residual(inc, first)
+        if residual is not None:
+            return finding(residual[0], f"{base}; {residual[1]}")
+        return finding(VIOLATION, base)
+
+    def _fault_shaped(self, flow: _Flow) -> bool:
+        """Did a fault destroy the learning of a packet of this 5-tuple, and the CPU learn nothing from
+        a later packet of it since? Then what the CPU believes of the connection (its version, whether
+        a SYN reopened it) is what the fault left it, whichever incarnation the lost packet belonged to."""
+        flow.lost = [(index, sent) for index, sent in flow.lost if not flow.healed(sent)]
+        return bool(flow.lost)
+
+    def _residual(self, inc: Incarnation, first: PacketObservation) -> tuple[str, str] | None:
+        """Did a CPU write change this incarnation's lookups before the CPU had learned anything of it
+        (``digest-alias`` if another connection's entry was involved, ``write-race`` if only this
+        5-tuple's own entry, written before the incarnation began), or did it hit another VIP's entry?"""
+        anchor = inc.anchor
+        assert anchor is not None
+        first_owner = self.owner_now.get(first.hit_key) if first.hit_key is not None else None
+        captors = [(p, owner) for p, owner in ((anchor, inc.anchor_owner), (first, first_owner))
+                   if owner not in (None, inc.ft)]  # fmt: skip
+        for packet, owner in captors:
+            if owner.vip != inc.ft.vip:  # type: ignore[union-attr]
+                # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
+                # which may be reclaimed and reused while the captor lives.
+                return DIGEST_ALIAS, f"packet #{packet.index} hit the entry of {owner}, a connection of another VIP"
+        for packet in (anchor, first):
+            if packet.hit_key is None:
                 continue
-            stage, bucket, digest = packet.hit_key
-            where = f"(stage {stage}, bucket {bucket}, digest {digest:#x})"
-            when = f"changed at #{change.index} (decided at #{change.decided}) before the CPU learned this incarnation"
-            if change.owner != inc.ft or captors:
-                return DIGEST_ALIAS, f"the entry {where} of {change.owner} {when}"
-            if change.decided < inc.start:
-                done = "removed" if change.removed else "installed"
-                return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write decided at "
-                                    f"#{change.decided}, before this incarnation's first packet")  # fmt: skip
-    return None
+            for change in self.key_changes.get(packet.hit_key, ()):
+                if not anchor.index < change.index:
+                    continue
+                if inc.first_learned is not None and inc.first_learned < change.decided:
+                    continue
+                stage, bucket, digest = packet.hit_key
+                where = f"(stage {stage}, bucket {bucket}, digest {digest:#x})"
+                if change.owner != inc.ft or captors:
+                    return DIGEST_ALIAS, (f"the entry {where} of {change.owner} changed at #{change.index} (decided "
+                                          f"at #{change.decided}) before the CPU learned this incarnation")  # fmt: skip
+                if change.decided < inc.start:
+                    done = "removed" if change.removed else "installed"
+                    return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write decided at "
+                                        f"#{change.decided}, before this incarnation's first packet")  # fmt: skip
+        return None
+
+
+def judge(config: Config, observations: Iterable[Observation]) -> Verdict:
+    """The verdict on a whole history, keeping every incarnation and packet for the report."""
+    return Oracle(config, window=None).feed_all(observations).verdict()

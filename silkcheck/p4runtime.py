@@ -19,9 +19,12 @@ from p4.config.v1 import p4info_pb2
 from p4.v1 import p4runtime_pb2 as p4r
 from p4.v1 import p4runtime_pb2_grpc
 
+from silkcheck import p4wire
 from silkcheck.targets import TargetError
 
 ELECTION_ID = p4r.Uint128(high=0, low=1)
+RESPONSE_PACKET, RESPONSE_DIGEST, RESPONSE_ERROR = 2, 3, 6
+"""StreamMessageResponse's fields read here (p4runtime.proto)."""
 
 
 class P4RuntimeError(TargetError):
@@ -73,6 +76,16 @@ class P4Info:
         }
 
 
+def pipeline_request(p4info: P4Info, device_json: bytes, device_id: int = 0) -> bytes:
+    """The encoded request that pushes a pipeline (kept by callers that push one often: encoding
+    the P4Info costs more than BMv2 takes to load it)."""
+    config = p4r.ForwardingPipelineConfig(p4info=p4info.message, p4_device_config=device_json)
+    return p4r.SetForwardingPipelineConfigRequest(
+        device_id=device_id, election_id=ELECTION_ID, config=config,
+        action=p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
+    ).SerializeToString()  # fmt: skip
+
+
 class StreamItem(NamedTuple):
     kind: str  # "packet" | "digest" | "error"
     message: object
@@ -83,36 +96,39 @@ class P4RuntimeClient:
         self.device_id = device_id
         self.channel = grpc.insecure_channel(address)
         self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
-        self._requests: queue.Queue[p4r.StreamMessageRequest | None] = queue.Queue()
+        # The stream and the writes carry raw bytes (``silkcheck.p4wire``): no protobuf per packet.
+        self._write = self.channel.unary_unary("/p4.v1.P4Runtime/Write")
+        self._set_pipeline = self.channel.unary_unary("/p4.v1.P4Runtime/SetForwardingPipelineConfig")
+        self._requests: queue.Queue[bytes | None] = queue.Queue()
         self.received: queue.Queue[StreamItem] = queue.Queue()
-        self._stream = self.stub.StreamChannel(self._request_iterator())
-        self._send(p4r.StreamMessageRequest(
-            arbitration=p4r.MasterArbitrationUpdate(device_id=device_id, election_id=ELECTION_ID)))  # fmt: skip
-        first = next(self._stream)
+        self._stream = self.channel.stream_stream("/p4.v1.P4Runtime/StreamChannel")(self._request_iterator())
+        arbitration = p4r.MasterArbitrationUpdate(device_id=device_id, election_id=ELECTION_ID)
+        self._send(p4r.StreamMessageRequest(arbitration=arbitration).SerializeToString())
+        first = p4r.StreamMessageResponse.FromString(next(self._stream))
         if not first.HasField("arbitration") or first.arbitration.status.code != 0:
             raise P4RuntimeError(f"not primary controller: {first}")
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
-    def _request_iterator(self) -> Iterator[p4r.StreamMessageRequest]:
+    def _request_iterator(self) -> Iterator[bytes]:
         while (request := self._requests.get()) is not None:
             yield request
 
-    def _send(self, request: p4r.StreamMessageRequest) -> None:
+    def _send(self, request: bytes) -> None:
         self._requests.put(request)
 
     def _read(self) -> None:
         try:
             for response in self._stream:
-                if response.HasField("packet"):
-                    self.received.put(StreamItem("packet", response.packet))
-                elif response.HasField("digest"):
-                    digest = response.digest
-                    self._send(p4r.StreamMessageRequest(
-                        digest_ack=p4r.DigestListAck(digest_id=digest.digest_id, list_id=digest.list_id)))  # fmt: skip
-                    self.received.put(StreamItem("digest", digest))
-                elif response.HasField("error"):
-                    self.received.put(StreamItem("error", response.error))
+                for field, value in p4wire.fields(response):  # a oneof: one field
+                    if field == RESPONSE_PACKET:
+                        self.received.put(StreamItem("packet", p4wire.packet_in(value)))  # type: ignore[arg-type]
+                    elif field == RESPONSE_DIGEST:
+                        digest = p4wire.digest_list(value)  # type: ignore[arg-type]
+                        self._send(p4wire.digest_ack(digest.digest_id, digest.list_id))
+                        self.received.put(StreamItem("digest", digest))
+                    elif field == RESPONSE_ERROR:
+                        self.received.put(StreamItem("error", p4r.StreamMessageResponse.FromString(response).error))
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:
                 self.received.put(StreamItem("error", error))
@@ -125,17 +141,21 @@ class P4RuntimeClient:
     # ------------------------------------------------------------ pipeline
 
     def set_pipeline(self, p4info: P4Info, device_json: bytes) -> None:
-        config = p4r.ForwardingPipelineConfig(p4info=p4info.message, p4_device_config=device_json)
-        request = p4r.SetForwardingPipelineConfigRequest(
-            device_id=self.device_id, election_id=ELECTION_ID, config=config,
-            action=p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
-        )  # fmt: skip
-        self._call(self.stub.SetForwardingPipelineConfig, request, "set the pipeline")
+        self.push_pipeline(pipeline_request(p4info, device_json, self.device_id))
 
-    def write(self, kind: int, entity: p4r.Entity, what: str) -> None:
-        request = p4r.WriteRequest(device_id=self.device_id, election_id=ELECTION_ID)
-        request.updates.add(type=kind, entity=entity)
-        self._call(self.stub.Write, request, what)
+    def push_pipeline(self, request: bytes) -> None:
+        """Send an encoded SetForwardingPipelineConfigRequest (``pipeline_request``)."""
+        self._call(self._set_pipeline, request, "set the pipeline")
+
+    def write(self, kind: int, entity: bytes, what: str) -> None:
+        self.write_all([(kind, entity)], what)
+
+    def write_all(self, updates: list[tuple[int, bytes]], what: str) -> None:
+        """One WriteRequest of ``updates`` (encoded entities; never atomic: BMv2 refuses that).
+        BMv2's server applies a request's updates one by one in the order given, which is what
+        the callers rely on."""
+        request = p4wire.write_request(self.device_id, (ELECTION_ID.high, ELECTION_ID.low), updates)
+        self._call(self._write, request, what)
 
     def _call(self, method: object, request: object, what: str) -> None:
         try:
@@ -145,42 +165,51 @@ class P4RuntimeClient:
             raise P4RuntimeError(f"P4Runtime: cannot {what}: {details}") from None
 
     def packet_out(self, payload: bytes, metadata: dict[int, bytes]) -> None:
-        packet = p4r.PacketOut(payload=payload)
-        for metadata_id, value in metadata.items():
-            packet.metadata.add(metadata_id=metadata_id, value=value)
-        self._send(p4r.StreamMessageRequest(packet=packet))
+        self._send(p4wire.packet_out(payload, list(metadata.items())))
 
 
 class Tables:
-    """Table writes by name, with keys and action parameters as integers."""
+    """Table writes by name, with keys and action parameters as integers. Writes are held until
+    ``flush`` sends them, in order, as one request: the caller flushes before any packet that
+    must see them, so a run of writes with no packet between them costs one round trip."""
 
     def __init__(self, client: P4RuntimeClient, info: P4Info) -> None:
         self.client = client
         self.info = info
+        self.pending: list[tuple[int, bytes]] = []
+        self.described: list[str] = []
+
+    def _queue(self, kind: int, entity: bytes, what: str) -> None:
+        self.pending.append((kind, entity))
+        self.described.append(what)
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        updates, described = self.pending, self.described
+        self.pending, self.described = [], []
+        what = described[0] if len(described) == 1 else f"apply {len(described)} writes ({'; '.join(described)})"
+        self.client.write_all(updates, what)
 
     def entry(self, table: str, key: dict[str, int], action: str | None = None,
-              params: dict[str, int] | None = None) -> p4r.Entity:  # fmt: skip
+              params: dict[str, int] | None = None) -> bytes:  # fmt: skip
+        """The encoded Entity of a table entry with exact matches."""
         t = self.info.tables[table]
-        entry = p4r.TableEntry(table_id=t.id)
-        for name, value in key.items():
-            field_id, bits = t.keys[name]
-            entry.match.add(field_id=field_id, exact=p4r.FieldMatch.Exact(value=encode(value, bits)))
-        if action is not None:
-            a = self.info.actions[action]
-            entry.action.action.action_id = a.id
-            for name, value in (params or {}).items():
-                param_id, bits = a.params[name]
-                entry.action.action.params.add(param_id=param_id, value=encode(value, bits))
-        return p4r.Entity(table_entry=entry)
+        exact = [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
+        if action is None:
+            return p4wire.table_entry(t.id, exact)
+        a = self.info.actions[action]
+        values = [(a.params[name][0], encode(value, a.params[name][1])) for name, value in (params or {}).items()]
+        return p4wire.table_entry(t.id, exact, a.id, values)
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
-        self.client.write(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")
+        self._queue(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")
 
     def modify(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
-        self.client.write(p4r.Update.MODIFY, self.entry(table, key, action, params), f"modify {table} {key}")
+        self._queue(p4r.Update.MODIFY, self.entry(table, key, action, params), f"modify {table} {key}")
 
     def delete(self, table: str, key: dict[str, int]) -> None:
-        self.client.write(p4r.Update.DELETE, self.entry(table, key), f"delete from {table} {key}")
+        self._queue(p4r.Update.DELETE, self.entry(table, key), f"delete from {table} {key}")
 
     def enable_digest(self, name: str) -> None:
         """Every sample at once, one per list, and no duplicate cache (ack timeout 0): the caller
@@ -189,4 +218,5 @@ class Tables:
         digest.config.max_timeout_ns = 0
         digest.config.max_list_size = 1
         digest.config.ack_timeout_ns = 0
-        self.client.write(p4r.Update.INSERT, p4r.Entity(digest_entry=digest), f"configure digest {name}")
+        entity = p4r.Entity(digest_entry=digest).SerializeToString()
+        self.client.write(p4r.Update.INSERT, entity, f"configure digest {name}")

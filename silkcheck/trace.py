@@ -48,13 +48,15 @@ once. A trace is saved with the lowest version that holds its events.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import io
 import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TextIO
 
 from model import events as ev
 from model.config import Config, ConfigError
@@ -359,25 +361,35 @@ def from_dict(data: object, source: str = "<trace>") -> Trace:
         top.fail("expected a list of events", "events")
     top.done()
 
-    events: list[TraceEvent] = []
-    context = _Context(config, vips, {dip for pool in vips.values() for dip in pool}, version)
-    last_t = 0
-    for i, item in enumerate(events_data):
-        r = _Reader(source, f"events[{i}]", item)
+    events = EventReader(source, config, vips, version)
+    return Trace(config, vips, [events.read(i, item) for i, item in enumerate(events_data)], name, description,
+                 expect, source)  # fmt: skip
+
+
+class EventReader:
+    """Reads a trace's events one at a time, in order, checking each against the header and the
+    events before it (so a trace too long to hold can be read as a stream)."""
+
+    def __init__(self, source: str, config: Config, vips: dict[Vip, tuple[Dip, ...]], version: int = VERSION) -> None:
+        self.source = source
+        self.context = _Context(config, vips, {dip for pool in vips.values() for dip in pool}, version)
+        self.last_t = 0
+
+    def read(self, i: int, item: object) -> TraceEvent:
+        r = _Reader(self.source, f"events[{i}]", item)
         kind = r.get("kind", _string)
         if kind not in _EVENT_READERS:
             r.fail(f"unknown event kind {brief(kind)}; expected one of {', '.join(_EVENT_READERS)}", "kind")
         r.where = f"events[{i}] ({kind})"
         t = r.get("t", TIME)
-        if t < last_t:
-            r.fail(f"time goes backwards: {t} after {last_t}", "t")
-        last_t = t
-        event = _EVENT_READERS[kind](r, t, context)
+        if t < self.last_t:
+            r.fail(f"time goes backwards: {t} after {self.last_t}", "t")
+        self.last_t = t
+        event = _EVENT_READERS[kind](r, t, self.context)
         if isinstance(event, ev.CPU_ACTIONS):
-            event = event._replace(writes=context.since_writes(r).get("writes", WRITE_COUNT, None))
+            event = event._replace(writes=self.context.since_writes(r).get("writes", WRITE_COUNT, None))
         r.done()
-        events.append(event)
-    return Trace(config, vips, events, name, description, expect, source)
+        return event
 
 
 @dataclass
@@ -580,13 +592,34 @@ def to_dict(trace: Trace) -> dict[str, Any]:
     return out
 
 
+class TraceWriter:
+    """A trace as JSON with one event per line (so traces diff well), written event by event:
+    the header first, so a trace too long to hold in memory can be saved as it streams by
+    (``version``: the one its header names, by default the lowest that holds ``trace.events``)."""
+
+    def __init__(self, trace: Trace, out: TextIO, version: int | None = None) -> None:
+        self.out = out
+        data = to_dict(dataclasses.replace(trace, events=[]))
+        del data["events"]
+        data["version"] = lowest_version(trace.events) if version is None else version
+        out.write(json.dumps(data, indent=2)[:-2] + ',\n  "events": [\n')
+        self.separator = ""
+
+    def write(self, event: TraceEvent) -> None:
+        self.out.write(self.separator + "    " + json.dumps(event_to_dict(event)))
+        self.separator = ",\n"
+
+    def close(self) -> None:
+        self.out.write("\n  ]\n}\n")
+
+
 def dumps(trace: Trace) -> str:
-    """JSON with one event per line, so traces diff well."""
-    data = to_dict(trace)
-    events = data.pop("events")
-    head = json.dumps(data, indent=2)[:-2]
-    lines = ",\n".join("    " + json.dumps(e) for e in events)
-    return f'{head},\n  "events": [\n{lines}\n  ]\n}}\n'
+    out = io.StringIO()
+    writer = TraceWriter(trace, out)
+    for event in trace.events:
+        writer.write(event)
+    writer.close()
+    return out.getvalue()
 
 
 def save(trace: Trace, path: str | Path) -> None:

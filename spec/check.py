@@ -14,7 +14,7 @@ abstract action, and the guard conjunct or the state field that does not hold.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -118,8 +118,7 @@ class Refinement:
                 sy.apply_write(o, st)
             return "apply_write", None
         flushed = len(pre["pending",])
-        for _ in range(flushed):
-            sy.apply_write(o, st)
+        sy.flush(o, st, flushed)
         made = [abstract_write(w, event.t) for w in (*obs.applied[flushed:], *self.switch.pending)]
         name, problem = _CPU_STEPS[type(event)](o, st, event, pre, post, made)
         if problem is None and st.get("pending") != tuple(made):
@@ -170,7 +169,7 @@ def _taken(pre: State, post: State) -> list[bool]:
 
 
 class _Writes:
-    """The writes a CPU step made, consumed in order by the abstract decisions they stand for."""
+    """The writes a CPU step made, read in order as the abstract decisions they stand for."""
 
     def __init__(self, made: Made) -> None:
         self.made = made
@@ -184,6 +183,33 @@ class _Writes:
             return self.made[self.at - 1]
         return None
 
+    def places(self) -> list[sy.Place]:
+        found = []
+        while (w := self.take((sy.W_INSERT, sy.W_MOVE_DELETE))) is not None:
+            found.append(sy.Place(True, w.kind == sy.W_MOVE_DELETE, w.owner, w.stage))
+        return found
+
+    def starts(self) -> list[sy.Start]:
+        found = []
+        while (w := self.take((sy.W_POOL,))) is not None:
+            vip_write = self.take((sy.W_VIP,))
+            slot = EMPTY if vip_write is None else vip_write.entry[4]
+            found.append(sy.Start(True, w.vip, w.version, slot, w.pool))
+        return found
+
+    def reclaims(self) -> list[sy.Reclaim]:
+        found = []
+        while (w := self.take((sy.W_POOL_DELETE,))) is not None:
+            found.append(sy.Reclaim(True, w.vip, w.version))
+        return found
+
+    def vip_order(self, running: Sequence[Any]) -> list[Any]:
+        """The VIPs whose updates the step advanced, in the order it wrote them, then the others."""
+        order = []
+        while (w := self.take((sy.W_VIP,))) is not None:
+            order.append(w.vip)
+        return order + [v for v in running if v not in order]
+
     def rest(self) -> Problem | None:
         self.take(())
         if self.at == len(self.made):
@@ -193,83 +219,42 @@ class _Writes:
         return Problem(what, f"the CPU made {what}: {w}")
 
 
-def _read(o: ConcreteDomain, st: Step, pre: State, post: State, limit: int | None) -> None:
-    sy.read_learns(o, st, _taken(pre, post), limit)
-
-
-def _place(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
-    while (w := writes.take((sy.W_INSERT, sy.W_MOVE_DELETE))) is not None:
-        if w.kind == sy.W_INSERT:
-            sy.decide_insert(o, st, w.owner, w.stage)
-        else:
-            sy.decide_move_delete(o, st, w.owner, w.stage)
-
-
-def _forgotten_unplaced(o: ConcreteDomain, st: Step, post: State, writes: _Writes) -> None:
-    deleted = {w.owner for w in writes.made if w.kind == sy.W_FORGET_DELETE}
-    for c in o.conns():
-        if st.get("conn", c, "known") and not post["conn", c, "known"] and c not in deleted:
-            sy.forget(o, st, c)
-
-
-def _forget_placed(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
-    while (w := writes.take((sy.W_FORGET_DELETE,))) is not None:
-        sy.forget(o, st, w.owner)
-
-
-def _starts(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
-    while (w := writes.take((sy.W_POOL,))) is not None:
-        vip_write = writes.take((sy.W_VIP,))
-        slot = EMPTY if vip_write is None else vip_write.entry[4]
-        sy.start_update(o, st, w.vip, w.version, slot, w.pool)
-
-
-def _reclaims(o: ConcreteDomain, st: Step, writes: _Writes) -> None:
-    while (w := writes.take((sy.W_POOL_DELETE,))) is not None:
-        sy.reclaim(o, st, w.vip, w.version)
-
-
-def _phases(o: ConcreteDomain, st: Step, pre: State, writes: _Writes) -> None:
-    """Every running update is advanced (the CPU's order: those it wrote first)."""
-    running = [v for v in o.vips() if st.get("vip", v, "up")]
-    written = []
-    while (w := writes.take((sy.W_VIP,))) is not None:
-        written.append(w.vip)
-        sy.advance_update(o, st, w.vip)
-    for v in running:
-        if v not in written:
-            sy.advance_update(o, st, v)
-
-
 def _learn(o: ConcreteDomain, st: Step, e: ev.CpuLearns, pre: State, post: State,
            made: Made) -> tuple[str, Problem | None]:  # fmt: skip
     writes = _Writes(made)
-    _read(o, st, pre, post, e.limit)
-    _place(o, st, writes)
-    return "learn (read, place)", writes.rest()
+    sy.cpu_learn(o, st, _taken(pre, post), e.limit, writes.places())
+    return "cpu_learn", writes.rest()
 
 
 def _advance(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
     writes = _Writes(made)
-    _read(o, st, pre, post, None)
-    _place(o, st, writes)
-    _phases(o, st, pre, writes)
-    _starts(o, st, writes)
-    _reclaims(o, st, writes)
-    return "advance (read, place, advance_update, start_update, reclaim)", writes.rest()
+    places = writes.places()
+    order = writes.vip_order([v for v in o.vips() if pre["vip", v, "up"]])
+    sy.cpu_advance(o, st, _taken(pre, post), places, order, writes.starts(), writes.reclaims())
+    return "cpu_advance", writes.rest()
 
 
 def _expire(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
     writes = _Writes(made)
-    _read(o, st, pre, post, None)
-    _place(o, st, writes)
-    _forgotten_unplaced(o, st, post, writes)
-    _forget_placed(o, st, writes)
-    _reclaims(o, st, writes)
-    return "expire (read, place, forget, reclaim)", writes.rest()
+    places = writes.places()
+    deleted = []
+    while (w := writes.take((sy.W_FORGET_DELETE,))) is not None:
+        deleted.append(w.owner)
+    # Known once the step has read its events and not afterwards: forgotten (first the unplaced
+    # ones, which need no write).
+    taken = _taken(pre, post)
+    after_reading = Step(st.state)
+    after_reading.changes = dict(st.changes)
+    sy.read_learns(o, after_reading, taken, None)
+    silent = [c for c in o.conns()
+              if after_reading.get("conn", c, "known") and not post["conn", c, "known"]
+              and c not in deleted]  # fmt: skip
+    forgets = [sy.Forget(True, c) for c in (*silent, *deleted)]
+    sy.cpu_expire(o, st, taken, places, forgets, writes.reclaims())
+    return "cpu_expire", writes.rest()
 
 
-def _requested(o: ConcreteDomain, st: Step, pre: State, post: State, made: Made) -> list[Any]:
+def _requested(o: ConcreteDomain, pre: State, post: State, made: Made) -> list[Any]:
     """VIPs a step asked a new pool for: their request queue grew, or an update started from it."""
     started = [w.vip for w in made if w.kind == sy.W_POOL]
     return [v for v in o.vips() if post["vip", v, "requests"] + started.count(v) > pre["vip", v, "requests"]]
@@ -278,18 +263,15 @@ def _requested(o: ConcreteDomain, st: Step, pre: State, post: State, made: Made)
 def _update(o: ConcreteDomain, st: Step, e: ev.UpdateRequested, pre: State, post: State,
             made: Made) -> tuple[str, Problem | None]:  # fmt: skip
     writes = _Writes(made)
-    sy.request(o, st, e.vip)
-    _starts(o, st, writes)
-    return "request, start_update", writes.rest()
+    sy.operator_update(o, st, e.vip, writes.starts())
+    return "operator_update", writes.rest()
 
 
 def _dip_fail(o: ConcreteDomain, st: Step, e: ev.DipFails, pre: State, post: State,
               made: Made) -> tuple[str, Problem | None]:  # fmt: skip
     writes = _Writes(made)
-    for v in _requested(o, st, pre, post, made):
-        sy.request(o, st, v)
-    _starts(o, st, writes)
-    return "request, start_update", writes.rest()
+    sy.dip_fail(o, st, [(True, v) for v in _requested(o, pre, post, made)], writes.starts())
+    return "dip_fail", writes.rest()
 
 
 def _restart(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made: Made) -> tuple[str, Problem | None]:
@@ -328,6 +310,10 @@ def _is_history(path: tuple[Any, ...]) -> bool:
 
 def _differs(st: Step, pre: State, post: State) -> Problem | None:
     """The first field where the abstract step's effect and α of the concrete state afterwards differ."""
+    expected = dict(pre)
+    expected.update((p, v) for p, v in st.changes.items() if not _is_history(p))
+    if expected == post:  # the common case, compared at C speed
+        return None
     changed = {p for p, _ in post.items() ^ pre.items()}
     changed |= st.changes.keys()
     wrong = [p for p in changed if not _is_history(p) and (st.changes[p] if p in st.changes else pre[p]) != post[p]]
@@ -359,12 +345,11 @@ class Refined(NamedTuple):
     steps: int
 
 
-def check_run(switch: Switch, events: Sequence[Any], step: Callable[[int, Any], Observation]) -> Refined:
-    """Run ``events`` with ``step`` (which steps ``switch``) and check every step, stopping at the first
-    that the abstract system cannot take."""
+def check_run(switch: Switch, events: Sequence[Any], observations: Iterable[Observation]) -> Refined:
+    """Check every step of a run of ``events`` on ``switch``, whose ``observations`` step it lazily
+    (one event each), stopping at the first step that the abstract system cannot take."""
     refinement = Refinement(switch)
-    for index, event in enumerate(events):
-        observation = step(index, event)
+    for index, (event, observation) in enumerate(zip(events, observations, strict=False)):
         packet = isinstance(observation, PacketObservation)
         sent = ev.PacketArrives(observation.t, observation.packet) if packet else event  # type: ignore[union-attr]
         mismatch = refinement.after(index, sent, observation)

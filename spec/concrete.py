@@ -78,6 +78,12 @@ class ConcreteDomain:
         self.plan = plan
         self._vips = vips
         self._readers = readers
+        self._state_of_step: State = State()
+
+    def about(self, state: State) -> ConcreteDomain:
+        """The domain for lemmas of ``state`` (the keys and cells it holds)."""
+        self._state_of_step = state
+        return self
 
     def conns(self) -> Sequence[Any]:
         return self._readers.all
@@ -125,6 +131,20 @@ class ConcreteDomain:
 
     def queue(self, st: Step) -> Sequence[tuple[Event, Any]]:
         return [(e, True) for e in st.get("queue")]
+
+    @staticmethod
+    def is_pool(x: Any) -> bool:
+        return x == EMPTY or (isinstance(x, tuple) and len(x) > 0)
+
+    def keys_of(self, stage: int) -> Sequence[Any]:
+        return [path[2] for path in self._state_of_step if path[0] == "entry" and path[1] == stage]
+
+    def cell_indices(self) -> Sequence[tuple[Any, Any]]:
+        return [path[1:] for path in self._state_of_step if path[0] == "cell"]
+
+    @staticmethod
+    def ordered(st: Step) -> Sequence[Any]:
+        return ()  # Python tuples
 
     def queued(self, st: Step, kind: int, c: FiveTuple) -> bool:
         return any(e.kind == kind and e.conn == c for e in st.get("queue"))
@@ -179,11 +199,12 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
     for v, queue in cpu.requests.items():
         if queue:
             s["vip", v, "requests"] = len(queue)
+    owners = _entry_owners(switch)
     for stage, table in enumerate(dp.conn):
         for key, entry in table.items():
             s["entry", stage, key] = entry.version
             s["timer", stage, key] = entry.last_hit
-            owner = switch.entry_owner(stage, key)
+            owner = owners.get((stage, key))
             if owner is not None:
                 s["evip", stage, key] = owner.vip
     for (v, version), pool in dp.pools.items():
@@ -215,6 +236,19 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
                         for e in dp.learn_queue)  # fmt: skip
     s["pending",] = tuple(abstract_write(w, t) for w, t in zip(switch.pending, decided, strict=True))
     return s
+
+
+def _entry_owners(switch: Switch) -> dict[tuple[int, tuple[int, int]], FiveTuple | None]:
+    """Whom each entry packets find was written for (``Switch.entry_owner`` for every key at once)."""
+    owners: dict[tuple[int, tuple[int, int]], FiveTuple | None] = {
+        (stage, key): conn.ft for stage, table in enumerate(switch.cpu.table) for key, conn in table.items()
+    }
+    first: dict[tuple[int, tuple[int, int]], FiveTuple | None] = {}
+    for w in switch.pending:
+        if isinstance(w, ConnInsert | ConnDelete):
+            first.setdefault((w.stage, (w.bucket, w.digest)), w.owner if isinstance(w, ConnDelete) else None)
+    owners.update(first)
+    return owners
 
 
 def entry_fields(e: VipEntry) -> tuple[int, int, int, int, int]:

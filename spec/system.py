@@ -41,7 +41,7 @@ What is abstracted, and why it is sound:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 from model import decisions as d
@@ -157,6 +157,23 @@ class Domain(Protocol):
     def update(self, step: Step, table: str, cond: Any, value: Any, *index: Any) -> None:
         """Set a table cell to ``value`` if ``cond``."""
         ...
+
+    def is_pool(self, x: Any) -> Any:
+        """Is ``x`` a pool identity or ``EMPTY``?"""
+        ...
+
+    def keys_of(self, stage: int) -> Sequence[Any]:
+        """The ConnTable keys of a stage the state speaks of."""
+        ...
+
+    def cell_indices(self) -> Sequence[tuple[Any, Any]]:
+        """The (slot, cell) of every TransitTable cell the state speaks of."""
+        ...
+
+    def ordered(self, step: Step) -> Sequence[Any]:
+        """What keeps the queues' representation whole (oldest first, no holes)."""
+        ...
+
     def queue(self, step: Step) -> Sequence[tuple[Event, Any]]:
         """The learn queue: each event with the condition that it is there."""
         ...
@@ -165,6 +182,7 @@ class Domain(Protocol):
     def queued(self, step: Step, kind: Any, c: Any) -> Any:
         """Is an event of this kind of connection c queued?"""
         ...
+
     def queue_drop(self, step: Step, gone: Sequence[Any]) -> None:
         """Remove the events of ``queue(step)`` whose flag in ``gone`` holds."""
         ...
@@ -177,6 +195,9 @@ class Domain(Protocol):
         ...
 
 
+_UNSET = object()
+
+
 class Step:
     """One action's guard conjuncts and changes over a state (a mapping from paths)."""
 
@@ -186,7 +207,8 @@ class Step:
         self.guards: list[tuple[str, Any]] = []
 
     def get(self, *path: Any) -> Any:
-        return self.changes[path] if path in self.changes else self.state[path]
+        value = self.changes.get(path, _UNSET)
+        return self.state[path] if value is _UNSET else value
 
     def set(self, value: Any, *path: Any) -> None:
         self.changes[path] = value
@@ -234,7 +256,9 @@ def transit_hit(o: Domain, st: Step, c: Any) -> Any:
 
 def authenticating(o: Domain, st: Step, c: Any) -> Any:
     """Does a TCP packet of c go through SYN authentication (its source is not whitelisted)?"""
-    return o.and_(o.eq(o.syn_auth, True), o.not_(o.read(st, "wl", o.src(c))))
+    if not o.syn_auth:  # a constant of the scope
+        return False
+    return o.not_(o.read(st, "wl", o.src(c)))
 
 
 class Forwarding(NamedTuple):
@@ -256,7 +280,7 @@ class Forwarding(NamedTuple):
 
 def forwarding(o: Domain, st: Step, c: Any) -> Forwarding:
     hit, hit_version, hit_stage = lookup(o, st, c)
-    foreign = o.and_(hit, o.not_(o.eq(o.read(st, "evip", hit_stage, _hit_key(o, c, hit_stage)), o.vip_of(c))))
+    foreign = o.and_(hit, o.not_(o.eq(o.read(st, "evip", hit_stage, key_at(o, c, hit_stage)), o.vip_of(c))))
     phase = conn_vip(o, st, c, "phase")
     transit = o.and_(o.not_(hit), transit_hit(o, st, c))
     dropped = d.drops_sealed(o, hit, phase, transit)
@@ -268,22 +292,7 @@ def forwarding(o: Domain, st: Step, c: Any) -> Forwarding:
                       o.dest(c, pool))  # fmt: skip
 
 
-def effective(o: Domain, st: Step, c: Any) -> tuple[Any, Any]:
-    """(forwarded, destination) of c's next packet: what PCC is about."""
-    f = forwarding(o, st, c)
-    forwarded = o.and_(f.forwarded, o.not_(authenticating(o, st, c)))
-    return forwarded, f.dest
-
-
 # ---------------------------------------------------------------- the ghost: incarnations, anchors, excuses
-
-
-def live(o: Domain, st: Step, c: Any) -> Any:
-    """Does c's next packet, if it came now, belong to its current incarnation (the oracle's rule)?"""
-    last = st.get("conn", c, "g_last")
-    gap = st.get("now") - last
-    return o.and_(o.not_(o.eq(last, NEVER)), gap <= o.idle_timeout,
-                  o.or_(o.not_(st.get("conn", c, "g_closed")), gap <= o.teardown_grace))  # fmt: skip
 
 
 def learned_incarnation(o: Domain, st: Step, c: Any) -> Any:
@@ -337,7 +346,7 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     normal = o.and_(present, o.not_(auth))
     forwarded = o.and_(normal, f.forwarded)
     passes = o.and_(normal, o.not_(f.dropped))
-    o.update(st, "timer", o.and_(passes, f.hit), now, f.hit_stage, _hit_key(o, c, f.hit_stage))
+    o.update(st, "timer", o.and_(passes, f.hit), now, f.hit_stage, key_at(o, c, f.hit_stage))
     records = o.and_(passes, d.records_transit(o, f.hit, phase))
     slot = conn_vip(o, st, c, "slot")
     for i in o.cells(c):
@@ -353,7 +362,10 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     when(o, st, o.and_(passes, f.foreign), True, "conn", c, "g_excused")
     anchor = st.get("conn", c, "g_anchor")
     excused = o.or_(st.get("conn", c, "g_excused"), o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER)))
-    bad = o.and_(forwarded, o.not_(o.eq(anchor, EMPTY)), o.not_(o.eq(anchor, f.dest)), o.not_(excused))
+    moved = o.and_(forwarded, o.not_(o.eq(anchor, EMPTY)), o.not_(o.eq(anchor, f.dest)))
+    bad = o.and_(moved, o.not_(excused))
+    # An excused move excuses the rest of the incarnation (the oracle judges it by its first move).
+    when(o, st, moved, True, "conn", c, "g_excused")
     when(o, st, o.and_(forwarded, o.eq(anchor, EMPTY)), f.dest, "conn", c, "g_anchor")
     st.set(now, "conn", c, "g_last")
     when(o, st, is_end, True, "conn", c, "g_closed")
@@ -361,13 +373,6 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     learned = ((AUTH, auth_learned), (SYN_EV, sent_syn), (NEW, sent_new), (COLLISION, sent_collision), (END, sent_end))
     return PacketOutcome(action, f.dest, o.and_(auth, o.eq(outcome, d.AUTH_SYNACK)), learned,
                          o.ite(o.and_(normal, f.hit), f.hit_stage, EMPTY), bad)  # fmt: skip
-
-
-def _hit_key(o: Domain, c: Any, stage: Any) -> Any:
-    key = o.key(c, o.stages - 1)
-    for s in reversed(range(o.stages - 1)):
-        key = o.ite(o.eq(stage, s), o.key(c, s), key)
-    return key
 
 
 def _incarnation(o: Domain, st: Step, c: Any, is_syn: Any) -> None:
@@ -478,44 +483,53 @@ def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
 # ---------------------------------------------------------------- the CPU: decisions that write
 
 
-def decide_insert(o: Domain, st: Step, c: Any, stage: int) -> None:
-    """The CPU places c (or moves it) at ``stage``: an insert carrying its version."""
-    st.require(f"only a known connection is placed ({c})", st.get("conn", c, "known"))
+def key_at(o: Domain, c: Any, stage: Any) -> Any:
+    """c's ConnTable key in ``stage`` (which may be a term)."""
+    key = o.key(c, o.stages - 1)
+    for s in reversed(range(o.stages - 1)):
+        key = o.ite(o.eq(stage, s), o.key(c, s), key)
+    return key
+
+
+def _conn_write(o: Domain, st: Step, kind: int, c: Any, stage: Any, cond: Any) -> None:
+    o.pending_append(st, Write(kind, st.get("now"), owner=c, stage=stage, key=key_at(o, c, stage),
+                               version=st.get("conn", c, "kver"), vip=o.vip_of(c)), cond)  # fmt: skip
+
+
+def place(o: Domain, st: Step, p: Place) -> None:
+    """The CPU places a connection (or moves it) at a stage: an insert carrying its version; or it
+    ends a cuckoo move: the old copy goes. The search that chose them is not modelled: what keeps
+    them safe is checked when each write takes effect (``_apply_conn``)."""
+    for c, is_c in o.refer(p.conn):
+        here = o.and_(p.active, is_c)
+        st.require(f"only a known connection's entry is written ({c})", o.or_(o.not_(here), st.get("conn", c, "known")))
+        st.require(f"an entry is written in a stage of the table ({c})",
+                   o.or_(o.not_(here), o.and_(p.stage >= 0, p.stage < o.stages)))  # fmt: skip
+        _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here)
+        when(o, st, o.and_(here, o.not_(p.move_delete)), p.stage, "conn", c, "stage")
+
+
+def forget(o: Domain, st: Step, f: Forget) -> None:
+    """The CPU forgets a connection: it was silent past its limit (idle timeout, or teardown grace
+    once it knew of a FIN/RST), or, unplaced, a learn event of it is still queued (which teaches
+    the CPU again). A placed one loses its entry; later learn events of that entry are stale."""
     now = st.get("now")
-    o.pending_append(st, Write(W_INSERT, now, owner=c, stage=stage, key=o.key(c, stage),
-                               version=st.get("conn", c, "kver"), vip=o.vip_of(c)), True)  # fmt: skip
-    st.set(stage, "conn", c, "stage")
-
-
-def decide_move_delete(o: Domain, st: Step, c: Any, stage: int) -> None:
-    """The end of a cuckoo move: the old copy of c's entry goes."""
-    st.require(f"a move deletes the copy of a known connection ({c})", st.get("conn", c, "known"))
-    o.pending_append(st, Write(W_MOVE_DELETE, st.get("now"), owner=c, stage=stage, key=o.key(c, stage),
-                               version=st.get("conn", c, "kver"), vip=o.vip_of(c)), True)  # fmt: skip
-
-
-def forget(o: Domain, st: Step, c: Any) -> None:
-    """The CPU forgets c: it was silent past its limit (idle timeout, or teardown grace once it knew
-    of a FIN/RST), or, unplaced, a learn event of it is still queued (which teaches the CPU
-    again). A placed one loses its entry; later learn events of that entry are stale."""
-    now = st.get("now")
-    known, stage = st.get("conn", c, "known"), st.get("conn", c, "stage")
-    closing = st.get("conn", c, "ended") > st.get("conn", c, "opened")
-    silence = now - st.get("conn", c, "g_last")
-    limit = o.ite(o.and_(closing, o.not_(o.eq(stage, EMPTY))), o.teardown_grace, o.idle_timeout)
-    silent = o.or_(o.eq(st.get("conn", c, "g_last"), NEVER), silence > limit)
-    queued = o.or_(*(o.queued(st, kind, c) for kind in EVENT_NAMES))
-    placed = o.not_(o.eq(stage, EMPTY))
-    faulted = o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER))
-    st.require(f"only a known connection is forgotten ({c})", known)
-    st.require(f"a forgotten connection was silent past its limit, or is still to be learned ({c})",
-               o.or_(silent, o.and_(o.not_(placed), o.or_(queued, faulted))))  # fmt: skip
-    for s in range(o.stages):
-        o.pending_append(st, Write(W_FORGET_DELETE, now, owner=c, stage=s, key=o.key(c, s),
-                                   version=st.get("conn", c, "kver"), vip=o.vip_of(c)),
-                         o.eq(stage, s))  # fmt: skip
-    _unknown(o, st, c, True)
-    st.set(o.ite(placed, now, st.get("conn", c, "expired")), "conn", c, "expired")
+    for c, is_c in o.refer(f.conn):
+        here = o.and_(f.active, is_c)
+        known, stage = st.get("conn", c, "known"), st.get("conn", c, "stage")
+        closing = st.get("conn", c, "ended") > st.get("conn", c, "opened")
+        placed = o.not_(o.eq(stage, EMPTY))
+        limit = o.ite(o.and_(closing, placed), o.teardown_grace, o.idle_timeout)
+        last = st.get("conn", c, "g_last")
+        silent = o.or_(o.eq(last, NEVER), now - last > limit)
+        queued = o.or_(*(o.queued(st, kind, c) for kind in EVENT_NAMES))
+        faulted = o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER))
+        st.require(f"only a known connection is forgotten ({c})", o.or_(o.not_(here), known))
+        st.require(f"a forgotten connection was silent past its limit, or is still to be learned ({c})",
+                   o.or_(o.not_(here), silent, o.and_(o.not_(placed), o.or_(queued, faulted))))  # fmt: skip
+        _conn_write(o, st, W_FORGET_DELETE, c, stage, o.and_(here, placed))
+        _unknown(o, st, c, here)
+        when(o, st, o.and_(here, placed), now, "conn", c, "expired")
 
 
 FORGOTTEN = {"known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY}
@@ -541,9 +555,10 @@ def restart(o: Domain, st: Step) -> None:
         when(o, st, st.get("vip", v, "up"), now, "vip", v, "requested")
 
 
-def request(o: Domain, st: Step, v: Any) -> None:
-    """An operator asks for a new pool for v (a DIP failure asks for the pool without the DIP)."""
-    st.set(st.get("vip", v, "requests") + 1, "vip", v, "requests")
+def request(o: Domain, st: Step, vip: Any, cond: Any = True) -> None:
+    """An operator asks for a new pool for a VIP (a DIP failure asks for the pool without the DIP)."""
+    for v, is_v in o.refer_vip(vip):
+        when(o, st, o.and_(cond, is_v), st.get("vip", v, "requests") + 1, "vip", v, "requests")
 
 
 def _referenced(o: Domain, st: Step, v: Any, version: Any) -> Any:
@@ -551,38 +566,43 @@ def _referenced(o: Domain, st: Step, v: Any, version: Any) -> Any:
                    for c in o.conns()))  # fmt: skip
 
 
-def _cpu_entry(o: Domain, st: Step, v: Any) -> tuple[Any, ...]:
-    return tuple(st.get("vip", v, f) for f in ("cphase", "cold", "cnew", "cepoch", "cslot"))
+CPU_ENTRY = ("cphase", "cold", "cnew", "cepoch", "cslot")
 
 
-def _write_vip(o: Domain, st: Step, v: Any, entry: tuple[Any, ...], releases: Any = EMPTY) -> None:
-    for f, value in zip(("cphase", "cold", "cnew", "cepoch", "cslot"), entry, strict=True):
-        st.set(value, "vip", v, f)
-    o.pending_append(st, Write(W_VIP, st.get("now"), vip=v, entry=entry, releases=releases), True)
+def _write_vip(o: Domain, st: Step, v: Any, entry: tuple[Any, ...], cond: Any, releases: Any = EMPTY) -> None:
+    for f, value in zip(CPU_ENTRY, entry, strict=True):
+        when(o, st, cond, value, "vip", v, f)
+    o.pending_append(st, Write(W_VIP, st.get("now"), vip=v, entry=entry, releases=releases), cond)
 
 
-def start_update(o: Domain, st: Step, v: Any, version: Any, slot: Any, pool: Any) -> None:
-    """t_req (decided): the oldest request of v gets a free version and a free TransitTable slot;
-    the pool is written before the VIPTable entry that names it."""
-    st.require(f"an update starts on a request ({v})", st.get("vip", v, "requests") > 0)
-    st.require(f"one update per VIP at a time ({v})", o.not_(st.get("vip", v, "up")))
-    st.require(f"the new version is free ({v})", o.eq(o.read(st, "cpool", v, version), EMPTY))
-    st.require(f"the new version is in range ({v})", o.and_(version >= 0, version < o.versions))
-    st.require(f"the slot is in range ({v})", o.and_(slot >= 0, slot < o.transit_slots))
-    for u in o.vips():
-        if u != v:
-            theirs = o.and_(st.get("vip", u, "up"), o.eq(st.get("vip", u, "uslot"), slot))
-            st.require(f"the slot is no other running update's ({v})", o.not_(theirs))
+def start_update(o: Domain, st: Step, s: Start) -> None:
+    """t_req (decided): the oldest request of a VIP gets a free version and a free TransitTable
+    slot; the pool is written before the VIPTable entry that names it."""
     now = st.get("now")
-    epoch = st.get("epoch") % (o.epochs - 1) + 1
-    old = st.get("vip", v, "cold")
-    st.set(st.get("vip", v, "requests") - 1, "vip", v, "requests")
-    st.set(epoch, "epoch")
-    o.update(st, "cpool", True, pool, v, version)
-    o.pending_append(st, Write(W_POOL, now, vip=v, version=version, pool=pool), True)
-    for f, value in zip(UPDATE_FIELDS, (True, d.RECORD, old, version, epoch, slot, now, now), strict=True):
-        st.set(value, "vip", v, f)
-    _write_vip(o, st, v, (d.RECORD, old, version, epoch, slot))
+    for v, is_v in o.refer_vip(s.vip):
+        here = o.and_(s.active, is_v)
+
+        def require(name: str, cond: Any, v: Any = v, here: Any = here) -> None:
+            st.require(f"{name} ({v})", o.or_(o.not_(here), cond))
+
+        require("an update starts on a request", st.get("vip", v, "requests") > 0)
+        require("one update per VIP at a time", o.not_(st.get("vip", v, "up")))
+        require("the new version is in range", o.and_(s.version >= 0, s.version < o.versions))
+        require("the new version is free", o.eq(o.read(st, "cpool", v, s.version), EMPTY))
+        require("the slot is in range", o.and_(s.slot >= 0, s.slot < o.transit_slots))
+        for u in o.vips():
+            if u != v:
+                require("the slot is no other running update's",
+                        o.not_(o.and_(st.get("vip", u, "up"), o.eq(st.get("vip", u, "uslot"), s.slot))))  # fmt: skip
+        epoch = st.get("epoch") % (o.epochs - 1) + 1
+        old = st.get("vip", v, "cold")
+        when(o, st, here, st.get("vip", v, "requests") - 1, "vip", v, "requests")
+        when(o, st, here, epoch, "epoch")
+        o.update(st, "cpool", here, s.pool, v, s.version)
+        o.pending_append(st, Write(W_POOL, now, vip=v, version=s.version, pool=s.pool), here)
+        for f, value in zip(UPDATE_FIELDS, (True, d.RECORD, old, s.version, epoch, s.slot, now, now), strict=True):
+            when(o, st, here, value, "vip", v, f)
+        _write_vip(o, st, v, (d.RECORD, old, s.version, epoch, s.slot), here)
 
 
 def advance_update(o: Domain, st: Step, v: Any) -> None:
@@ -600,32 +620,120 @@ def advance_update(o: Domain, st: Step, v: Any) -> None:
     changed = o.and_(up, o.not_(o.eq(nxt, phase)))
     finished = o.and_(changed, o.eq(nxt, d.NORMAL))
     epoch, slot = st.get("vip", v, "uepoch"), st.get("vip", v, "uslot")
-    entry = (nxt, o.ite(finished, new, old), new, epoch, slot)
-    for f, value in zip(("cphase", "cold", "cnew", "cepoch", "cslot"), entry, strict=True):
-        when(o, st, changed, value, "vip", v, f)
-    o.pending_append(st, Write(W_VIP, now, vip=v, entry=entry, releases=o.ite(finished, old, EMPTY)), changed)
+    _write_vip(o, st, v, (nxt, o.ite(finished, new, old), new, epoch, slot), changed, o.ite(finished, old, EMPTY))
     when(o, st, changed, nxt, "vip", v, "uphase")
     when(o, st, changed, now, "vip", v, "started")
     for f, idle in zip(UPDATE_FIELDS, UPDATE_IDLE, strict=True):
         when(o, st, finished, idle, "vip", v, f)
 
 
-def reclaim(o: Domain, st: Step, v: Any, version: Any) -> None:
+def reclaim(o: Domain, st: Step, r: Reclaim) -> None:
     """The CPU frees a version's pool (``model.decisions.may_reclaim``), once nothing can refer to
-    it: not VIPTable (the CPU's nor what packets see), no known connection, and no learn event in
-    flight that would teach the CPU a connection using it."""
-    in_entry = o.or_(o.eq(version, st.get("vip", v, "cold")), o.eq(version, st.get("vip", v, "cnew")))
-    in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version),
-                               o.or_(*(o.and_(is_c, o.eq(o.vip_of(c), v), o.not_(_stale(o, st, e, c)),
-                                              o.not_(st.get("conn", c, "g_excused")))
-                                       for c, is_c in o.refer(e.conn))))
-                        for e, there in o.queue(st)))  # fmt: skip
-    st.require(f"only an allocated version is reclaimed ({v} v{version})",
-               o.not_(o.eq(o.read(st, "cpool", v, version), EMPTY)))  # fmt: skip
-    st.require(f"a reclaimed version is unused ({v} v{version})",
-               d.may_reclaim(o, in_entry, _referenced(o, st, v, version), o.not_(in_flight)))  # fmt: skip
-    o.update(st, "cpool", True, EMPTY, v, version)
-    o.pending_append(st, Write(W_POOL_DELETE, st.get("now"), vip=v, version=version), True)
+    it: not VIPTable (the CPU's copy), no known connection, and no learn event in flight that would
+    teach the CPU a connection using it."""
+    version = r.version
+    for v, is_v in o.refer_vip(r.vip):
+        here = o.and_(r.active, is_v)
+        in_entry = o.or_(o.eq(version, st.get("vip", v, "cold")), o.eq(version, st.get("vip", v, "cnew")))
+        in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version),
+                                   o.or_(*(o.and_(is_c, o.eq(o.vip_of(c), v), o.not_(_stale(o, st, e, c)),
+                                                  o.not_(st.get("conn", c, "g_excused")))
+                                           for c, is_c in o.refer(e.conn))))
+                            for e, there in o.queue(st)))  # fmt: skip
+        st.require(f"only an allocated version is reclaimed ({v})",
+                   o.or_(o.not_(here), o.not_(o.eq(o.read(st, "cpool", v, version), EMPTY))))  # fmt: skip
+        st.require(f"a reclaimed version is unused ({v})",
+                   o.or_(o.not_(here), d.may_reclaim(o, in_entry, _referenced(o, st, v, version),
+                                                      o.not_(in_flight))))  # fmt: skip
+        o.update(st, "cpool", here, EMPTY, v, version)
+        o.pending_append(st, Write(W_POOL_DELETE, st.get("now"), vip=v, version=version), here)
+
+
+# ---------------------------------------------------------------- the CPU's steps: what one decision does
+
+
+class Place(NamedTuple):
+    active: Any
+    move_delete: Any
+    """False: an insert (a placement, or a move's new copy); True: the delete that ends a move."""
+    conn: Any
+    stage: Any
+
+
+class Forget(NamedTuple):
+    active: Any
+    conn: Any
+
+
+class Start(NamedTuple):
+    active: Any
+    vip: Any
+    version: Any
+    slot: Any
+    pool: Any
+
+
+class Reclaim(NamedTuple):
+    active: Any
+    vip: Any
+    version: Any
+
+
+def flush(o: Domain, st: Step, count: int) -> None:
+    """The CPU first makes the writes it still had to make (``count``: how many are queued, at most)."""
+    for _ in range(count):
+        apply_write(o, st, required=False)
+
+
+def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
+    for p in places:
+        place(o, st, p)
+
+
+def cpu_learn(o: Domain, st: Step, taken: Sequence[Any], limit: Any, places: Sequence[Place]) -> None:
+    """``Cpu.learn``: read learn events (at most ``limit``), then place connections."""
+    read_learns(o, st, taken, limit)
+    _places(o, st, places)
+
+
+def cpu_advance(o: Domain, st: Step, taken: Sequence[Any], places: Sequence[Place], order: Sequence[Any],
+                starts: Sequence[Start], reclaims: Sequence[Reclaim]) -> None:  # fmt: skip
+    """``Cpu.advance``: drain the learn events, place, move every update on (VIPs in ``order``),
+    start waiting updates, reclaim versions."""
+    read_learns(o, st, taken, None)
+    _places(o, st, places)
+    for v in order:
+        advance_update(o, st, v)
+    for s in starts:
+        start_update(o, st, s)
+    for r in reclaims:
+        reclaim(o, st, r)
+
+
+def cpu_expire(o: Domain, st: Step, taken: Sequence[Any], places: Sequence[Place], forgets: Sequence[Forget],
+               reclaims: Sequence[Reclaim]) -> None:  # fmt: skip
+    """``Cpu.expire``: drain the learn events, place, forget silent connections, reclaim versions."""
+    read_learns(o, st, taken, None)
+    _places(o, st, places)
+    for f in forgets:
+        forget(o, st, f)
+    for r in reclaims:
+        reclaim(o, st, r)
+
+
+def operator_update(o: Domain, st: Step, vip: Any, starts: Sequence[Start]) -> None:
+    """``Cpu.request_update``: a request, then the updates that can start do."""
+    request(o, st, vip)
+    for s in starts:
+        start_update(o, st, s)
+
+
+def dip_fail(o: Domain, st: Step, requests: Sequence[tuple[Any, Any]], starts: Sequence[Start]) -> None:
+    """``Cpu.dip_failed``: a request for each VIP whose pool holds the DIP, then the updates that can start."""
+    for active, vip in requests:
+        request(o, st, vip, active)
+    for s in starts:
+        start_update(o, st, s)
 
 
 def _stale(o: Domain, st: Step, e: Event, c: Any) -> Any:
@@ -638,11 +746,13 @@ def _stale(o: Domain, st: Step, e: Event, c: Any) -> Any:
 # ---------------------------------------------------------------- writes taking effect
 
 
-def apply_write(o: Domain, st: Step) -> None:
-    """The oldest pending write takes effect. Each kind's guard is what the proofs rest on, checked
-    on the tables packets see now (the CPU checked its writes against its own shadow, if at all)."""
+def apply_write(o: Domain, st: Step, required: bool = True) -> None:
+    """The oldest pending write takes effect (``required``: there must be one). Each kind's guard
+    is what the proofs rest on, checked on the tables packets see now (the CPU checked its writes
+    against its own shadow, if at all)."""
     w, there = o.pending_pop(st)
-    st.require("a write is pending", there)
+    if required:
+        st.require("a write is pending", there)
     conn_write = o.or_(o.eq(w.kind, W_INSERT), o.eq(w.kind, W_MOVE_DELETE), o.eq(w.kind, W_FORGET_DELETE))
     _apply_conn(o, st, w, o.and_(there, conn_write))
     _apply_pool(o, st, w, o.and_(there, o.or_(o.eq(w.kind, W_POOL), o.eq(w.kind, W_POOL_DELETE))))
@@ -735,19 +845,13 @@ ACTIONS: dict[str, Action] = {
     "lose": lose,
     "delay": delay,
     "tick": tick,
-    "read_learns": read_learns,
-    "decide_insert": decide_insert,
-    "decide_move_delete": decide_move_delete,
-    "forget": forget,
-    "restart": restart,
-    "request": request,
-    "start_update": start_update,
-    "advance_update": advance_update,
-    "reclaim": reclaim,
     "apply_write": apply_write,
+    "cpu_learn": cpu_learn,
+    "cpu_advance": cpu_advance,
+    "cpu_expire": cpu_expire,
+    "operator_update": operator_update,
+    "dip_fail": dip_fail,
+    "restart": restart,
 }
-"""Every action of the abstract system, by name (the check and the proofs use these)."""
-
-
-def conn_paths(c: Any) -> Iterable[tuple[Any, ...]]:
-    return (("conn", c, f) for f in (*CONN_FIELDS, *GHOST_FIELDS))
+"""Every action of the abstract system, by name: a CPU action is ``flush`` then one of these,
+then the first of its writes take effect (``apply_write``)."""

@@ -1,19 +1,30 @@
 """The compiled program on BMv2 against the model. Needs p4c and simple_switch_grpc on PATH."""
 
+import os
 import random
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from unittest import mock
 
+import psutil
 import pytest
 
+from model import decisions
+from model import events as ev
 from model.config import Config
 from model.cpu import Cpu
 from model.hashing import HashPlan, dip_index
+from model.observations import PacketObservation
 from model.types import ACK, PROTO_TCP, PROTO_UDP, Dip, FiveTuple, Packet, Vip, parse_ip
 from proofs import cookie
 from silkcheck import differential
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
-from silkcheck.trace import load
+from silkcheck.targets.model import ModelTarget
+from silkcheck.trace import TraceError, dumps, load, loads
 from tests.helpers import OTHER_PORT, OWNED, SPOOFED, replay_attack
 
 MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
@@ -82,13 +93,16 @@ def test_hashes_agree_bit_for_bit(target, name):
     pool = tuple(Dip(parse_ip("10.0.1.0") + i, 8080) for i in range(13))
     Cpu.boot(config, plan, dataplane, {vip: pool})
     rng = random.Random(name)
+    flows = []
     for index in range(1500):
         if index % 2:
-            ft = FiveTuple(rng.getrandbits(32), vip.ip, rng.getrandbits(16), vip.port, PROTO_TCP)
+            flows.append(FiveTuple(rng.getrandbits(32), vip.ip, rng.getrandbits(16), vip.port, PROTO_TCP))
         else:
-            ft = FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
-                           rng.choice((PROTO_TCP, PROTO_UDP)))  # fmt: skip
-        report, _ = dataplane.inject(index, Packet(ft, ACK))
+            flows.append(FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
+                                   rng.choice((PROTO_TCP, PROTO_UDP))))  # fmt: skip
+    results = dataplane.inject([(index, ev.PacketArrives(index, Packet(ft, ACK))) for index, ft in enumerate(flows)])
+    for index, ft in enumerate(flows):
+        report, _ = results[index + 1]
         h = plan.flow(ft)
         assert report["digest"] == h.digest, ft
         assert [report.bucket(s) for s in range(config.stages)] == list(h.buckets), ft
@@ -105,16 +119,132 @@ def test_example_traces_agree(target, path):
     assert outcome.bmv2_verdict.summary() == outcome.model_verdict.summary()
 
 
-def test_short_random_campaign_finds_no_mismatch(target, tmp_path):
-    result = differential.campaign(12, 1000, differential.bmv2_runner(target), events=40, out_dir=tmp_path)
-    assert result.traces == 12
-    assert result.packets > 0
-    assert result.mismatches == []
-
-
 def test_replay_on_bmv2(capsys):
     assert main(["replay", str(EXAMPLES_DIR / "demo-update.json"), "--target", "bmv2"]) == 0
     assert "demo-update on bmv2: PASS" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- campaigns on a Dask cluster
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from silkcheck.cluster import open_cluster
+
+    with open_cluster(None, 2) as client:
+        yield client
+
+
+def _switches(pids):
+    """The BMv2 switches started by the processes ``pids``."""
+    return [child for pid in pids for child in psutil.Process(pid).children()
+            if child.name().startswith("simple_switch")]  # fmt: skip
+
+
+def test_a_random_campaign_on_a_two_worker_cluster_each_with_its_switch(cluster, tmp_path):
+    result = differential.campaign(cluster, 12, 1000, events=40, out_dir=tmp_path)
+    assert result.traces == 12 and result.workers == 2
+    assert result.packets > 0 and result.mismatches == [] and result.saved == {}
+    assert result.harness_rate > 0
+    assert len(_switches(cluster.run(os.getpid).values())) == 2  # one BMv2 per worker process
+
+
+_PATCHES: list = []
+
+
+def _sealed_misses_never_dropped(on: bool) -> None:
+    """On a worker: the model forwards what the P4 program drops (or no longer, ``on`` False)."""
+    if on:
+        _PATCHES.append(mock.patch.object(decisions, "drops_sealed", lambda o, hit, phase, transit_hit: False))
+        _PATCHES[-1].start()
+    else:
+        _PATCHES.pop().stop()
+
+
+def _loads(trace):
+    """Whether the trace loader takes the trace back (it refuses the random traces' packets to a
+    VIP the trace does not declare)."""
+    try:
+        loads(dumps(trace))
+    except TraceError:
+        return False
+    return True
+
+
+def _drops_a_sealed_miss(trace):
+    paths = (o.path for o in ModelTarget().run(trace) if isinstance(o, PacketObservation))
+    return "miss:sealed-transit-hit" in paths
+
+
+def test_a_mismatch_found_on_a_worker_is_saved_by_the_client_then_minimized(cluster, tmp_path, capsys):
+    seed = next(seed for seed in range(50) if _drops_a_sealed_miss(differential.random_trace(seed, "collide"))
+                and _loads(differential.random_trace(seed, "collide")))  # fmt: skip
+    cluster.run(_sealed_misses_never_dropped, True)
+    try:
+        result = differential.campaign(cluster, 1, seed, profiles=("collide",), out_dir=tmp_path)
+    finally:
+        cluster.run(_sealed_misses_never_dropped, False)
+    name = f"random-collide-{seed}"
+    assert [m.split(":")[0] for m in result.mismatches] == [name]
+    assert result.saved == {name: tmp_path / f"{name}-min.json"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}-min.json"]  # the trace as found is replaced
+    err = capsys.readouterr().err
+    assert f"mismatch {name} found: saved" in err and f"mismatch {name} minimized: saved" in err
+    small = loads(result.saved[name].read_text(), source="the minimized mismatch")
+    assert len(small.events) < 60
+    with mock.patch.object(decisions, "drops_sealed", lambda o, hit, phase, transit_hit: False):
+        patched = ModelTarget().run(small)
+    assert patched != ModelTarget().run(small)  # it still shows the difference
+
+
+def test_a_switch_dies_with_its_worker_and_the_campaign_goes_on(cluster, tmp_path):
+    """A worker killed mid-campaign takes its switch with it (the kernel's parent-death signal follows
+    the task thread that started it); its batch runs again elsewhere and every trace is compared."""
+    killed: list[psutil.Process] = []
+
+    def kill_a_worker(result: differential.CampaignResult) -> None:
+        if not killed:
+            worker = sorted(cluster.run(os.getpid).values())[0]
+            killed.extend(_switches([worker]))
+            os.kill(worker, signal.SIGKILL)
+
+    result = differential.campaign(cluster, 24, 3000, events=40, out_dir=tmp_path, progress=kill_a_worker)
+    assert len(killed) == 1
+    _, alive = psutil.wait_procs(killed, timeout=15)
+    assert alive == [], "the killed worker's switch outlived it"
+    assert result.traces == 24 and result.mismatches == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_killing_diff_ends_its_workers_and_their_switches(signum, tmp_path):
+    command = [sys.executable, "-m", "silkcheck.cli", "diff", "--random", "100000", "--workers", "2", "--no-anchor"]
+    parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 90
+    switches: list[psutil.Process] = []
+    while len(switches) < 2 and parent.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        switches = [p for p in psutil.Process(parent.pid).children(recursive=True)
+                    if p.name().startswith("simple_switch")]  # fmt: skip
+    everything = psutil.Process(parent.pid).children(recursive=True)
+    assert len(switches) == 2, parent.stderr.read() if parent.poll() is not None else "no switches"
+    time.sleep(1.0)  # both at work
+    parent.send_signal(signum)
+    out, err = parent.communicate(timeout=60)
+    _, alive = psutil.wait_procs(everything, timeout=20)
+    assert alive == [], f"still running after the command ended: {[(p.pid, p.name()) for p in alive]}"
+    if signum == signal.SIGTERM:
+        assert parent.returncode == 130, err
+        assert "(interrupted)" in out and "model and bmv2 agree" in out
+
+
+def test_the_raw_anchor_feeds_the_program_from_a_pcap_file():
+    from silkcheck.targets.bmv2 import raw_rate
+
+    traces = [differential.random_trace(seed, "wide", 200) for seed in range(3)]
+    packets = [event for trace in traces for event in trace.packets]
+    raw = raw_rate(differential.PROFILES["wide"], traces[0].vips, packets)
+    assert raw.packets == len(packets)
+    assert 0 < raw.outputs <= len(packets) and raw.rate > 0
 
 
 @pytest.mark.parametrize("replayed", [OWNED, SPOOFED, OTHER_PORT], ids=["own", "spoofed", "other-port"])

@@ -12,6 +12,7 @@ from model.types import PROTO_TCP, PROTO_UDP, Dip, Vip, parse_ip
 from silkcheck.capture import CaptureError, capture_trace, distinct_flows, read_capture
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
+from silkcheck.inputs import InputError
 from silkcheck.oracle import judge
 from silkcheck.pcap import export_pcap
 from silkcheck.targets.model import ModelTarget
@@ -90,14 +91,14 @@ def test_unusable_captures_are_refused_with_the_reason(demo_pcap: Path, tmp_path
     cases = [
         (_write(tmp_path / "text.pcap", b"this is not a capture\n"), "not a pcap"),
         (_write(tmp_path / "cut.pcap", demo_pcap.read_bytes()[:300]), "truncated: packet #4"),
-        (tmp_path / "missing.pcap", "no such capture file"),
+        (tmp_path / "missing.pcap", "cannot read the capture: No such file"),
     ]
     arp = tmp_path / "arp.pcap"
     quoted_tcp = Ether() / IP(dst="1.1.1.1") / ICMP(type=3) / IP(src="1.1.1.1") / TCP(sport=80)
     wrpcap(str(arp), [Ether() / ARP(), quoted_tcp])
     cases.append((arp, "no IPv4 TCP or UDP packets"))
     for path, reason in cases:
-        with pytest.raises(CaptureError, match=reason):
+        with pytest.raises((CaptureError, InputError), match=reason):
             read_capture(path, [WEB])
     with pytest.raises(CaptureError, match=r"to map onto 30\.0\.0\.2:53/udp"):
         read_capture(demo_pcap, [DNS])

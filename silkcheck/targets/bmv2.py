@@ -35,11 +35,10 @@ import subprocess
 import tempfile
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-
-import grpc
 
 from model import decisions as d
 from model import events as ev
@@ -48,17 +47,29 @@ from model.cpu import Cpu
 from model.dataplane import LearnChannel, LearnEvent, VipEntry
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
-from model.switch import Switch
-from model.types import Dip, FiveTuple, Packet, Vip
+from model.switch import InvalidEvent, Switch
+from model.types import Dip, FiveTuple, Vip
 from silkcheck import frames
 from silkcheck.frames import CLIENT_PORT, Egress
 from silkcheck.p4build import Build, build, require_tool
-from silkcheck.p4runtime import P4Info, P4RuntimeClient, P4RuntimeError, StreamItem, Tables, decode, encode
-from silkcheck.targets.model import step_all
-from silkcheck.trace import Trace
+from silkcheck.p4runtime import (
+    P4Info,
+    P4RuntimeClient,
+    P4RuntimeError,
+    StreamItem,
+    Tables,
+    decode,
+    encode,
+    pipeline_request,
+)
+from silkcheck.p4wire import PacketIn
+from silkcheck.targets.model import Driver, event_error, step_each
+from silkcheck.trace import CookieAck, PacketEvent, Trace
 
 CPU_PORT = 255
 PACKET_TIMEOUT_S = 10.0
+IN_FLIGHT = 128
+"""Packets injected and not yet answered, at most: BMv2's input buffer drops what does not fit."""
 START_TIMEOUT_S = 30.0
 
 # p4/silkroad.p4 report_t, field for field.
@@ -122,21 +133,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-class SimpleSwitch:
-    """A ``simple_switch_grpc`` process on loopback ports, with no interfaces."""
+def _dying_with_parent(command: list[str]) -> list[str]:
+    """``command`` run so that the kernel ends it when the Python process that started it dies,
+    however it dies (a killed campaign worker leaves no switch behind): util-linux ``setpriv`` sets
+    the parent-death signal and execs it. The signal follows the *thread* that started it: a main
+    thread, or a Dask worker's task thread, which lives as long as its worker (Dask's executor
+    threads end only when the worker closes). (A ``preexec_fn`` would do it too, but forks a
+    process whose gRPC threads then complain.)"""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *command] if setpriv else command
 
-    def __init__(self) -> None:
+
+class SimpleSwitch:
+    """A ``simple_switch_grpc`` process on loopback ports. By default it has no interfaces (packets
+    go in and out over P4Runtime) and logs nothing; ``log`` turns BMv2's own packet log on, into
+    that file. With ``interfaces`` (port -> name) and ``files_wait_s``, port N reads
+    ``NAME_in.pcap`` in ``workdir`` (which the caller prepared) after that many seconds, and
+    writes ``NAME_out.pcap``."""
+
+    def __init__(self, log: Path | None = None, interfaces: dict[int, str] | None = None, files_wait_s: int = 0,
+                 workdir: Path | None = None) -> None:  # fmt: skip
         binary = require_tool("simple_switch_grpc")
-        self.workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
+        self.workdir = workdir or Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
         self.grpc_address = f"127.0.0.1:{_free_port()}"
         self.log_path = self.workdir / "switch.log"
+        logging = ["--log-file", str(log), "--log-level", "debug", "--log-flush"] if log else []
+        ports = [arg for port, name in sorted((interfaces or {}).items()) for arg in ("-i", f"{port}@{name}")]
+        files = ["--use-files", str(files_wait_s)] if interfaces else []
         command = [
-            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()),
+            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files, *ports,
             *self._notifications_option(binary),
             "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
         ]  # fmt: skip
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir)
+        with self.log_path.open("w") as out:
+            self.process = subprocess.Popen(_dying_with_parent(command), stdout=out, stderr=subprocess.STDOUT,
+                                            cwd=self.workdir)  # fmt: skip
         self._wait_ready()
 
     def _notifications_option(self, binary: str) -> list[str]:
@@ -147,25 +178,32 @@ class SimpleSwitch:
         return ["--notifications-addr", f"ipc://{self.workdir}/notifications.ipc"]
 
     def _wait_ready(self) -> None:
-        """Poll the gRPC port until it answers; give up if the process dies or time runs out."""
+        """Poll the gRPC port until it accepts a connection; give up if the process dies or time runs out.
+        (A plain TCP connect: a gRPC readiness future's poller thread outlives the channel it polls.)"""
+        host, port = self.grpc_address.rsplit(":", 1)
         deadline = time.monotonic() + START_TIMEOUT_S
-        with grpc.insecure_channel(self.grpc_address) as channel:
-            while True:
-                if self.process.poll() is not None:
-                    raise P4RuntimeError(f"simple_switch_grpc exited at start:\n{self.log_tail()}")
-                try:
-                    grpc.channel_ready_future(channel).result(timeout=0.2)
-                    return
-                except grpc.FutureTimeoutError:
-                    if time.monotonic() > deadline:
-                        self.stop()
-                        raise P4RuntimeError(f"simple_switch_grpc did not answer on {self.grpc_address}") from None
+        while True:
+            if self.process.poll() is not None:
+                raise P4RuntimeError(f"simple_switch_grpc exited at start:\n{self.log_tail()}")
+            try:
+                socket.create_connection((host, int(port)), timeout=0.2).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise P4RuntimeError(f"simple_switch_grpc did not answer on {self.grpc_address}") from None
+                time.sleep(0.05)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+    def kill(self) -> None:
+        """End the switch at once, without a word to it (for a process that is going away)."""
+        self.process.kill()
+        shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -238,31 +276,49 @@ class P4RuntimeDataPlane(LearnChannel):
 
     # ------------------------------------------------------------ packets
 
-    def inject(self, index: int, packet: Packet) -> tuple[Report, Egress | None]:
-        """Send one packet through the pipeline and wait for its report and output."""
-        tag = index + 1
+    def inject(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> dict[int, tuple[Report, Egress | None]]:
+        """Send a batch of packets through the pipeline, at most ``IN_FLIGHT`` at a time, and
+        collect each one's report and output by its tag (the trace event index + 1). The table
+        writes made so far are sent first: the packets must see them."""
+        self.tables.flush()
         meta = self.tables.info.packet_metadata["packet_out"]
-        self.client.packet_out(
-            frames.packet_frame(packet).to_bytes(),
-            {meta["tag"][0]: encode(tag, 32), meta["ingress_port"][0]: encode(CLIENT_PORT, 16)},
-        )
-        report: Report | None = None
-        egress: Egress | None = None
+        tag_id, port_id = meta["tag"][0], meta["ingress_port"][0]
+        port = encode(CLIENT_PORT, 16)
+        reports: dict[int, Report] = {}
+        egress: dict[int, Egress] = {}
+        done: dict[int, tuple[Report, Egress | None]] = {}
+        waiting = {index + 1 for index, _ in batch}
+        sent = 0
         deadline = time.monotonic() + PACKET_TIMEOUT_S
-        while report is None or (report["outcome"] != 0 and egress is None):
-            item = self._next(deadline, index)
+        while len(done) < len(batch):
+            while sent < len(batch) and sent - len(done) < IN_FLIGHT:
+                index, event = batch[sent]
+                self.client.packet_out(frames.packet_frame(event.packet).to_bytes(),
+                                       {tag_id: encode(index + 1, 32), port_id: port})  # fmt: skip
+                sent += 1
+            item = self._next(deadline, batch[len(done)][0])
             if item.kind == "digest":
-                for data in item.message.data:  # type: ignore[attr-defined]
-                    found = Report({n: decode(m.bitstring) for n, m in zip(REPORT_FIELDS, data.struct.members,
-                                                                             strict=True)})  # fmt: skip
-                    if found["tag"] != tag:
-                        raise P4RuntimeError(f"report for tag {found['tag']} while waiting for {tag}")
-                    report = found
+                for members in item.message.data:  # type: ignore[attr-defined]
+                    report = Report({n: decode(m) for n, m in zip(REPORT_FIELDS, members, strict=True)})
+                    tag = self._expected(report["tag"], waiting, "report")
+                    reports[tag] = report
+                    if report["outcome"] == 0 or tag in egress:
+                        done[tag] = (report, egress.get(tag))
             elif item.kind == "packet":
-                egress = self._egress(item.message, tag)
+                tag, frame = self._egress(item.message, waiting)  # type: ignore[arg-type]
+                egress[tag] = frame
+                if tag in reports:
+                    done[tag] = (reports[tag], frame)
             else:
                 raise P4RuntimeError(f"stream error: {item.message}")
-        return report, egress
+            deadline = time.monotonic() + PACKET_TIMEOUT_S
+        return done
+
+    @staticmethod
+    def _expected(tag: int, waiting: set[int], what: str) -> int:
+        if tag not in waiting:
+            raise P4RuntimeError(f"{what} for tag {tag}, which is not in the batch being injected")
+        return tag
 
     def _next(self, deadline: float, index: int) -> StreamItem:
         try:
@@ -270,16 +326,20 @@ class P4RuntimeDataPlane(LearnChannel):
         except queue.Empty:
             raise P4RuntimeError(f"events[{index}]: no report from the switch within {PACKET_TIMEOUT_S} s") from None
 
-    def _egress(self, packet: object, tag: int) -> Egress:
-        meta = {m.metadata_id: decode(m.value) for m in packet.metadata}  # type: ignore[attr-defined]
+    def _egress(self, packet: PacketIn, waiting: set[int]) -> tuple[int, Egress]:
+        meta = {key: decode(value) for key, value in packet.metadata.items()}
         ids = self.tables.info.packet_metadata["packet_in"]
-        if meta.get(ids["tag"][0]) != tag:
-            raise P4RuntimeError(f"frame for tag {meta.get(ids['tag'][0])} while waiting for {tag}")
-        return Egress(meta[ids["egress_port"][0]], bytes(packet.payload))  # type: ignore[attr-defined]
+        tag = self._expected(meta.get(ids["tag"][0], 0), waiting, "frame")
+        return tag, Egress(meta[ids["egress_port"][0]], packet.payload)
 
-    def process(self, index: int, t: int, packet: Packet) -> PacketObservation:
-        """One trace packet through BMv2, observed as the model observes its own."""
-        report, egress = self.inject(index, packet)
+    def process(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> list[PacketObservation]:
+        """Trace packets through BMv2 (no other event between them), observed as the model
+        observes its own: in trace order, the learning filter and idle timers applied in that order."""
+        results = self.inject(batch)
+        return [self._observe(index, event, *results[index + 1]) for index, event in batch]
+
+    def _observe(self, index: int, event: ev.PacketArrives, report: Report, egress: Egress | None) -> PacketObservation:
+        t, packet = event
         self.reports[index] = report
         if egress is not None:
             self.egress[index] = egress
@@ -306,13 +366,37 @@ def _vip_key(vip: Vip) -> dict[str, int]:
 
 
 class Bmv2Switch(Switch):
-    """The model's ``Switch`` with BMv2 as its data plane: packets go to the
-    switch, every other event to the same CPU and learn channel as the model."""
+    """The model's ``Switch`` with BMv2 as its data plane: packets go to the switch, every other
+    event to the same CPU and learn channel as the model. Every event that is not a packet is a
+    barrier: the packets between two of them go to the switch as one batch. A reactive packet is
+    one too: its ack answers a SYN-ACK, so every packet before it must be back first."""
 
-    def step(self, index: int, event: ev.Event) -> Observation:
-        if isinstance(event, ev.PacketArrives):
-            return self.dataplane.process(index, event.t, event.packet)  # type: ignore[attr-defined]
-        return super().step(index, event)
+    def run(self, trace: Trace) -> list[Observation]:
+        dataplane: P4RuntimeDataPlane = self.dataplane  # type: ignore[assignment]
+        driver = Driver(self)
+        observations: list[Observation] = []
+        batch: list[tuple[int, ev.PacketArrives]] = []
+
+        def flush() -> None:
+            for observation in dataplane.process(batch):
+                driver.wire.note(observation)
+                observations.append(observation)
+            batch.clear()
+
+        for index, event in enumerate(trace.events):
+            if type(event) is ev.PacketArrives:
+                batch.append((index, event))
+                continue
+            flush()
+            if isinstance(event, CookieAck):  # its ack answers a SYN-ACK: every packet before it is back
+                try:
+                    batch.append((index, driver.as_sent(event)))
+                except InvalidEvent as error:
+                    raise event_error(trace, index, event, str(error)) from None
+                continue
+            observations += step_each(driver, trace, [event], first=index)
+        flush()
+        return observations
 
 
 @dataclass
@@ -326,7 +410,8 @@ class Bmv2Target:
 
     name = "bmv2"
 
-    def __init__(self) -> None:
+    def __init__(self, log: Path | None = None) -> None:
+        self.log = log
         self._switch: SimpleSwitch | None = None
         self._client: P4RuntimeClient | None = None
         atexit.register(self.close)
@@ -339,6 +424,12 @@ class Bmv2Target:
             self._switch.stop()
             self._switch = None
 
+    def abandon(self) -> None:
+        """Kill the switch without closing the P4Runtime client (whose gRPC threads may be mid-call)."""
+        if self._switch is not None:
+            self._switch.kill()
+            self._switch = None
+
     def __enter__(self) -> Bmv2Target:
         return self
 
@@ -347,7 +438,7 @@ class Bmv2Target:
 
     def _connect(self) -> P4RuntimeClient:
         if self._client is None:
-            self._switch = SimpleSwitch()
+            self._switch = SimpleSwitch(self.log)
             self._client = P4RuntimeClient(self._switch.grpc_address)
         return self._client
 
@@ -355,9 +446,9 @@ class Bmv2Target:
         """A fresh pipeline for ``config``: compiled if needed, pushed, digests enabled."""
         compiled: Build = build(config)
         client = self._connect()
-        info = P4Info(compiled.p4info)
+        info, request = _pipeline(compiled.p4info, compiled.json)
         try:
-            client.set_pipeline(info, compiled.json.read_bytes())
+            client.push_pipeline(request)
         except P4RuntimeError as error:
             tail = self._switch.log_tail() if self._switch else ""
             raise P4RuntimeError(f"{error}\n{tail}") from None
@@ -375,7 +466,8 @@ class Bmv2Target:
         dataplane = self.dataplane(trace.config)
         cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips, queued=True)
         switch = Bmv2Switch(trace.config, dataplane, cpu)  # type: ignore[arg-type]
-        observations = step_all(switch, trace)
+        observations = switch.run(trace)
+        dataplane.tables.flush()  # no packet sees the last writes, but a refused one is still an error
         return Bmv2Run(observations, dataplane)
 
     def run(self, trace: Trace) -> list[Observation]:
@@ -383,6 +475,71 @@ class Bmv2Target:
 
 
 @cache
+def _pipeline(p4info: Path, device_json: Path) -> tuple[P4Info, bytes]:
+    """A build's P4Info and the request that pushes it, read and encoded once per process (a
+    build's files never change: its directory is named by the config's hash)."""
+    info = P4Info(p4info)
+    return info, pipeline_request(info, device_json.read_bytes())
+
+
+@cache
 def shared_target() -> Bmv2Target:
     """One switch process per Python process, reused by every run (each run reloads the pipeline)."""
     return Bmv2Target()
+
+
+FILES_WAIT_S = 3
+"""How long a pcap-fed switch waits before reading its input: time to push the pipeline and the boot writes."""
+RAW_SETTLE_S = 1.0
+
+
+@dataclass
+class RawRate:
+    packets: int
+    outputs: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.packets / self.seconds
+
+
+def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence[PacketEvent]) -> RawRate:
+    """BMv2 alone, as the anchor for the harness: the same program with the same boot writes (VIPs
+    and pools), fed ``packets`` from a pcap file (``--use-files``) with no controller in the loop (a
+    reactive packet goes as written, its ack unanswered: the anchor times the pipeline, not a verdict).
+    The rate is the input packets over the time from the switch's first output to its last."""
+    from silkcheck.pcap import read_records, write_packets
+
+    if not packets:
+        raise P4RuntimeError("raw BMv2 rate: no packets to feed")
+    compiled = build(config)
+    workdir = Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-raw-"))
+    interfaces = {port: f"port{port}" for port in (CLIENT_PORT, frames.SERVER_PORT)}
+    write_packets(((e.t, e.packet) for e in packets), workdir / f"{interfaces[CLIENT_PORT]}_in.pcap")
+    write_packets((), workdir / f"{interfaces[frames.SERVER_PORT]}_in.pcap")
+    switch = SimpleSwitch(interfaces=interfaces, files_wait_s=FILES_WAIT_S, workdir=workdir)
+    client = P4RuntimeClient(switch.grpc_address)
+    try:
+        info, request = _pipeline(compiled.p4info, compiled.json)
+        client.push_pipeline(request)
+        tables = Tables(client, info)
+        dataplane = P4RuntimeDataPlane(config, HashPlan(config), tables, client)
+        Cpu.boot(config, dataplane.plan, dataplane, vips)
+        tables.flush()
+        outputs = [workdir / f"{name}_out.pcap" for name in interfaces.values()]
+        sizes: list[int] = []
+        deadline = time.monotonic() + FILES_WAIT_S + PACKET_TIMEOUT_S + len(packets) / 100
+        while time.monotonic() < deadline:  # until the output files stop growing
+            time.sleep(RAW_SETTLE_S)
+            now = [p.stat().st_size if p.exists() else 0 for p in outputs]
+            if sum(now) and now == sizes:
+                break
+            sizes = now
+        stamps = [r.nanos for p in outputs if p.exists() and p.stat().st_size for r in read_records(p)]
+    finally:
+        client.close()
+        switch.stop()
+    if len(stamps) < 2:
+        raise P4RuntimeError(f"raw BMv2 rate: the switch sent {len(stamps)} of {len(packets)} packets out")
+    return RawRate(len(packets), len(stamps), (max(stamps) - min(stamps)) / 1e9)

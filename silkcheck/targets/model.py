@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from model import events as ev
@@ -18,7 +18,11 @@ class ModelTarget:
     name = "model"
 
     def run(self, trace: Trace) -> list[Observation]:
-        return step_all(Switch.boot(trace.config, trace.vips), trace)
+        return list(self.stream(trace, trace.events))
+
+    def stream(self, trace: Trace, events: Iterable[TraceEvent]) -> Iterator[Observation]:
+        """``events`` (for ``trace``'s config and VIPs) through a fresh model, one observation at a time."""
+        return step_each(Driver(Switch.boot(trace.config, trace.vips)), trace, events)
 
 
 class NoCookieToAnswer(InvalidEvent):
@@ -55,37 +59,30 @@ def refinement_of(trace: Trace) -> Refined:
     """Run ``trace`` on the model, checking every step against the abstract system the proofs are
     about (``spec``): the first step it cannot take, if any."""
     switch = Switch.boot(trace.config, trace.vips)
-    driver = Driver(switch)
-
-    def step(index: int, event: TraceEvent) -> Observation:
-        try:
-            return driver.step(index, event)
-        except InvalidEvent as error:
-            raise event_error(trace, index, str(error)) from None
-
-    return check_run(switch, trace.events, step)
+    return check_run(switch, trace.events, step_each(Driver(switch), trace, trace.events))
 
 
-def step_all(switch: Switch, trace: Trace) -> list[Observation]:
-    """Every event of ``trace`` through ``switch``; an event the state cannot take, or one that would
-    overfill a table of the P4 program, is an error of the trace's file at that event."""
-    driver = Driver(switch)
-    observations: list[Observation] = []
-    for index, event in enumerate(trace.events):
+def step_each(driver: Driver, trace: Trace, events: Iterable[TraceEvent], first: int = 0) -> Iterator[Observation]:
+    """Every event through ``driver``'s switch (the first being ``trace``'s events[first]); an event
+    the state cannot take, or one that would overfill a table of the P4 program, is an error of the
+    trace's file at that event."""
+    for index, event in enumerate(events, first):
         try:
             observation = driver.step(index, event)
         except InvalidEvent as error:
-            raise event_error(trace, index, str(error)) from None
+            raise event_error(trace, index, event, str(error)) from None
         if isinstance(observation, CpuObservation) and (observation.whitelisted or observation.phases):
-            overflow = capacity_overflow(switch)
+            overflow = capacity_overflow(driver.switch)
             if overflow:
-                raise event_error(trace, index, overflow)
-        observations.append(observation)
-    return observations
+                raise event_error(trace, index, event, overflow)
+        yield observation
 
 
-def event_error(trace: Trace, index: int, message: str) -> TraceError:
-    event: ev.Event = trace.events[index]
+def step_all(switch: Switch, trace: Trace) -> list[Observation]:
+    return list(step_each(Driver(switch), trace, trace.events))
+
+
+def event_error(trace: Trace, index: int, event: TraceEvent, message: str) -> TraceError:
     where = trace.source or trace.name or "trace"
     return TraceError(f"{where}: events[{index}] ({event_to_dict(event)['kind']}): {message}")
 
