@@ -186,6 +186,8 @@ _PACKED = {
     Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen", "failed_at"},
     ConnEntry: {"version", "last_hit"},
 }  # fmt: skip
+BENCH_SCOPES = ("update-2", "full-table-2", "collision-2", "expiry-2", "update-2-writes")
+"""Two-connection scopes ``silkcheck prove --bench`` takes to their fixpoint."""
 """Every field ``pack`` copies, per class."""
 _IMAGED = {
     LearnEvent: ("sent", "visible", "kind", "ft", "version", "hit"),
@@ -1199,6 +1201,8 @@ _COLLISION_CONFIG = Config(
     teardown_grace=0,
 )
 _CUCKOO_CONFIG = replace(_UPDATE_CONFIG, buckets_per_stage=1)
+_PROMPT_CONFIG = replace(_UPDATE_CONFIG, learn_delay_bound=0)
+"""Learn events visible at once (so no delay faults): what lets two connections reach a fixpoint."""
 
 SCOPES = {
     # One connection, whole reachable graphs.
@@ -1207,9 +1211,19 @@ SCOPES = {
     "two-updates-1": Scope("two-updates-1", _UPDATE_CONFIG, connections=1, updates=2, expiry=False),
     # Write-granular: packets, ticks and learn delays between the CPU's single table writes.
     "update-1-writes": Scope("update-1-writes", _UPDATE_CONFIG, connections=1, updates=1, expiry=False, writes=True),
+    # Two connections, whole reachable graphs (``silkcheck prove --bench``).
+    "update-2": Scope("update-2", _PROMPT_CONFIG, connections=2, updates=1, expiry=False),
+    "full-table-2": Scope("full-table-2", replace(_PROMPT_CONFIG, stages=1, buckets_per_stage=1), connections=2,
+                          updates=1, expiry=False),
+    # Clients 1 and 3 have the same digest and (one bucket per stage) the same key in both stages.
+    "collision-2": Scope("collision-2", _COLLISION_CONFIG, connections=2, updates=1, expiry=False, clients=(1, 3)),
+    "expiry-2": Scope("expiry-2", replace(_EXPIRY_CONFIG, learn_delay_bound=0), connections=2, updates=0),
+    "update-2-writes": Scope("update-2-writes", _PROMPT_CONFIG, connections=2, updates=1, expiry=False, writes=True),
     # Two connections or more, every state within a depth.
     "update": Scope("update", _UPDATE_CONFIG, connections=2, updates=1, expiry=False, max_depth=7),
     "expiry": Scope("expiry", _EXPIRY_CONFIG, connections=1, updates=2, max_depth=9),
     "full-table": Scope("full-table", _FULL_TABLE_CONFIG, connections=2, updates=1, expiry=False, max_depth=6),
     "collision": Scope("collision", _COLLISION_CONFIG, connections=3, updates=1, delay_faults=False, max_depth=6),
 }  # fmt: skip
+BENCH_SCOPES = ("update-2", "full-table-2", "collision-2", "expiry-2", "update-2-writes")
+"""Two-connection scopes ``silkcheck prove --bench`` takes to their fixpoint."""

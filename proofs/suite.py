@@ -8,6 +8,7 @@ counterexample that replays on the concrete model as a PCC ``violation``).
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Callable
@@ -254,33 +255,64 @@ def bench() -> None:
 
 
 def _search_bench() -> None:
-    """Every bench scope to its fixpoint (or budget), with two same-run baselines: the scope without
-    symmetry reduction, and a write-granular scope without the refinement check."""
+    """Every bench scope to its fixpoint (or budget), with same-run baselines: a scope without
+    symmetry reduction, a write-granular scope without the refinement check and in two processes."""
     note = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     print("explicit-state search (states/s: wall clock; per CPU s: CPU time of every search process)")
-    lines = []
+    lines, results = [], []
     for name in explicit.BENCH_SCOPES:
         scope = explicit.SCOPES[name]
         r = explicit.search(scope, progress=note, refinement=scope.writes)
-        check = " (refinement on every edge)" if r.refinement else ""
+        results.append(r)
+        check = ", refinement on every edge" if r.refinement else ""
         lines.append([name, f"{scope.connections}", "yes" if scope.writes else "no", f"{r.group}", f"{r.states:,}",
                       f"{r.edges:,}", f"{r.depth}", f"{r.rate:,.0f}", f"{r.states / r.cpu_seconds:,.0f}",
-                      f"{r.peak_rss / 2**20:,.0f}", r.coverage() + check])  # fmt: skip
+                      f"{r.peak_rss / 2**20:,.0f} (+{r.memory / 2**20:,.0f})", r.coverage() + check])  # fmt: skip
     print(report.table(["scope", "conns", "writes", "|G|", "states", "edges", "depth", "states/s", "per CPU s",
-                        "peak MiB", "coverage"], lines))  # fmt: skip
-    scope = explicit.SCOPES[explicit.BENCH_SCOPES[0]]
-    reduced, plain = explicit.search(scope), explicit.search(replace(scope, symmetry=False))
-    print(f"symmetry ({scope.name}): {reduced.states:,} states at {reduced.rate:,.0f} states/s vs {plain.states:,} "
-          f"without it at {plain.rate:,.0f} states/s ({plain.states / reduced.states:.2f}x fewer states)")  # fmt: skip
+                        "peak MiB (search)", "coverage"], lines))  # fmt: skip
+    bound = max(r.collision_bound for r in results)
+    print(f"fingerprints: 64 bits; probability that two states of a scope share one: at most {bound:.1e}")
+    symmetric = next(r.scope for r in results if r.group > 1)
+    reduced, plain = explicit.search(symmetric), explicit.search(replace(symmetric, symmetry=False))
+    print(f"symmetry ({symmetric.name}): {reduced.states:,} states at {reduced.rate:,.0f} states/s vs "
+          f"{plain.states:,} without it at {plain.rate:,.0f} states/s "
+          f"({plain.states / reduced.states:.2f}x the states)")  # fmt: skip
     scope = explicit.SCOPES["update-1-writes"]
     checked, unchecked = explicit.search(scope, refinement=True), explicit.search(scope)
     print(f"refinement check ({scope.name}, {checked.edges:,} edges): {checked.rate:,.0f} states/s with it vs "
-          f"{unchecked.rate:,.0f} without ({unchecked.rate / checked.rate:.1f}x slower with it, "
+          f"{unchecked.rate:,.0f} without ({unchecked.rate / checked.rate:.1f}x; "
           f"{(checked.seconds - unchecked.seconds) / checked.edges * 1e6:,.0f} µs per edge)")  # fmt: skip
+    _copy_bench()
     two = explicit.search(scope, workers=2)
     print(f"two processes ({scope.name}): {two.rate:,.0f} states/s vs {unchecked.rate:,.0f} in one "
           f"({two.rate / unchecked.rate:.2f}x; {two.cpu_seconds:.1f} vs {unchecked.cpu_seconds:.1f} CPU s)")
-    print(f"fingerprints: 64 bits; the largest scope's collision bound {max(r.collision_bound for r in [reduced]):.1e}")
+
+
+def _copy_bench() -> None:
+    """What a search node costs: unpacking a packed state and fingerprinting it, beside copy.deepcopy."""
+    scope = explicit.SCOPES["update-2-writes"]
+    expander = explicit.Expander(scope, refinement=False)
+    partition, stats = explicit.Partition(expander), explicit.LevelStats()
+    partition.admit([expander.root], stats, 1)
+    for _ in range(8):  # a state eight steps from the boot: both connections learned, writes queued
+        partition.expand(stats, scope.max_states)
+    node = max(partition.frontier, key=lambda n: len(n.packed.pending or ()))
+    switch = explicit.unpack(node.packed, expander.config, expander.plan)
+    n = 2000
+    start = time.perf_counter()
+    for _ in range(n):
+        explicit.unpack(node.packed, expander.config, expander.plan)
+    unpack_rate = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(n):
+        copy.deepcopy(switch)
+    deep_rate = n / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for _ in range(n):
+        expander.canon.fingerprint(switch, node.now, node.watch)
+    fingerprint_rate = n / (time.perf_counter() - start)
+    print(f"state copy: unpack {unpack_rate:,.0f}/s vs copy.deepcopy {deep_rate:,.0f}/s "
+          f"({unpack_rate / deep_rate:.1f}x); fingerprint {fingerprint_rate:,.0f}/s (|G| = {expander.canon.group})")
 
 
 def save_all(directory: Path = COUNTEREXAMPLES_DIR) -> list[Row]:
