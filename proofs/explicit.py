@@ -894,10 +894,6 @@ class SearchResult:
         return self.states / self.seconds if self.seconds else 0.0
 
     @property
-    def edge_rate(self) -> float:
-        return self.edges / self.seconds if self.seconds else 0.0
-
-    @property
     def fixpoint(self) -> bool:
         """Every reachable state was explored: the frontier ran empty, no depth or state budget cut it."""
         return self.complete and not self.depth_bounded and self.counterexample is None and self.mismatch is None
@@ -1187,20 +1183,8 @@ _UPDATE_CONFIG = Config(
 )
 _EXPIRY_CONFIG = replace(_UPDATE_CONFIG, bloom_bits=1)
 _FULL_TABLE_CONFIG = replace(_UPDATE_CONFIG, stages=1, buckets_per_stage=1)
-_COLLISION_CONFIG = Config(
-    digest_bits=1,
-    stages=2,
-    buckets_per_stage=1,
-    slots_per_bucket=1,
-    bloom_bits=1,
-    bloom_hashes=1,
-    version_bits=2,
-    epoch_bits=2,
-    learn_delay_bound=0,
-    idle_timeout=1,
-    teardown_grace=0,
-)
-_CUCKOO_CONFIG = replace(_UPDATE_CONFIG, buckets_per_stage=1)
+_COLLISION_CONFIG = replace(_UPDATE_CONFIG, digest_bits=1, buckets_per_stage=1, bloom_bits=1, learn_delay_bound=0,
+                            teardown_grace=0)  # fmt: skip
 _PROMPT_CONFIG = replace(_UPDATE_CONFIG, learn_delay_bound=0)
 """Learn events visible at once (so no delay faults): what lets two connections reach a fixpoint."""
 
