@@ -12,6 +12,9 @@ the refinement check's cost per step.
 
 from __future__ import annotations
 
+import math
+import statistics
+import sys
 import time
 from dataclasses import dataclass
 
@@ -19,7 +22,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from fuzz import machines
-from fuzz.walk import walk
+from fuzz.mutants import MUTANTS, Mutant, get_mutant
+from fuzz.walk import Checks, replay, walk
+from model import decisions
+from silkcheck import report
 
 HYPOTHESIS_SETTINGS = settings(
     max_examples=20,
@@ -58,7 +64,7 @@ def walk_slice(tally: Tally, first_seed: int, refine: bool = True) -> int:
     seed = first_seed
     start = time.process_time()
     while time.process_time() - start < SLICE:
-        tally.steps += walk(seed, refine=refine).steps
+        tally.steps += walk(seed, checks=Checks(refinement=refine)).steps
         seed += 1
     tally.seconds += time.process_time() - start
     return seed
@@ -81,3 +87,75 @@ def run_fuzz_bench(seconds: float) -> None:
     check_us = (1 / walks.rate - 1 / unrefined.rate) * 1e6
     print(f"refinement check: {check_us:,.0f} us per step; the walk takes {unrefined.rate / walks.rate:.1f}x "
           "as long with it as without")
+
+
+# ---------------------------------------------------------------- silkcheck refinement-bench
+
+
+REFINEMENT_ONLY = Checks(refinement=True, invariants=False, pcc=False)
+PCC_ONLY = Checks(refinement=False, invariants=False, pcc=True)
+
+
+@dataclass
+class Kill:
+    seconds: float
+    """CPU seconds of walks until the kill (or the budget, if none)."""
+    steps: int
+    seed: int | None = None
+    """The killing walk (None: the mutant survived the budget)."""
+    event: int | None = None
+    what: str = ""
+
+
+def changes_design(mutant: Mutant) -> bool:
+    """Does ``mutant`` patch ``model.decisions`` (the design, which the proofs are about) rather
+    than the CPU or the data plane (the code that runs)?"""
+    before = dict(vars(decisions))
+    with mutant.patch():
+        return any(vars(decisions).get(name) is not value for name, value in before.items())
+
+
+def time_to_kill(mutant: Mutant, checks: Checks, budget_s: float) -> Kill:
+    """Walks from seed 0 on ``mutant`` under ``checks`` alone, until one fails in a way the shipped
+    model does not show on the same trace, or ``budget_s`` CPU seconds pass."""
+    start, steps, seed = time.process_time(), 0, 0
+    while (spent := time.process_time() - start) < budget_s:
+        with mutant.patch():
+            outcome = walk(seed, checks=checks)
+        steps += outcome.steps
+        failure, trace = outcome.failure, outcome.trace
+        if failure is not None and replay(trace.config, trace.vips, trace.events).failure is None:
+            return Kill(time.process_time() - start, steps, seed, failure.at, f"{failure.category}: {failure.kind}")
+        seed += 1
+    return Kill(spent, steps)
+
+
+def run_refinement_bench(budget_s: float, names: list[str]) -> bool:
+    """Each CPU and data-plane mutant, killed by the refinement check alone and by the PCC oracle
+    alone (the same walks, seed by seed); True if refinement killed every one."""
+    chosen = [get_mutant(n) for n in names] if names else [m for m in MUTANTS if not changes_design(m)]
+    rows, by_refinement, by_pcc = [], [], []
+    for mutant in chosen:
+        print(f"... {mutant.name}", file=sys.stderr, flush=True)
+        refined, pcc = time_to_kill(mutant, REFINEMENT_ONLY, budget_s), time_to_kill(mutant, PCC_ONLY, budget_s)
+        by_refinement.append(refined.seconds if refined.seed is not None else math.inf)
+        by_pcc.append(pcc.seconds if pcc.seed is not None else math.inf)
+        rows.append([mutant.name, *_kill_cells(refined), *_kill_cells(pcc)])
+    print(report.table(["mutant", "refinement", "steps", "where", "PCC oracle", "steps", "where"], rows))
+    killed = sum(1 for s in by_refinement if s < math.inf)
+    print(f"killed by refinement alone: {killed} of {len(chosen)}; by the PCC oracle alone: "
+          f"{sum(1 for s in by_pcc if s < math.inf)} of {len(chosen)} (budget {budget_s:g} CPU s each)")
+    print(f"median CPU seconds to kill: refinement {_median(by_refinement)}, PCC oracle {_median(by_pcc)} "
+          "(a survivor counts as never)")
+    return killed == len(chosen)
+
+
+def _kill_cells(kill: Kill) -> list[str]:
+    if kill.seed is None:
+        return [f"survived {kill.seconds:.0f}s", f"{kill.steps:,}", "-"]
+    return [f"{kill.seconds:.2f}s", f"{kill.steps:,}", f"walk {kill.seed} event {kill.event}"]
+
+
+def _median(seconds: list[float]) -> str:
+    middle = statistics.median(seconds) if seconds else math.nan
+    return "never" if middle == math.inf else f"{middle:.2f}s"

@@ -95,21 +95,35 @@ shows it (what shrinking starts from). A violation that a later CPU step repairs
 next check goes unseen; the campaign's Hypothesis machines check after every step."""
 
 
-def walk(seed: int, coverage: Coverage | None = None, refine: bool = True) -> Outcome:
-    """One random walk from a freshly drawn small switch (``refine``: every step is checked against
-    the abstract system too)."""
-    outcome = _walk(seed, coverage, STRUCTURAL_EVERY, refine)
+@dataclass(frozen=True)
+class Checks:
+    """Which checks a walk makes (campaigns make all three; ``refinement-bench`` one at a time)."""
+
+    refinement: bool = True
+    """Every step is a step of the abstract system (``spec``)."""
+    invariants: bool = True
+    """The structural invariants of the switch's state."""
+    pcc: bool = True
+    """The PCC oracle on the walk's observations."""
+
+
+ALL_CHECKS = Checks()
+
+
+def walk(seed: int, coverage: Coverage | None = None, checks: Checks = ALL_CHECKS) -> Outcome:
+    """One random walk from a freshly drawn small switch, checked by ``checks``."""
+    outcome = _walk(seed, coverage, STRUCTURAL_EVERY, checks)
     if outcome.failure is None:
         return outcome
-    pinned = _walk(seed, None, 1, refine)  # the same events: no generator reads the checker
+    pinned = _walk(seed, None, 1, checks)  # the same events: no generator reads the checker
     return dataclasses.replace(pinned, steps=outcome.steps + pinned.steps)
 
 
-def _walk(seed: int, coverage: Coverage | None, check_every: int, refine: bool) -> Outcome:
+def _walk(seed: int, coverage: Coverage | None, check_every: int, checks: Checks) -> Outcome:
     rng = random.Random(seed)
     chooser = RandomChooser(rng)
     world = World.draw(chooser)
-    checker = Checker(world.switch, every=check_every, refine=refine)
+    checker = Checker(world.switch, every=check_every, refine=checks.refinement, invariants=checks.invariants)
     generators, cumulative = list(WEIGHTS), list(itertools.accumulate(WEIGHTS.values()))
     steps = 0
     for _ in range(chooser.pick(WALK_LENGTHS)):
@@ -130,10 +144,12 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int, refine: bool) 
             failure = checker.after(event, observation)
             if failure is not None:
                 return Outcome(world.trace, failure, steps)
-    if world.trace.events:
+    if world.trace.events and checks.invariants:
         failure = checker.check(len(world.trace.events) - 1)
         if failure is not None:
             return Outcome(world.trace, failure, steps)
+    if not checks.pcc:
+        return Outcome(world.trace, None, steps)
     failure, verdict = oracle_failure(world.config, world.observations)
     if coverage is not None:
         coverage.note_verdict(verdict)

@@ -206,6 +206,15 @@ class Cpu:
         else:
             self.pending.append(write)
 
+    def apply_next(self, clock: Callable[[], int]) -> TableWrite:
+        """The oldest queued write takes effect: sent at ``clock()``, and counted as in effect from
+        ``clock()`` read again once the backend has it (on a real switch, after the write's latency)."""
+        assert self.pending is not None, "a CPU booted with queued=False applies its writes as it makes them"
+        write = self.pending.popleft()
+        write.apply(self.backend, clock())
+        self.applied(write, clock())
+        return write
+
     def applied(self, write: TableWrite, now: int) -> None:
         """``write`` took effect at ``now``. The update protocol's waits run from when a VIPTable
         write takes effect, not from when it was decided: packets in between still saw the

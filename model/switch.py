@@ -145,10 +145,7 @@ class Switch:
         pending = self.pending
         done = []
         for _ in range(len(pending) if count is None else min(count, len(pending))):
-            write = pending.popleft()
-            write.apply(self.dataplane, t)
-            self.cpu.applied(write, t)
-            done.append((write, self.decided_at))
+            done.append((self.cpu.apply_next(lambda: t), self.decided_at))
         return done
 
     def _observe(

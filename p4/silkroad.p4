@@ -436,6 +436,11 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
 #endif
 
     // ------------------------------------------------------------ ConnTable
+    //
+    // support_timeout: the switch times every hit, so a controller that gives an entry an
+    // idle timeout reads how long it has been idle over P4Runtime (time_since_last_hit)
+    // and needs no report of plain hits. Entries written without one (idle_timeout_ns 0,
+    // as the BMv2 target's) are never aged by the switch.
 
     action set_version(bit<VERSION_BITS> version) {
         meta.hit = 1;
@@ -447,6 +452,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #if STAGES > 1
     table ConnTable1 {
@@ -454,6 +460,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 2
@@ -462,6 +469,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 3
@@ -470,6 +478,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 4
@@ -478,6 +487,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 5
@@ -486,6 +496,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 6
@@ -494,6 +505,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 #if STAGES > 7
@@ -502,6 +514,7 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
         actions = { set_version; @defaultonly NoAction; }
         default_action = NoAction();
         size = CONN_TABLE_SIZE;
+        support_timeout = true;
     }
 #endif
 

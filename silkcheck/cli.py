@@ -45,6 +45,20 @@ def _run(trace: Trace, target_name: str) -> Verdict:
     return judge(trace.config, get_target(target_name).run(trace))
 
 
+def _observe(trace: Trace, args: argparse.Namespace) -> list[Observation]:
+    if args.target == "blackbox":
+        from silkcheck.blackbox.harness import Session
+        from silkcheck.blackbox.options import chosen_setup
+
+        with Session(chosen_setup(args, with_pools=False).setup) as session:
+            return session.run(trace).observations
+    if args.target == "bmv2" and args.pause_at is not None:
+        from silkcheck.targets.bmv2 import run_paused
+
+        return run_paused(trace, args.pause_at)
+    return get_target(args.target).run(trace)
+
+
 def unsafe_designs() -> dict[str, Callable[[], contextlib.AbstractContextManager[Any]]]:
     """Every named unsafe variant of the model, each with the patch that applies it: the fuzzer's
     mutants and the proofs' variants (whose saved counterexamples are named after them)."""
@@ -125,7 +139,7 @@ def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Names
 
 
 def replay_trace(trace: Trace, args: argparse.Namespace) -> int:
-    observations = get_target(args.target).run(trace)
+    observations = _observe(trace, args)
     verdict = judge(trace.config, observations)
     refined = refinement_of(trace) if args.target == "model" else None
     applied = f" with {args.mutant} applied" if args.mutant else ""
@@ -322,7 +336,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
-def _targets(p: argparse.ArgumentParser) -> None:
+def _targets(p: argparse.ArgumentParser, blackbox: bool = False) -> None:
+    if blackbox:
+        p.add_argument("--target", default="model", type=opt.choice(lambda: (*TARGETS, "blackbox"), "target"),
+                       help="where to run: model (default), bmv2, or blackbox (any P4 load balancer: see --example)")
+        return
     p.add_argument("--target", default="model", type=opt.choice(lambda: TARGETS, "target"),
                    help="where to run: model (default) or bmv2")
 
@@ -340,7 +358,7 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--summary", action="store_true",
                    help="print counts, the SYN-authentication tally and the first findings, not the "
                         "per-connection table and timeline")  # fmt: skip
-    _targets(p)
+    _targets(p, blackbox=True)
     p.add_argument("--mutant", metavar="NAME", type=opt.choice(lambda: sorted(unsafe_designs()), "mutant"),
                    help="run with this unsafe variant applied (a fuzz mutant or a proof variant): how a saved "
                         "counterexample fails")  # fmt: skip
@@ -361,6 +379,12 @@ def _replay_args(p: argparse.ArgumentParser) -> None:
                    help="read at most this many usable packets of the capture")
     p.add_argument("--save-trace", type=opt.output_file("trace"),
                    help="also save the trace built from the capture as JSON")
+    p.add_argument("--pause-at", type=opt.integer(0, 1 << 40), metavar="N",
+                   help="bmv2: stop before event N with the switch running and print the p4runtime-shell command "
+                        "that opens a session on it")  # fmt: skip
+    from silkcheck.blackbox.options import add_setup_args
+
+    add_setup_args(p)
 
 
 def _mapping_args(p: argparse.ArgumentParser) -> None:
@@ -544,6 +568,19 @@ def cmd_fuzz_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refinement_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=opt.real(0, opt.DAY_S, low_open=True), default=30.0,
+                   help="CPU seconds each mutant gets under each check (default 30)")
+    p.add_argument("names", nargs="*", type=opt.choice(_mutant_names, "mutant"),
+                   help="only these mutants (default: every one that changes the CPU or the data plane)")
+
+
+def cmd_refinement_bench(args: argparse.Namespace) -> int:
+    from fuzz.bench import run_refinement_bench
+
+    return PASS if run_refinement_bench(args.budget, args.names) else VIOLATION
+
+
 def _cluster_bench_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks-per-worker", type=opt.count(10_000), default=12,
                    help="walk tasks per worker and run (12)")
@@ -568,6 +605,134 @@ def cmd_fuzz_fingerprint(args: argparse.Namespace) -> int:
     fingerprint, steps = observation_fingerprint(args.walks)
     print(f"{args.walks} walks, {steps:,} steps: observations sha256 {fingerprint}")
     return 0
+
+
+def _blackbox_args(p: argparse.ArgumentParser) -> None:
+    from silkcheck.blackbox.options import add_pool_args, add_setup_args
+    from silkcheck.blackbox.workload import nemesis_kinds
+
+    add_setup_args(p)
+    add_pool_args(p)
+    p.add_argument("--budget", type=opt.duration(), default=60.0, help="time to hunt: 10s, 10m (default 60s)")
+    p.add_argument("--round", type=opt.duration(3600), default=3.0, help="length of each workload (default 3s)")
+    p.add_argument("--seed", type=opt.SEED, default=0)
+    p.add_argument("--connections-per-s", type=opt.real(0, 100_000, low_open=True), default=100.0,
+                   help="new connections per second (default 100)")
+    p.add_argument("--update-every", type=opt.duration(3600), default=1.0, help="time between pool updates (1s)")
+    p.add_argument("--burst", type=opt.count(10_000, low=0), default=8,
+                   help="new connections opened at each update (default 8)")
+    p.add_argument("--syn-flood-per-s", type=opt.real(0, 100_000), default=0.0,
+                   help="spoofed SYNs per second (default 0)")
+    p.add_argument("--nemesis", default="none", type=opt.validated(nemesis_kinds, "nemesis"),
+                   help="faults: all, none, or a list of controller_pause, controller_kill, digest_delay, "
+                        "digest_drop, write_delay")  # fmt: skip
+    p.add_argument("--no-shrink", action="store_true", help="save the violating workload, do not shrink it")
+    p.add_argument("--repro", type=opt.count(1000), default=10,
+                   help="re-runs of the shrunk trace to count (default 10)")
+    p.add_argument("--shrink-runs", type=opt.count(100_000), default=200,
+                   help="candidates the shrinker may try (default 200)")
+    p.add_argument("--shrink-confirm", type=opt.count(100), default=3,
+                   help="a candidate counts as failing after this many failing runs in a row (default 3)")
+    p.add_argument("--survive", action="store_true", help="do not stop at a violation: run the whole budget")
+    p.add_argument("--out", default="silkcheck-out/blackbox", type=opt.output_dir("black-box results"),
+                   help="where violating traces are saved")
+
+
+def cmd_blackbox(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.campaign import hunt, summary, survive
+    from silkcheck.blackbox.harness import Session
+    from silkcheck.blackbox.options import chosen_setup
+    from silkcheck.blackbox.workload import WorkloadSpec, nemesis_kinds
+
+    chosen = chosen_setup(args)
+    kinds = nemesis_kinds(args.nemesis)
+    spec = WorkloadSpec(int(args.round * 1e6), args.connections_per_s, int(args.update_every * 1e6), args.burst,
+                        args.syn_flood_per_s, kinds)  # fmt: skip
+    command = f"silkcheck replay --target blackbox {chosen.replay_flags}"
+    import signal
+
+    # A SIGTERM (a timeout, CI) unwinds like Ctrl-C, so the namespace and the processes go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    with Session(chosen.setup) as session:
+        if args.survive:
+            text, ok = survive(session, spec, chosen.config, chosen.pools, chosen.dips, args.budget, args.seed,
+                               Path(args.out), command)  # fmt: skip
+            print(text)
+            return 0 if ok else 1
+        result = hunt(session, spec, chosen.config, chosen.pools, chosen.dips, args.budget, args.seed,
+                      Path(args.out), command, not args.no_shrink, args.repro, args.shrink_runs,
+                      args.shrink_confirm)  # fmt: skip
+    print(summary(result, chosen.setup))
+    return VIOLATION if result.found else PASS
+
+
+def _blackbox_bench_args(p: argparse.ArgumentParser) -> None:
+    from silkcheck.blackbox.examples import examples
+
+    p.add_argument("--packets", type=opt.count(10_000_000), default=5_000, help="packets per trial (default 5,000)")
+    p.add_argument("--connections", type=opt.count(65_536), default=64,
+                   help="connections they are spread over (default 64)")
+    p.add_argument("--example", action="append", default=[], type=opt.choice(lambda: list(examples()), "example"),
+                   help="stateless, flip or silkroad (repeatable; default: all three)")  # fmt: skip
+
+
+def cmd_blackbox_bench(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.bench import run_bench
+    from silkcheck.blackbox.examples import example, examples
+    from silkcheck.blackbox.harness import Session, print_progress
+    from silkcheck.trace import Trace
+
+    chosen = [example(name) for name in args.example] or list(examples().values())
+    setups = [(f"({ex.letter}) {ex.name} on BMv2", lambda ex=ex: Session(ex.setup()), Trace(ex.config, ex.pools()))
+              for ex in chosen]  # fmt: skip
+    print(run_bench(setups, args.packets, args.connections, print_progress))
+    return PASS
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("trace", type=opt.input_file("trace"))
+    p.add_argument("--ptf", required=True, metavar="OUT.py", type=opt.output_file("PTF test"),
+                   help="write a PTF test that replays the trace")
+    from silkcheck.blackbox.options import add_setup_args
+
+    add_setup_args(p)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.options import chosen_setup
+    from silkcheck.blackbox.ptf_export import export_ptf
+
+    trace = load(args.trace)
+    path = export_ptf(trace, chosen_setup(args, with_pools=False).setup, Path(args.ptf))
+    print(f"wrote {path}; run it with: silkcheck ptf {path} --example NAME (or --program/--p4info/--controller)")
+    return PASS
+
+
+def _ptf_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("test", type=opt.input_file("PTF test"), help="a test written by silkcheck export --ptf")
+    from silkcheck.blackbox.options import add_setup_args
+
+    add_setup_args(p)
+
+
+def cmd_ptf(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.options import chosen_setup
+    from silkcheck.blackbox.ptf_export import run_ptf
+
+    code = run_ptf(Path(args.test), chosen_setup(args, with_pools=False).setup)
+    print(f"ptf {args.test}: {'PASS' if code == 0 else f'FAIL (ptf exit code {code})'}")
+    return PASS if code == 0 else VIOLATION
+
+
+def cmd_build_examples(args: argparse.Namespace) -> int:
+    from silkcheck.blackbox.examples import examples
+
+    for ex in examples().values():
+        compiled = ex.build()
+        print(f"({ex.letter}) {ex.name}: {compiled.json}\n    silkcheck blackbox --program {compiled.json} "
+              f"--p4info {compiled.p4info} --controller {ex.controller_spec} --vip 20.0.0.1:80/tcp "
+              "--pool 10.0.1.10:8080,10.0.2.10:8080")  # fmt: skip
+    return PASS
 
 
 def _hostile_args(p: argparse.ArgumentParser) -> None:
@@ -627,11 +792,21 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz", "fuzzing campaign: random walks, shrunk failures saved in a database", _fuzz_args, cmd_fuzz),
     ("mutants", "run a campaign against each catalogued unsafe mutant; table of kills", _mutants_args, cmd_mutants),
     ("fuzz-bench", "benchmark: Hypothesis machine vs random-walk steps/s", _fuzz_bench_args, cmd_fuzz_bench),
+    ("refinement-bench", "each CPU/data-plane mutant: CPU time to kill by the refinement check alone vs the PCC "
+     "oracle alone", _refinement_bench_args, cmd_refinement_bench),
     ("cluster-bench", "benchmark: campaign steps/s on a Dask LocalCluster vs plain processes, 1 and 2 workers",
      _cluster_bench_args, cmd_cluster_bench),
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
+    ("blackbox", "black-box PCC testing of any P4 load balancer and its controller on BMv2, with faults",
+     _blackbox_args, cmd_blackbox),
+    ("blackbox-bench", "the black-box harness's cost per packet and BMv2's packets/s through each example",
+     _blackbox_bench_args, cmd_blackbox_bench),
+    ("export", "export a trace as a test for other tools (--ptf: a PTF test)", _export_args, cmd_export),
+    ("ptf", "run a test written by export --ptf under ptf, against BMv2 on veth pairs", _ptf_args, cmd_ptf),
+    ("build-examples", "compile the example load balancers of examples/ (needs p4c)", lambda p: None,
+     cmd_build_examples),
     ("hostile", "hostile-input campaign: malformed traces, captures, files and options for every command",
      _hostile_args, cmd_hostile),
 ]

@@ -48,10 +48,13 @@ class Frame(NamedTuple):
     flags: int = 0
     seq: int = 0
     ack: int = 0
+    ident: int = 0
+    """IPv4 identification: the black-box target numbers the packets it sends in it."""
 
     def to_bytes(self) -> bytes:
         l4_len = 20 if self.proto == PROTO_TCP else 8
-        ip = struct.pack("!BBHHHBBHII", 0x45, 0, IP_LEN + l4_len, 0, 0, TTL, self.proto, 0, self.src_ip, self.dst_ip)
+        ip = struct.pack("!BBHHHBBHII", 0x45, 0, IP_LEN + l4_len, self.ident, 0, TTL, self.proto, 0, self.src_ip,
+                         self.dst_ip)  # fmt: skip
         ip = ip[:10] + struct.pack("!H", csum16(ip)) + ip[12:]
         if self.proto == PROTO_TCP:
             l4 = struct.pack("!HHIIBBHHH", self.src_port, self.dst_port, self.seq, self.ack, 5 << 4, self.flags,
@@ -98,10 +101,11 @@ def parse(data: bytes) -> Frame:
     if len(data) < ETH_LEN + IP_LEN + 8:
         raise ValueError(f"frame of {len(data)} bytes is too short for Ethernet/IPv4/L4")
     proto = data[ETH_LEN + 9]
+    (ident,) = struct.unpack_from("!H", data, ETH_LEN + 4)
     src_ip, dst_ip = struct.unpack_from("!II", data, ETH_LEN + 12)
     src_port, dst_port = struct.unpack_from("!HH", data, ETH_LEN + IP_LEN)
     flags = seq = ack = 0
     if proto == PROTO_TCP:
         seq, ack = struct.unpack_from("!II", data, ETH_LEN + IP_LEN + 4)
         flags = data[ETH_LEN + IP_LEN + 13]
-    return Frame(data[6:12], data[0:6], src_ip, dst_ip, proto, src_port, dst_port, flags, seq, ack)
+    return Frame(data[6:12], data[0:6], src_ip, dst_ip, proto, src_port, dst_port, flags, seq, ack, ident)

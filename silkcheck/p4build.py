@@ -62,23 +62,30 @@ def build_dir(config: Config, root: Path | None = None) -> Path:
 def build(config: Config, root: Path | None = None) -> Build:
     """Compile (or reuse a finished compile of) the program for ``config``."""
     directory = build_dir(config, root)
-    result = Build(directory, directory / "silkroad.json", directory / "silkroad.p4info.txtpb", "")
+    if not (directory / "warnings.txt").exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "constants.json").write_text(json.dumps(config.p4_constants(), indent=2) + "\n")
+    return compile_program(P4_SOURCE, directory, defines(config))
+
+
+def compile_program(source: Path, directory: Path, flags: list[str] | None = None) -> Build:
+    """p4c for BMv2 (v1model) into ``directory``, reused once it finished there (``warnings.txt``)."""
+    result = Build(directory, directory / f"{source.stem}.json", directory / f"{source.stem}.p4info.txtpb", "")
     done = directory / "warnings.txt"
     if done.exists():
         return Build(result.directory, result.json, result.p4info, done.read_text())
     p4c = require_tool("p4c")
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "constants.json").write_text(json.dumps(config.p4_constants(), indent=2) + "\n")
     command = [
         p4c, "--target", "bmv2", "--arch", "v1model", "--std", "p4-16",
-        *defines(config),
+        *(flags or []),
         "-o", str(directory),
         "--p4runtime-files", str(result.p4info),
-        str(P4_SOURCE),
+        str(source),
     ]  # fmt: skip
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise BuildError(f"p4c failed on {P4_SOURCE} ({' '.join(defines(config))}):\n{proc.stderr.strip()}")
+        raise BuildError(f"p4c failed on {source} ({' '.join(flags or [])}):\n{proc.stderr.strip()}")
     warnings = (proc.stdout + proc.stderr).strip()
     done.write_text(warnings)
     return Build(result.directory, result.json, result.p4info, warnings)

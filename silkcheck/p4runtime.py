@@ -22,7 +22,6 @@ from p4.v1 import p4runtime_pb2_grpc
 from silkcheck import p4wire
 from silkcheck.targets import TargetError
 
-ELECTION_ID = p4r.Uint128(high=0, low=1)
 RESPONSE_PACKET, RESPONSE_DIGEST, RESPONSE_ERROR = 2, 3, 6
 """StreamMessageResponse's fields read here (p4runtime.proto)."""
 
@@ -76,12 +75,12 @@ class P4Info:
         }
 
 
-def pipeline_request(p4info: P4Info, device_json: bytes, device_id: int = 0) -> bytes:
+def pipeline_request(p4info: P4Info, device_json: bytes, device_id: int = 0, election_id: int = 1) -> bytes:
     """The encoded request that pushes a pipeline (kept by callers that push one often: encoding
-    the P4Info costs more than BMv2 takes to load it)."""
+    the P4Info costs more than BMv2 takes to load it), from the primary client of ``election_id``."""
     config = p4r.ForwardingPipelineConfig(p4info=p4info.message, p4_device_config=device_json)
     return p4r.SetForwardingPipelineConfigRequest(
-        device_id=device_id, election_id=ELECTION_ID, config=config,
+        device_id=device_id, election_id=p4r.Uint128(high=0, low=election_id), config=config,
         action=p4r.SetForwardingPipelineConfigRequest.VERIFY_AND_COMMIT,
     ).SerializeToString()  # fmt: skip
 
@@ -92,8 +91,9 @@ class StreamItem(NamedTuple):
 
 
 class P4RuntimeClient:
-    def __init__(self, address: str, device_id: int = 0) -> None:
+    def __init__(self, address: str, device_id: int = 0, election_id: int = 1) -> None:
         self.device_id = device_id
+        self.election_id = p4r.Uint128(high=0, low=election_id)
         self.channel = grpc.insecure_channel(address)
         self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
         # The stream and the writes carry raw bytes (``silkcheck.p4wire``): no protobuf per packet.
@@ -102,7 +102,7 @@ class P4RuntimeClient:
         self._requests: queue.Queue[bytes | None] = queue.Queue()
         self.received: queue.Queue[StreamItem] = queue.Queue()
         self._stream = self.channel.stream_stream("/p4.v1.P4Runtime/StreamChannel")(self._request_iterator())
-        arbitration = p4r.MasterArbitrationUpdate(device_id=device_id, election_id=ELECTION_ID)
+        arbitration = p4r.MasterArbitrationUpdate(device_id=device_id, election_id=self.election_id)
         self._send(p4r.StreamMessageRequest(arbitration=arbitration).SerializeToString())
         first = p4r.StreamMessageResponse.FromString(next(self._stream))
         if not first.HasField("arbitration") or first.arbitration.status.code != 0:
@@ -141,7 +141,7 @@ class P4RuntimeClient:
     # ------------------------------------------------------------ pipeline
 
     def set_pipeline(self, p4info: P4Info, device_json: bytes) -> None:
-        self.push_pipeline(pipeline_request(p4info, device_json, self.device_id))
+        self.push_pipeline(pipeline_request(p4info, device_json, self.device_id, self.election_id.low))
 
     def push_pipeline(self, request: bytes) -> None:
         """Send an encoded SetForwardingPipelineConfigRequest (``pipeline_request``)."""
@@ -154,7 +154,7 @@ class P4RuntimeClient:
         """One WriteRequest of ``updates`` (encoded entities; never atomic: BMv2 refuses that).
         BMv2's server applies a request's updates one by one in the order given, which is what
         the callers rely on."""
-        request = p4wire.write_request(self.device_id, (ELECTION_ID.high, ELECTION_ID.low), updates)
+        request = p4wire.write_request(self.device_id, (self.election_id.high, self.election_id.low), updates)
         self._call(self._write, request, what)
 
     def _call(self, method: object, request: object, what: str) -> None:

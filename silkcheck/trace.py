@@ -18,7 +18,11 @@ events (ticks = µs, non-decreasing)::
        {"t": 9,  "kind": "fault", "fault": "lose_learn", "index": 0},
        {"t": 9,  "kind": "fault", "fault": "delay_learn", "index": 0, "delay": 500},
        {"t": 9,  "kind": "fault", "fault": "cpu_restart"},
-       {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"}]}
+       {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"},
+       {"t": 9,  "kind": "fault", "fault": "digest_delay", "duration": 2000000, "delay": 300000}]}
+
+The last is a *nemesis* fault (``Nemesis``): one of ``NEMESIS_FAULTS``, run only by the
+black-box target, which acts on the real switch and controller for ``duration`` µs.
 
 Loading reads the file through ``silkcheck.inputs`` (size limit, strict UTF-8
 and strict JSON), checks everything and names the file, the event and the
@@ -75,6 +79,11 @@ from model.types import (
 )
 from silkcheck.inputs import TRACE_MAX_BYTES, InputError, ascii_int, brief, parse_json, read_text
 
+NEMESIS_FAULTS = ("controller_pause", "controller_kill", "digest_delay", "digest_drop", "write_delay")
+"""Faults of the black-box target's nemesis: pause the controller process, kill it (restarted
+after ``duration``), delay or drop the digests it receives, slow its table writes."""
+NEMESIS_DELAYED = ("digest_delay", "write_delay")
+
 FORMAT = "silkcheck-trace"
 VERSION = 1
 """The version of a trace without reactive packets."""
@@ -88,6 +97,16 @@ EXPECTATIONS = ("pass", "fail")
 
 class TraceError(InputError):
     """A trace that cannot be loaded, with where and why."""
+
+
+class Nemesis(NamedTuple):
+    """A fault on the real switch and controller (black-box target only), lasting ``duration`` µs."""
+
+    t: int
+    fault: str
+    duration: int
+    delay: int = 0
+    """µs each digest or table write is held back (digest_delay, write_delay)."""
 
 
 class CookieAck(NamedTuple):
@@ -110,8 +129,9 @@ class CookieAck(NamedTuple):
         return ev.PacketArrives(self.t, self.packet._replace(ack=((cookie ^ self.xor) + self.offset) & 0xFFFFFFFF))
 
 
-TraceEvent = ev.Event | CookieAck
-"""What a trace holds: the model's events, and packets the runner completes (``CookieAck``)."""
+TraceEvent = ev.Event | CookieAck | Nemesis
+"""What a trace holds: the model's events, packets the runner completes (``CookieAck``), and
+faults on a real switch and controller (``Nemesis``, black-box target only)."""
 PacketEvent = ev.PacketArrives | CookieAck
 
 
@@ -491,7 +511,7 @@ def _read_writes(r: _Reader, t: int, c: _Context) -> ev.Event:
     return ev.CpuWrites(t, c.since_writes(r).get("count", _int_in(1, 1 << 31), 1))
 
 
-def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
+def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event | Nemesis:
     fault = r.get("fault", _string)
     if fault == "lose_learn":
         return ev.LearnLost(t, r.get("index", _int_in(0, 1 << 31)))
@@ -505,7 +525,11 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event:
         if dip not in c.dips:
             r.fail(f"{dip_text(dip)} is in no pool so far (known: {_some(sorted(dip_text(x) for x in c.dips))})", "dip")
         return ev.DipFails(t, dip)
-    r.fail(f"unknown fault {brief(fault)}; expected lose_learn, delay_learn, cpu_restart or dip_fail", "fault")
+    if fault in NEMESIS_FAULTS:
+        duration = r.get("duration", TIME)
+        return Nemesis(t, fault, duration, r.get("delay", TIME) if fault in NEMESIS_DELAYED else 0)
+    known = ", ".join(("lose_learn", "delay_learn", "cpu_restart", "dip_fail", *NEMESIS_FAULTS))
+    r.fail(f"unknown fault {brief(fault)}; expected one of {known}", "fault")
     raise AssertionError  # unreachable: fail raises
 
 
@@ -565,6 +589,9 @@ def _event_fields(e: ev.Event) -> dict[str, Any]:
             return {"t": t, "kind": "fault", "fault": "dip_fail", "dip": dip_text(dip)}
         case ev.CpuWrites(t, count):
             return {"t": t, "kind": "write"} if count == 1 else {"t": t, "kind": "write", "count": count}
+        case Nemesis(t, fault, duration, delay):
+            out = {"t": t, "kind": "fault", "fault": fault, "duration": duration}
+            return out | {"delay": delay} if fault in NEMESIS_DELAYED else out
     raise TypeError(f"not an event: {e!r}")
 
 

@@ -32,6 +32,7 @@ import queue
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections import deque
@@ -44,7 +45,7 @@ from model import decisions as d
 from model import events as ev
 from model.config import Config
 from model.cpu import Cpu
-from model.dataplane import LearnChannel, LearnEvent, VipEntry
+from model.dataplane import LearnChannel, LearnEvent
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
@@ -63,8 +64,10 @@ from silkcheck.p4runtime import (
     pipeline_request,
 )
 from silkcheck.p4wire import PacketIn
+from silkcheck.processes import stop_process
+from silkcheck.silkroad_backend import SilkRoadWrites
 from silkcheck.targets.model import Driver, event_error, step_each
-from silkcheck.trace import CookieAck, PacketEvent, Trace
+from silkcheck.trace import CookieAck, PacketEvent, Trace, TraceError
 
 CPU_PORT = 255
 PACKET_TIMEOUT_S = 10.0
@@ -145,25 +148,32 @@ def _dying_with_parent(command: list[str]) -> list[str]:
 
 
 class SimpleSwitch:
-    """A ``simple_switch_grpc`` process on loopback ports. By default it has no interfaces (packets
-    go in and out over P4Runtime) and logs nothing; ``log`` turns BMv2's own packet log on, into
-    that file. With ``interfaces`` (port -> name) and ``files_wait_s``, port N reads
-    ``NAME_in.pcap`` in ``workdir`` (which the caller prepared) after that many seconds, and
-    writes ``NAME_out.pcap``."""
+    """A ``simple_switch_grpc`` process. By default on loopback ports with no interfaces (packets
+    go in and out over P4Runtime), logging nothing; ``log`` turns BMv2's own packet log on, into
+    that file.
 
-    def __init__(self, log: Path | None = None, interfaces: dict[int, str] | None = None, files_wait_s: int = 0,
-                 workdir: Path | None = None) -> None:  # fmt: skip
+    With ``interfaces`` (port -> name) and ``files_wait_s``, port N reads ``NAME_in.pcap`` in
+    ``workdir`` (which the caller prepared) after that many seconds, and writes ``NAME_out.pcap``.
+    The black-box target gives it veth ``interfaces``, runs it inside a network namespace
+    (``launcher``: the command prefix that enters it) and has it serve P4Runtime on a Unix socket
+    (``unix_grpc``), which every namespace can reach."""
+
+    def __init__(self, log: Path | None = None, *, interfaces: dict[int, str] | None = None, files_wait_s: int = 0,
+                 workdir: Path | None = None, launcher: tuple[str, ...] = (), unix_grpc: bool = False,
+                 cpu_port: int | None = CPU_PORT) -> None:  # fmt: skip
         binary = require_tool("simple_switch_grpc")
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
-        self.grpc_address = f"127.0.0.1:{_free_port()}"
+        self.grpc_address = f"unix:{self.workdir}/p4runtime.sock" if unix_grpc else f"127.0.0.1:{_free_port()}"
         self.log_path = self.workdir / "switch.log"
         logging = ["--log-file", str(log), "--log-level", "debug", "--log-flush"] if log else []
         ports = [arg for port, name in sorted((interfaces or {}).items()) for arg in ("-i", f"{port}@{name}")]
-        files = ["--use-files", str(files_wait_s)] if interfaces else []
+        files = ["--use-files", str(files_wait_s)] if files_wait_s else []
+        cpu = ["--cpu-port", str(cpu_port)] if cpu_port is not None else []
         command = [
-            binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files, *ports,
+            *launcher, binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files,
+            *ports,
             *self._notifications_option(binary),
-            "--", "--grpc-server-addr", self.grpc_address, "--cpu-port", str(CPU_PORT),
+            "--", "--grpc-server-addr", self.grpc_address, *cpu,
         ]  # fmt: skip
         with self.log_path.open("w") as out:
             self.process = subprocess.Popen(_dying_with_parent(command), stdout=out, stderr=subprocess.STDOUT,
@@ -178,21 +188,33 @@ class SimpleSwitch:
         return ["--notifications-addr", f"ipc://{self.workdir}/notifications.ipc"]
 
     def _wait_ready(self) -> None:
-        """Poll the gRPC port until it accepts a connection; give up if the process dies or time runs out.
-        (A plain TCP connect: a gRPC readiness future's poller thread outlives the channel it polls.)"""
-        host, port = self.grpc_address.rsplit(":", 1)
+        """Poll the gRPC address until it accepts a connection; give up if the process dies or time runs
+        out. (A plain socket connect: a gRPC readiness future's poller thread outlives the channel it polls.)"""
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
                 raise P4RuntimeError(f"simple_switch_grpc exited at start:\n{self.log_tail()}")
             try:
-                socket.create_connection((host, int(port)), timeout=0.2).close()
+                self._connect().close()
                 return
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
                     raise P4RuntimeError(f"simple_switch_grpc did not answer on {self.grpc_address}") from None
                 time.sleep(0.05)
+
+    def _connect(self) -> socket.socket:
+        if self.grpc_address.startswith("unix:"):
+            unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            unix.settimeout(0.2)
+            try:
+                unix.connect(self.grpc_address.removeprefix("unix:"))
+            except OSError:
+                unix.close()
+                raise
+            return unix
+        host, port = self.grpc_address.rsplit(":", 1)
+        return socket.create_connection((host, int(port)), timeout=0.2)
 
     def log_tail(self, lines: int = 20) -> str:
         try:
@@ -206,19 +228,14 @@ class SimpleSwitch:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 @dataclass
-class P4RuntimeDataPlane(LearnChannel):
-    """The switch CPU's backend for BMv2, and the packet port of the target."""
+class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
+    """The switch CPU's backend for BMv2 (its table writes are ``SilkRoadWrites``; each packet's
+    report refreshes the idle timer of the entry it hit), and the packet port of the target."""
 
     config: Config
     plan: HashPlan
@@ -235,44 +252,8 @@ class P4RuntimeDataPlane(LearnChannel):
 
     # ------------------------------------------------------------ backend operations (model.cpu.Backend)
 
-    def insert_conn(self, stage: int, bucket: int, digest: int, version: int, now: int) -> None:
-        self.tables.insert(f"ConnTable{stage}", {"bucket": bucket, "digest": digest}, "set_version",
-                           {"version": version})  # fmt: skip
-        self.last_hit[(stage, bucket, digest)] = now
-
-    def delete_conn(self, stage: int, bucket: int, digest: int) -> None:
-        self.tables.delete(f"ConnTable{stage}", {"bucket": bucket, "digest": digest})
-        del self.last_hit[(stage, bucket, digest)]
-
     def idle_time(self, stage: int, bucket: int, digest: int, now: int) -> int:
         return now - self.last_hit[(stage, bucket, digest)]
-
-    def write_pool(self, vip: Vip, version: int, pool: tuple[Dip, ...]) -> None:
-        """Members first, then the size that makes them reachable: never a size without its members."""
-        key = _vip_key(vip) | {"version": version}
-        for index, dip in enumerate(pool):
-            self.tables.insert("DIPPoolTable", key | {"index": index}, "rewrite_dip", {"ip": dip.ip, "port": dip.port})
-        self.tables.insert("DIPPoolSize", key, "set_pool_size", {"size": len(pool)})
-        self.pool_sizes[(vip, version)] = len(pool)
-
-    def delete_pool(self, vip: Vip, version: int) -> None:
-        """The size first: from then on the version misses (drop), as in the model."""
-        key = _vip_key(vip) | {"version": version}
-        self.tables.delete("DIPPoolSize", key)
-        for index in range(self.pool_sizes.pop((vip, version))):
-            self.tables.delete("DIPPoolTable", key | {"index": index})
-
-    def write_vip(self, vip: Vip, entry: VipEntry) -> None:
-        params = {"old_version": entry.old_version, "new_version": entry.new_version, "phase": entry.phase,
-                  "epoch": entry.epoch, "slot": entry.slot}  # fmt: skip
-        if vip in self.vip_written:
-            self.tables.modify("VIPTable", _vip_key(vip), "set_vip", params)
-        else:
-            self.tables.insert("VIPTable", _vip_key(vip), "set_vip", params)
-            self.vip_written.add(vip)
-
-    def add_whitelist(self, src_ip: int) -> None:
-        self.tables.insert("Whitelist", {"src_ip": src_ip}, "NoAction")
 
     # ------------------------------------------------------------ packets
 
@@ -359,10 +340,6 @@ class P4RuntimeDataPlane(LearnChannel):
         if action == FORWARD:
             return base._replace(dip=Dip(out.dst_ip, out.dst_port))
         return base._replace(reply_flags=out.flags, reply_seq=out.seq, reply_ack=out.ack)
-
-
-def _vip_key(vip: Vip) -> dict[str, int]:
-    return {"ip": vip.ip, "port": vip.port, "proto": vip.proto}
 
 
 class Bmv2Switch(Switch):
@@ -543,3 +520,25 @@ def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence
     if len(stamps) < 2:
         raise P4RuntimeError(f"raw BMv2 rate: the switch sent {len(stamps)} of {len(packets)} packets out")
     return RawRate(len(packets), len(stamps), (max(stamps) - min(stamps)) / 1e9)
+
+
+def run_paused(trace: Trace, pause_at: int) -> list[Observation]:
+    """Events before ``pause_at`` on the shared switch, then stop with it running so a person can
+    read its tables from a p4runtime-shell session (the command is printed); Enter ends the pause.
+    The observations (and so the verdict) are those of the events before the pause."""
+    if not 0 <= pause_at <= len(trace.events):
+        raise TraceError(f"--pause-at {pause_at}: the trace has events 0..{len(trace.events) - 1}")
+    target = shared_target()
+    dataplane = target.dataplane(trace.config)
+    cpu = Cpu.boot(trace.config, dataplane.plan, dataplane, trace.vips, queued=True)
+    head = Trace(trace.config, trace.vips, trace.events[:pause_at], trace.name)
+    observations = Bmv2Switch(trace.config, dataplane, cpu).run(head)  # type: ignore[arg-type]
+    dataplane.tables.flush()  # the writes of the last CPU step before the pause, for the person to read
+    assert target._switch is not None
+    address = target._switch.grpc_address
+    print(f"paused before events[{pause_at}] with simple_switch_grpc running at {address}. In another shell:")
+    print(f"  {sys.executable} -m p4runtime_sh --grpc-addr {address} --device-id 0 --election-id 0,2")
+    print("  (then e.g. TableEntry('ConnTable0').read(lambda e: print(e)), TableEntry('VIPTable').read(...))")
+    print("press Enter to end the pause", flush=True)
+    sys.stdin.readline()
+    return observations

@@ -9,7 +9,7 @@ from model import events as ev
 from model.observations import CpuObservation, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
 from model.types import Packet
-from silkcheck.trace import CookieAck, Trace, TraceError, TraceEvent, event_to_dict
+from silkcheck.trace import CookieAck, Nemesis, Trace, TraceError, TraceEvent, event_to_dict
 from silkcheck.wire import CookieLedger
 from spec.check import Refined, check_run
 
@@ -67,6 +67,9 @@ def step_each(driver: Driver, trace: Trace, events: Iterable[TraceEvent], first:
     the state cannot take, or one that would overfill a table of the P4 program, is an error of the
     trace's file at that event."""
     for index, event in enumerate(events, first):
+        if isinstance(event, Nemesis):
+            raise event_error(trace, index, event, f"the {event.fault} fault acts on a real controller: it runs "
+                                                   "only on --target blackbox")  # fmt: skip
         try:
             observation = driver.step(index, event)
         except InvalidEvent as error:
