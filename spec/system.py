@@ -511,8 +511,11 @@ def place(o: Domain, st: Step, p: Place) -> None:
 
 def forget(o: Domain, st: Step, f: Forget) -> None:
     """The CPU forgets a connection: it was silent past its limit (idle timeout, or teardown grace
-    once it knew of a FIN/RST), or, unplaced, a learn event of it is still queued (which teaches
-    the CPU again). A placed one loses its entry; later learn events of that entry are stale."""
+    once it knew of a FIN/RST), its incarnation has forwarded nothing yet, or, unplaced, a learn
+    event of it is still queued (which teaches the CPU again). A placed one loses its entry; later
+    learn events of that entry are stale. (The CPU cannot hear a packet the data plane drops
+    without a learn event, such as a miss that hits TransitTable after t_seal: an incarnation of
+    such packets only may find itself forgotten, and nothing it forwarded relied on the CPU.)"""
     now = st.get("now")
     for c, is_c in o.refer(f.conn):
         here = o.and_(f.active, is_c)
@@ -525,8 +528,10 @@ def forget(o: Domain, st: Step, f: Forget) -> None:
         queued = o.or_(*(o.queued(st, kind, c) for kind in EVENT_NAMES))
         faulted = o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER))
         st.require(f"only a known connection is forgotten ({c})", o.or_(o.not_(here), known))
-        st.require(f"a forgotten connection was silent past its limit, or is still to be learned ({c})",
-                   o.or_(o.not_(here), silent, o.and_(o.not_(placed), o.or_(queued, faulted))))  # fmt: skip
+        unanchored = o.eq(st.get("conn", c, "g_anchor"), EMPTY)
+        st.require(f"a forgotten connection was silent past its limit, forwarded nothing, or is still to be "
+                   f"learned ({c})",
+                   o.or_(o.not_(here), silent, unanchored, o.and_(o.not_(placed), o.or_(queued, faulted))))  # fmt: skip
         _conn_write(o, st, W_FORGET_DELETE, c, stage, o.and_(here, placed))
         _unknown(o, st, c, here)
         when(o, st, o.and_(here, placed), now, "conn", c, "expired")
