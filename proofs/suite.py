@@ -9,13 +9,12 @@ counterexample that replays on the concrete model as a PCC ``violation``).
 from __future__ import annotations
 
 import copy
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from model import events as ev
-from model.switch import Switch
 from proofs import bmc, cookie, explicit, induction, protocol, tables, twin, variants
 from proofs.replay import COUNTEREXAMPLES_DIR, reproduces, save_counterexample
 from proofs.symbolic import UNSAFE, Outcome
@@ -150,25 +149,34 @@ def _induction_rows() -> list[Row]:
     return rows
 
 
+def _search_text(r: explicit.SearchResult) -> str:
+    """What a search covered and what it cost."""
+    return (f"{r.states:,} states, {r.edges:,} edges, depth {r.depth}, {r.rate:,.0f} states/s, "
+            f"peak {r.peak_rss / 2**20:,.0f} MiB (+{r.memory / 2**20:,.0f}), {r.coverage()}")  # fmt: skip
+
+
 def _explicit_rows(scopes: list[str], max_states: int, extra_depth: int, save_dir: Path | None) -> list[Row]:
     rows = []
     for name in scopes:
         scope = explicit.SCOPES[name]
         if scope.max_depth is not None:
             scope = replace(scope, max_depth=scope.max_depth + extra_depth)
-        r = explicit.search(replace(scope, max_states=max_states))
-        ok = r.counterexample is None and r.complete
-        text = (f"no violation: {r.states} states, {r.edges} edges, depth {r.depth}, {r.rate:,.0f} states/s, "
-                f"{r.coverage()}" if r.counterexample is None else
-                f"VIOLATION: shortest path {len(r.counterexample.events)} events")  # fmt: skip
+        # Refinement on every edge of the write-granular scopes: there it costs what the PCC check
+        # alone cannot see (the states between two writes); elsewhere the fuzz walks check it.
+        r = explicit.search(replace(scope, max_states=max_states), refinement=scope.writes)
+        bad = r.counterexample is not None
+        text = ("no violation: " + _search_text(r) if not bad else
+                f"{'REFINEMENT MISMATCH' if r.mismatch else 'VIOLATION'}: shortest path "
+                f"{len(r.counterexample.events)} events{_save(r.counterexample, save_dir)}")  # fmt: skip
         method = "exhaustive explicit-state" + (", fixpoint" if r.fixpoint else f", depth {scope.max_depth}")
-        r.release()
-        rows.append(Row(f"PCC on every path, concrete model (scope {scope.name})", method, text, r.seconds, ok))
+        if scope.writes:
+            method += ", write-granular, refinement on every edge"
+        rows.append(Row(f"PCC on every path, concrete model (scope {scope.name})", method, text, r.seconds,
+                        not bad and r.complete))  # fmt: skip
     scope = explicit.SCOPES["update"]
     variant = variants.VARIANTS_BY_NAME["skip-transit"]
     with variant.applied():
         found = explicit.search(scope)
-        found.release()
         bad = found.counterexample is not None and reproduces(found.counterexample)
     if found.counterexample is not None:
         found.counterexample.name = f"search-{variant.name}"
@@ -210,7 +218,7 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
     note("bounded model checking")
     rows += _bmc_rows(6 if quick else 8, save_dir)
     note("explicit-state search")
-    fixpoints = ["update-1"] if quick else ["update-1", "expiry-1", "two-updates-1"]
+    fixpoints = ["update-1"] if quick else ["update-1", "expiry-1", "two-updates-1", "update-1-writes"]
     bounded = ["update", "expiry"] if quick else ["update", "expiry", "collision", "full-table"]
     scopes = fixpoints + bounded
     rows += _explicit_rows(scopes, 200_000, 0 if quick else 1, save_dir)
@@ -242,28 +250,69 @@ def bench() -> None:
     print(f"Z3, BMC and replay total: {sum(r.seconds for r in solver):.2f} s over {len(solver)} rows")
     for r in (r for r in rows if r.method.startswith("1-induction")):
         print(f"{r.prop}: {r.seconds:.2f} s (lemmas and PCC, base case, non-vacuity)")
-    switch = Switch.boot(explicit.SCOPES["update"].config, {explicit.DEMO_VIP: (explicit.DIP1,)})
-    for ft in explicit.SCOPES["update"].conns:
-        switch.step(0, ev.PacketArrives(0, explicit.Packet(ft, explicit.SYN)))
+    print()
+    _search_bench()
+
+
+def _search_bench() -> None:
+    """Every bench scope to its fixpoint (or budget), with same-run baselines: a scope without
+    symmetry reduction, a write-granular scope without the refinement check and in two processes."""
+    note = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
+    print("explicit-state search (states/s: wall clock; per CPU s: CPU time of every search process)")
+    lines, results = [], []
+    for name in explicit.BENCH_SCOPES:
+        scope = explicit.SCOPES[name]
+        r = explicit.search(scope, progress=note, refinement=scope.writes)
+        results.append(r)
+        check = ", refinement on every edge" if r.refinement else ""
+        lines.append([name, f"{scope.connections}", "yes" if scope.writes else "no", f"{r.group}", f"{r.states:,}",
+                      f"{r.edges:,}", f"{r.depth}", f"{r.rate:,.0f}", f"{r.states / r.cpu_seconds:,.0f}",
+                      f"{r.peak_rss / 2**20:,.0f} (+{r.memory / 2**20:,.0f})", r.coverage() + check])  # fmt: skip
+    print(report.table(["scope", "conns", "writes", "|G|", "states", "edges", "depth", "states/s", "per CPU s",
+                        "peak MiB (search)", "coverage"], lines))  # fmt: skip
+    bound = max(r.collision_bound for r in results)
+    print(f"fingerprints: 64 bits; probability that two states of a scope share one: at most {bound:.1e}")
+    symmetric = next(r.scope for r in results if r.group > 1)
+    reduced, plain = explicit.search(symmetric), explicit.search(replace(symmetric, symmetry=False))
+    print(f"symmetry ({symmetric.name}): {reduced.states:,} states at {reduced.rate:,.0f} states/s vs "
+          f"{plain.states:,} without it at {plain.rate:,.0f} states/s "
+          f"({plain.states / reduced.states:.2f}x the states)")  # fmt: skip
+    scope = explicit.SCOPES["update-1-writes"]
+    checked, unchecked = explicit.search(scope, refinement=True), explicit.search(scope)
+    print(f"refinement check ({scope.name}, {checked.edges:,} edges): {checked.rate:,.0f} states/s with it vs "
+          f"{unchecked.rate:,.0f} without ({unchecked.rate / checked.rate:.1f}x; "
+          f"{(checked.seconds - unchecked.seconds) / checked.edges * 1e6:,.0f} µs per edge)")  # fmt: skip
+    _copy_bench()
+    two = explicit.search(scope, workers=2)
+    print(f"two processes ({scope.name}): {two.rate:,.0f} states/s vs {unchecked.rate:,.0f} in one "
+          f"({two.rate / unchecked.rate:.2f}x; {two.cpu_seconds:.1f} vs {unchecked.cpu_seconds:.1f} CPU s)")
+
+
+def _copy_bench() -> None:
+    """What a search node costs: unpacking a packed state and fingerprinting it, beside copy.deepcopy."""
+    scope = explicit.SCOPES["update-2-writes"]
+    expander = explicit.Expander(scope, refinement=False)
+    partition, stats = explicit.Partition(expander), explicit.LevelStats()
+    partition.admit([expander.root], stats, 1)
+    for _ in range(8):  # a state eight steps from the boot: both connections learned, writes queued
+        partition.expand(stats, scope.max_states)
+    node = max(partition.frontier, key=lambda n: len(n.packed.pending or ()))
+    switch = explicit.unpack(node.packed, expander.config, expander.plan)
     n = 2000
     start = time.perf_counter()
     for _ in range(n):
-        explicit.clone(switch)
-    clone_rate = n / (time.perf_counter() - start)
+        explicit.unpack(node.packed, expander.config, expander.plan)
+    unpack_rate = n / (time.perf_counter() - start)
     start = time.perf_counter()
     for _ in range(n):
         copy.deepcopy(switch)
     deep_rate = n / (time.perf_counter() - start)
-    print(f"state copy: clone {clone_rate:,.0f}/s vs copy.deepcopy {deep_rate:,.0f}/s ({clone_rate / deep_rate:.1f}x)")
-    scope = explicit.SCOPES["update-1"]
-    fast = explicit.search(scope)
-    fast.release()
-    slow = explicit.search(scope, cyclic_gc=True)
-    slow.release()
-    print(f"search of {scope.name} to its fixpoint ({fast.states} states): {fast.rate:,.0f} states/s vs "
-          f"{slow.rate:,.0f} states/s with the cyclic GC on ({fast.rate / slow.rate:.1f}x)")
-    for search in (r for r in rows if r.method.startswith("exhaustive explicit-state,")):
-        print(f"{search.prop}: {search.result}")
+    start = time.perf_counter()
+    for _ in range(n):
+        expander.canon.fingerprint(switch, node.now, node.watch)
+    fingerprint_rate = n / (time.perf_counter() - start)
+    print(f"state copy: unpack {unpack_rate:,.0f}/s vs copy.deepcopy {deep_rate:,.0f}/s "
+          f"({unpack_rate / deep_rate:.1f}x); fingerprint {fingerprint_rate:,.0f}/s (|G| = {expander.canon.group})")
 
 
 def save_all(directory: Path = COUNTEREXAMPLES_DIR) -> list[Row]:

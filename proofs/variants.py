@@ -143,7 +143,6 @@ def _refute_by_search(variant: Variant, scope: str, shrink: bool) -> Refutation:
     """The breadth-first search's shortest bad path under the patch is the counterexample."""
     with variant.applied():
         found = explicit.search(explicit.SCOPES[scope])
-        found.release()
         trace = found.counterexample
         status = UNSAFE if trace is not None else SAFE
         outcome = Outcome(f"unsafe variant {variant.name}", status, found.seconds,
