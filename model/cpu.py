@@ -201,6 +201,7 @@ class Cpu:
 
     def _emit(self, write: TableWrite, now: int) -> None:
         if self.pending is None:
+            self._keep_hits(write, now)
             write.apply(self.backend, now)
             self.applied(write, now)
         else:
@@ -211,9 +212,25 @@ class Cpu:
         ``clock()`` read again once the backend has it (on a real switch, after the write's latency)."""
         assert self.pending is not None, "a CPU booted with queued=False applies its writes as it makes them"
         write = self.pending.popleft()
+        self._keep_hits(write, clock())
         write.apply(self.backend, clock())
         self.applied(write, clock())
         return write
+
+    def _keep_hits(self, write: TableWrite, now: int) -> None:
+        """Before a ConnTable entry goes, the hits its idle timer holds are kept: they are the hits
+        of every connection whose lookup reached it (an alias's too, and a move deletes as well),
+        up to the delete taking effect, not only up to the CPU deciding it (fuzz seed 101). Its
+        lookups reached it unless an earlier stage matched: the CPU's shadow no longer has it."""
+        if not isinstance(write, ConnDelete):
+            return
+        stage, key = write.stage, (write.bucket, write.digest)
+        idle = self.backend.idle_time(stage, *key, now)
+        for ft in self.watchers.get((stage, *key), ()):
+            watcher = self.known[ft]
+            reached = self._reached(watcher)
+            if reached is None or reached >= stage:
+                watcher.seen = max(watcher.seen, now - idle)
 
     def applied(self, write: TableWrite, now: int) -> None:
         """``write`` took effect at ``now``. The update protocol's waits run from when a VIPTable
@@ -471,16 +488,9 @@ class Cpu:
 
     def _delete(self, conn: Known, stage: int, now: int, purpose: str) -> None:
         key = conn.hashes.key(stage)
-        # The entry's idle timer holds the hits of every connection whose lookup reaches it
-        # (an alias's too, and a move deletes as well): keep them before the entry goes.
-        idle = self._idle_time(stage, key, now)
-        for ft in self.watchers.get((stage, *key), ()):
-            watcher = self.known[ft]
-            if self._reached(watcher) == stage:
-                watcher.seen = max(watcher.seen, now - idle)
-        self._emit(ConnDelete(stage, *key, conn.version, conn.ft, purpose), now)
         self.generation += 1
         del self.table[stage][key]
+        self._emit(ConnDelete(stage, *key, conn.version, conn.ft, purpose), now)
         self.load[stage][key[0]] -= 1
 
     # ------------------------------------------------------------ teardown and expiry
