@@ -201,7 +201,6 @@ class Cpu:
 
     def _emit(self, write: TableWrite, now: int) -> None:
         if self.pending is None:
-            self._keep_hits(write, now)
             write.apply(self.backend, now)
             self.applied(write, now)
         else:
@@ -218,19 +217,28 @@ class Cpu:
         return write
 
     def _keep_hits(self, write: TableWrite, now: int) -> None:
-        """Before a ConnTable entry goes, the hits its idle timer holds are kept: they are the hits
-        of every connection whose lookup reached it (an alias's too, and a move deletes as well),
-        up to the delete taking effect, not only up to the CPU deciding it (fuzz seed 101). Its
-        lookups reached it unless an earlier stage matched: the CPU's shadow no longer has it."""
+        """As a queued delete takes effect, the hits its entry took since the CPU decided it are
+        kept too (``_delete`` kept those before): packets between the two kept hitting it (fuzz
+        seed 101). They are the hits of the connections whose lookups the switch's table, as it
+        is before the delete, sends to that entry."""
         if not isinstance(write, ConnDelete):
             return
-        stage, key = write.stage, (write.bucket, write.digest)
-        idle = self.backend.idle_time(stage, *key, now)
-        for ft in self.watchers.get((stage, *key), ()):
+        at = (write.stage, write.bucket, write.digest)
+        idle = self.backend.idle_time(*at, now)
+        for ft in self.watchers.get(at, ()):
             watcher = self.known[ft]
-            reached = self._reached(watcher)
-            if reached is None or reached >= stage:
+            keys = ((stage, *watcher.hashes.key(stage)) for stage in range(self.config.stages))
+            if next((k for k in keys if k == at or self._in_switch(k)), None) == at:
                 watcher.seen = max(watcher.seen, now - idle)
+
+    def _in_switch(self, at: tuple[int, int, int]) -> bool:
+        """Does the switch's ConnTable hold an entry at ``at`` now? The shadow holds what it will
+        once the queued writes take effect; the first queued write at ``at`` says what is there."""
+        for write in self.pending or ():
+            if isinstance(write, ConnInsert | ConnDelete) and write.at == at:
+                return isinstance(write, ConnDelete)
+        stage, bucket, digest = at
+        return (bucket, digest) in self.table[stage]
 
     def applied(self, write: TableWrite, now: int) -> None:
         """``write`` took effect at ``now``. The update protocol's waits run from when a VIPTable
@@ -488,9 +496,16 @@ class Cpu:
 
     def _delete(self, conn: Known, stage: int, now: int, purpose: str) -> None:
         key = conn.hashes.key(stage)
+        # The entry's idle timer holds the hits of every connection whose lookup reaches it
+        # (an alias's too, and a move deletes as well): keep them before the entry goes.
+        idle = self._idle_time(stage, key, now)
+        for ft in self.watchers.get((stage, *key), ()):
+            watcher = self.known[ft]
+            if self._reached(watcher) == stage:
+                watcher.seen = max(watcher.seen, now - idle)
+        self._emit(ConnDelete(stage, *key, conn.version, conn.ft, purpose), now)
         self.generation += 1
         del self.table[stage][key]
-        self._emit(ConnDelete(stage, *key, conn.version, conn.ft, purpose), now)
         self.load[stage][key[0]] -= 1
 
     # ------------------------------------------------------------ teardown and expiry
