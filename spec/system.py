@@ -505,6 +505,14 @@ def place(o: Domain, st: Step, p: Place) -> None:
         st.require(f"only a known connection's entry is written ({c})", o.or_(o.not_(here), st.get("conn", c, "known")))
         st.require(f"an entry is written in a stage of the table ({c})",
                    o.or_(o.not_(here), o.and_(p.stage >= 0, p.stage < o.stages)))  # fmt: skip
+        # The CPU writes only keys of its own table that are no other connection's (its shadow); a
+        # move's delete removes the owner's old copy (the new one is placed first).
+        others = [o.and_(st.get("conn", x, "known"), o.eq(st.get("conn", x, "stage"), p.stage),
+                         o.eq(key_at(o, x, p.stage), key_at(o, c, p.stage))) for x in o.conns() if x != c]  # fmt: skip
+        st.require(f"an entry is written at a key no other connection holds ({c})",
+                   o.or_(o.not_(here), o.not_(o.or_(*others))))  # fmt: skip
+        st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete),
+                                                                o.not_(o.eq(st.get("conn", c, "stage"), p.stage))))  # fmt: skip
         _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here)
         when(o, st, o.and_(here, o.not_(p.move_delete)), p.stage, "conn", c, "stage")
 
