@@ -452,8 +452,8 @@ def _conn_writes_pending(o: Domain, st: Step, _: Any) -> Any:
 
     def names(cur: Step, w: sy.Write, _: Any) -> Any:
         entry = o.read(cur, "entry", w.stage, w.key)
-        moving = o.or_(*(o.and_(o.same(w.owner, c), st.get("conn", c, "known"), o.eq(st.get("conn", c, "kver"), w.version))
-                         for c in o.conns()))  # fmt: skip
+        moving = o.or_(*(o.and_(o.same(w.owner, c), st.get("conn", c, "known"),
+                                o.eq(st.get("conn", c, "kver"), w.version)) for c in o.conns()))  # fmt: skip
         deleting = o.or_(o.eq(w.kind, sy.W_MOVE_DELETE), o.eq(w.kind, sy.W_FORGET_DELETE))
         return o.and_(o.or_(o.not_(deleting), o.eq(entry, w.version)),
                       o.or_(o.not_(o.eq(w.kind, sy.W_MOVE_DELETE)), moving))  # fmt: skip
@@ -514,4 +514,19 @@ LEMMAS += [
     Lemma("a new-connection or SYN event comes from a miss, a collision from a hit", _event_hits,
           lambda o, st, _: o.or_(*(o.and_(there, o.eq(e.kind, sy.COLLISION)) for e, there in o.queue(st))),
           per_connection=False),
+]  # fmt: skip
+
+
+def _one_owner(o: Domain, st: Step, c: Any) -> Any:
+    """No two placed connections hold the same key of a stage (the CPU's table maps a key to one)."""
+    stage = st.get("conn", c, "stage")
+    placed = o.and_(st.get("conn", c, "known"), o.not_(o.eq(stage, EMPTY)))
+    shared = [o.and_(st.get("conn", x, "known"), o.eq(st.get("conn", x, "stage"), stage),
+                     o.eq(sy.key_at(o, x, stage), sy.key_at(o, c, stage))) for x in o.conns() if x != c]  # fmt: skip
+    return o.or_(o.not_(placed), o.not_(o.or_(*shared)))
+
+
+LEMMAS += [
+    Lemma("no two placed connections hold the same key", _one_owner,
+          lambda o, st, c: o.not_(o.eq(st.get("conn", c, "stage"), EMPTY))),
 ]  # fmt: skip

@@ -511,8 +511,8 @@ def place(o: Domain, st: Step, p: Place) -> None:
                          o.eq(key_at(o, x, p.stage), key_at(o, c, p.stage))) for x in o.conns() if x != c]  # fmt: skip
         st.require(f"an entry is written at a key no other connection holds ({c})",
                    o.or_(o.not_(here), o.not_(o.or_(*others))))  # fmt: skip
-        st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete),
-                                                                o.not_(o.eq(st.get("conn", c, "stage"), p.stage))))  # fmt: skip
+        elsewhere = o.not_(o.eq(st.get("conn", c, "stage"), p.stage))
+        st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete), elsewhere))
         _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here)
         when(o, st, o.and_(here, o.not_(p.move_delete)), p.stage, "conn", c, "stage")
 
