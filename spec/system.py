@@ -694,7 +694,16 @@ def flush(o: Domain, st: Step, count: int) -> None:
 
 
 def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
-    for p in places:
+    """Place connections in order. A placed connection's insert is a move's new copy: the next
+    decision deletes its old copy (a move is never left half done)."""
+    for i, p in enumerate(places):
+        for c, is_c in o.refer(p.conn):
+            stage = st.get("conn", c, "stage")
+            moving = o.and_(p.active, is_c, o.not_(p.move_delete), o.not_(o.eq(stage, EMPTY)))
+            nxt = places[i + 1] if i + 1 < len(places) else None
+            completed = False if nxt is None else o.and_(nxt.active, nxt.move_delete, o.same(nxt.conn, c),
+                                                         o.eq(nxt.stage, stage))  # fmt: skip
+            st.require(f"a move's insert is followed by its old copy's delete ({c})", o.or_(o.not_(moving), completed))
         place(o, st, p)
 
 
