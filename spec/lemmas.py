@@ -189,8 +189,8 @@ def _write_fields(o: Domain, st: Step, _: Any) -> Any:
                         for c in o.conns()))  # fmt: skip
         conn_ok = o.and_(owner, _in(o, w.stage, 0, o.stages), _version(o, w.version))
         vip = o.or_(*(o.eq(w.vip, v) for v in o.vips()))
-        pool_ok = o.and_(vip, _version(o, w.version),
-                         o.or_(o.eq(w.kind, sy.W_POOL_DELETE), o.and_(o.is_pool(w.pool), o.not_(o.eq(w.pool, EMPTY)))))
+        filled = o.and_(o.is_pool(w.pool), o.not_(o.eq(w.pool, EMPTY)))
+        pool_ok = o.and_(vip, _version(o, w.version), o.or_(o.eq(w.kind, sy.W_POOL_DELETE), filled))
         phase, old, new, epoch, slot = w.entry
         vip_ok = o.and_(vip, _in(o, phase, 0, 4), _version(o, old), _version(o, new), _in(o, epoch, 0, o.epochs),
                         _in(o, slot, 0, o.transit_slots), o.eq(o.eq(phase, 0), o.eq(old, new)))  # fmt: skip
