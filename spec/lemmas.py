@@ -478,9 +478,9 @@ def _vip_write_pending(o: Domain, st: Step, v: Any, phase: int) -> Any:
 
 def _decided_protocol(o: Domain, st: Step, c: Any) -> Any:
     """What t_exec and t_finish checked when the CPU decided them holds until their entry takes
-    effect: after t_exec every miss event sent before the RECORD entry took effect was read and
-    its connection placed; after t_finish no miss event of the old version is queued, and no
-    unplaced connection the CPU knows has it."""
+    effect: t_exec waited a learn-delay bound after the RECORD entry took effect, and every miss
+    event sent before that was read and its connection placed; after t_finish no miss event of
+    the old version is queued, and no unplaced connection the CPU knows has it."""
     v = o.vip_of(c)
     requested, old = st.get("vip", v, "requested"), st.get("vip", v, "old")
     unplaced = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), EMPTY))
@@ -489,7 +489,10 @@ def _decided_protocol(o: Domain, st: Step, c: Any) -> Any:
                   *(o.and_(q, e.sent <= requested) for e, q in misses))  # fmt: skip
     old_left = o.or_(o.and_(unplaced, o.eq(st.get("conn", c, "kver"), old)),
                      *(o.and_(q, o.eq(e.version, old)) for e, q in misses))  # fmt: skip
-    return o.and_(o.not_(o.and_(_vip_write_pending(o, st, v, d.TRANSIT), early)),
+    exec_waited = o.and_(*(o.or_(o.not_(there), o.not_(o.eq(w.kind, sy.W_VIP)), o.not_(o.eq(w.vip, v)),
+                                 o.not_(o.eq(w.entry[0], d.TRANSIT)), w.decided >= requested + o.bound)
+                           for w, there in o.pending(st)))  # fmt: skip
+    return o.and_(exec_waited, o.not_(o.and_(_vip_write_pending(o, st, v, d.TRANSIT), early)),
                   o.not_(o.and_(_vip_write_pending(o, st, v, d.NORMAL), old_left)))  # fmt: skip
 
 
@@ -529,4 +532,23 @@ def _one_owner(o: Domain, st: Step, c: Any) -> Any:
 LEMMAS += [
     Lemma("no two placed connections hold the same key", _one_owner,
           lambda o, st, c: o.not_(o.eq(st.get("conn", c, "stage"), EMPTY))),
+]  # fmt: skip
+
+
+def _advanced_once(o: Domain, st: Step, _: Any) -> Any:
+    """A CPU step moves each update on once: of two pending VIPTable writes of a VIP, the first ends
+    an update and the second starts the next."""
+    pending = o.pending(st)
+    facts = []
+    for i, (wi, ti) in enumerate(pending):
+        for wj, tj in pending[i + 1 :]:
+            both = o.and_(ti, tj, o.eq(wi.kind, sy.W_VIP), o.eq(wj.kind, sy.W_VIP), o.eq(wi.vip, wj.vip))
+            facts.append(o.or_(o.not_(both), o.and_(o.eq(wi.entry[0], d.NORMAL), o.eq(wj.entry[0], d.RECORD))))
+    return o.and_(*facts)
+
+
+LEMMAS += [
+    Lemma("a CPU step moves each update on once (two pending VIPTable writes: an end, then a start)", _advanced_once,
+          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_VIP), o.eq(w.entry[0], d.NORMAL))
+                                   for w, there in o.pending(st))), per_connection=False),
 ]  # fmt: skip

@@ -695,7 +695,7 @@ def flush(o: Domain, st: Step, count: int) -> None:
 
 def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
     """Place connections in order. A placed connection's insert is a move's new copy: the next
-    decision deletes its old copy (a move is never left half done)."""
+    decision deletes its old copy, and only that ends a move (a move is never left half done)."""
     for i, p in enumerate(places):
         for c, is_c in o.refer(p.conn):
             stage = st.get("conn", c, "stage")
@@ -704,6 +704,10 @@ def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
             completed = False if nxt is None else o.and_(nxt.active, nxt.move_delete, o.same(nxt.conn, c),
                                                          o.eq(nxt.stage, stage))  # fmt: skip
             st.require(f"a move's insert is followed by its old copy's delete ({c})", o.or_(o.not_(moving), completed))
+            prev = places[i - 1] if i > 0 else None
+            started = False if prev is None else o.and_(prev.active, o.not_(prev.move_delete), o.same(prev.conn, c))
+            deleting = o.and_(p.active, is_c, p.move_delete)
+            st.require(f"a move's delete follows its new copy's insert ({c})", o.or_(o.not_(deleting), started))
         place(o, st, p)
 
 
