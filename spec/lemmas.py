@@ -374,14 +374,13 @@ def _queued_version(o: Domain, st: Step, c: Any) -> Any:
 
 
 def _recorded(o: Domain, st: Step, c: Any) -> Any:
-    """In RECORD, an unplaced connection whose packet the CPU knows or will learn came after the
-    RECORD entry took effect has its TransitTable cells set to the update's epoch."""
+    """In RECORD, a watched connection that misses and whose last packet came after the RECORD entry
+    took effect has its TransitTable cells set to the update's epoch (that packet missed too, or
+    its lookup changed since, which a known connection's cannot and excuses an unknown one)."""
     v = o.vip_of(c)
-    requested = st.get("vip", v, "requested")
-    unplaced = o.eq(st.get("conn", c, "stage"), EMPTY)
-    later = o.or_(o.and_(st.get("conn", c, "known"), st.get("conn", c, "ksent") > requested),
-                  *(o.and_(q, e.sent > requested) for e, q in _events_of(o, st, c)))  # fmt: skip
-    situation = o.and_(o.eq(st.get("vip", v, "phase"), d.RECORD), st.get("vip", v, "up"), unplaced, later)
+    misses = o.and_(watched(o, st, c), o.not_(sy.forwarding(o, st, c).hit))
+    later = st.get("conn", c, "g_last") > st.get("vip", v, "requested")
+    situation = o.and_(o.eq(st.get("vip", v, "phase"), d.RECORD), st.get("vip", v, "up"), misses, later)
     slot, epoch = st.get("vip", v, "slot"), st.get("vip", v, "epoch")
     return o.or_(o.not_(situation), d.transit_contains(o, [o.read(st, "cell", slot, i) for i in o.cells(c)], epoch))
 
@@ -403,9 +402,8 @@ LEMMAS += [
                                   o.eq(st.get("conn", c, "stage"), EMPTY))),
     Lemma("a watched connection unknown to the CPU that misses has a queued event of its version", _queued_version,
           lambda o, st, c: o.and_(watched(o, st, c), o.not_(st.get("conn", c, "known")))),
-    Lemma("in RECORD, an unplaced connection seen after the entry took effect is recorded", _recorded,
-          lambda o, st, c: o.and_(o.eq(st.get("vip", o.vip_of(c), "phase"), d.RECORD),
-                                  o.eq(st.get("conn", c, "stage"), EMPTY))),
+    Lemma("in RECORD, a watched connection that misses, seen after the entry took effect, is recorded", _recorded,
+          lambda o, st, c: o.and_(o.eq(st.get("vip", o.vip_of(c), "phase"), d.RECORD), watched(o, st, c))),
     Lemma("after t_seal, a queued old-version miss event was sent before the seal", _sealed_old,
           lambda o, st, c: o.eq(st.get("vip", o.vip_of(c), "phase"), d.SEALED)),
 ]  # fmt: skip
@@ -551,4 +549,17 @@ LEMMAS += [
     Lemma("a CPU step moves each update on once (two pending VIPTable writes: an end, then a start)", _advanced_once,
           lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_VIP), o.eq(w.entry[0], d.NORMAL))
                                    for w, there in o.pending(st))), per_connection=False),
+]  # fmt: skip
+
+
+def _sent_in_order(o: Domain, st: Step, _: Any) -> Any:
+    """Learn events are queued as their packets come: oldest sent first."""
+    queue = o.queue(st)
+    return o.and_(*(o.or_(o.not_(o.and_(ti, tj)), ei.sent <= ej.sent)
+                    for i, (ei, ti) in enumerate(queue) for ej, tj in queue[i + 1 :]))  # fmt: skip
+
+
+LEMMAS += [
+    Lemma("learn events are queued oldest sent first", _sent_in_order,
+          lambda o, st, _: o.or_(*(there for _, there in o.queue(st)[1:])), per_connection=False),
 ]  # fmt: skip

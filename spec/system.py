@@ -440,10 +440,12 @@ def read_learns(o: Domain, st: Step, taken: Sequence[Any], limit: Any) -> None:
     full = False if limit is None else o.eq(count, limit)
     if limit is not None:
         st.require("the CPU reads at most its limit of events", count <= limit)
-    for (e, there), read in zip(queue, taken, strict=True):
+    for j, ((e, there), read) in enumerate(zip(queue, taken, strict=True)):
         visible = o.and_(there, e.visible <= now)
         st.require("the CPU reads only visible events", o.or_(o.not_(read), visible))
         st.require("the CPU reads every visible event unless it reached its limit", o.or_(read, o.not_(visible), full))
+        st.require("the CPU reads visible events oldest first",
+                   o.or_(read, o.not_(visible), o.not_(o.or_(*taken[j + 1 :]))))  # fmt: skip
     for (e, _), read in zip(queue, taken, strict=True):
         for c, is_c in o.refer(e.conn):
             _on_learn(o, st, e, c, o.and_(read, is_c))
