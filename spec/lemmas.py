@@ -360,8 +360,10 @@ def _resolves_to_anchor(o: Domain, st: Step, c: Any) -> Any:
 
 
 def _known_version(o: Domain, st: Step, c: Any) -> Any:
-    """What the CPU knows of a watched connection is the version it resolves to."""
-    return o.or_(o.not_(watched(o, st, c)), o.not_(st.get("conn", c, "known")),
+    """What the CPU knows of a live unexcused connection (anchored yet or not) is the version it
+    resolves to."""
+    followed = o.and_(live(o, st, c), o.not_(excused(o, st, c)))
+    return o.or_(o.not_(followed), o.not_(st.get("conn", c, "known")),
                  o.eq(st.get("conn", c, "kver"), sy.forwarding(o, st, c).version))  # fmt: skip
 
 
@@ -397,7 +399,7 @@ def _sealed_old(o: Domain, st: Step, c: Any) -> Any:
 LEMMAS += [
     Lemma("a watched connection resolves to a version whose pool gives its anchor", _resolves_to_anchor,
           lambda o, st, c: watched(o, st, c)),
-    Lemma("a watched connection the CPU knows resolves to the version it knows", _known_version,
+    Lemma("a live unexcused connection the CPU knows resolves to the version it knows", _known_version,
           lambda o, st, c: o.and_(watched(o, st, c), st.get("conn", c, "known"),
                                   o.eq(st.get("conn", c, "stage"), EMPTY))),
     Lemma("a watched connection unknown to the CPU that misses has a queued event of its version", _queued_version,
@@ -411,9 +413,11 @@ LEMMAS += [
 
 def _one_step(o: Domain, st: Step, _: Any) -> Any:
     """The pending writes are one CPU step's (it decides once its earlier writes took effect), in
-    the order it makes them: whitelist additions while reading, then placements, then the rest."""
+    the order it makes them: whitelist additions while reading, then placements, then forgets,
+    then pool and VIPTable writes, pool deletes last."""
     pending = o.pending(st)
     placing = (sy.W_INSERT, sy.W_MOVE_DELETE)
+    conn_kinds, later_kinds = (*placing, sy.W_FORGET_DELETE), (sy.W_POOL, sy.W_POOL_DELETE, sy.W_VIP)
     # A connection's entry is deleted to forget it only once it is forgotten.
     facts = [o.or_(o.not_(there), o.not_(o.eq(w.kind, sy.W_FORGET_DELETE)),
                    *(o.and_(o.same(w.owner, c), o.not_(st.get("conn", c, "known"))) for c in o.conns()))
@@ -425,7 +429,11 @@ def _one_step(o: Domain, st: Step, _: Any) -> Any:
             facts += [o.or_(o.not_(both), o.eq(wi.decided, wj.decided)),
                       o.or_(o.not_(both), o.not_(o.eq(wj.kind, sy.W_WHITELIST)), o.eq(wi.kind, sy.W_WHITELIST)),
                       o.or_(o.not_(both), o.not_(o.or_(*(o.eq(wj.kind, k) for k in placing))),
-                            o.eq(wi.kind, sy.W_WHITELIST), earlier_kind)]  # fmt: skip
+                            o.eq(wi.kind, sy.W_WHITELIST), earlier_kind),
+                      o.or_(o.not_(both), o.not_(o.or_(*(o.eq(wj.kind, k) for k in conn_kinds))),
+                            o.not_(o.or_(*(o.eq(wi.kind, k) for k in later_kinds)))),
+                      o.or_(o.not_(both), o.not_(o.eq(wi.kind, sy.W_POOL_DELETE)),
+                            o.eq(wj.kind, sy.W_POOL_DELETE))]  # fmt: skip
     return o.and_(*facts)
 
 
@@ -562,4 +570,30 @@ def _sent_in_order(o: Domain, st: Step, _: Any) -> Any:
 LEMMAS += [
     Lemma("learn events are queued oldest sent first", _sent_in_order,
           lambda o, st, _: o.or_(*(there for _, there in o.queue(st)[1:])), per_connection=False),
+]  # fmt: skip
+
+
+def _reclaimed_unused(o: Domain, st: Step, _: Any) -> Any:
+    """What reclaiming a version checked holds until its pool's delete takes effect (the CPU
+    decides nothing meanwhile): no connection it knows has it, nor an event it would learn from
+    of a connection's current, unexcused incarnation."""
+    facts = []
+    for w, there in o.pending(st):
+        for v, is_v in o.refer_vip(w.vip):
+            known = [o.and_(st.get("conn", c, "known"), o.eq(o.vip_of(c), v),
+                            o.eq(st.get("conn", c, "kver"), w.version)) for c in o.conns()]  # fmt: skip
+            # Reclaiming ignores the events of an excused incarnation (a later one may be unexcused);
+            # a forgotten connection hits its entry until the delete ahead of the pool's takes effect.
+            flying = [o.and_(q, o.not_(e.hit), o.eq(e.version, w.version), o.eq(o.vip_of(c), v),
+                             o.not_(st.get("conn", c, "g_excused")), e.sent >= st.get("conn", c, "g_start"))
+                      for c in o.conns() for e, q in _events_of(o, st, c)]  # fmt: skip
+            facts.append(o.or_(o.not_(there), o.not_(is_v), o.not_(o.eq(w.kind, sy.W_POOL_DELETE)),
+                               o.not_(o.or_(*known, *flying))))  # fmt: skip
+    return o.and_(*facts)
+
+
+LEMMAS += [
+    Lemma("a version whose pool delete is pending is no known connection's, nor a queued event's", _reclaimed_unused,
+          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_POOL_DELETE)) for w, there in o.pending(st))),
+          per_connection=False),
 ]  # fmt: skip
