@@ -239,7 +239,7 @@ def run(quick: bool = False, save_dir: Path | None = None, progress: Callable[[s
     note("unsafe variants")
     rows += _variant_rows(save_dir)
     note("the abstract system the model refines (spec.system)")
-    rows += _spec_rows(4 if quick else 5, 20 if quick else 60)
+    rows += _spec_rows(4 if quick else 6, 20 if quick else 60)
     note("bounded model checking")
     rows += _bmc_rows(6 if quick else 8, save_dir)
     note("explicit-state search")

@@ -360,19 +360,21 @@ def _resolves_to_anchor(o: Domain, st: Step, c: Any) -> Any:
 
 
 def _known_version(o: Domain, st: Step, c: Any) -> Any:
-    """What the CPU knows of a live unexcused connection (anchored yet or not) is the version it
+    """What the CPU learned of a live unexcused incarnation (anchored yet or not) is the version it
     resolves to."""
-    followed = o.and_(live(o, st, c), o.not_(excused(o, st, c)))
+    followed = o.and_(live(o, st, c), o.not_(excused(o, st, c)), sy.learned_incarnation(o, st, c))
     return o.or_(o.not_(followed), o.not_(st.get("conn", c, "known")),
                  o.eq(st.get("conn", c, "kver"), sy.forwarding(o, st, c).version))  # fmt: skip
 
 
 def _queued_version(o: Domain, st: Step, c: Any) -> Any:
-    """A watched connection the CPU does not know, that misses ConnTable, has a learn event of a
-    miss queued, carrying the version it resolves to."""
+    """A watched connection that misses ConnTable, which the CPU has not learned in this
+    incarnation, has a learn event of a miss queued carrying the version it resolves to, or the
+    CPU knows that version of it already."""
     f = sy.forwarding(o, st, c)
     carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version)) for e, q in _events_of(o, st, c)))
-    return o.or_(o.not_(watched(o, st, c)), st.get("conn", c, "known"), f.hit, carried)
+    kept = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "kver"), f.version))
+    return o.or_(o.not_(watched(o, st, c)), sy.learned_incarnation(o, st, c), f.hit, carried, kept)
 
 
 def _recorded(o: Domain, st: Step, c: Any) -> Any:
@@ -399,10 +401,11 @@ def _sealed_old(o: Domain, st: Step, c: Any) -> Any:
 LEMMAS += [
     Lemma("a watched connection resolves to a version whose pool gives its anchor", _resolves_to_anchor,
           lambda o, st, c: watched(o, st, c)),
-    Lemma("a live unexcused connection the CPU knows resolves to the version it knows", _known_version,
+    Lemma("a live unexcused connection the CPU learned resolves to the version it knows", _known_version,
           lambda o, st, c: o.and_(watched(o, st, c), st.get("conn", c, "known"),
                                   o.eq(st.get("conn", c, "stage"), EMPTY))),
-    Lemma("a watched connection unknown to the CPU that misses has a queued event of its version", _queued_version,
+    Lemma("a watched connection not learned in its incarnation that misses has its version queued or known",
+          _queued_version,
           lambda o, st, c: o.and_(watched(o, st, c), o.not_(st.get("conn", c, "known")))),
     Lemma("in RECORD, a watched connection that misses, seen after the entry took effect, is recorded", _recorded,
           lambda o, st, c: o.and_(o.eq(st.get("vip", o.vip_of(c), "phase"), d.RECORD), watched(o, st, c))),
