@@ -268,6 +268,11 @@ LEMMAS += [
 # ---------------------------------------------------------------- versions: allocation and reuse
 
 
+def _pending_kind(o: Domain, st: Step, kind: int) -> Any:
+    """Is a write of this kind pending (a lemma's situation)?"""
+    return o.or_(*(o.and_(there, o.eq(w.kind, kind)) for w, there in o.pending(st)))
+
+
 def _before_each_write(o: Domain, st: Step, fact: Callable[[Step, sy.Write, Any], Any]) -> Any:
     """``fact`` of each pending write and the tables just before it takes effect (the writes
     ahead of it applied): the write queue is ordered, so what the CPU decided after an
@@ -295,7 +300,7 @@ def _pool_write_fresh(o: Domain, st: Step, _: Any) -> Any:
 
 LEMMAS += [
     Lemma("a pending pool write fills a version whose pool is out when its turn comes", _pool_write_fresh,
-          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_POOL)) for w, there in o.pending(st))),
+          lambda o, st, _: _pending_kind(o, st, sy.W_POOL),
           per_connection=False),
 ]  # fmt: skip
 
@@ -326,7 +331,7 @@ VIP_ENTRY = ("phase", "old", "new", "epoch", "slot")
 
 LEMMAS += [
     Lemma("each pending VIPTable write moves its entry one step along an update", _vip_chain,
-          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_VIP)) for w, there in o.pending(st))),
+          lambda o, st, _: _pending_kind(o, st, sy.W_VIP),
           per_connection=False),
 ]  # fmt: skip
 
@@ -475,7 +480,7 @@ LEMMAS += [
           lambda o, st, c: o.or_(*(o.and_(there, o.same(e.conn, c)) for e, there in o.queue(st)))),
     Lemma("a pending ConnTable delete removes the entry it names, of its version (a move's: its owner's)",
           _conn_writes_pending,
-          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_MOVE_DELETE)) for w, there in o.pending(st))),
+          lambda o, st, _: _pending_kind(o, st, sy.W_MOVE_DELETE),
           per_connection=False),
 ]  # fmt: skip
 
@@ -597,6 +602,6 @@ def _reclaimed_unused(o: Domain, st: Step, _: Any) -> Any:
 
 LEMMAS += [
     Lemma("a version whose pool delete is pending is no known connection's, nor a queued event's", _reclaimed_unused,
-          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_POOL_DELETE)) for w, there in o.pending(st))),
+          lambda o, st, _: _pending_kind(o, st, sy.W_POOL_DELETE),
           per_connection=False),
 ]  # fmt: skip
