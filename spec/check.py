@@ -156,16 +156,17 @@ CpuStep = Callable[[ConcreteDomain, Step, Any, State, State, Made], tuple[str, P
 
 
 def _taken(pre: State, post: State) -> list[bool]:
-    """Which queued events a CPU step read: the queue afterwards is what it left, in order."""
+    """Which queued events a CPU step read: the queue afterwards is what it left, in order. Matched
+    from the newest, so of two equal events the older counts as read (the CPU reads oldest first)."""
     left = list(post["queue",])
     taken = []
-    for e in pre["queue",]:
-        if left and left[0] == e:
-            left.pop(0)
+    for e in reversed(pre["queue",]):
+        if left and left[-1] == e:
+            left.pop()
             taken.append(False)
         else:
             taken.append(True)
-    return taken
+    return taken[::-1]
 
 
 class _Writes:

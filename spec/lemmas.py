@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from model import decisions as d
 from spec import system as sy
 from spec.system import EMPTY, NEVER, Domain, Step
 
@@ -188,9 +189,8 @@ def _write_fields(o: Domain, st: Step, _: Any) -> Any:
                         for c in o.conns()))  # fmt: skip
         conn_ok = o.and_(owner, _in(o, w.stage, 0, o.stages), _version(o, w.version))
         vip = o.or_(*(o.eq(w.vip, v) for v in o.vips()))
-        pool_ok = o.and_(
-            vip, _version(o, w.version), o.or_(o.eq(w.kind, sy.W_POOL_DELETE), o.not_(o.eq(w.pool, EMPTY)))
-        )
+        filled = o.and_(o.is_pool(w.pool), o.not_(o.eq(w.pool, EMPTY)))
+        pool_ok = o.and_(vip, _version(o, w.version), o.or_(o.eq(w.kind, sy.W_POOL_DELETE), filled))
         phase, old, new, epoch, slot = w.entry
         vip_ok = o.and_(vip, _in(o, phase, 0, 4), _version(o, old), _version(o, new), _in(o, epoch, 0, o.epochs),
                         _in(o, slot, 0, o.transit_slots), o.eq(o.eq(phase, 0), o.eq(old, new)))  # fmt: skip
@@ -261,5 +261,347 @@ LEMMAS += [
           lambda o, st, _: o.or_(*(there for _, there in o.pending(st))), per_connection=False),
     Lemma("VIPTable names versions whose pools are in", _named_pools,
           lambda o, st, _: o.or_(*(o.not_(o.eq(st.get("vip", v, "old"), st.get("vip", v, "new"))) for v in o.vips())),
+          per_connection=False),
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------- versions: allocation and reuse
+
+
+def _pending_kind(o: Domain, st: Step, kind: int) -> Any:
+    """Is a write of this kind pending (a lemma's situation)?"""
+    return o.or_(*(o.and_(there, o.eq(w.kind, kind)) for w, there in o.pending(st)))
+
+
+def _before_each_write(o: Domain, st: Step, fact: Callable[[Step, sy.Write, Any], Any]) -> Any:
+    """``fact`` of each pending write and the tables just before it takes effect (the writes
+    ahead of it applied): the write queue is ordered, so what the CPU decided after an
+    earlier write took effect in its shadow holds when its own turn comes."""
+    cur = Step(st.state)
+    cur.changes = dict(st.changes)
+    facts = []
+    for _ in o.pending(st):
+        w, there = o.pending(cur)[0]
+        facts.append(o.or_(o.not_(there), fact(cur, w, there)))
+        sy.apply_write(o, cur, required=False)
+    return o.and_(*facts)
+
+
+def _pool_write_fresh(o: Domain, st: Step, _: Any) -> Any:
+    """A pool write fills a version whose pool is out when its turn comes (the CPU allocates only
+    free versions, and a reclaimed one's delete is ahead of it in the queue)."""
+
+    def fresh(cur: Step, w: sy.Write, _: Any) -> Any:
+        empty = o.or_(*(o.and_(is_v, o.eq(o.read(cur, "pool", v, w.version), EMPTY)) for v, is_v in o.refer_vip(w.vip)))
+        return o.or_(o.not_(o.eq(w.kind, sy.W_POOL)), empty)
+
+    return _before_each_write(o, st, fresh)
+
+
+LEMMAS += [
+    Lemma("a pending pool write fills a version whose pool is out when its turn comes", _pool_write_fresh,
+          lambda o, st, _: _pending_kind(o, st, sy.W_POOL),
+          per_connection=False),
+]  # fmt: skip
+
+
+def _vip_successor(o: Domain, prev: tuple[Any, ...], nxt: tuple[Any, ...]) -> Any:
+    """Is VIPTable entry ``nxt`` one step of an update after ``prev`` (start, or one phase on)?"""
+    phase, old, new, epoch, slot = prev
+    p, x, y, e, s = nxt
+    kept = o.and_(o.eq(x, old), o.eq(y, new), o.eq(e, epoch), o.eq(s, slot))
+    return o.ite(o.eq(phase, d.NORMAL), o.and_(o.eq(p, d.RECORD), o.eq(x, old), o.not_(o.eq(y, x))),
+                 o.ite(o.eq(phase, d.SEALED), o.and_(o.eq(p, d.NORMAL), o.eq(x, new), o.eq(y, new), o.eq(e, epoch),
+                                                     o.eq(s, slot)),
+                       o.and_(o.eq(p, phase + 1), kept)))  # fmt: skip
+
+
+def _vip_chain(o: Domain, st: Step, _: Any) -> Any:
+    """Each pending VIPTable write moves its VIP's entry one step along an update."""
+
+    def step_on(cur: Step, w: sy.Write, _: Any) -> Any:
+        return o.or_(o.not_(o.eq(w.kind, sy.W_VIP)),
+                     *(o.and_(is_v, _vip_successor(o, tuple(cur.get("vip", v, f) for f in VIP_ENTRY), w.entry))
+                       for v, is_v in o.refer_vip(w.vip)))  # fmt: skip
+
+    return _before_each_write(o, st, step_on)
+
+
+VIP_ENTRY = ("phase", "old", "new", "epoch", "slot")
+
+LEMMAS += [
+    Lemma("each pending VIPTable write moves its entry one step along an update", _vip_chain,
+          lambda o, st, _: _pending_kind(o, st, sy.W_VIP),
+          per_connection=False),
+]  # fmt: skip
+
+
+# ---------------------------------------------------------------- the update protocol: what a connection resolves to
+
+
+def learnable(o: Domain, st: Step, e: sy.Event, c: Any) -> Any:
+    """Would the CPU learn connection c from queued event e (not a whitelist event, not stale)?"""
+    return o.and_(o.not_(o.eq(e.kind, sy.AUTH)), o.not_(sy._stale(o, st, e, c)))
+
+
+def _events_of(o: Domain, st: Step, c: Any) -> list[tuple[sy.Event, Any]]:
+    """c's queued events the CPU would learn from, each with the condition that it is there."""
+    return [(e, o.and_(there, o.same(e.conn, c), learnable(o, st, e, c))) for e, there in o.queue(st)]
+
+
+def watched(o: Domain, st: Step, c: Any) -> Any:
+    """Live, anchored and not excused: PCC speaks of its next packet. A connection whose learn
+    event was lost is watched again once a later event of it is queued (learning it ends the excuse)."""
+    lost = st.get("conn", c, "g_lost")
+    resumed = o.or_(o.eq(lost, NEVER), *(o.and_(q, e.sent > lost) for e, q in _events_of(o, st, c)))
+    return o.and_(live(o, st, c), anchored(o, st, c), o.not_(st.get("conn", c, "g_excused")), resumed)
+
+
+def _resolves_to_anchor(o: Domain, st: Step, c: Any) -> Any:
+    """A watched connection's packet would use a version whose pool gives its anchor (forwarded or
+    dropped after t_seal), never another VIP's entry."""
+    f = sy.forwarding(o, st, c)
+    return o.or_(o.not_(watched(o, st, c)), o.and_(o.not_(f.foreign), o.eq(f.dest, st.get("conn", c, "g_anchor"))))
+
+
+def _known_version(o: Domain, st: Step, c: Any) -> Any:
+    """What the CPU learned of a live unexcused incarnation (anchored yet or not) is the version it
+    resolves to."""
+    followed = o.and_(live(o, st, c), o.not_(excused(o, st, c)), sy.learned_incarnation(o, st, c))
+    return o.or_(o.not_(followed), o.not_(st.get("conn", c, "known")),
+                 o.eq(st.get("conn", c, "kver"), sy.forwarding(o, st, c).version))  # fmt: skip
+
+
+def _queued_version(o: Domain, st: Step, c: Any) -> Any:
+    """A watched connection that misses ConnTable, which the CPU has not learned in this
+    incarnation, has a learn event of a miss queued carrying the version it resolves to, or the
+    CPU knows that version of it already."""
+    f = sy.forwarding(o, st, c)
+    carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version)) for e, q in _events_of(o, st, c)))
+    kept = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "kver"), f.version))
+    return o.or_(o.not_(watched(o, st, c)), sy.learned_incarnation(o, st, c), f.hit, carried, kept)
+
+
+def _recorded(o: Domain, st: Step, c: Any) -> Any:
+    """In RECORD, a watched connection that misses and whose last packet came after the RECORD entry
+    took effect has its TransitTable cells set to the update's epoch (that packet missed too, or
+    its lookup changed since, which a known connection's cannot and excuses an unknown one)."""
+    v = o.vip_of(c)
+    misses = o.and_(watched(o, st, c), o.not_(sy.forwarding(o, st, c).hit))
+    later = st.get("conn", c, "g_last") > st.get("vip", v, "requested")
+    situation = o.and_(o.eq(st.get("vip", v, "phase"), d.RECORD), st.get("vip", v, "up"), misses, later)
+    slot, epoch = st.get("vip", v, "slot"), st.get("vip", v, "epoch")
+    return o.or_(o.not_(situation), d.transit_contains(o, [o.read(st, "cell", slot, i) for i in o.cells(c)], epoch))
+
+
+def _sealed_old(o: Domain, st: Step, c: Any) -> Any:
+    """After t_seal, a queued event of an old-version connection was sent before the seal took effect."""
+    v = o.vip_of(c)
+    sealed = o.and_(o.eq(st.get("vip", v, "phase"), d.SEALED), st.get("vip", v, "up"))
+    late = o.or_(*(o.and_(q, o.eq(e.version, st.get("vip", v, "old")), e.sent > st.get("vip", v, "started"),
+                          o.not_(e.hit)) for e, q in _events_of(o, st, c)))  # fmt: skip
+    return o.not_(o.and_(sealed, late))
+
+
+LEMMAS += [
+    Lemma("a watched connection resolves to a version whose pool gives its anchor", _resolves_to_anchor,
+          lambda o, st, c: watched(o, st, c)),
+    Lemma("a live unexcused connection the CPU learned resolves to the version it knows", _known_version,
+          lambda o, st, c: o.and_(watched(o, st, c), st.get("conn", c, "known"),
+                                  o.eq(st.get("conn", c, "stage"), EMPTY))),
+    Lemma("a watched connection not learned in its incarnation that misses has its version queued or known",
+          _queued_version,
+          lambda o, st, c: o.and_(watched(o, st, c), o.not_(st.get("conn", c, "known")))),
+    Lemma("in RECORD, a watched connection that misses, seen after the entry took effect, is recorded", _recorded,
+          lambda o, st, c: o.and_(o.eq(st.get("vip", o.vip_of(c), "phase"), d.RECORD), watched(o, st, c))),
+    Lemma("after t_seal, a queued old-version miss event was sent before the seal", _sealed_old,
+          lambda o, st, c: o.eq(st.get("vip", o.vip_of(c), "phase"), d.SEALED)),
+]  # fmt: skip
+
+
+def _one_step(o: Domain, st: Step, _: Any) -> Any:
+    """The pending writes are one CPU step's (it decides once its earlier writes took effect), in
+    the order it makes them: whitelist additions while reading, then placements, then forgets,
+    then pool and VIPTable writes, pool deletes last."""
+    pending = o.pending(st)
+    placing = (sy.W_INSERT, sy.W_MOVE_DELETE)
+    conn_kinds, later_kinds = (*placing, sy.W_FORGET_DELETE), (sy.W_POOL, sy.W_POOL_DELETE, sy.W_VIP)
+    # A connection's entry is deleted to forget it only once it is forgotten.
+    facts = [o.or_(o.not_(there), o.not_(o.eq(w.kind, sy.W_FORGET_DELETE)),
+                   *(o.and_(o.same(w.owner, c), o.not_(st.get("conn", c, "known"))) for c in o.conns()))
+             for w, there in pending]  # fmt: skip
+    for i, (wi, ti) in enumerate(pending):
+        for wj, tj in pending[i + 1 :]:
+            both = o.and_(ti, tj)
+            earlier_kind = o.or_(*(o.eq(wi.kind, k) for k in placing))
+            facts += [o.or_(o.not_(both), o.eq(wi.decided, wj.decided)),
+                      o.or_(o.not_(both), o.not_(o.eq(wj.kind, sy.W_WHITELIST)), o.eq(wi.kind, sy.W_WHITELIST)),
+                      o.or_(o.not_(both), o.not_(o.or_(*(o.eq(wj.kind, k) for k in placing))),
+                            o.eq(wi.kind, sy.W_WHITELIST), earlier_kind),
+                      o.or_(o.not_(both), o.not_(o.or_(*(o.eq(wj.kind, k) for k in conn_kinds))),
+                            o.not_(o.or_(*(o.eq(wi.kind, k) for k in later_kinds)))),
+                      o.or_(o.not_(both), o.not_(o.eq(wi.kind, sy.W_POOL_DELETE)),
+                            o.eq(wj.kind, sy.W_POOL_DELETE))]  # fmt: skip
+    return o.and_(*facts)
+
+
+LEMMAS += [
+    Lemma("the pending writes are one CPU step's, in its order (whitelist, placements, the rest)", _one_step,
+          lambda o, st, _: o.or_(*(there for _, there in o.pending(st)[1:])), per_connection=False),
+]  # fmt: skip
+
+
+def _sent_by_packets(o: Domain, st: Step, c: Any) -> Any:
+    """What is known or queued of a connection was sent by its packets: no later than its last one."""
+    last = st.get("conn", c, "g_last")
+    facts = [o.or_(o.not_(there), o.not_(o.same(e.conn, c)), e.sent <= last) for e, there in o.queue(st)]
+    known = st.get("conn", c, "known")
+    facts += [o.or_(o.not_(known), st.get("conn", c, f) <= last) for f in ("ksent", "opened", "ended")]
+    return o.and_(*facts)
+
+
+def _conn_writes_pending(o: Domain, st: Step, _: Any) -> Any:
+    """A pending ConnTable delete removes the entry it names when its turn comes, of the version the
+    write carries: a move's old copy of its (known) owner's version, or a forgotten connection's entry."""
+
+    def names(cur: Step, w: sy.Write, _: Any) -> Any:
+        entry = o.read(cur, "entry", w.stage, w.key)
+        moving = o.or_(*(o.and_(o.same(w.owner, c), st.get("conn", c, "known"),
+                                o.eq(st.get("conn", c, "kver"), w.version)) for c in o.conns()))  # fmt: skip
+        deleting = o.or_(o.eq(w.kind, sy.W_MOVE_DELETE), o.eq(w.kind, sy.W_FORGET_DELETE))
+        return o.and_(o.or_(o.not_(deleting), o.eq(entry, w.version)),
+                      o.or_(o.not_(o.eq(w.kind, sy.W_MOVE_DELETE)), moving))  # fmt: skip
+
+    return _before_each_write(o, st, names)
+
+
+LEMMAS += [
+    Lemma("what the CPU knows or will learn of a connection was sent by its packets", _sent_by_packets,
+          lambda o, st, c: o.or_(*(o.and_(there, o.same(e.conn, c)) for e, there in o.queue(st)))),
+    Lemma("a pending ConnTable delete removes the entry it names, of its version (a move's: its owner's)",
+          _conn_writes_pending,
+          lambda o, st, _: _pending_kind(o, st, sy.W_MOVE_DELETE),
+          per_connection=False),
+]  # fmt: skip
+
+
+def _vip_write_pending(o: Domain, st: Step, v: Any, phase: int) -> Any:
+    return o.or_(*(o.and_(there, o.eq(w.kind, sy.W_VIP), o.eq(w.vip, v), o.eq(w.entry[0], phase))
+                   for w, there in o.pending(st)))  # fmt: skip
+
+
+def _decided_protocol(o: Domain, st: Step, c: Any) -> Any:
+    """What t_exec and t_finish checked when the CPU decided them holds until their entry takes
+    effect: t_exec waited a learn-delay bound after the RECORD entry took effect, and every miss
+    event sent before that was read and its connection placed; after t_finish no miss event of
+    the old version is queued, and no unplaced connection the CPU knows has it."""
+    v = o.vip_of(c)
+    requested, old = st.get("vip", v, "requested"), st.get("vip", v, "old")
+    unplaced = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), EMPTY))
+    misses = [(e, o.and_(q, o.not_(e.hit))) for e, q in _events_of(o, st, c)]
+    early = o.or_(o.and_(unplaced, st.get("conn", c, "ksent") <= requested),
+                  *(o.and_(q, e.sent <= requested) for e, q in misses))  # fmt: skip
+    old_left = o.or_(o.and_(unplaced, o.eq(st.get("conn", c, "kver"), old)),
+                     *(o.and_(q, o.eq(e.version, old)) for e, q in misses))  # fmt: skip
+    exec_waited = o.and_(*(o.or_(o.not_(there), o.not_(o.eq(w.kind, sy.W_VIP)), o.not_(o.eq(w.vip, v)),
+                                 o.not_(o.eq(w.entry[0], d.TRANSIT)), w.decided >= requested + o.bound)
+                           for w, there in o.pending(st)))  # fmt: skip
+    return o.and_(exec_waited, o.not_(o.and_(_vip_write_pending(o, st, v, d.TRANSIT), early)),
+                  o.not_(o.and_(_vip_write_pending(o, st, v, d.NORMAL), old_left)))  # fmt: skip
+
+
+LEMMAS += [
+    Lemma("what t_exec and t_finish checked holds until their entries take effect", _decided_protocol,
+          lambda o, st, c: o.or_(_vip_write_pending(o, st, o.vip_of(c), d.TRANSIT),
+                                 _vip_write_pending(o, st, o.vip_of(c), d.NORMAL))),
+]  # fmt: skip
+
+
+def _event_hits(o: Domain, st: Step, _: Any) -> Any:
+    """A new-connection or SYN learn event comes from a miss, a collision from a hit."""
+    facts = []
+    for e, there in o.queue(st):
+        miss = o.or_(o.eq(e.kind, sy.NEW), o.eq(e.kind, sy.SYN_EV))
+        facts += [o.or_(o.not_(there), o.not_(miss), o.not_(e.hit)),
+                  o.or_(o.not_(there), o.not_(o.eq(e.kind, sy.COLLISION)), e.hit)]  # fmt: skip
+    return o.and_(*facts)
+
+
+LEMMAS += [
+    Lemma("a new-connection or SYN event comes from a miss, a collision from a hit", _event_hits,
+          lambda o, st, _: o.or_(*(o.and_(there, o.eq(e.kind, sy.COLLISION)) for e, there in o.queue(st))),
+          per_connection=False),
+]  # fmt: skip
+
+
+def _one_owner(o: Domain, st: Step, c: Any) -> Any:
+    """No two placed connections hold the same key of a stage (the CPU's table maps a key to one)."""
+    stage = st.get("conn", c, "stage")
+    placed = o.and_(st.get("conn", c, "known"), o.not_(o.eq(stage, EMPTY)))
+    shared = [o.and_(st.get("conn", x, "known"), o.eq(st.get("conn", x, "stage"), stage),
+                     o.eq(sy.key_at(o, x, stage), sy.key_at(o, c, stage))) for x in o.conns() if x != c]  # fmt: skip
+    return o.or_(o.not_(placed), o.not_(o.or_(*shared)))
+
+
+LEMMAS += [
+    Lemma("no two placed connections hold the same key", _one_owner,
+          lambda o, st, c: o.not_(o.eq(st.get("conn", c, "stage"), EMPTY))),
+]  # fmt: skip
+
+
+def _advanced_once(o: Domain, st: Step, _: Any) -> Any:
+    """A CPU step moves each update on once: of two pending VIPTable writes of a VIP, the first ends
+    an update and the second starts the next."""
+    pending = o.pending(st)
+    facts = []
+    for i, (wi, ti) in enumerate(pending):
+        for wj, tj in pending[i + 1 :]:
+            both = o.and_(ti, tj, o.eq(wi.kind, sy.W_VIP), o.eq(wj.kind, sy.W_VIP), o.eq(wi.vip, wj.vip))
+            facts.append(o.or_(o.not_(both), o.and_(o.eq(wi.entry[0], d.NORMAL), o.eq(wj.entry[0], d.RECORD))))
+    return o.and_(*facts)
+
+
+LEMMAS += [
+    Lemma("a CPU step moves each update on once (two pending VIPTable writes: an end, then a start)", _advanced_once,
+          lambda o, st, _: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_VIP), o.eq(w.entry[0], d.NORMAL))
+                                   for w, there in o.pending(st))), per_connection=False),
+]  # fmt: skip
+
+
+def _sent_in_order(o: Domain, st: Step, _: Any) -> Any:
+    """Learn events are queued as their packets come: oldest sent first."""
+    queue = o.queue(st)
+    return o.and_(*(o.or_(o.not_(o.and_(ti, tj)), ei.sent <= ej.sent)
+                    for i, (ei, ti) in enumerate(queue) for ej, tj in queue[i + 1 :]))  # fmt: skip
+
+
+LEMMAS += [
+    Lemma("learn events are queued oldest sent first", _sent_in_order,
+          lambda o, st, _: o.or_(*(there for _, there in o.queue(st)[1:])), per_connection=False),
+]  # fmt: skip
+
+
+def _reclaimed_unused(o: Domain, st: Step, _: Any) -> Any:
+    """What reclaiming a version checked holds until its pool's delete takes effect (the CPU
+    decides nothing meanwhile): no connection it knows has it, nor an event it would learn from
+    of a connection's current, unexcused incarnation."""
+    facts = []
+    for w, there in o.pending(st):
+        for v, is_v in o.refer_vip(w.vip):
+            known = [o.and_(st.get("conn", c, "known"), o.eq(o.vip_of(c), v),
+                            o.eq(st.get("conn", c, "kver"), w.version)) for c in o.conns()]  # fmt: skip
+            # Reclaiming ignores the events of an excused incarnation (a later one may be unexcused);
+            # a forgotten connection hits its entry until the delete ahead of the pool's takes effect.
+            flying = [o.and_(q, o.not_(e.hit), o.eq(e.version, w.version), o.eq(o.vip_of(c), v),
+                             o.not_(st.get("conn", c, "g_excused")), e.sent >= st.get("conn", c, "g_start"))
+                      for c in o.conns() for e, q in _events_of(o, st, c)]  # fmt: skip
+            facts.append(o.or_(o.not_(there), o.not_(is_v), o.not_(o.eq(w.kind, sy.W_POOL_DELETE)),
+                               o.not_(o.or_(*known, *flying))))  # fmt: skip
+    return o.and_(*facts)
+
+
+LEMMAS += [
+    Lemma("a version whose pool delete is pending is no known connection's, nor a queued event's", _reclaimed_unused,
+          lambda o, st, _: _pending_kind(o, st, sy.W_POOL_DELETE),
           per_connection=False),
 ]  # fmt: skip

@@ -447,8 +447,10 @@ class System:
         fresh = [s.pool >= 1, *(s.pool != p for p in (*pools, *pending))]
         return [s], [z3.And(s.vip >= 0, s.vip < scope.vips), *fresh]
 
-    def _reclaim(self, tag: str) -> list[sy.Reclaim]:
-        return [sy.Reclaim(z3.Bool(f"reclaim@{tag}"), z3.Int(f"reclaim_vip@{tag}"), z3.Int(f"reclaim_version@{tag}"))]
+    def _reclaim(self, tag: str) -> tuple[list[sy.Reclaim], list[Any]]:
+        r = sy.Reclaim(z3.Bool(f"reclaim@{tag}"), z3.Int(f"reclaim_vip@{tag}"), z3.Int(f"reclaim_version@{tag}"))
+        # A table read at an index out of range would alias its last cell: the CPU names real versions.
+        return [r], [r.version >= 0, r.version < self.scope.versions]
 
     def _learn(self, st: Step, tag: str) -> list[Any]:
         self._flush(st)
@@ -463,15 +465,17 @@ class System:
         taken = self._taken(tag)
         # The update to start is chosen against the state after the step's reads and phase changes.
         starts, fresh = self._start(st, tag)
-        sy.cpu_advance(self.o, st, taken, places, list(self.o.vips()), starts, self._reclaim(tag))
-        return [*self._places_range(places), *fresh]
+        reclaims, in_range = self._reclaim(tag)
+        sy.cpu_advance(self.o, st, taken, places, list(self.o.vips()), starts, reclaims)
+        return [*self._places_range(places), *fresh, *in_range]
 
     def _expire(self, st: Step, tag: str) -> list[Any]:
         self._flush(st)
         places = self._places(tag)
         forgets = [sy.Forget(z3.Bool(f"forget_c{c}@{tag}"), c) for c in self.o.conns()]
-        sy.cpu_expire(self.o, st, self._taken(tag), places, forgets, self._reclaim(tag))
-        return self._places_range(places)
+        reclaims, in_range = self._reclaim(tag)
+        sy.cpu_expire(self.o, st, self._taken(tag), places, forgets, reclaims)
+        return [*self._places_range(places), *in_range]
 
     def _update(self, st: Step, tag: str) -> list[Any]:
         self._flush(st)

@@ -440,10 +440,12 @@ def read_learns(o: Domain, st: Step, taken: Sequence[Any], limit: Any) -> None:
     full = False if limit is None else o.eq(count, limit)
     if limit is not None:
         st.require("the CPU reads at most its limit of events", count <= limit)
-    for (e, there), read in zip(queue, taken, strict=True):
+    for j, ((e, there), read) in enumerate(zip(queue, taken, strict=True)):
         visible = o.and_(there, e.visible <= now)
         st.require("the CPU reads only visible events", o.or_(o.not_(read), visible))
         st.require("the CPU reads every visible event unless it reached its limit", o.or_(read, o.not_(visible), full))
+        st.require("the CPU reads visible events oldest first",
+                   o.or_(read, o.not_(visible), o.not_(o.or_(*taken[j + 1 :]))))  # fmt: skip
     for (e, _), read in zip(queue, taken, strict=True):
         for c, is_c in o.refer(e.conn):
             _on_learn(o, st, e, c, o.and_(read, is_c))
@@ -505,6 +507,14 @@ def place(o: Domain, st: Step, p: Place) -> None:
         st.require(f"only a known connection's entry is written ({c})", o.or_(o.not_(here), st.get("conn", c, "known")))
         st.require(f"an entry is written in a stage of the table ({c})",
                    o.or_(o.not_(here), o.and_(p.stage >= 0, p.stage < o.stages)))  # fmt: skip
+        # The CPU writes only keys of its own table that are no other connection's (its shadow); a
+        # move's delete removes the owner's old copy (the new one is placed first).
+        others = [o.and_(st.get("conn", x, "known"), o.eq(st.get("conn", x, "stage"), p.stage),
+                         o.eq(key_at(o, x, p.stage), key_at(o, c, p.stage))) for x in o.conns() if x != c]  # fmt: skip
+        st.require(f"an entry is written at a key no other connection holds ({c})",
+                   o.or_(o.not_(here), o.not_(o.or_(*others))))  # fmt: skip
+        elsewhere = o.not_(o.eq(st.get("conn", c, "stage"), p.stage))
+        st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete), elsewhere))
         _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here)
         when(o, st, o.and_(here, o.not_(p.move_delete)), p.stage, "conn", c, "stage")
 
@@ -691,7 +701,20 @@ def flush(o: Domain, st: Step, count: int) -> None:
 
 
 def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
-    for p in places:
+    """Place connections in order. A placed connection's insert is a move's new copy: the next
+    decision deletes its old copy, and only that ends a move (a move is never left half done)."""
+    for i, p in enumerate(places):
+        for c, is_c in o.refer(p.conn):
+            stage = st.get("conn", c, "stage")
+            moving = o.and_(p.active, is_c, o.not_(p.move_delete), o.not_(o.eq(stage, EMPTY)))
+            nxt = places[i + 1] if i + 1 < len(places) else None
+            completed = False if nxt is None else o.and_(nxt.active, nxt.move_delete, o.same(nxt.conn, c),
+                                                         o.eq(nxt.stage, stage))  # fmt: skip
+            st.require(f"a move's insert is followed by its old copy's delete ({c})", o.or_(o.not_(moving), completed))
+            prev = places[i - 1] if i > 0 else None
+            started = False if prev is None else o.and_(prev.active, o.not_(prev.move_delete), o.same(prev.conn, c))
+            deleting = o.and_(p.active, is_c, p.move_delete)
+            st.require(f"a move's delete follows its new copy's insert ({c})", o.or_(o.not_(deleting), started))
         place(o, st, p)
 
 
