@@ -25,7 +25,7 @@ from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOUR
 from silkcheck.inputs import TRACE_MAX_BYTES, InputError, open_binary
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
-from silkcheck.targets.model import refinement_of
+from silkcheck.targets.model import run_refined
 from silkcheck.trace import TIME_MAX, Trace, TraceError, load, parse_pool_text, parse_vip
 
 # Exit codes (the team's convention).
@@ -146,9 +146,9 @@ def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Names
 
 
 def replay_trace(trace: Trace, args: argparse.Namespace) -> int:
-    observations = _observe(trace, args)
+    # On the model, one run gives the observations and checks each step against the abstract system.
+    observations, refined = run_refined(trace) if args.target == "model" else (_observe(trace, args), None)
     verdict = judge(trace.config, observations)
-    refined = refinement_of(trace) if args.target == "model" else None
     applied = f" with {args.mutant} applied" if args.mutant else ""
     print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
     if refined is not None:

@@ -55,11 +55,27 @@ class Driver:
         return event.sent_with(cookie)
 
 
-def refinement_of(trace: Trace) -> Refined:
+def run_refined(trace: Trace) -> tuple[list[Observation], Refined]:
     """Run ``trace`` on the model, checking every step against the abstract system the proofs are
-    about (``spec``): the first step it cannot take, if any."""
+    about (``spec``): every observation (the run goes on past a step that does not refine), and
+    the first step it cannot take, if any."""
     switch = Switch.boot(trace.config, trace.vips)
-    return check_run(switch, trace.events, step_each(Driver(switch), trace, trace.events))
+    observations: list[Observation] = []
+    run = step_each(Driver(switch), trace, trace.events)
+
+    def noted() -> Iterator[Observation]:
+        for observation in run:
+            observations.append(observation)
+            yield observation
+
+    refined = check_run(switch, trace.events, noted())
+    observations.extend(run)  # the check stops at its first mismatch
+    return observations, refined
+
+
+def refinement_of(trace: Trace) -> Refined:
+    """The first step of ``trace`` on the model that the abstract system cannot take, if any."""
+    return run_refined(trace)[1]
 
 
 def step_each(driver: Driver, trace: Trace, events: Iterable[TraceEvent], first: int = 0) -> Iterator[Observation]:
