@@ -534,6 +534,14 @@ def protocol_waits_from_decision() -> contextlib.AbstractContextManager[Any]:
     return mock.patch.object(Cpu, "applied", applied)
 
 
+def sealed_unplaced_forgotten() -> contextlib.AbstractContextManager[Any]:
+    """The CPU forgets an unplaced connection of a sealed update's old version after
+    idle_timeout + the learn-delay bound of silence, as it does any unplaced one. Its packets
+    are dropped unlearned after t_seal, so that silence is the CPU's deafness, not the
+    connection's: the update finishes and the connection's next miss takes the new version."""
+    return mock.patch.object(Cpu, "_unheard", lambda self, conn: False)
+
+
 @contextlib.contextmanager
 def pool_after_exec_flip() -> Iterator[None]:
     """An update's new pool is installed only at t_exec, right after the VIPTable write that
@@ -587,6 +595,7 @@ MUTANTS: tuple[Mutant, ...] = tuple(
         ("SYN authentication", cookie_without_source_port),
         ("fault handling", restart_drops_updates),
         ("update protocol bookkeeping", seal_ignores_false_positives),
+        ("update protocol bookkeeping", sealed_unplaced_forgotten),
         ("TransitTable slots", updates_share_slot_zero),
         ("TransitTable epochs", epoch_counter_overflows),
         ("write order: TransitTable epoch", record_before_epoch_bump),

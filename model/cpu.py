@@ -533,7 +533,7 @@ class Cpu:
             if idle is not None:
                 conn.seen = max(conn.seen, now - idle)
         silent = self.config.idle_timeout + self.config.learn_delay_bound
-        for conn in [c for c in self._unplaced.values() if now - c.seen > silent]:
+        for conn in [c for c in self._unplaced.values() if now - c.seen > silent and not self._unheard(c)]:
             self._forget(conn, now)
             log.notes.append(f"forgot {conn.ft}: unplaced and silent since {conn.seen}")
         placed = [c for c in self.known.values() if c.stage is not None]
@@ -548,6 +548,15 @@ class Cpu:
             self._forget(conn, now)
             self.expired[conn.ft] = now
         self._reclaim(now, log)
+
+    def _unheard(self, conn: Known) -> bool:
+        """Whether ``conn``'s silence cannot be heard: it uses the old version of its VIP's sealed
+        update, so its packets miss, hit TransitTable and are dropped without a learn event
+        (``drops_sealed``). Forgetting it would let the update finish and its next packet take
+        the new version (tests/data/sealed-unplaced-is-not-forgotten.json); it holds the update
+        until it is placed, as it would if it were heard."""
+        up = self.updates.get(conn.ft.vip)
+        return up is not None and up.phase == d.SEALED and conn.version == up.old_version
 
     def _idle(self, conn: Known, now: int) -> int | None:
         """How long ``conn`` has been silent as far as its entries tell (None: its lookup
