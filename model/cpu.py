@@ -224,19 +224,33 @@ class Cpu:
         if not isinstance(write, ConnDelete):
             return
         at = (write.stage, write.bucket, write.digest)
-        idle = self.backend.idle_time(*at, now)
+
+        def reaches(watcher: Known) -> bool:
+            keys = ((stage, *watcher.hashes.key(stage)) for stage in range(self.config.stages))
+            return next((k for k in keys if k == at or self._in_switch(k)), None) == at
+
+        self._carry_hits(at, now - self.backend.idle_time(*at, now), reaches)
+
+    def _carry_hits(self, at: tuple[int, int, int], last_hit: int, reaches: Callable[[Known], bool]) -> None:
+        """The entry at ``at`` is about to go: the connections whose lookups ``reaches`` it keep its
+        last hit as their own latest packet."""
         for ft in self.watchers.get(at, ()):
             watcher = self.known[ft]
-            keys = ((stage, *watcher.hashes.key(stage)) for stage in range(self.config.stages))
-            if next((k for k in keys if k == at or self._in_switch(k)), None) == at:
-                watcher.seen = max(watcher.seen, now - idle)
+            if reaches(watcher):
+                watcher.seen = max(watcher.seen, last_hit)
+
+    def _queued_at(self, at: tuple[int, int, int], first: bool) -> TableWrite | None:
+        """The first (or last) queued ConnTable write at ``at``."""
+        writes = self.pending or ()
+        return next((w for w in (writes if first else reversed(writes))
+                     if isinstance(w, ConnInsert | ConnDelete) and w.at == at), None)  # fmt: skip
 
     def _in_switch(self, at: tuple[int, int, int]) -> bool:
         """Does the switch's ConnTable hold an entry at ``at`` now? The shadow holds what it will
         once the queued writes take effect; the first queued write at ``at`` says what is there."""
-        for write in self.pending or ():
-            if isinstance(write, ConnInsert | ConnDelete) and write.at == at:
-                return isinstance(write, ConnDelete)
+        first = self._queued_at(at, first=True)
+        if first is not None:
+            return isinstance(first, ConnDelete)
         stage, bucket, digest = at
         return (bucket, digest) in self.table[stage]
 
@@ -266,11 +280,8 @@ class Cpu:
 
     def _idle_time(self, stage: int, key: tuple[int, int], now: int) -> int:
         """An entry whose insert is still queued has not been idle at all."""
-        for write in reversed(self.pending or ()):
-            if isinstance(write, ConnInsert | ConnDelete) and write.at == (stage, *key):
-                if isinstance(write, ConnInsert):
-                    return 0
-                break
+        if isinstance(self._queued_at((stage, *key), first=False), ConnInsert):
+            return 0
         return self.backend.idle_time(stage, *key, now)
 
     # ------------------------------------------------------------ learning
@@ -498,11 +509,7 @@ class Cpu:
         key = conn.hashes.key(stage)
         # The entry's idle timer holds the hits of every connection whose lookup reaches it
         # (an alias's too, and a move deletes as well): keep them before the entry goes.
-        idle = self._idle_time(stage, key, now)
-        for ft in self.watchers.get((stage, *key), ()):
-            watcher = self.known[ft]
-            if self._reached(watcher) == stage:
-                watcher.seen = max(watcher.seen, now - idle)
+        self._carry_hits((stage, *key), now - self._idle_time(stage, key, now), lambda w: self._reached(w) == stage)
         self._emit(ConnDelete(stage, *key, conn.version, conn.ft, purpose), now)
         self.generation += 1
         del self.table[stage][key]

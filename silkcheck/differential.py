@@ -119,6 +119,8 @@ def bmv2_runner(target: object) -> Runner:
 
 
 def run_both(trace: Trace, runner: Runner) -> Outcome:
+    # The model's rate is its plain run's: the refinement verdict comes from a second, checked run
+    # (several times slower), which would otherwise count as the model's time.
     start = time.perf_counter()
     model_obs = ModelTarget().run(trace)
     model_s = time.perf_counter() - start

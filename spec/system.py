@@ -16,7 +16,8 @@ State. A flat map from paths to values, the same for Python values and Z3 terms:
 ``("queue",)``                    the learn events in flight (``Event``)
 ``("pending",)``                  the table writes the CPU made that have not taken effect (``Write``)
 ``("conn", c, f)``                what the CPU knows of connection c (``known kver ksent opened ended
-                                  stage expired``) and the ghost history PCC is judged on (``g_*``)
+                                  stage expired``) and the ghost history PCC is judged on (``g_*``;
+                                  ``g_cookie`` the cookie of the last SYN-ACK sent to c)
 
 Actions are functions ``(Domain, Step, ...) -> None`` that state guard conjuncts
 (``step.require(name, term)``) and changes (``step.set(path, term)``); later parts of one
@@ -65,7 +66,7 @@ WRITE_NAMES = {W_INSERT: "conn-insert", W_MOVE_DELETE: "conn-delete:move", W_FOR
                W_WHITELIST: "whitelist-add"}  # fmt: skip
 
 CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired")
-GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost")
+GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost", "g_cookie")
 UPDATE_FIELDS = ("up", "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested")
 UPDATE_IDLE = (False, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, NEVER, NEVER)
 """The CPU's update fields of a VIP without an update running."""
@@ -338,6 +339,13 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     auth = o.and_(present, is_tcp, authenticating(o, st, c))
     outcome = d.auth_outcome(o, is_syn, is_bare_ack, o.eq(ack, (o.cookie(c) + 1) % (1 << 32)))
     whitelist = o.and_(auth, o.eq(outcome, d.AUTH_WHITELIST))
+    # What a source proves by answering: that it received the SYN-ACK sent to its 5-tuple. A cookie
+    # that leaves a field out lets one source's cookie open another's (the oracle's ``spoofed``).
+    sent_cookie = st.get("conn", c, "g_cookie")
+    st.require("a source is whitelisted only by the cookie of the SYN-ACK sent to its 5-tuple",
+               o.or_(o.not_(whitelist),
+                     o.and_(o.not_(o.eq(sent_cookie, NEVER)), o.eq(ack, (sent_cookie + 1) % (1 << 32)))))  # fmt: skip
+    when(o, st, o.and_(auth, o.eq(outcome, d.AUTH_SYNACK)), o.cookie(c), "conn", c, "g_cookie")
     phase = conn_vip(o, st, c, "phase")
     current = o.ite(d.consults_transit(o, phase), conn_vip(o, st, c, "new"), conn_vip(o, st, c, "old"))
     auth_learned = _learn(o, st, AUTH, c, current, False, whitelist)
