@@ -20,6 +20,7 @@ from scale.analyze import (
     bloom_standard_error,
     load_threshold,
     measure_false_hits,
+    offline_optimum,
     run_analyze,
 )
 
@@ -58,7 +59,16 @@ def test_reduced_analyze_agrees_with_theory_within_statistical_error(tmp_path: P
         assert se >= math.sqrt(p * (1 - p) / int(row["queries"]))
         assert abs(float(row["measured_rate"]) - p) <= z * se, row
     for row in _rows(tmp_path / "load.csv"):
-        assert 0 < float(row["measured_load"]) <= 1
+        assert 0 < float(row["measured_load"]) <= float(row["offline_load"]) <= 1
+
+
+def test_the_offline_optimum_is_a_maximum_matching_of_flows_to_slots() -> None:
+    # Three flows that all choose bucket 0 of both stages, one slot each: two fit.
+    assert offline_optimum(np.zeros((2, 3), dtype=np.uint32), slots=1) == 2
+    # Flows 0, 1, 2 choose (0, 0), (0, 1), (1, 1) in the two stages: each gets a slot of its own.
+    assert offline_optimum(np.array([[0, 0, 1], [0, 1, 1]], dtype=np.uint32), slots=1) == 3
+    # One stage, two buckets of two slots, five flows in bucket 0: two fit there, none elsewhere.
+    assert offline_optimum(np.zeros((1, 5), dtype=np.uint32), slots=2) == 2
 
 
 def test_load_threshold_matches_the_known_cuckoo_thresholds() -> None:
