@@ -10,11 +10,13 @@ Hypothesis's printed program (``last_failure`` holds the final, shrunk one).
 from __future__ import annotations
 
 import contextlib
+import warnings
 from typing import Any
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis import strategies as st
 from hypothesis.database import ExampleDatabase
+from hypothesis.errors import HypothesisDeprecationWarning
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
@@ -195,6 +197,11 @@ def run_batch(examples: int, database: ExampleDatabase | None) -> tuple[int, Pro
         suppress_health_check=list(HealthCheck), verbosity=Verbosity.quiet,
         phases=[Phase.explicit, Phase.reuse, Phase.generate],
     )  # fmt: skip
-    with contextlib.suppress(PropertyFailed):  # the failure is kept in ``last_failure``
+    with contextlib.suppress(PropertyFailed), warnings.catch_warnings():  # the failure is kept in ``last_failure``
+        # On a Dask worker the event loop's thread draws from the global ``random`` (tornado's and
+        # distributed's jittered timers) while this thread draws examples; Hypothesis sees the
+        # global state move and blames our strategies, which never use it.
+        warnings.filterwarnings("ignore", "Do not use the `random` module inside strategies",
+                                HypothesisDeprecationWarning)  # fmt: skip
         run_state_machine_as_test(SilkRoadMachine, settings=batch)
     return SilkRoadMachine.steps, last_failure
