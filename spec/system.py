@@ -6,7 +6,7 @@ State. A flat map from paths to values, the same for Python values and Z3 terms:
 ``("vip", v, f)``                 VIPTable as packets see it (``present phase old new epoch slot``), the
                                   CPU's copy (``cphase cold cnew cepoch cslot``), the CPU's update
                                   (``up`` active, ``uphase uold unew uepoch uslot started requested``),
-                                  ``requests`` queued
+                                  ``requests`` queued, ``oldest`` the time of the oldest of them
 ``("entry", s, k)``, ``("timer", s, k)``  ConnTable: version (``EMPTY``) and idle timer per stage and key,
                                   and ``("evip", s, k)`` the VIP of the connection it was written for
 ``("pool", v, ver)``, ``("cpool", v, ver)``  DIPPoolTable as packets see it, and as the CPU wrote it
@@ -70,7 +70,7 @@ UPDATE_FIELDS = ("up", "uphase", "uold", "unew", "uepoch", "uslot", "started", "
 UPDATE_IDLE = (False, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, NEVER, NEVER)
 """The CPU's update fields of a VIP without an update running."""
 VIP_FIELDS = ("present", "phase", "old", "new", "epoch", "slot", "cphase", "cold", "cnew", "cepoch", "cslot", "up",
-              "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested", "requests")  # fmt: skip
+              "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested", "requests", "oldest")  # fmt: skip
 
 
 class Event(NamedTuple):
@@ -571,9 +571,13 @@ def restart(o: Domain, st: Step) -> None:
 
 
 def request(o: Domain, st: Step, vip: Any, cond: Any = True) -> None:
-    """An operator asks for a new pool for a VIP (a DIP failure asks for the pool without the DIP)."""
+    """An operator asks for a new pool for a VIP (a DIP failure asks for the pool without the DIP);
+    the first request of an empty queue is its oldest."""
     for v, is_v in o.refer_vip(vip):
-        when(o, st, o.and_(cond, is_v), st.get("vip", v, "requests") + 1, "vip", v, "requests")
+        here = o.and_(cond, is_v)
+        requests = st.get("vip", v, "requests")
+        when(o, st, o.and_(here, o.eq(requests, 0)), st.get("now"), "vip", v, "oldest")
+        when(o, st, here, requests + 1, "vip", v, "requests")
 
 
 def _referenced(o: Domain, st: Step, v: Any, version: Any) -> Any:
@@ -590,9 +594,21 @@ def _write_vip(o: Domain, st: Step, v: Any, entry: tuple[Any, ...], cond: Any, r
     o.pending_append(st, Write(W_VIP, st.get("now"), vip=v, entry=entry, releases=releases), cond)
 
 
+def has_free_version(o: Domain, st: Step, v: Any) -> Any:
+    """Has the CPU a version of v with no pool (``Cpu._free_version``)?"""
+    return o.or_(*(o.eq(o.read(st, "cpool", v, version), EMPTY) for version in range(o.versions)))
+
+
 def start_update(o: Domain, st: Step, s: Start) -> None:
     """t_req (decided): the oldest request of a VIP gets a free version and a free TransitTable
-    slot; the pool is written before the VIPTable entry that names it."""
+    slot; the pool is written before the VIPTable entry that names it.
+
+    First come, first served across VIPs (``Cpu._start_updates``): no VIP whose oldest request
+    is older and waits with no update running may have had a free version, since it would have
+    had this slot. (A VIP with no free version does not hold the others back.) Only the queues'
+    heads are ordered: the VIP's next request time is a free choice, no older than the one
+    served (its queue is in request order) and not in the future, which lets more runs through,
+    never fewer, so the check stays sound for the order it is about."""
     now = st.get("now")
     for v, is_v in o.refer_vip(s.vip):
         here = o.and_(s.active, is_v)
@@ -600,7 +616,16 @@ def start_update(o: Domain, st: Step, s: Start) -> None:
         def require(name: str, cond: Any, v: Any = v, here: Any = here) -> None:
             st.require(f"{name} ({v})", o.or_(o.not_(here), cond))
 
-        require("an update starts on a request", st.get("vip", v, "requests") > 0)
+        requests, oldest = st.get("vip", v, "requests"), st.get("vip", v, "oldest")
+        require("an update starts on a request", requests > 0)
+        for u in o.vips():
+            if u != v:
+                older = o.and_(st.get("vip", u, "requests") > 0, o.not_(st.get("vip", u, "up")),
+                               st.get("vip", u, "oldest") < oldest, has_free_version(o, st, u))  # fmt: skip
+                require(f"updates start first come, first served across VIPs, and {u} asked earlier", o.not_(older))
+        require("the next waiting request is the next in request order",
+                o.ite(o.eq(requests, 1), o.eq(s.next_oldest, NEVER),
+                      o.and_(s.next_oldest >= oldest, s.next_oldest <= now)))  # fmt: skip
         require("one update per VIP at a time", o.not_(st.get("vip", v, "up")))
         require("the new version is in range", o.and_(s.version >= 0, s.version < o.versions))
         require("the new version is free", o.eq(o.read(st, "cpool", v, s.version), EMPTY))
@@ -611,7 +636,8 @@ def start_update(o: Domain, st: Step, s: Start) -> None:
                         o.not_(o.and_(st.get("vip", u, "up"), o.eq(st.get("vip", u, "uslot"), s.slot))))  # fmt: skip
         epoch = st.get("epoch") % (o.epochs - 1) + 1
         old = st.get("vip", v, "cold")
-        when(o, st, here, st.get("vip", v, "requests") - 1, "vip", v, "requests")
+        when(o, st, here, requests - 1, "vip", v, "requests")
+        when(o, st, here, s.next_oldest, "vip", v, "oldest")
         when(o, st, here, epoch, "epoch")
         o.update(st, "cpool", here, s.pool, v, s.version)
         o.pending_append(st, Write(W_POOL, now, vip=v, version=s.version, pool=s.pool), here)
@@ -686,6 +712,8 @@ class Start(NamedTuple):
     version: Any
     slot: Any
     pool: Any
+    next_oldest: Any
+    """When the VIP's next waiting request was made (``NEVER``: none waits)."""
 
 
 class Reclaim(NamedTuple):
