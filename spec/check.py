@@ -112,6 +112,10 @@ class Refinement:
             e = pre["queue",][event.index]
             sy.delay(o, st, event.index, max(e.visible, e.sent + event.delay))
             return "delay", None
+        if isinstance(event, ev.LearnLate):
+            e = pre["queue",][event.index]
+            sy.late(o, st, event.index, max(e.visible, e.sent + event.delay))
+            return "late", None
         assert isinstance(obs, CpuObservation)
         if isinstance(event, ev.CpuWrites):
             for _ in range(event.count):

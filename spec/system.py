@@ -414,12 +414,38 @@ def lose(o: Domain, st: Step, index: int) -> None:
 
 
 def delay(o: Domain, st: Step, index: int, visible: Any) -> None:
-    """Fault: a queued learn event becomes visible later, within the learn-delay bound."""
+    """Fault: a queued learn event becomes visible later, within the learn-delay bound (a late one,
+    already past it, stays as it is)."""
     e, there = o.queue(st)[index]
     st.require("the delayed event is queued", there)
-    st.require("a delay keeps the event within the learn-delay bound", o.and_(visible >= e.visible,
-                                                                              visible <= e.sent + o.bound))  # fmt: skip
+    st.require("a delay keeps the event within the learn-delay bound",
+               o.and_(visible >= e.visible, o.or_(visible <= e.sent + o.bound, o.eq(visible, e.visible))))  # fmt: skip
     o.queue_set(st, index, e._replace(visible=maximum(o, e.visible, visible)))
+
+
+def late(o: Domain, st: Step, index: int, visible: Any) -> None:
+    """Fault: a queued learn event becomes visible after the learn-delay bound. The protocol's waits
+    (t_exec, t_finish, version reuse) rest on that bound, so for its connection this is a loss
+    (``g_lost``, as ``lose``: its moves are excused until the CPU learns from a later packet of it,
+    the oracle's ``fault``), and the event, read when it arrives, is a stale one about what the CPU
+    may have moved on from. Keeping it queued (rather than dropping it) is what the model and a real
+    switch do; a late event is told apart by its visibility past the bound (``overdue``).
+
+    The k-induction's scope draws ``lose`` and ``delay`` but not this: its lemmas keep every queued
+    event within the bound. What holds with late events is what the refinement check shows, step by
+    step, against these same guards, with the late connection excused."""
+    e, there = o.queue(st)[index]
+    st.require("the late event is queued", there)
+    st.require("a late event becomes visible past the learn-delay bound",
+               o.and_(visible >= e.visible, visible > e.sent + o.bound))  # fmt: skip
+    for c, is_c in o.refer(e.conn):
+        when(o, st, is_c, maximum(o, st.get("conn", c, "g_lost"), e.sent), "conn", c, "g_lost")
+    o.queue_set(st, index, e._replace(visible=visible))
+
+
+def overdue(o: Domain, e: Event) -> Any:
+    """Is ``e`` a late event (``late``), visible only past the learn-delay bound?"""
+    return e.visible > e.sent + o.bound
 
 
 def tick(o: Domain, st: Step, now: Any) -> None:
@@ -671,12 +697,13 @@ def advance_update(o: Domain, st: Step, v: Any) -> None:
 def reclaim(o: Domain, st: Step, r: Reclaim) -> None:
     """The CPU frees a version's pool (``model.decisions.may_reclaim``), once nothing can refer to
     it: not VIPTable (the CPU's copy), no known connection, and no learn event in flight that would
-    teach the CPU a connection using it."""
+    teach the CPU a connection using it, except a late one (``late``): the CPU waits out the bound,
+    not the channel's broken promise, and the late event's connection is excused as a loss."""
     version = r.version
     for v, is_v in o.refer_vip(r.vip):
         here = o.and_(r.active, is_v)
         in_entry = o.or_(o.eq(version, st.get("vip", v, "cold")), o.eq(version, st.get("vip", v, "cnew")))
-        in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version),
+        in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version), o.not_(overdue(o, e)),
                                    o.or_(*(o.and_(is_c, o.eq(o.vip_of(c), v), o.not_(_stale(o, st, e, c)),
                                                   o.not_(st.get("conn", c, "g_excused")))
                                            for c, is_c in o.refer(e.conn))))
@@ -900,6 +927,7 @@ ACTIONS: dict[str, Action] = {
     "packet": packet,
     "lose": lose,
     "delay": delay,
+    "late": late,
     "tick": tick,
     "apply_write": apply_write,
     "cpu_learn": cpu_learn,
