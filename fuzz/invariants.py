@@ -219,12 +219,15 @@ class Checker:
         and the delete taking effect, which is when the version's wait starts. Excepted: hits on
         another VIP's entry, whose version names no pool of this VIP (digest residual risk).
         Only CPU steps can break it, since a packet's learn event carries a version in VIPTable
-        or in an entry.
+        or in an entry. Excepted too: a late event (the ``late_learn`` fault, visible only past
+        the bound), for which the bound the wait relies on does not hold; its connection is
+        excused as a fault.
         """
         cpu = self.switch.cpu
         now = self.now
         for event in self.switch.dataplane.learn_queue:
-            if event.kind == "auth" or event.visible <= now or cpu.is_stale(event):
+            overdue = event.visible > event.sent + self.switch.config.learn_delay_bound
+            if event.kind == "auth" or event.visible <= now or overdue or cpu.is_stale(event):
                 continue
             if (event.ft, event.sent) in self.captured:
                 continue

@@ -153,6 +153,19 @@ def concurrent_vip_updates() -> Iterator[None]:
         yield
 
 
+def updates_start_in_vip_order() -> contextlib.AbstractContextManager[Any]:
+    """Waiting updates start in the order the VIPs were configured, not in request order (the
+    CPU before issue #12): with one TransitTable slot, a VIP whose request came first waits while
+    an earlier-configured VIP's later requests start, for as long as they keep coming. Not a PCC
+    violation but a broken service promise, which only the refinement check's first come, first
+    served guard can catch."""
+
+    def waiting(self: Cpu) -> list[Vip]:
+        return [vip for vip, queue in self.requests.items() if queue and vip not in self.updates]
+
+    return mock.patch.object(Cpu, "waiting", waiting)
+
+
 @contextlib.contextmanager
 def update_preempts_running() -> Iterator[None]:
     """A newer pool request for a VIP abandons its running update and starts over from the old
@@ -576,6 +589,7 @@ MUTANTS: tuple[Mutant, ...] = tuple(
         ("Bloom false positives", false_positives_not_learned),
         ("concurrent updates on several VIPs", concurrent_vip_updates),
         ("concurrent updates of one VIP", update_preempts_running),
+        ("update request order", updates_start_in_vip_order),
         ("digest collisions / SYN signal", no_collision_learn),
         ("digest collisions / SYN signal", syn_ignores_hit),
         ("cuckoo relocation", cuckoo_unchecked_writes),

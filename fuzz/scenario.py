@@ -441,12 +441,17 @@ def pool_update_of(c: Chooser, w: World, vip: Vip) -> list[TraceEvent]:
 
 
 def learn_fault(c: Chooser, w: World) -> list[TraceEvent]:
-    """A queued learn event is delayed (within the bound), or lost."""
+    """A queued learn event is delayed (within the bound), lost, or late (past the bound, up to
+    ten bounds or an idle timeout: late enough to miss t_exec, t_finish or a version's reuse)."""
     queued = len(w.switch.dataplane.learn_queue)
     index = c.integer(0, max(queued - 1, 0))
+    bound = w.config.learn_delay_bound
     if c.chance(80):
-        return [ev.LearnDelayed(w.now, index, c.integer(1, w.config.learn_delay_bound))]
-    return [ev.LearnLost(w.now, index)]
+        return [ev.LearnDelayed(w.now, index, c.integer(1, bound))]
+    if c.chance(50):
+        return [ev.LearnLost(w.now, index)]
+    latest = c.pick((10 * bound + 1, w.config.idle_timeout + bound + 1))
+    return [ev.LearnLate(w.now, index, c.integer(bound + 1, latest))]
 
 
 def cpu_restart(c: Chooser, w: World) -> list[TraceEvent]:

@@ -19,8 +19,9 @@ still be captured by an aliasing entry: that is the residual risk of digests,
 which no CPU ordering can remove; the oracle reports it as ``digest-alias``.
 
 Crash recovery. The CPU journals its shadow, its updates and queued requests
-before acting, so a restart loses only what it held in memory between reading
-learn events and inserting them: the unplaced connections. Their packets
+(with their request times, so first come, first served survives it) before
+acting, so a restart loses only what it held in memory between reading learn
+events and inserting them: the unplaced connections. Their packets
 still miss and learn again; the restart is reported with those connections.
 """
 
@@ -87,6 +88,14 @@ class Known:
         """Torn down unless a SYN came after the FIN/RST (port reuse). Comparing send
         times, not arrival order, keeps this right when learn events are reordered."""
         return self.ended > self.opened
+
+
+class Request(NamedTuple):
+    """An operator's (or a DIP failure's) request for a new pool, waiting to start."""
+
+    pool: tuple[Dip, ...]
+    at: int
+    """When it was made: updates start in this order across VIPs."""
 
 
 class Update(NamedTuple):
@@ -161,7 +170,8 @@ class Cpu:
     refs: dict[tuple[Vip, int], int] = field(default_factory=dict)
     released: dict[tuple[Vip, int], int] = field(default_factory=dict)
     updates: dict[Vip, Update] = field(default_factory=dict)
-    requests: dict[Vip, deque[tuple[Dip, ...]]] = field(default_factory=dict)
+    requests: dict[Vip, deque[Request]] = field(default_factory=dict)
+    """Per VIP, its waiting requests, oldest first (journaled, with their times)."""
     whitelist: set[int] = field(default_factory=set)
     expired: dict[FiveTuple, int] = field(default_factory=dict)
     """When the CPU removed each connection it no longer knows: older learn events are about that past."""
@@ -631,13 +641,22 @@ class Cpu:
     # ------------------------------------------------------------ the update protocol
 
     def request_update(self, vip: Vip, pool: tuple[Dip, ...], now: int, log: CpuLog) -> None:
-        self.requests[vip].append(pool)
+        self.requests[vip].append(Request(pool, now))
         self._start_updates(now, log)
 
+    def waiting(self) -> list[Vip]:
+        """The VIPs with a request waiting and no update running, oldest request first (ties in
+        VIP order of boot: a stable sort)."""
+        idle = [vip for vip, queue in self.requests.items() if queue and vip not in self.updates]
+        return sorted(idle, key=lambda vip: self.requests[vip][0].at)
+
     def _start_updates(self, now: int, log: CpuLog) -> None:
-        for vip, queue in self.requests.items():
-            if not queue or vip in self.updates:
-                continue
+        """Start waiting updates first come, first served across VIPs. TransitTable slots are
+        shared, so once none is free no later request may start either. A free version is the
+        VIP's own resource: a request whose VIP has none does not hold back the other VIPs
+        (strict FCFS would stall every VIP behind one whose versions stay in use until its
+        connections expire); it keeps its place and takes the next free slot once it has one."""
+        for vip in self.waiting():
             version = self._free_version(vip)
             if version is None:
                 log.notes.append(f"update of {vip} waits: all {self.config.versions} versions are in use")
@@ -648,7 +667,7 @@ class Cpu:
                 slots = self.config.transit_slots
                 log.notes.append(f"update of {vip} waits: all {slots} TransitTable slots are in use")
                 continue
-            pool = queue.popleft()
+            pool = self.requests[vip].popleft().pool
             self.pools[vip][version] = pool
             self._emit(PoolWrite(vip, version, pool), now)
             self.epoch = self.epoch % (self.config.epochs - 1) + 1
@@ -701,7 +720,7 @@ class Cpu:
     def dip_failed(self, dip: Dip, now: int, log: CpuLog) -> None:
         log.failed_dips.append(dip)
         for vip, queue in self.requests.items():
-            latest = queue[-1] if queue else self.pools[vip][self.vip_entries[vip].new_version]
+            latest = queue[-1].pool if queue else self.pools[vip][self.vip_entries[vip].new_version]
             if dip not in latest:
                 continue
             survivors = tuple(x for x in latest if x != dip)

@@ -67,6 +67,16 @@ class LearnDelayed(NamedTuple):
     delay: int
 
 
+class LearnLate(NamedTuple):
+    """Fault: the ``index``-th queued learn event becomes visible ``delay`` ticks after it was sent,
+    later than the learn-delay bound the update protocol and version reuse wait for: a channel that
+    breaks its promise. What the event tells the CPU arrives after the CPU stopped waiting for it."""
+
+    t: int
+    index: int
+    delay: int
+
+
 class CpuRestarts(NamedTuple):
     """Fault: the switch CPU process restarts and recovers from its journal (which holds the
     writes it had not made yet: it makes them first)."""
@@ -98,10 +108,11 @@ Event = (
     | CpuExpires
     | LearnLost
     | LearnDelayed
+    | LearnLate
     | CpuRestarts
     | DipFails
     | CpuWrites
 )
 CPU_ACTIONS = (UpdateRequested, CpuLearns, CpuAdvances, CpuExpires, CpuRestarts, DipFails)
 """Events that set the CPU to work: they carry ``writes``."""
-FAULTS = (LearnLost, LearnDelayed, CpuRestarts, DipFails)
+FAULTS = (LearnLost, LearnDelayed, LearnLate, CpuRestarts, DipFails)

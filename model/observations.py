@@ -78,7 +78,8 @@ class CpuObservation(NamedTuple):
     whitelisted: tuple[int, ...] = ()
     lost: tuple[tuple[FiveTuple, int], ...] = ()
     """Connections whose learning a fault destroyed, each with the time up to which what their
-    packets taught the CPU may be gone (a lost event's send time; a restart's own time)."""
+    packets taught the CPU may be gone (a lost event's send time; a restart's own time; a learn
+    event delayed past the bound, whose news comes after the CPU stopped waiting: its send time)."""
     failed_dips: tuple[Dip, ...] = ()
     notes: tuple[str, ...] = ()
     pending: int = 0

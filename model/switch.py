@@ -12,6 +12,7 @@ What can happen (one named function each, guard first):
                      entries, reclaims versions
 ``lose_learn``       fault: a queued learn event is lost
 ``delay_learn``      fault: a queued learn event arrives late (within the bound)
+``late_learn``       fault: a queued learn event arrives after the bound
 ``cpu_restart``      fault: the CPU process restarts from its journal
 ``dip_fail``         fault: a server dies and leaves every pool
 ``cpu_writes``       the next table writes the CPU queued take effect
@@ -93,10 +94,22 @@ class Switch:
         self._check_queued(e.index)
         if e.delay > self.config.learn_delay_bound:
             raise InvalidEvent(
-                f"delay {e.delay} exceeds learn_delay_bound {self.config.learn_delay_bound}: use lose_learn for a loss"
+                f"delay {e.delay} exceeds learn_delay_bound {self.config.learn_delay_bound}: use late_learn"
             )
         delayed = self.dataplane.delay_learn(e.index, e.delay)
         return CpuObservation(index, e.t, "delay_learn", notes=(f"delayed {delayed.kind} learn of {delayed.ft}",))
+
+    def late_learn(self, index: int, e: ev.LearnLate) -> CpuObservation:
+        """The event arrives when the channel lets it, past the bound. For the connection it is a loss
+        (what its packet told the CPU comes after the protocol stopped waiting for it), observed as
+        one, and then a stale arrival that the CPU takes in as it would any event."""
+        self._check_queued(e.index)
+        if e.delay <= self.config.learn_delay_bound:
+            raise InvalidEvent(f"delay {e.delay} is within learn_delay_bound {self.config.learn_delay_bound}: "
+                               "use delay_learn")  # fmt: skip
+        late = self.dataplane.delay_learn(e.index, e.delay)
+        notes = (f"{late.kind} learn of {late.ft} delayed {e.delay}, past the bound",)
+        return CpuObservation(index, e.t, "late_learn", lost=((late.ft, late.sent),), notes=notes)
 
     def cpu_restart(self, index: int, e: ev.CpuRestarts) -> CpuObservation:
         return self._cpu(index, "restart", e, lambda log: self.cpu.restart(e.t, log))
@@ -171,6 +184,7 @@ _HANDLERS = {
     ev.CpuExpires: Switch.cpu_expire,
     ev.LearnLost: Switch.lose_learn,
     ev.LearnDelayed: Switch.delay_learn,
+    ev.LearnLate: Switch.late_learn,
     ev.CpuRestarts: Switch.cpu_restart,
     ev.DipFails: Switch.dip_fail,
     ev.CpuWrites: Switch.cpu_writes,

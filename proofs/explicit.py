@@ -415,6 +415,9 @@ class Canon:
                     times.append(t)
         ages = _ages(times, now, self.scope.cap)
         vip, pool = self.vip_code, self._pool
+        # Request times are only compared with each other (first come, first served): their order is
+        # what the model reads.
+        rank = {t: i for i, t in enumerate(sorted({r.at for q in cpu.requests.values() for r in q}))}
         fixed = (
             _rows([(vip[v], *e) for v, e in dp.vips.items()]),
             _rows([(vip[v], version, pool(p)) for (v, version), p in dp.pools.items()]),
@@ -426,7 +429,7 @@ class Canon:
             _rows([(vip[v], version, ages[t] if waiting else bound) for v, version, t, waiting in released]),
             _rows([(vip[v], u.old_version, u.new_version, u.epoch, u.slot, u.phase,
                     ages[u.started] if started else bound, ages[u.requested]) for v, u, started in updates]),
-            tuple([(vip[v], *map(pool, q)) for v, q in cpu.requests.items()]),
+            tuple([(vip[v], *[(pool(r.pool), rank[r.at]) for r in q]) for v, q in cpu.requests.items()]),
             cpu.epoch,
         )  # fmt: skip
         return ages, fixed, expired

@@ -32,8 +32,9 @@ Each finding has a category:
                   between its decision and the write, and no table write can be made
                   conditional on what packets did meanwhile.
 ``dip-failure``   the first DIP failed; moving is the only option.
-``fault``         a fault destroyed a learn event of this connection, and the CPU has
-                  learned nothing from a later packet of it (in any incarnation).
+``fault``         a fault destroyed a learn event of this connection (lost it, or delayed
+                  it past the learn-delay bound), and the CPU has learned nothing from a
+                  later packet of it (in any incarnation).
 
 Streaming. ``Oracle`` takes observations one at a time (in time order) and keeps
 state per live incarnation: one is dropped once ``idle_timeout`` has passed since
@@ -414,7 +415,7 @@ class Oracle:
         if failed is not None:
             return finding(DIP_FAILURE, f"{base}; {anchor.dip} failed at #{failed}")
         if self._fault_shaped(flow):
-            return finding(FAULT, f"{base}; a fault lost its learn event")
+            return finding(FAULT, f"{base}; a fault lost its learn event or delayed it past the bound")
         residual = self._residual(inc, first)
         if residual is not None:
             return finding(residual[0], f"{base}; {residual[1]}")

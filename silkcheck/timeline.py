@@ -50,6 +50,8 @@ def _describe(e: ev.Event) -> str:
             return f"fault: learn event #{index} lost"
         case ev.LearnDelayed(_, index, delay):
             return f"fault: learn event #{index} delayed {delay}"
+        case ev.LearnLate(_, index, delay):
+            return f"fault: learn event #{index} delayed {delay}, past the bound"
         case ev.CpuRestarts():
             return "fault: CPU restart"
         case ev.DipFails(_, dip):

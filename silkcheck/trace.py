@@ -16,7 +16,8 @@ events (ticks = µs, non-decreasing)::
        {"t": 7,  "kind": "advance"},
        {"t": 8,  "kind": "expire"},
        {"t": 9,  "kind": "fault", "fault": "lose_learn", "index": 0},
-       {"t": 9,  "kind": "fault", "fault": "delay_learn", "index": 0, "delay": 500},
+       {"t": 9,  "kind": "fault", "fault": "delay_learn", "index": 0, "delay": 50},   # <= learn_delay_bound
+       {"t": 9,  "kind": "fault", "fault": "late_learn", "index": 0, "delay": 500},   # > learn_delay_bound
        {"t": 9,  "kind": "fault", "fault": "cpu_restart"},
        {"t": 9,  "kind": "fault", "fault": "dip_fail", "dip": "10.0.1.10:8080"},
        {"t": 9,  "kind": "fault", "fault": "digest_delay", "duration": 2000000, "delay": 300000}]}
@@ -284,6 +285,22 @@ def _int_in(low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
+def _learn_delay(low: int, high: int, bound: int, other: str) -> Callable[[Any], int]:
+    """A learn delay within [low, high], one side of the config's learn-delay bound; an error on the
+    other side names the fault that takes it."""
+    within = _int_in(low, high)
+
+    def parse(value: Any) -> int:
+        try:
+            return within(value)
+        except ValueError as e:
+            if type(value) is int and 0 <= value <= 1 << 31:
+                raise ValueError(f"{e}: learn_delay_bound is {bound}, use {other} for this delay") from None
+            raise
+
+    return parse
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected a string, got {brief(value)}")
@@ -515,9 +532,12 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event | Nemesis:
     fault = r.get("fault", _string)
     if fault == "lose_learn":
         return ev.LearnLost(t, r.get("index", _int_in(0, 1 << 31)))
-    if fault == "delay_learn":
+    if fault in ("delay_learn", "late_learn"):
         index = r.get("index", _int_in(0, 1 << 31))
-        return ev.LearnDelayed(t, index, r.get("delay", _int_in(0, c.config.learn_delay_bound)))
+        bound = c.config.learn_delay_bound
+        if fault == "delay_learn":
+            return ev.LearnDelayed(t, index, r.get("delay", _learn_delay(0, bound, bound, "late_learn")))
+        return ev.LearnLate(t, index, r.get("delay", _learn_delay(bound + 1, 1 << 31, bound, "delay_learn")))
     if fault == "cpu_restart":
         return ev.CpuRestarts(t)
     if fault == "dip_fail":
@@ -528,7 +548,7 @@ def _read_fault(r: _Reader, t: int, c: _Context) -> ev.Event | Nemesis:
     if fault in NEMESIS_FAULTS:
         duration = r.get("duration", TIME)
         return Nemesis(t, fault, duration, r.get("delay", TIME) if fault in NEMESIS_DELAYED else 0)
-    known = ", ".join(("lose_learn", "delay_learn", "cpu_restart", "dip_fail", *NEMESIS_FAULTS))
+    known = ", ".join(("lose_learn", "delay_learn", "late_learn", "cpu_restart", "dip_fail", *NEMESIS_FAULTS))
     r.fail(f"unknown fault {brief(fault)}; expected one of {known}", "fault")
     raise AssertionError  # unreachable: fail raises
 
@@ -583,6 +603,8 @@ def _event_fields(e: ev.Event) -> dict[str, Any]:
             return {"t": t, "kind": "fault", "fault": "lose_learn", "index": index}
         case ev.LearnDelayed(t, index, delay):
             return {"t": t, "kind": "fault", "fault": "delay_learn", "index": index, "delay": delay}
+        case ev.LearnLate(t, index, delay):
+            return {"t": t, "kind": "fault", "fault": "late_learn", "index": index, "delay": delay}
         case ev.CpuRestarts(t, _):
             return {"t": t, "kind": "fault", "fault": "cpu_restart"}
         case ev.DipFails(t, dip, _):

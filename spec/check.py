@@ -112,6 +112,10 @@ class Refinement:
             e = pre["queue",][event.index]
             sy.delay(o, st, event.index, max(e.visible, e.sent + event.delay))
             return "delay", None
+        if isinstance(event, ev.LearnLate):
+            e = pre["queue",][event.index]
+            sy.late(o, st, event.index, max(e.visible, e.sent + event.delay))
+            return "late", None
         assert isinstance(obs, CpuObservation)
         if isinstance(event, ev.CpuWrites):
             for _ in range(event.count):
@@ -190,12 +194,14 @@ class _Writes:
             found.append(sy.Place(True, w.kind == sy.W_MOVE_DELETE, w.owner, w.stage))
         return found
 
-    def starts(self) -> list[sy.Start]:
+    def starts(self, post: State) -> list[sy.Start]:
+        """The updates started, each with its VIP's next waiting request time from ``post`` (a step
+        starts at most one update per VIP, after any request it takes)."""
         found = []
         while (w := self.take((sy.W_POOL,))) is not None:
             vip_write = self.take((sy.W_VIP,))
             slot = EMPTY if vip_write is None else vip_write.entry[4]
-            found.append(sy.Start(True, w.vip, w.version, slot, w.pool))
+            found.append(sy.Start(True, w.vip, w.version, slot, w.pool, post["vip", w.vip, "oldest"]))
         return found
 
     def reclaims(self) -> list[sy.Reclaim]:
@@ -231,7 +237,7 @@ def _advance(o: ConcreteDomain, st: Step, e: Any, pre: State, post: State, made:
     writes = _Writes(made)
     places = writes.places()
     order = writes.vip_order([v for v in o.vips() if pre["vip", v, "up"]])
-    sy.cpu_advance(o, st, _taken(pre, post), places, order, writes.starts(), writes.reclaims())
+    sy.cpu_advance(o, st, _taken(pre, post), places, order, writes.starts(post), writes.reclaims())
     return "cpu_advance", writes.rest()
 
 
@@ -264,14 +270,14 @@ def _requested(o: ConcreteDomain, pre: State, post: State, made: Made) -> list[A
 def _update(o: ConcreteDomain, st: Step, e: ev.UpdateRequested, pre: State, post: State,
             made: Made) -> tuple[str, Problem | None]:  # fmt: skip
     writes = _Writes(made)
-    sy.operator_update(o, st, e.vip, writes.starts())
+    sy.operator_update(o, st, e.vip, writes.starts(post))
     return "operator_update", writes.rest()
 
 
 def _dip_fail(o: ConcreteDomain, st: Step, e: ev.DipFails, pre: State, post: State,
               made: Made) -> tuple[str, Problem | None]:  # fmt: skip
     writes = _Writes(made)
-    sy.dip_fail(o, st, [(True, v) for v in _requested(o, pre, post, made)], writes.starts())
+    sy.dip_fail(o, st, [(True, v) for v in _requested(o, pre, post, made)], writes.starts(post))
     return "dip_fail", writes.rest()
 
 

@@ -30,7 +30,8 @@ DEFAULTS = {
     "g_start": NEVER, "g_last": NEVER, "g_closed": False, "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER,
     "g_cookie": NEVER,
     "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
-    "requested": NEVER, "requests": 0, "present": False, "phase": d.NORMAL, "old": 0, "new": 0, "epoch": 0, "slot": 0,
+    "requested": NEVER, "requests": 0, "oldest": NEVER, "present": False, "phase": d.NORMAL, "old": 0, "new": 0,
+    "epoch": 0, "slot": 0,
 }  # fmt: skip
 """The value of a path that α leaves out (an empty cell, a connection the CPU does not know)."""
 
@@ -200,6 +201,7 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
     for v, queue in cpu.requests.items():
         if queue:
             s["vip", v, "requests"] = len(queue)
+            s["vip", v, "oldest"] = queue[0].at
     owners = _entry_owners(switch)
     for stage, table in enumerate(dp.conn):
         for key, entry in table.items():

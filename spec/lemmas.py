@@ -96,7 +96,8 @@ def _vip_fields(o: Domain, st: Step, _: Any) -> Any:
         facts += [_in(o, g("phase"), 0, 4), _in(o, g("cphase"), 0, 4), _version(o, g("old")), _version(o, g("new")),
                   _version(o, g("cold")), _version(o, g("cnew")), _in(o, g("epoch"), 0, o.epochs),
                   _in(o, g("cepoch"), 0, o.epochs), _in(o, g("slot"), 0, o.transit_slots),
-                  _in(o, g("cslot"), 0, o.transit_slots), g("requests") >= 0, o.eq(g("present"), True)]  # fmt: skip
+                  _in(o, g("cslot"), 0, o.transit_slots), g("requests") >= 0, o.eq(g("present"), True),
+                  o.eq(o.eq(g("requests"), 0), o.eq(g("oldest"), NEVER)), _time(o, st, g("oldest"))]  # fmt: skip
     return o.and_(*facts)
 
 

@@ -328,6 +328,7 @@ def initial(scope: Scope, s: dict[tuple[Any, ...], Any]) -> Any:
         values |= {("vip", v, f): value for f, value in zip(sy.CPU_ENTRY, (d.NORMAL, 0, 0, 0, 0), strict=True)}
         values |= {("vip", v, f): value for f, value in zip(sy.UPDATE_FIELDS, sy.UPDATE_IDLE, strict=True)}
         values[("vip", v, "requests")] = 0
+        values[("vip", v, "oldest")] = NEVER
         for version in range(scope.versions):
             values[("pool", v, version)] = values[("cpool", v, version)] = 0 if version == 0 else EMPTY
     for table, empty in (("entry", EMPTY), ("timer", NEVER), ("evip", EMPTY)):
@@ -437,7 +438,8 @@ class System:
 
     def _start(self, st: Step, tag: str) -> tuple[list[sy.Start], list[Any]]:
         s = sy.Start(z3.Bool(f"start@{tag}"), z3.Int(f"start_vip@{tag}"), z3.Int(f"start_version@{tag}"),
-                     z3.Int(f"start_slot@{tag}"), z3.Int(f"start_pool@{tag}"))  # fmt: skip
+                     z3.Int(f"start_slot@{tag}"), z3.Int(f"start_pool@{tag}"),
+                     z3.Int(f"start_next_oldest@{tag}"))  # fmt: skip
         scope = self.scope
         pools = [
             st.get(t, v, ver) for t in ("pool", "cpool") for v in range(scope.vips) for ver in range(scope.versions)

@@ -6,7 +6,7 @@ State. A flat map from paths to values, the same for Python values and Z3 terms:
 ``("vip", v, f)``                 VIPTable as packets see it (``present phase old new epoch slot``), the
                                   CPU's copy (``cphase cold cnew cepoch cslot``), the CPU's update
                                   (``up`` active, ``uphase uold unew uepoch uslot started requested``),
-                                  ``requests`` queued
+                                  ``requests`` queued, ``oldest`` the time of the oldest of them
 ``("entry", s, k)``, ``("timer", s, k)``  ConnTable: version (``EMPTY``) and idle timer per stage and key,
                                   and ``("evip", s, k)`` the VIP of the connection it was written for
 ``("pool", v, ver)``, ``("cpool", v, ver)``  DIPPoolTable as packets see it, and as the CPU wrote it
@@ -71,7 +71,7 @@ UPDATE_FIELDS = ("up", "uphase", "uold", "unew", "uepoch", "uslot", "started", "
 UPDATE_IDLE = (False, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, NEVER, NEVER)
 """The CPU's update fields of a VIP without an update running."""
 VIP_FIELDS = ("present", "phase", "old", "new", "epoch", "slot", "cphase", "cold", "cnew", "cepoch", "cslot", "up",
-              "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested", "requests")  # fmt: skip
+              "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested", "requests", "oldest")  # fmt: skip
 
 
 class Event(NamedTuple):
@@ -422,12 +422,38 @@ def lose(o: Domain, st: Step, index: int) -> None:
 
 
 def delay(o: Domain, st: Step, index: int, visible: Any) -> None:
-    """Fault: a queued learn event becomes visible later, within the learn-delay bound."""
+    """Fault: a queued learn event becomes visible later, within the learn-delay bound (a late one,
+    already past it, stays as it is)."""
     e, there = o.queue(st)[index]
     st.require("the delayed event is queued", there)
-    st.require("a delay keeps the event within the learn-delay bound", o.and_(visible >= e.visible,
-                                                                              visible <= e.sent + o.bound))  # fmt: skip
+    st.require("a delay keeps the event within the learn-delay bound",
+               o.and_(visible >= e.visible, o.or_(visible <= e.sent + o.bound, o.eq(visible, e.visible))))  # fmt: skip
     o.queue_set(st, index, e._replace(visible=maximum(o, e.visible, visible)))
+
+
+def late(o: Domain, st: Step, index: int, visible: Any) -> None:
+    """Fault: a queued learn event becomes visible after the learn-delay bound. The protocol's waits
+    (t_exec, t_finish, version reuse) rest on that bound, so for its connection this is a loss
+    (``g_lost``, as ``lose``: its moves are excused until the CPU learns from a later packet of it,
+    the oracle's ``fault``), and the event, read when it arrives, is a stale one about what the CPU
+    may have moved on from. Keeping it queued (rather than dropping it) is what the model and a real
+    switch do; a late event is told apart by its visibility past the bound (``overdue``).
+
+    The k-induction's scope draws ``lose`` and ``delay`` but not this: its lemmas keep every queued
+    event within the bound. What holds with late events is what the refinement check shows, step by
+    step, against these same guards, with the late connection excused."""
+    e, there = o.queue(st)[index]
+    st.require("the late event is queued", there)
+    st.require("a late event becomes visible past the learn-delay bound",
+               o.and_(visible >= e.visible, visible > e.sent + o.bound))  # fmt: skip
+    for c, is_c in o.refer(e.conn):
+        when(o, st, is_c, maximum(o, st.get("conn", c, "g_lost"), e.sent), "conn", c, "g_lost")
+    o.queue_set(st, index, e._replace(visible=visible))
+
+
+def overdue(o: Domain, e: Event) -> Any:
+    """Is ``e`` a late event (``late``), visible only past the learn-delay bound?"""
+    return e.visible > e.sent + o.bound
 
 
 def tick(o: Domain, st: Step, now: Any) -> None:
@@ -579,9 +605,13 @@ def restart(o: Domain, st: Step) -> None:
 
 
 def request(o: Domain, st: Step, vip: Any, cond: Any = True) -> None:
-    """An operator asks for a new pool for a VIP (a DIP failure asks for the pool without the DIP)."""
+    """An operator asks for a new pool for a VIP (a DIP failure asks for the pool without the DIP);
+    the first request of an empty queue is its oldest."""
     for v, is_v in o.refer_vip(vip):
-        when(o, st, o.and_(cond, is_v), st.get("vip", v, "requests") + 1, "vip", v, "requests")
+        here = o.and_(cond, is_v)
+        requests = st.get("vip", v, "requests")
+        when(o, st, o.and_(here, o.eq(requests, 0)), st.get("now"), "vip", v, "oldest")
+        when(o, st, here, requests + 1, "vip", v, "requests")
 
 
 def _referenced(o: Domain, st: Step, v: Any, version: Any) -> Any:
@@ -598,9 +628,21 @@ def _write_vip(o: Domain, st: Step, v: Any, entry: tuple[Any, ...], cond: Any, r
     o.pending_append(st, Write(W_VIP, st.get("now"), vip=v, entry=entry, releases=releases), cond)
 
 
+def has_free_version(o: Domain, st: Step, v: Any) -> Any:
+    """Has the CPU a version of v with no pool (``Cpu._free_version``)?"""
+    return o.or_(*(o.eq(o.read(st, "cpool", v, version), EMPTY) for version in range(o.versions)))
+
+
 def start_update(o: Domain, st: Step, s: Start) -> None:
     """t_req (decided): the oldest request of a VIP gets a free version and a free TransitTable
-    slot; the pool is written before the VIPTable entry that names it."""
+    slot; the pool is written before the VIPTable entry that names it.
+
+    First come, first served across VIPs (``Cpu._start_updates``): no VIP whose oldest request
+    is older and waits with no update running may have had a free version, since it would have
+    had this slot. (A VIP with no free version does not hold the others back.) Only the queues'
+    heads are ordered: the VIP's next request time is a free choice, no older than the one
+    served (its queue is in request order) and not in the future, which lets more runs through,
+    never fewer, so the check stays sound for the order it is about."""
     now = st.get("now")
     for v, is_v in o.refer_vip(s.vip):
         here = o.and_(s.active, is_v)
@@ -608,7 +650,16 @@ def start_update(o: Domain, st: Step, s: Start) -> None:
         def require(name: str, cond: Any, v: Any = v, here: Any = here) -> None:
             st.require(f"{name} ({v})", o.or_(o.not_(here), cond))
 
-        require("an update starts on a request", st.get("vip", v, "requests") > 0)
+        requests, oldest = st.get("vip", v, "requests"), st.get("vip", v, "oldest")
+        require("an update starts on a request", requests > 0)
+        for u in o.vips():
+            if u != v:
+                older = o.and_(st.get("vip", u, "requests") > 0, o.not_(st.get("vip", u, "up")),
+                               st.get("vip", u, "oldest") < oldest, has_free_version(o, st, u))  # fmt: skip
+                require(f"updates start first come, first served across VIPs, and {u} asked earlier", o.not_(older))
+        require("the next waiting request is the next in request order",
+                o.ite(o.eq(requests, 1), o.eq(s.next_oldest, NEVER),
+                      o.and_(s.next_oldest >= oldest, s.next_oldest <= now)))  # fmt: skip
         require("one update per VIP at a time", o.not_(st.get("vip", v, "up")))
         require("the new version is in range", o.and_(s.version >= 0, s.version < o.versions))
         require("the new version is free", o.eq(o.read(st, "cpool", v, s.version), EMPTY))
@@ -619,7 +670,8 @@ def start_update(o: Domain, st: Step, s: Start) -> None:
                         o.not_(o.and_(st.get("vip", u, "up"), o.eq(st.get("vip", u, "uslot"), s.slot))))  # fmt: skip
         epoch = st.get("epoch") % (o.epochs - 1) + 1
         old = st.get("vip", v, "cold")
-        when(o, st, here, st.get("vip", v, "requests") - 1, "vip", v, "requests")
+        when(o, st, here, requests - 1, "vip", v, "requests")
+        when(o, st, here, s.next_oldest, "vip", v, "oldest")
         when(o, st, here, epoch, "epoch")
         o.update(st, "cpool", here, s.pool, v, s.version)
         o.pending_append(st, Write(W_POOL, now, vip=v, version=s.version, pool=s.pool), here)
@@ -653,12 +705,13 @@ def advance_update(o: Domain, st: Step, v: Any) -> None:
 def reclaim(o: Domain, st: Step, r: Reclaim) -> None:
     """The CPU frees a version's pool (``model.decisions.may_reclaim``), once nothing can refer to
     it: not VIPTable (the CPU's copy), no known connection, and no learn event in flight that would
-    teach the CPU a connection using it."""
+    teach the CPU a connection using it, except a late one (``late``): the CPU waits out the bound,
+    not the channel's broken promise, and the late event's connection is excused as a loss."""
     version = r.version
     for v, is_v in o.refer_vip(r.vip):
         here = o.and_(r.active, is_v)
         in_entry = o.or_(o.eq(version, st.get("vip", v, "cold")), o.eq(version, st.get("vip", v, "cnew")))
-        in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version),
+        in_flight = o.or_(*(o.and_(there, o.not_(o.eq(e.kind, AUTH)), o.eq(e.version, version), o.not_(overdue(o, e)),
                                    o.or_(*(o.and_(is_c, o.eq(o.vip_of(c), v), o.not_(_stale(o, st, e, c)),
                                                   o.not_(st.get("conn", c, "g_excused")))
                                            for c, is_c in o.refer(e.conn))))
@@ -694,6 +747,8 @@ class Start(NamedTuple):
     version: Any
     slot: Any
     pool: Any
+    next_oldest: Any
+    """When the VIP's next waiting request was made (``NEVER``: none waits)."""
 
 
 class Reclaim(NamedTuple):
@@ -880,6 +935,7 @@ ACTIONS: dict[str, Action] = {
     "packet": packet,
     "lose": lose,
     "delay": delay,
+    "late": late,
     "tick": tick,
     "apply_write": apply_write,
     "cpu_learn": cpu_learn,
