@@ -82,6 +82,9 @@ class Known:
     failed_at: int = -1
     """The shadow generation in which placing it last failed: retrying before the shadow
     changes would search the same cuckoo tree to the same failure."""
+    version_from_hit: bool = False
+    """Its version is the one an entry its packet hit held (an alias's, for a SYN's collision
+    event), not what a miss gave it: it holds only while its lookup still reaches that entry."""
 
     @property
     def closing(self) -> bool:
@@ -321,7 +324,7 @@ class Cpu:
             # Even from an end event (a FIN/RST that hit another connection's entry,
             # or whose first learn event is late or lost): known, its lookups are
             # protected by the write checks until its grace runs out.
-            conn = Known(ft, self.plan.flow(ft), event.version, event.sent)
+            conn = Known(ft, self.plan.flow(ft), event.version, event.sent, version_from_hit=event.hit)
             self.known[ft] = conn
             self._unplaced[ft] = conn
             self.expired.pop(ft, None)
@@ -334,6 +337,9 @@ class Cpu:
             self._ref(ft.vip, event.version, +1, event.sent)
             conn.version, conn.sent = event.version, event.sent
             self.generation += 1
+        if conn.stage is None and event.kind != "end" and event.sent >= conn.sent and not event.hit:
+            # A miss of it: its version is what its packets use now.
+            conn.version_from_hit = False
         if conn.stage is None:
             # Its packets miss, and the learning filter may have hidden those sent until now.
             conn.seen = max(conn.seen, now)
@@ -357,6 +363,11 @@ class Cpu:
         # was sent; packets that missed while the connection was pending did not refresh it.
         memo = SearchMemo(self.generation)
         for conn in list(self._unplaced.values()):
+            if conn.version_from_hit and self._resolve(conn.hashes) != conn.version:
+                # The entry that gave it its version is gone (or going): its packets miss and use
+                # another version, which their learn events will tell. Placed with the old one, it
+                # would move (the walk-1112 trace in tests/data/alias-gone-before-placement.json).
+                continue
             if conn.failed_at != self.generation:
                 if memo.generation != self.generation:
                     memo = SearchMemo(self.generation)
