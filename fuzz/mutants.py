@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -519,8 +520,12 @@ def epoch_counter_overflows() -> Iterator[None]:
 def record_before_epoch_bump() -> Iterator[None]:
     """An update's VIPTable entry is written in two writes: first the RECORD phase with the slot's
     previous epoch, then the new epoch. Misses in between are recorded under the stale epoch and
-    count as unrecorded once the new one is in: after t_exec they miss TransitTable and move.
-    (Phase and epoch live in one VIPTable entry so that one write changes both.)"""
+    count as unrecorded once the new one is in: after t_exec they would miss TransitTable and move.
+    (Phase and epoch live in one VIPTable entry so that one write changes both.) The shipped CPU
+    keeps PCC anyway: t_req and the learn-bound wait restart when the second RECORD write takes
+    effect, so t_exec waits until such a miss is in ConnTable (a lost learn event of it is left to
+    the oracle's ``fault`` excuse). What shows is the stale cell, a Bloom false positive fewer
+    once the epoch counter wraps (``fuzz/counterexamples/record-before-epoch-bump.json``)."""
     original = Cpu._write_vip
 
     def write_vip(self: Cpu, vip: Vip, entry: VipEntry, now: int, releases: int | None = None) -> None:
@@ -558,7 +563,10 @@ def sealed_unplaced_forgotten() -> contextlib.AbstractContextManager[Any]:
 @contextlib.contextmanager
 def pool_after_exec_flip() -> Iterator[None]:
     """An update's new pool is installed only at t_exec, right after the VIPTable write that
-    sends misses to the new version: packets of new connections in between find no pool."""
+    sends misses to the new version: packets of new connections in between find no pool. This
+    harms availability only: the misses that read the new version there are of connections that
+    were not recorded, so they began after t_req; they are dropped, and their learn events carry the
+    new version, so their first forwarded packet already reaches the new pool."""
     original = Cpu._emit
 
     def emit(self: Cpu, write: TableWrite, now: int) -> None:
@@ -618,6 +626,15 @@ MUTANTS: tuple[Mutant, ...] = tuple(
     )
 )
 MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
+
+
+WRITE_ORDER_MUTANTS = tuple(m for m in MUTANTS if m.mechanism.startswith("write"))
+"""The mutants that reorder, split or mistime the single table writes of one CPU action."""
+
+COUNTEREXAMPLES_DIR = Path(__file__).resolve().parent / "counterexamples"
+"""One trace per write-order mutant, named after it, that shows it with packets between single
+writes, on the model and on BMv2 alike: a PCC violation (``expect: fail``), or, for a mutant that
+cannot break PCC (its description says why), the packet where it leaves the shipped design."""
 
 
 def get_mutant(name: str) -> Mutant:

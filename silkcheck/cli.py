@@ -20,12 +20,12 @@ from silkcheck import options as opt
 from silkcheck import report
 from silkcheck.capture import EXPIRE_INTERVAL
 from silkcheck.cluster import parse_address
-from silkcheck.differential import PACKET_SHARE
+from silkcheck.differential import PACKET_SHARE, departure
 from silkcheck.examples import EXAMPLES_DIR, MAX_LEGIT_CLIENTS, MAX_SPOOFED_SOURCES, write_all, write_flood
 from silkcheck.inputs import TRACE_MAX_BYTES, InputError, open_binary
 from silkcheck.oracle import Verdict, judge
 from silkcheck.targets import TargetError, get_target
-from silkcheck.targets.model import run_refined
+from silkcheck.targets.model import ModelTarget, run_refined
 from silkcheck.trace import TIME_MAX, Trace, TraceError, load, parse_pool_text, parse_vip
 
 # Exit codes (the team's convention).
@@ -89,12 +89,29 @@ def cmd_replay(args: argparse.Namespace) -> int:
                              "does not run: replay it on --target model")  # fmt: skip
     if (args.trace is None) == (args.pcap is None):
         raise TraceError("replay: give either a trace file or --pcap FILE")
+    if args.pcap is not None or _too_large_to_load(args.trace):
+        with patch():
+            return replay_capture(args) if args.pcap is not None else replay_large_trace(args)
+    trace = load(args.trace)
+    shipped = _shipped_departure(trace) if args.mutant else None
     with patch():
-        if args.pcap is not None:
-            return replay_capture(args)
-        if _too_large_to_load(args.trace):
-            return replay_large_trace(args)
-        return replay_trace(load(args.trace), args)
+        return replay_trace(trace, args, shipped)
+
+
+def _shipped_departure(trace: Trace) -> Callable[[list[Observation]], str]:
+    """How a run under a mutant compares, packet by packet, with the shipped design's run on the model
+    (made now, before the mutant is applied): where a mutant that keeps PCC still shows."""
+    try:
+        shipped = ModelTarget().run(trace)
+    except TraceError as error:
+        refusal = f"the shipped design cannot run this trace: {error}"
+        return lambda observations: refusal
+
+    def describe(observations: list[Observation]) -> str:
+        left = departure(shipped, observations)
+        return f"leaves the shipped design at {left.what}" if left else "every packet as in the shipped design"
+
+    return describe
 
 
 def replay_capture(args: argparse.Namespace) -> int:
@@ -145,12 +162,15 @@ def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Names
     return PASS if result.verdict.ok else VIOLATION
 
 
-def replay_trace(trace: Trace, args: argparse.Namespace) -> int:
+def replay_trace(trace: Trace, args: argparse.Namespace,
+                 against_shipped: Callable[[list[Observation]], str] | None = None) -> int:  # fmt: skip
     # On the model, one run gives the observations and checks each step against the abstract system.
     observations, refined = run_refined(trace) if args.target == "model" else (_observe(trace, args), None)
     verdict = judge(trace.config, observations)
     applied = f" with {args.mutant} applied" if args.mutant else ""
     print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
+    if against_shipped is not None:
+        print(f"against the shipped design: {against_shipped(observations)}")
     if refined is not None:
         print(report.refinement(refined))
     if trace.description:

@@ -90,6 +90,29 @@ def compare(
     return None
 
 
+OUTCOME_FIELDS = ("action", "dip", "reply_flags", "reply_seq", "reply_ack")
+"""What a packet's observation shows outside the switch: what a client or a server receives."""
+
+
+def _outcome(obs: PacketObservation) -> str:
+    where = f" to {obs.dip}" if obs.dip is not None else ""
+    return f"{obs.action}{where} ({obs.path})" if obs.path else f"{obs.action}{where}"
+
+
+def departure(shipped: Sequence[Observation], variant: Sequence[Observation]) -> Mismatch | None:
+    """The first packet whose outcome under an unsafe variant differs from the shipped design's on
+    the same trace, or None. A variant that harms availability but not PCC (a packet dropped that
+    the design forwards, a new connection sent to another version) is told apart from the design
+    here, where the PCC oracle passes both."""
+    for a, b in zip(shipped, variant, strict=False):
+        if not (isinstance(a, PacketObservation) and isinstance(b, PacketObservation)):
+            continue
+        if any(getattr(a, name) != getattr(b, name) for name in OUTCOME_FIELDS):
+            return Mismatch(a.index, f"packet #{a.index} (t={a.t}, {a.packet.ft}): shipped design "
+                                     f"{_outcome(a)}, this run {_outcome(b)}")  # fmt: skip
+    return None
+
+
 # ---------------------------------------------------------------- running both targets
 
 

@@ -12,6 +12,7 @@ from unittest import mock
 import psutil
 import pytest
 
+from fuzz.mutants import COUNTEREXAMPLES_DIR, WRITE_ORDER_MUTANTS
 from model import decisions
 from model import events as ev
 from model.config import Config
@@ -23,6 +24,7 @@ from proofs import cookie
 from silkcheck import differential
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
+from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.trace import TraceError, dumps, load, loads
 from tests.helpers import OTHER_PORT, OWNED, SPOOFED, replay_attack
@@ -117,6 +119,32 @@ def test_example_traces_agree(target, path):
     outcome = differential.run_both(load(path), differential.bmv2_runner(target))
     assert outcome.mismatch is None, differential.describe(outcome)
     assert outcome.bmv2_verdict.summary() == outcome.model_verdict.summary()
+
+
+@pytest.mark.parametrize("mutant", WRITE_ORDER_MUTANTS, ids=lambda m: m.name)
+def test_each_write_order_mutant_reproduces_on_bmv2_writes_one_by_one(target, mutant):
+    """BMv2 with the mutant's CPU observes what the mutated model does, packet for packet and frame
+    for frame, so it breaks PCC where the model does, or leaves the shipped design at the same packet."""
+    trace = load(COUNTEREXAMPLES_DIR / f"{mutant.name}.json")
+    shipped = ModelTarget().run(trace)
+    with mutant.patch():
+        model_run = ModelTarget().run(trace)
+        bmv2_run = target.run_full(trace)
+    assert differential.compare(model_run, bmv2_run.observations, bmv2_run.dataplane.egress) is None
+    left = differential.departure(shipped, bmv2_run.observations)
+    assert left is not None and left == differential.departure(shipped, model_run)
+    verdict = judge(trace.config, bmv2_run.observations)
+    assert verdict.ok == (trace.expect == "pass")
+    assert verdict.summary() == judge(trace.config, model_run).summary()
+
+
+def test_replay_on_bmv2_names_the_packet_where_a_mutant_leaves_the_shipped_design(capsys):
+    path = str(COUNTEREXAMPLES_DIR / "pool-after-exec-flip.json")
+    assert main(["replay", path, "--target", "bmv2", "--mutant", "pool-after-exec-flip", "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "pool-after-exec-flip on bmv2 with pool-after-exec-flip applied: PASS" in out
+    assert "against the shipped design: leaves the shipped design at packet #2 (t=101," in out
+    assert "shipped design forward to 10.0.2.1:8080 (miss:transit-miss:v1), this run drop (no-pool:v1)" in out
 
 
 def test_replay_on_bmv2(capsys):

@@ -83,6 +83,26 @@ def test_replay_with_a_mutant_shows_the_saved_counterexample_fail(capsys):
     assert "replay it on --target model" in capsys.readouterr().err
 
 
+def test_replay_with_a_mutant_names_where_it_leaves_the_shipped_design(capsys, tmp_path):
+    from fuzz.mutants import COUNTEREXAMPLES_DIR
+
+    path = str(COUNTEREXAMPLES_DIR / "break-before-make.json")
+    assert main(["replay", path, "--summary"]) == 0
+    assert "add --mutant break-before-make to see it fail" in capsys.readouterr().out
+    assert main(["replay", path, "--mutant", "break-before-make", "--summary"]) == 1
+    assert ("against the shipped design: leaves the shipped design at packet #9 (t=207, "
+            "192.168.0.1:1016->20.0.0.1:80/tcp): shipped design forward to 10.0.1.1:8080 (hit:stage0:v0), "
+            "this run forward to 10.0.2.1:8080 (miss:normal:v1)") in capsys.readouterr().out  # fmt: skip
+    # A write event only the mutant's queue can serve: the shipped design refuses the trace.
+    data = json.loads((COUNTEREXAMPLES_DIR / "pool-after-exec-flip.json").read_text())
+    data["events"] = [{"t": 102, "kind": "write"} if e == {"t": 102, "kind": "cpu"} else e for e in data["events"]]
+    changed = tmp_path / "pool-write-event.json"
+    changed.write_text(json.dumps(data))
+    assert main(["replay", str(changed), "--mutant", "pool-after-exec-flip", "--summary"]) == 1  # refinement
+    assert ("against the shipped design: the shipped design cannot run this trace: "
+            f"{changed}: events[3] (write): 1 write(s) asked for, 0 queued") in capsys.readouterr().out  # fmt: skip
+
+
 def test_an_internal_error_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsys):
     import tempfile
 

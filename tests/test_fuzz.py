@@ -12,15 +12,16 @@ from fuzz.campaign import parse_budget
 from fuzz.fingerprint import observation_fingerprint
 from fuzz.invariants import Checker
 from fuzz.machines import SilkRoadMachine
-from fuzz.mutants import MUTANTS, get_mutant
+from fuzz.mutants import COUNTEREXAMPLES_DIR, MUTANTS, WRITE_ORDER_MUTANTS, Mutant, get_mutant
 from fuzz.walk import replay, shrink, walk
 from model import events as ev
 from model.config import Config
 from model.observations import CpuObservation
 from model.switch import Switch
+from silkcheck.differential import departure
 from silkcheck.examples import DEMO_VIP, DIP1, DIP2, client
 from silkcheck.oracle import judge
-from silkcheck.targets.model import ModelTarget
+from silkcheck.targets.model import ModelTarget, run_refined
 from silkcheck.timeline import html_timeline, text_timeline
 from silkcheck.trace import from_dict, load, to_dict
 
@@ -46,6 +47,21 @@ def test_campaign_kills_mutant_quickly(name: str) -> None:
         if out.failure is not None and replay(out.trace.config, out.trace.vips, out.trace.events).failure is None:
             return  # a failure of the mutant that the shipped model does not share
     pytest.fail(f"{name} survived 400 walks")
+
+
+@pytest.mark.parametrize("mutant", WRITE_ORDER_MUTANTS, ids=lambda m: m.name)
+def test_each_write_order_mutant_shows_in_its_counterexample(mutant: Mutant) -> None:
+    trace = load(COUNTEREXAMPLES_DIR / f"{mutant.name}.json")
+    shipped, refined = run_refined(trace)
+    assert judge(trace.config, shipped).ok and refined.mismatch is None
+    with mutant.patch():
+        mutated = ModelTarget().run(trace)
+    verdict, left = judge(trace.config, mutated), departure(shipped, mutated)
+    assert left is not None
+    if trace.expect == "fail":
+        assert [f.first.index for f in verdict.violations] == [left.index]
+    else:
+        assert verdict.ok and f"(packet #{left.index}" in trace.description
 
 
 def test_a_walk_pins_a_structural_failure_to_its_first_step() -> None:
