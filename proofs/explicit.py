@@ -183,7 +183,7 @@ _PACKED = {
     DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter"},
     Cpu: {"config", "plan", "backend", "known", "table", "load", "watchers", "vip_entries", "pools", "refs",
           "released", "updates", "requests", "whitelist", "expired", "epoch", "generation", "pending"},
-    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen", "failed_at"},
+    Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen", "failed_at", "version_from_hit"},
     ConnEntry: {"version", "last_hit"},
 }  # fmt: skip
 BENCH_SCOPES = ("update-2", "full-table-2", "collision-2", "expiry-2", "update-2-writes")
@@ -255,7 +255,8 @@ def pack(switch: Switch) -> Packed:
         tuple(tuple((k, e.version, e.last_hit) for k, e in t.items()) for t in dp.conn),
         tuple(dp.vips.items()), tuple(dp.pools.items()), tuple(map(tuple, dp.transit)), tuple(dp.whitelist),
         tuple(dp.learn_queue), tuple(dp.learn_filter),
-        tuple((c.ft, c.version, c.sent, c.opened, c.ended, c.stage, c.seen, c.failed_at) for c in cpu.known.values()),
+        tuple((c.ft, c.version, c.sent, c.opened, c.ended, c.stage, c.seen, c.failed_at, c.version_from_hit)
+              for c in cpu.known.values()),
         tuple(tuple((k, c.ft) for k, c in t.items()) for t in cpu.table), tuple(tuple(x.items()) for x in cpu.load),
         tuple((k, tuple(v)) for k, v in cpu.watchers.items()), tuple(cpu.vip_entries.items()),
         tuple((vip, tuple(p.items())) for vip, p in cpu.pools.items()), tuple(cpu.refs.items()),
@@ -457,6 +458,7 @@ class Canon:
                         ages[c.sent],
                         -1,
                         c.failed_at == generation,
+                        c.version_from_hit,
                         ages.get(c.opened, -1),
                         ages.get(c.ended, -1),
                         ages[c.seen],
@@ -467,6 +469,7 @@ class Canon:
                         c.version,
                         -1,
                         c.stage,
+                        False,
                         False,
                         ages.get(c.opened, -1),
                         ages.get(c.ended, -1),
@@ -492,7 +495,7 @@ class Canon:
             # The unplaced in learn order (placement takes them in it), the placed in any.
             unplaced = tuple(
                 [
-                    (perm[index[c.ft]], c.version, ages[c.sent], c.failed_at == generation)
+                    (perm[index[c.ft]], c.version, ages[c.sent], c.failed_at == generation, c.version_from_hit)
                     for c in cpu.known.values()
                     if c.stage is None
                 ]
