@@ -23,7 +23,7 @@ from model.observations import DROP, FORWARD, REPLY, CpuObservation, Observation
 from model.switch import Switch
 from model.types import ACK, RST, SYN
 from spec import system as sy
-from spec.concrete import ConcreteDomain, Path, Readers, State, abstract_write, alpha, alpha_after_packet
+from spec.concrete import ConcreteDomain, Path, Readers, State, abstract_write, alpha, alpha_after_packet, default
 from spec.system import EMPTY, Step
 
 OUTCOMES = {FORWARD: sy.FORWARD, DROP: sy.DROP, REPLY: sy.REPLY}
@@ -345,7 +345,13 @@ def _differs(st: Step, pre: State, post: State, read: Iterable[Path] | None) -> 
     (``read``: the only paths where ``post`` may differ from ``pre``; None: any)."""
     if read is None:
         expected = dict(pre)
-        expected.update((p, v) for p, v in st.changes.items() if p[-1] not in HISTORY)
+        for p, v in st.changes.items():
+            if p[-1] in HISTORY:
+                continue
+            if p in post or v != default(p):
+                expected[p] = v
+            else:  # left at its default, which α omits
+                expected.pop(p, None)
         if expected == post:  # the common case, compared at C speed
             return None
         changed = {p for p, _ in post.items() ^ pre.items()}

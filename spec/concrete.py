@@ -58,7 +58,10 @@ class State(dict[tuple[Any, ...], Any]):
 
 
 def default(path: tuple[Any, ...]) -> Any:
-    return State().__missing__(path)
+    return _NO_HISTORY.__missing__(path)
+
+
+_NO_HISTORY = State()
 
 
 class ConcreteDomain:
