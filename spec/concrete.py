@@ -50,18 +50,15 @@ class State(dict[tuple[Any, ...], Any]):
 
     def __missing__(self, path: tuple[Any, ...]) -> Any:
         value = self.history.get(path, _ABSENT)
-        if value is _ABSENT:
-            value = DEFAULTS.get(path[-1] if path[0] in ("conn", "vip") else path[0], _ABSENT)
-            if value is _ABSENT:
-                raise KeyError(f"the abstract state has no {path}")
-        return value
+        return default(path) if value is _ABSENT else value
 
 
 def default(path: tuple[Any, ...]) -> Any:
-    return _NO_HISTORY.__missing__(path)
-
-
-_NO_HISTORY = State()
+    """The value of a path α leaves out."""
+    value = DEFAULTS.get(path[-1] if path[0] in ("conn", "vip") else path[0], _ABSENT)
+    if value is _ABSENT:
+        raise KeyError(f"the abstract state has no {path}")
+    return value
 
 
 class ConcreteDomain:
