@@ -9,6 +9,15 @@ which writes were made, which versions and slots an update took), evaluates
 their guards and effects with ``spec.concrete.ConcreteDomain``, and compares the
 result with α of the switch afterwards. A failure names the event, the
 abstract action, and the guard conjunct or the state field that does not hold.
+
+Two shortcuts keep it cheap enough for campaigns, each exact (the reason is
+beside it): after a packet or a fault of the learn channel, α is the previous
+one with the few paths the step can change read again
+(``spec.concrete.alpha_after_packet``), and only those and the step's effects
+are compared; the quantifiers over connections range over the ones the CPU
+knows or can learn in the step (``spec.concrete.in_scope``). ``check_alpha``
+checks both against the plain check on every step (a test runs it on walks
+and on every regression trace).
 """
 
 from __future__ import annotations

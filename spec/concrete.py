@@ -3,8 +3,9 @@
 ``ConcreteDomain`` is ``spec.system.Domain`` for one concrete state: the decisions'
 ``CONCRETE`` Ops, the switch's hash plan as the hash constants, Python tuples for the
 learn and write queues. ``alpha`` reads a ``model.switch.Switch`` (never changing it)
-into the abstract state's paths; the ghost fields (``g_*``) and the time each pending
-write was decided are history the checker carries itself.
+into the abstract state's paths (``alpha_after_packet``: again, after a step that changes
+only a few of them); the ghost fields (``g_*``) and the time each pending write was
+decided are history the checker carries itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from spec import system as sy
 from spec.system import EMPTY, NEVER, Event, Step, Write
 
 C = d.CONCRETE
+Path = tuple[Any, ...]
 
 DEFAULTS = {
     "entry": EMPTY, "timer": NEVER, "evip": EMPTY, "pool": EMPTY, "cpool": EMPTY, "cell": 0, "wl": False, "cwl": False,
@@ -270,8 +272,6 @@ def learn_events(dp: DataPlane, start: int = 0) -> tuple[Event, ...]:
     return tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible, e.hit)
                  for e in itertools.islice(dp.learn_queue, start, None))  # fmt: skip
 
-
-Path = tuple[Any, ...]
 
 
 def alpha_after_packet(before: State, switch: Switch, ft: FiveTuple | None,
