@@ -155,11 +155,13 @@ class Checker:
     every step from the switch's boot."""
     invariants: bool = True
     """Check the structural invariants (off: only refinement, when ``refine``)."""
+    check_alpha: bool = False
+    """The refinement check's debug mode (``Refinement.check_alpha``)."""
     refinement: Refinement | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.refine:
-            self.refinement = Refinement(self.switch)
+            self.refinement = Refinement(self.switch, check_alpha=self.check_alpha)
 
     def after(self, event: TraceEvent, o: Observation) -> Failure | None:
         """Check the switch after the step that took ``event`` (observed as ``o``)."""

@@ -200,7 +200,7 @@ _IMAGED = {
     WhitelistAdd: ("src_ip",),
 }
 """The immutable records the image encodes field by field (``VipEntry`` is taken whole)."""
-_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers"}
+_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers", "check_alpha"}
 
 
 def check_fields() -> None:
@@ -768,7 +768,7 @@ class Expander:
             order = (*order, event.packet.ft)
         check = object.__new__(Refinement)  # the node's history, not a new one from this switch's boot
         check.switch, check.state, check.ghost, check.decided = switch, pre, dict(ghost), list(decided)
-        check.steps, check.vips, check.readers = 0, self.vips, self._readers_of(order)
+        check.steps, check.vips, check.readers, check.check_alpha = 0, self.vips, self._readers_of(order), False
         mismatch = check.after(index, event, obs)
         return RefinementState(check.ghost, tuple(check.decided), order), mismatch
 

@@ -9,6 +9,15 @@ which writes were made, which versions and slots an update took), evaluates
 their guards and effects with ``spec.concrete.ConcreteDomain``, and compares the
 result with α of the switch afterwards. A failure names the event, the
 abstract action, and the guard conjunct or the state field that does not hold.
+
+Two shortcuts keep it cheap enough for campaigns, each exact (the reason is
+beside it): after a packet or a fault of the learn channel, α is the previous
+one with the few paths the step can change read again
+(``spec.concrete.alpha_after_packet``), and only those and the step's effects
+are compared; the quantifiers over connections range over the ones the CPU
+knows or can learn in the step (``spec.concrete.in_scope``). ``check_alpha``
+checks both against the plain check on every step (a test runs it on walks
+and on every regression trace).
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from model.observations import DROP, FORWARD, REPLY, CpuObservation, Observation
 from model.switch import Switch
 from model.types import ACK, RST, SYN
 from spec import system as sy
-from spec.concrete import ConcreteDomain, Readers, State, abstract_write, alpha
+from spec.concrete import ConcreteDomain, Path, Readers, State, abstract_write, alpha, alpha_after_packet, default
 from spec.system import EMPTY, Step
 
 OUTCOMES = {FORWARD: sy.FORWARD, DROP: sy.DROP, REPLY: sy.REPLY}
@@ -63,6 +72,9 @@ class Refinement:
     vips: list[Any] = field(init=False)
     readers: Readers = field(init=False)
     """Every connection that has sent a packet (nothing else can be in any state), by the keys it reads."""
+    check_alpha: bool = False
+    """Debug mode: check on every step that α read incrementally is α in full, and that quantifying
+    over the connections in scope only gives the step's verdict and effect over all of them."""
 
     def __post_init__(self) -> None:
         self.ghost[("now",)] = 0
@@ -74,20 +86,48 @@ class Refinement:
         """Check the step that took ``event`` (observed as ``observation``) from the last state."""
         self.steps += 1
         pre = self.state
-        post = alpha(self.switch, self._decided_after(event, observation), self.ghost)
+        decided = self._decided_after(event, observation)
+        post, read = self._alpha_after(event, observation, decided)
         if isinstance(event, ev.PacketArrives):
             self.readers.add(event.packet.ft)
-        o = ConcreteDomain(self.switch.config, self.switch.dataplane.plan, self.vips, self.readers)
-        st = Step(pre)
-        sy.tick(o, st, event.t)
-        name, problem = self._composite(o, st, event, observation, pre, post)
-        problem = problem or _first_false(st) or _differs(st, pre, post)
-        for path, value in st.changes.items():
-            if _is_history(path):
-                self.ghost[path] = value
-        self.decided = self._decided_after(event, observation)
+        name, problem, st = self._evaluate(event, observation, pre, (post, read), decided)
+        self.ghost.update((path, value) for path, value in st.changes.items() if path[-1] in HISTORY)
+        self.decided = decided
         self.state = post
         return None if problem is None else Mismatch(index, name, *problem)
+
+    def _alpha_after(self, event: ev.Event, obs: Observation, decided: list[int]) -> tuple[State, list[Path] | None]:
+        """α of the switch after the step, and the paths it read again (None: all of them). A packet
+        or a fault of the learn channel changes few paths (``alpha_after_packet``); a CPU step, in
+        full."""
+        if isinstance(event, ev.PacketArrives):
+            assert isinstance(obs, PacketObservation)
+            return alpha_after_packet(self.state, self.switch, event.packet.ft, obs.hit_key)
+        if isinstance(event, ev.LearnLost | ev.LearnDelayed):
+            return alpha_after_packet(self.state, self.switch, None, None)
+        return alpha(self.switch, decided, self.ghost), None
+
+    def _evaluate(self, event: ev.Event, obs: Observation, pre: State, after: tuple[State, list[Path] | None],
+                  decided: list[int]) -> tuple[str, Problem | None, Step]:  # fmt: skip
+        """The abstract step the event maps to, from ``pre``, judged against α afterwards; with
+        ``check_alpha``, first that the shortcuts change nothing (``_shortcut_differs``)."""
+        post, read = after
+        config, plan = self.switch.config, self.switch.dataplane.plan
+        o = ConcreteDomain(config, plan, self.vips, self.readers, before=pre)
+        name, problem, st = self._abstract_step(o, event, obs, pre, post, read)
+        if self.check_alpha:
+            everyone = ConcreteDomain(config, plan, self.vips, self.readers)
+            full = alpha(self.switch, decided, self.ghost)
+            unscoped = self._abstract_step(everyone, event, obs, pre, full, None)
+            problem = _shortcut_differs(post, full, (problem, st), unscoped) or problem
+        return name, problem, st
+
+    def _abstract_step(self, o: ConcreteDomain, event: ev.Event, obs: Observation, pre: State, post: State,
+                       read: list[Path] | None) -> tuple[str, Problem | None, Step]:  # fmt: skip
+        st = Step(pre)
+        sy.tick(o, st, event.t)
+        name, problem = self._composite(o, st, event, obs, pre, post)
+        return name, problem or _first_false(st) or _differs(st, pre, post, read), st
 
     def _decided_after(self, event: ev.Event, observation: Observation) -> list[int]:
         if isinstance(event, ev.CpuWrites):
@@ -310,27 +350,61 @@ _GENERIC = re.compile(r" \([^)]*\)$")
 """What a guard's name says of the connection or VIP it was evaluated for."""
 
 
-def _is_history(path: tuple[Any, ...]) -> bool:
-    """The clock and the ghost fields: the abstract system's own history, which α does not read."""
-    return path == ("now",) or (path[0] == "conn" and path[2].startswith("g_"))
+HISTORY = frozenset(("now", *sy.GHOST_FIELDS))
+"""The last names of the history paths: the clock and the ghost fields, the abstract system's own
+history, which α does not read (no other path ends in one of them)."""
 
 
-def _differs(st: Step, pre: State, post: State) -> Problem | None:
-    """The first field where the abstract step's effect and α of the concrete state afterwards differ."""
-    expected = dict(pre)
-    expected.update((p, v) for p, v in st.changes.items() if not _is_history(p))
-    if expected == post:  # the common case, compared at C speed
-        return None
-    changed = {p for p, _ in post.items() ^ pre.items()}
-    changed |= st.changes.keys()
-    wrong = [p for p in changed if not _is_history(p) and (st.changes[p] if p in st.changes else pre[p]) != post[p]]
+def _differs(st: Step, pre: State, post: State, read: Iterable[Path] | None) -> Problem | None:
+    """The first field where the abstract step's effect and α of the concrete state afterwards differ
+    (``read``: the only paths where ``post`` may differ from ``pre``; None: any)."""
+    if read is None:
+        expected = dict(pre)
+        for p, v in st.changes.items():
+            if p[-1] in HISTORY:
+                continue
+            if p in post or v != default(p):
+                expected[p] = v
+            else:  # left at its default, which α omits
+                expected.pop(p, None)
+        if expected == post:  # the common case, compared at C speed
+            return None
+        changed = {p for p, _ in post.items() ^ pre.items()}
+        changed |= st.changes.keys()
+    else:
+        changed = st.changes.keys() | set(read)
+    changes = st.changes
+    wrong = [p for p in changed if p[-1] not in HISTORY and (changes[p] if p in changes else pre[p]) != post[p]]
     for path in sorted(wrong, key=repr)[:1]:
         expected = st.changes[path] if path in st.changes else pre[path]
-        if expected != post[path]:
-            what = f"effect on {path[0]}.{path[-1]}" if path[0] in ("conn", "vip") else f"effect on {path[0]}"
-            return Problem(what, f"effect on {_path_text(path)}: the abstract step gives {expected!r}, the model has "
-                                 f"{post[path]!r}")  # fmt: skip
+        what = f"effect on {path[0]}.{path[-1]}" if path[0] in ("conn", "vip") else f"effect on {path[0]}"
+        return Problem(what, f"effect on {_path_text(path)}: the abstract step gives {expected!r}, the model has "
+                             f"{post[path]!r}")  # fmt: skip
     return None
+
+
+def _shortcut_differs(post: State, full: State, scoped: tuple[Problem | None, Step],
+                      unscoped: tuple[str, Problem | None, Step]) -> Problem | None:  # fmt: skip
+    """Where the refinement check's shortcuts would change its verdict: α read incrementally
+    (``post``) against α in full, and the step over the connections in scope judged on the paths
+    α read again (``scoped``) against the step over every connection seen judged on all of α in
+    full (``unscoped``): the same problem, guard values and effects."""
+    if post != full:
+        path = sorted(post.keys() ^ full.keys() | {p for p in post.keys() & full.keys() if post[p] != full[p]},
+                      key=repr)[0]  # fmt: skip
+        return Problem("incremental α", f"incremental α differs from α at {_path_text(path)}: it has "
+                       f"{post.get(path, '(default)')!r}, α {full.get(path, '(default)')!r}")  # fmt: skip
+    (problem, st), (_, problem_all, everyone) = scoped, unscoped
+    same = problem == problem_all and _guard_values(everyone) == _guard_values(st) and all(
+        everyone.get(*p) == st.get(*p) for p in everyone.changes.keys() | st.changes.keys())  # fmt: skip
+    if same:
+        return None
+    return Problem("connections in scope", f"the step over every connection seen differs from the step over "
+                   f"those in scope ({problem_all} / {problem})")  # fmt: skip
+
+
+def _guard_values(st: Step) -> list[tuple[str, bool]]:
+    return [(name, bool(cond)) for name, cond in st.guards]
 
 
 def _writes_differ(spec: Sequence[sy.Write], made: Sequence[sy.Write]) -> Problem:

@@ -3,18 +3,21 @@
 ``ConcreteDomain`` is ``spec.system.Domain`` for one concrete state: the decisions'
 ``CONCRETE`` Ops, the switch's hash plan as the hash constants, Python tuples for the
 learn and write queues. ``alpha`` reads a ``model.switch.Switch`` (never changing it)
-into the abstract state's paths; the ghost fields (``g_*``) and the time each pending
-write was decided are history the checker carries itself.
+into the abstract state's paths (``alpha_after_packet``: again, after a step that changes
+only a few of them); the ghost fields (``g_*``) and the time each pending write was
+decided are history the checker carries itself.
 """
 
 from __future__ import annotations
 
+import itertools
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 from model import decisions as d
 from model.config import Config
-from model.dataplane import VipEntry
+from model.dataplane import DataPlane, VipEntry
 from model.hashing import HashPlan, dip_index
 from model.switch import Switch
 from model.types import FiveTuple, Vip
@@ -23,6 +26,7 @@ from spec import system as sy
 from spec.system import EMPTY, NEVER, Event, Step, Write
 
 C = d.CONCRETE
+Path = tuple[Any, ...]
 
 DEFAULTS = {
     "entry": EMPTY, "timer": NEVER, "evip": EMPTY, "pool": EMPTY, "cpool": EMPTY, "cell": 0, "wl": False, "cwl": False,
@@ -31,9 +35,12 @@ DEFAULTS = {
     "g_cookie": NEVER,
     "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
     "requested": NEVER, "requests": 0, "oldest": NEVER, "present": False, "phase": d.NORMAL, "old": 0, "new": 0,
-    "epoch": 0, "slot": 0,
+    "epoch": 0, "slot": 0, "queue": (), "pending": (),
 }  # fmt: skip
 """The value of a path that α leaves out (an empty cell, a connection the CPU does not know)."""
+_ABSENT = object()
+_KIND_AND_CONN = operator.itemgetter(0, 1)
+"""An ``Event``'s (kind, conn)."""
 
 
 class State(dict[tuple[Any, ...], Any]):
@@ -45,18 +52,16 @@ class State(dict[tuple[Any, ...], Any]):
         self.history = {} if history is None else history
 
     def __missing__(self, path: tuple[Any, ...]) -> Any:
-        if path in self.history:
-            return self.history[path]
-        if path[0] in ("queue", "pending"):
-            return ()
-        name = path[-1] if path[0] in ("conn", "vip") else path[0]
-        if name not in DEFAULTS:
-            raise KeyError(f"the abstract state has no {path}")
-        return DEFAULTS[name]
+        value = self.history.get(path, _ABSENT)
+        return default(path) if value is _ABSENT else value
 
 
 def default(path: tuple[Any, ...]) -> Any:
-    return State().__missing__(path)
+    """The value of a path α leaves out."""
+    value = DEFAULTS.get(path[-1] if path[0] in ("conn", "vip") else path[0], _ABSENT)
+    if value is _ABSENT:
+        raise KeyError(f"the abstract state has no {path}")
+    return value
 
 
 class ConcreteDomain:
@@ -65,10 +70,11 @@ class ConcreteDomain:
     ite = staticmethod(C.ite)
     and_ = staticmethod(C.and_)
     or_ = staticmethod(C.or_)
-    not_ = staticmethod(C.not_)
-    eq = staticmethod(C.eq)
+    not_ = staticmethod(operator.not_)  # C's ``not_`` and ``eq``, as builtins (called most of all)
+    eq = staticmethod(operator.eq)
 
-    def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], readers: Readers) -> None:
+    def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], readers: Readers,
+                 before: State | None = None) -> None:  # fmt: skip
         self.stages = config.stages
         self.versions = config.versions
         self.epochs = config.epochs
@@ -80,6 +86,8 @@ class ConcreteDomain:
         self.plan = plan
         self._vips = vips
         self._readers = readers
+        self._before = before
+        self._in_scope: list[FiveTuple] | None = None
         self._state_of_step: State = State()
 
     def about(self, state: State) -> ConcreteDomain:
@@ -88,7 +96,13 @@ class ConcreteDomain:
         return self
 
     def conns(self) -> Sequence[Any]:
-        return self._readers.all
+        """Every connection that has sent a packet; for a step from ``before``, only the ones the
+        CPU knows there or can learn in the step (``in_scope``)."""
+        if self._before is None:
+            return self._readers.all
+        if self._in_scope is None:
+            self._in_scope = in_scope(self._before, self._readers.all)
+        return self._in_scope
 
     def readers(self, stage: Any, key: Any) -> Sequence[Any]:
         return self._readers.of(stage, key)
@@ -107,10 +121,12 @@ class ConcreteDomain:
         return ref == c
 
     def vip_of(self, c: FiveTuple) -> Vip:
-        return c.vip
+        vip = self._readers.vip.get(c)
+        return c.vip if vip is None else vip
 
     def key(self, c: FiveTuple, stage: int) -> tuple[int, int]:
-        return self.plan.flow(c).key(stage)
+        keys = self._readers.keys.get(c)
+        return self.plan.flow(c).key(stage) if keys is None else keys[stage]
 
     def cells(self, c: FiveTuple) -> Sequence[int]:
         return self.plan.flow(c).bloom
@@ -149,7 +165,7 @@ class ConcreteDomain:
         return ()  # Python tuples
 
     def queued(self, st: Step, kind: int, c: FiveTuple) -> bool:
-        return any(e.kind == kind and e.conn == c for e in st.get("queue"))
+        return (kind, c) in map(_KIND_AND_CONN, st.get("queue"))  # scanned in C: queues grow long
 
     def queue_add(self, st: Step, event: Event, cond: Any) -> None:
         if cond:
@@ -176,6 +192,19 @@ class ConcreteDomain:
             return Write(EMPTY, NEVER), False
         st.set(pending[1:], "pending")
         return pending[0], True
+
+
+def in_scope(before: State, conns: Sequence[FiveTuple]) -> list[FiveTuple]:
+    """The connections of ``conns`` (in order) that the CPU knows in ``before`` or has a learn event
+    of queued. Why a step's quantifiers need no others: every quantifier over ``conns()`` in
+    ``spec.system`` (``place``, ``restart``, ``_referenced``, ``advance_update``) and ``spec.check``
+    (``_expire``) conjoins ``known`` of its connection, and only ``read_learns`` makes a connection
+    known, from an event queued before the step (no action both sends learn events and reads them).
+    Any other connection stays unknown through the step: its conjunct is false, so leaving it out
+    changes no guard's value and no effect (``Refinement.check_alpha`` compares the two on every
+    step)."""
+    queued = {e.conn for e in before["queue",]}
+    return [c for c in conns if c in queued or dict.get(before, ("conn", c, "known"), False)]
 
 
 # ---------------------------------------------------------------- α
@@ -235,10 +264,50 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
             s["conn", ft, "stage"] = conn.stage
     for ft, t in cpu.expired.items():
         s["conn", ft, "expired"] = t
-    s["queue",] = tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible, e.hit)
-                        for e in dp.learn_queue)  # fmt: skip
+    s["queue",] = learn_events(dp)
     s["pending",] = tuple(abstract_write(w, t) for w, t in zip(switch.pending, decided, strict=True))
     return s
+
+
+def learn_events(dp: DataPlane, start: int = 0) -> tuple[Event, ...]:
+    """The learn queue as abstract events, from position ``start`` on."""
+    return tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible, e.hit)
+                 for e in itertools.islice(dp.learn_queue, start, None))  # fmt: skip
+
+
+
+def alpha_after_packet(before: State, switch: Switch, ft: FiveTuple | None,
+                       hit_key: tuple[int, int, int] | None) -> tuple[State, list[Path]]:  # fmt: skip
+    """α of ``switch`` after a step that changed at most the learn queue and, for a packet of
+    ``ft``, the idle timer of the entry it hit (``hit_key``) and its Bloom cells in its VIP's
+    TransitTable slot (``model.dataplane.process_packet`` writes nothing else; lost and delayed
+    learn events change only the queue): ``before`` with those paths read again from ``switch``.
+    Returns the state and the paths read (every other path keeps its value)."""
+    dp = switch.dataplane
+    s = State(before.history)
+    s.update(before)
+    queue = before["queue",]
+    if ft is None or len(dp.learn_queue) < len(queue):
+        s["queue",] = learn_events(dp)
+    elif len(dp.learn_queue) > len(queue):  # a packet only appends (``LearnChannel.learn``)
+        s["queue",] = queue + learn_events(dp, len(queue))
+    read: list[Path] = [("queue",)]
+    if hit_key is not None:
+        stage, *key = hit_key
+        path = ("timer", stage, tuple(key))
+        s[path] = dp.conn[stage][path[2]].last_hit
+        read.append(path)
+    entry = None if ft is None else dp.vips.get(ft.vip)
+    if ft is not None and entry is not None:
+        cells = dp.transit[entry.slot]
+        for i in dp.plan.flow(ft).bloom:
+            path = ("cell", entry.slot, i)
+            if cells[i]:
+                s[path] = cells[i]
+            else:
+                s.pop(path, None)
+            read.append(path)
+    return s, read
 
 
 def _entry_owners(switch: Switch) -> dict[tuple[int, tuple[int, int]], FiveTuple | None]:
@@ -279,23 +348,26 @@ def abstract_write(w: TableWrite, decided: int) -> Write:
 
 
 class Readers:
-    """The connections in scope, and for each ConnTable key the ones whose lookup reads it."""
+    """The connections in scope, and for each ConnTable key the ones whose lookup reads it; each
+    one's VIP and keys, which the abstract actions read many times a step."""
 
     def __init__(self, plan: HashPlan, stages: int) -> None:
         self.plan = plan
         self.stages = stages
         self.all: list[FiveTuple] = []
-        self._known: set[FiveTuple] = set()
+        self.vip: dict[FiveTuple, Vip] = {}
+        self.keys: dict[FiveTuple, tuple[tuple[int, int], ...]] = {}
         self._by_key: dict[tuple[int, tuple[int, int]], list[FiveTuple]] = {}
 
     def add(self, c: FiveTuple) -> None:
-        if c in self._known:
+        if c in self.keys:
             return
-        self._known.add(c)
         self.all.append(c)
+        self.vip[c] = c.vip
         h = self.plan.flow(c)
-        for stage in range(self.stages):
-            self._by_key.setdefault((stage, h.key(stage)), []).append(c)
+        self.keys[c] = tuple(h.key(stage) for stage in range(self.stages))
+        for stage, key in enumerate(self.keys[c]):
+            self._by_key.setdefault((stage, key), []).append(c)
 
     def of(self, stage: int, key: tuple[int, int]) -> list[FiveTuple]:
         return self._by_key.get((stage, key), [])
