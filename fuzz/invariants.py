@@ -32,6 +32,7 @@ from silkcheck.oracle import Verdict, judge
 from silkcheck.trace import TraceEvent
 from silkcheck.wire import CookieLedger
 from spec.check import Refinement
+from spec.lemmas import LEMMAS
 
 PCC = "pcc"
 INVARIANT = "invariant"
@@ -155,11 +156,13 @@ class Checker:
     every step from the switch's boot."""
     invariants: bool = True
     """Check the structural invariants (off: only refinement, when ``refine``)."""
+    lemmas: bool = False
+    """Evaluate the induction's lemmas on α of every state too (with ``refine``; slow)."""
     refinement: Refinement | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.refine:
-            self.refinement = Refinement(self.switch)
+            self.refinement = Refinement(self.switch, lemmas=LEMMAS if self.lemmas else ())
 
     def after(self, event: TraceEvent, o: Observation) -> Failure | None:
         """Check the switch after the step that took ``event`` (observed as ``o``)."""

@@ -105,6 +105,8 @@ class Checks:
     """The structural invariants of the switch's state."""
     pcc: bool = True
     """The PCC oracle on the walk's observations."""
+    lemmas: bool = False
+    """The induction's lemmas on α of every state (with ``refinement``; not in campaigns: slow)."""
 
 
 ALL_CHECKS = Checks()
@@ -123,7 +125,8 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int, checks: Checks
     rng = random.Random(seed)
     chooser = RandomChooser(rng)
     world = World.draw(chooser)
-    checker = Checker(world.switch, every=check_every, refine=checks.refinement, invariants=checks.invariants)
+    checker = Checker(world.switch, every=check_every, refine=checks.refinement, invariants=checks.invariants,
+                      lemmas=checks.lemmas)
     generators, cumulative = list(WEIGHTS), list(itertools.accumulate(WEIGHTS.values()))
     steps = 0
     for _ in range(chooser.pick(WALK_LENGTHS)):

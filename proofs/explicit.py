@@ -200,7 +200,8 @@ _IMAGED = {
     WhitelistAdd: ("src_ip",),
 }
 """The immutable records the image encodes field by field (``VipEntry`` is taken whole)."""
-_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers"}
+_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers", "lemmas"}
+"""``lemmas`` is the checker's setting, not state: a restored checker keeps it."""
 
 
 def check_fields() -> None:

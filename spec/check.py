@@ -24,6 +24,7 @@ from model.switch import Switch
 from model.types import ACK, RST, SYN
 from spec import system as sy
 from spec.concrete import ConcreteDomain, Readers, State, abstract_write, alpha
+from spec.lemmas import Lemma
 from spec.system import EMPTY, Step
 
 OUTCOMES = {FORWARD: sy.FORWARD, DROP: sy.DROP, REPLY: sy.REPLY}
@@ -63,6 +64,9 @@ class Refinement:
     vips: list[Any] = field(init=False)
     readers: Readers = field(init=False)
     """Every connection that has sent a packet (nothing else can be in any state), by the keys it reads."""
+    lemmas: Sequence[Lemma] = ()
+    """Lemmas of the induction (``spec.lemmas``) evaluated on α of the state after every step: one
+    that fails on a run that refines the abstract system is not an invariant of it."""
 
     def __post_init__(self) -> None:
         self.ghost[("now",)] = 0
@@ -87,6 +91,8 @@ class Refinement:
                 self.ghost[path] = value
         self.decided = self._decided_after(event, observation)
         self.state = post
+        if problem is None and self.lemmas:
+            problem = _lemma_fails(o.about(post), post, self.lemmas)
         return None if problem is None else Mismatch(index, name, *problem)
 
     def _decided_after(self, event: ev.Event, observation: Observation) -> list[int]:
@@ -324,6 +330,16 @@ def _differs(st: Step, pre: State, post: State) -> Problem | None:
             what = f"effect on {path[0]}.{path[-1]}" if path[0] in ("conn", "vip") else f"effect on {path[0]}"
             return Problem(what, f"effect on {_path_text(path)}: the abstract step gives {expected!r}, the model has "
                                  f"{post[path]!r}")  # fmt: skip
+    return None
+
+
+def _lemma_fails(o: ConcreteDomain, state: State, lemmas: Sequence[Lemma]) -> Problem | None:
+    st = Step(state)
+    for lemma in lemmas:
+        failing = lemma.failing(o, st)
+        if failing:
+            about = "the state" if failing[0] is None else str(failing[0])
+            return Problem(f"lemma: {lemma.name}", f"lemma does not hold of {about}: {lemma.name}")
     return None
 
 
