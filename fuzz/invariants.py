@@ -32,6 +32,7 @@ from silkcheck.oracle import Verdict, judge
 from silkcheck.trace import TraceEvent
 from silkcheck.wire import CookieLedger
 from spec.check import Refinement
+from spec.lemmas import LEMMAS
 
 PCC = "pcc"
 INVARIANT = "invariant"
@@ -157,11 +158,14 @@ class Checker:
     """Check the structural invariants (off: only refinement, when ``refine``)."""
     check_alpha: bool = False
     """The refinement check's debug mode (``Refinement.check_alpha``)."""
+    lemmas: bool = False
+    """Evaluate the induction's lemmas on α of every state too (with ``refine``; slow)."""
     refinement: Refinement | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.refine:
-            self.refinement = Refinement(self.switch, check_alpha=self.check_alpha)
+            self.refinement = Refinement(self.switch, check_alpha=self.check_alpha,
+                                         lemmas=LEMMAS if self.lemmas else ())
 
     def after(self, event: TraceEvent, o: Observation) -> Failure | None:
         """Check the switch after the step that took ``event`` (observed as ``o``)."""

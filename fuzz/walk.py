@@ -107,6 +107,8 @@ class Checks:
     """The PCC oracle on the walk's observations."""
     check_alpha: bool = False
     """The refinement check's own shortcuts checked on every step (``Refinement.check_alpha``)."""
+    lemmas: bool = False
+    """The induction's lemmas on α of every state (with ``refinement``; not in campaigns: slow)."""
 
 
 ALL_CHECKS = Checks()
@@ -126,7 +128,7 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int, checks: Checks
     chooser = RandomChooser(rng)
     world = World.draw(chooser)
     checker = Checker(world.switch, every=check_every, refine=checks.refinement, invariants=checks.invariants,
-                      check_alpha=checks.check_alpha)  # fmt: skip
+                      check_alpha=checks.check_alpha, lemmas=checks.lemmas)  # fmt: skip
     generators, cumulative = list(WEIGHTS), list(itertools.accumulate(WEIGHTS.values()))
     steps = 0
     for _ in range(chooser.pick(WALK_LENGTHS)):

@@ -200,7 +200,8 @@ _IMAGED = {
     WhitelistAdd: ("src_ip",),
 }
 """The immutable records the image encodes field by field (``VipEntry`` is taken whole)."""
-_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers", "check_alpha"}
+_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers", "check_alpha", "lemmas"}
+"""``check_alpha`` and ``lemmas`` are the checker's settings, not state: a restored checker keeps them."""
 
 
 def check_fields() -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
+from fuzz import invariants
 from fuzz.invariants import REFINEMENT
-from fuzz.walk import walk
+from fuzz.walk import Checks, walk
 from proofs import abstract
 from spec import check, concrete
 from spec import lemmas as lm
@@ -63,3 +64,12 @@ def test_a_wrong_abstraction_function_fails_the_refinement_check(monkeypatch: py
     monkeypatch.setattr(check, "alpha", wrong_alpha)
     failures = [out.failure for out in (walk(seed) for seed in range(3)) if out.failure is not None]
     assert failures and all(f.category == REFINEMENT for f in failures), failures
+
+
+def test_a_lemma_false_on_concrete_runs_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A queued event "always hits": false of the first miss a walk learns, and the check names it."""
+    wrong = lm.Lemma("every queued event hit", lambda o, st, c: o.and_(*(e.hit for e, _ in o.queue(st))),
+                     lambda o, st, c: True, per_connection=False)  # fmt: skip
+    monkeypatch.setattr(invariants, "LEMMAS", [wrong])
+    failure = walk(0, checks=Checks(lemmas=True)).failure
+    assert failure is not None and failure.category == REFINEMENT and "every queued event hit" in failure.kind

@@ -33,6 +33,7 @@ from model.switch import Switch
 from model.types import ACK, RST, SYN
 from spec import system as sy
 from spec.concrete import ConcreteDomain, Path, Readers, State, abstract_write, alpha, alpha_after_packet, default
+from spec.lemmas import Lemma
 from spec.system import EMPTY, Step
 
 OUTCOMES = {FORWARD: sy.FORWARD, DROP: sy.DROP, REPLY: sy.REPLY}
@@ -75,6 +76,9 @@ class Refinement:
     check_alpha: bool = False
     """Debug mode: check on every step that α read incrementally is α in full, and that quantifying
     over the connections in scope only gives the step's verdict and effect over all of them."""
+    lemmas: Sequence[Lemma] = ()
+    """Lemmas of the induction (``spec.lemmas``) evaluated on α of the state after every step: one
+    that fails on a run that refines the abstract system is not an invariant of it."""
 
     def __post_init__(self) -> None:
         self.ghost[("now",)] = 0
@@ -94,6 +98,10 @@ class Refinement:
         self.ghost.update((path, value) for path, value in st.changes.items() if path[-1] in HISTORY)
         self.decided = decided
         self.state = post
+        if problem is None and self.lemmas:
+            # Over every connection seen: a lemma may speak of one the CPU does not know.
+            everyone = ConcreteDomain(self.switch.config, self.switch.dataplane.plan, self.vips, self.readers)
+            problem = _lemma_fails(everyone.about(post), post, self.lemmas)
         return None if problem is None else Mismatch(index, name, *problem)
 
     def _alpha_after(self, event: ev.Event, obs: Observation, decided: list[int]) -> tuple[State, list[Path] | None]:
@@ -405,6 +413,14 @@ def _shortcut_differs(post: State, full: State, scoped: tuple[Problem | None, St
 
 def _guard_values(st: Step) -> list[tuple[str, bool]]:
     return [(name, bool(cond)) for name, cond in st.guards]
+def _lemma_fails(o: ConcreteDomain, state: State, lemmas: Sequence[Lemma]) -> Problem | None:
+    st = Step(state)
+    for lemma in lemmas:
+        failing = lemma.failing(o, st)
+        if failing:
+            about = "the state" if failing[0] is None else str(failing[0])
+            return Problem(f"lemma: {lemma.name}", f"lemma does not hold of {about}: {lemma.name}")
+    return None
 
 
 def _writes_differ(spec: Sequence[sy.Write], made: Sequence[sy.Write]) -> Problem:

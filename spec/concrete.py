@@ -32,7 +32,7 @@ DEFAULTS = {
     "entry": EMPTY, "timer": NEVER, "evip": EMPTY, "pool": EMPTY, "cpool": EMPTY, "cell": 0, "wl": False, "cwl": False,
     "known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY, "expired": NEVER,
     "g_start": NEVER, "g_last": NEVER, "g_closed": False, "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER,
-    "g_cookie": NEVER,
+    "g_cookie": NEVER, "g_tied": False,
     "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
     "requested": NEVER, "requests": 0, "oldest": NEVER, "present": False, "phase": d.NORMAL, "old": 0, "new": 0,
     "epoch": 0, "slot": 0, "queue": (), "pending": (),

@@ -160,7 +160,9 @@ def _conn_fields(o: Domain, st: Step, c: Any) -> Any:
     ghost = o.and_(_time(o, st, start), _time(o, st, last), o.eq(o.eq(start, NEVER), o.eq(last, NEVER)), start <= last,
                    _time(o, st, g("expired")), _time(o, st, g("g_lost")),
                    o.or_(o.eq(g("g_anchor"), EMPTY), o.not_(o.eq(last, NEVER))))  # fmt: skip
-    return o.and_(o.ite(known, learned, forgotten), ghost)
+    # Learning a connection ends its expiry: only the events of a forgotten one are stale.
+    unexpired = o.or_(o.not_(known), o.eq(g("expired"), NEVER))
+    return o.and_(o.ite(known, learned, forgotten), ghost, unexpired)
 
 
 LEMMAS += [
@@ -350,6 +352,12 @@ def _events_of(o: Domain, st: Step, c: Any) -> list[tuple[sy.Event, Any]]:
     return [(e, o.and_(there, o.same(e.conn, c), learnable(o, st, e, c))) for e, there in o.queue(st)]
 
 
+def _sent_by(o: Domain, st: Step, c: Any) -> list[tuple[sy.Event, Any]]:
+    """c's queued events other than whitelist events, stale or not (the CPU learns anew from a
+    stale one once it learned the connection again), each with the condition that it is there."""
+    return [(e, o.and_(there, o.same(e.conn, c), o.not_(o.eq(e.kind, sy.AUTH)))) for e, there in o.queue(st)]
+
+
 def watched(o: Domain, st: Step, c: Any) -> Any:
     """Live, anchored and not excused: PCC speaks of its next packet. A connection whose learn
     event was lost is watched again once a later event of it is queued (learning it ends the excuse)."""
@@ -376,19 +384,27 @@ def _known_version(o: Domain, st: Step, c: Any) -> Any:
 def _queued_version(o: Domain, st: Step, c: Any) -> Any:
     """A watched connection that misses ConnTable, which the CPU has not learned in this
     incarnation, has a learn event of a miss queued carrying the version it resolves to, or the
-    CPU knows that version of it already."""
+    CPU knows that version of it already, or its lookup is about to change while it is unknown."""
     f = sy.forwarding(o, st, c)
     carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version)) for e, q in _events_of(o, st, c)))
-    kept = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "kver"), f.version))
-    return o.or_(o.not_(watched(o, st, c)), sy.learned_incarnation(o, st, c), f.hit, carried, kept)
+    # Known with that version, and no queued event of an earlier incarnation will renew it to another.
+    kver, ksent = st.get("conn", c, "kver"), st.get("conn", c, "ksent")
+    renews = o.or_(*(o.and_(q, o.not_(o.eq(e.kind, sy.END)), e.sent > ksent, e.sent < st.get("conn", c, "g_start"),
+                            o.not_(o.eq(e.version, kver))) for e, q in _events_of(o, st, c)))  # fmt: skip
+    kept = o.and_(st.get("conn", c, "known"), o.eq(kver, f.version), o.not_(renews))
+    # Or the CPU placed it and forgot it in one step: its insert, when it takes effect, excuses it.
+    inserting = o.or_(*(o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c)) for w, there in o.pending(st)))
+    return o.or_(o.not_(watched(o, st, c)), sy.learned_incarnation(o, st, c), f.hit, carried, kept,
+                 o.and_(o.not_(st.get("conn", c, "known")), inserting))  # fmt: skip
 
 
 def _recorded(o: Domain, st: Step, c: Any) -> Any:
-    """In RECORD, a watched connection that misses and whose last packet came after the RECORD entry
-    took effect has its TransitTable cells set to the update's epoch (that packet missed too, or
-    its lookup changed since, which a known connection's cannot and excuses an unknown one)."""
+    """In RECORD, a live unexcused connection that misses and whose last packet came after the
+    RECORD entry took effect has its TransitTable cells set to the update's epoch (that packet
+    missed too, or its lookup changed since, which a known connection's cannot and excuses an
+    unknown one)."""
     v = o.vip_of(c)
-    misses = o.and_(watched(o, st, c), o.not_(sy.forwarding(o, st, c).hit))
+    misses = o.and_(live(o, st, c), o.not_(excused(o, st, c)), o.not_(sy.forwarding(o, st, c).hit))
     later = st.get("conn", c, "g_last") > st.get("vip", v, "requested")
     situation = o.and_(o.eq(st.get("vip", v, "phase"), d.RECORD), st.get("vip", v, "up"), misses, later)
     slot, epoch = st.get("vip", v, "slot"), st.get("vip", v, "epoch")
@@ -400,7 +416,7 @@ def _sealed_old(o: Domain, st: Step, c: Any) -> Any:
     v = o.vip_of(c)
     sealed = o.and_(o.eq(st.get("vip", v, "phase"), d.SEALED), st.get("vip", v, "up"))
     late = o.or_(*(o.and_(q, o.eq(e.version, st.get("vip", v, "old")), e.sent > st.get("vip", v, "started"),
-                          o.not_(e.hit)) for e, q in _events_of(o, st, c)))  # fmt: skip
+                          o.not_(e.hit)) for e, q in _sent_by(o, st, c)))  # fmt: skip
     return o.not_(o.and_(sealed, late))
 
 
@@ -413,7 +429,8 @@ LEMMAS += [
     Lemma("a watched connection not learned in its incarnation that misses has its version queued or known",
           _queued_version,
           lambda o, st, c: o.and_(watched(o, st, c), o.not_(st.get("conn", c, "known")))),
-    Lemma("in RECORD, a watched connection that misses, seen after the entry took effect, is recorded", _recorded,
+    Lemma("in RECORD, a live unexcused connection that misses, seen after the entry took effect, is recorded",
+          _recorded,
           lambda o, st, c: o.and_(o.eq(st.get("vip", o.vip_of(c), "phase"), d.RECORD), watched(o, st, c))),
     Lemma("after t_seal, a queued old-version miss event was sent before the seal", _sealed_old,
           lambda o, st, c: o.eq(st.get("vip", o.vip_of(c), "phase"), d.SEALED)),
@@ -499,7 +516,7 @@ def _decided_protocol(o: Domain, st: Step, c: Any) -> Any:
     v = o.vip_of(c)
     requested, old = st.get("vip", v, "requested"), st.get("vip", v, "old")
     unplaced = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), EMPTY))
-    misses = [(e, o.and_(q, o.not_(e.hit))) for e, q in _events_of(o, st, c)]
+    misses = [(e, o.and_(q, o.not_(e.hit))) for e, q in _sent_by(o, st, c)]
     early = o.or_(o.and_(unplaced, st.get("conn", c, "ksent") <= requested),
                   *(o.and_(q, e.sent <= requested) for e, q in misses))  # fmt: skip
     old_left = o.or_(o.and_(unplaced, o.eq(st.get("conn", c, "kver"), old)),
@@ -606,3 +623,120 @@ LEMMAS += [
           lambda o, st, _: _pending_kind(o, st, sy.W_POOL_DELETE),
           per_connection=False),
 ]  # fmt: skip
+
+
+def _miss_events_current(o: Domain, st: Step, c: Any) -> Any:
+    """A queued miss event the CPU would learn from carries the version a miss of its connection
+    would use now: VIPTable changes only what a miss of a recorded connection uses once every
+    miss event sent before recording began was read (t_exec), a miss that asks TransitTable keeps
+    its answer until t_finish, which waits until no old-version miss event is queued."""
+    v = o.vip_of(c)
+    now = d.miss_version(o, st.get("vip", v, "phase"), sy.transit_hit(o, st, c), st.get("vip", v, "old"),
+                         st.get("vip", v, "new"))  # fmt: skip
+    return o.and_(*(o.or_(o.not_(q), e.hit, o.eq(e.version, now)) for e, q in _sent_by(o, st, c)))
+
+
+LEMMAS += [
+    Lemma("a queued miss event carries the version a miss of its connection uses now", _miss_events_current,
+          lambda o, st, c: o.or_(*(o.and_(q, o.not_(e.hit)) for e, q in _events_of(o, st, c)))),
+]  # fmt: skip
+
+
+def _recorded_events(o: Domain, st: Step, c: Any) -> Any:
+    """While packets see an update, a queued old-version miss event sent after its RECORD entry took
+    effect has its connection's TransitTable cells set to the update's epoch (its packet recorded
+    them, and only a later update's RECORD entry overwrites them)."""
+    v = o.vip_of(c)
+    updating = o.not_(o.eq(st.get("vip", v, "phase"), d.NORMAL))
+    late = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, st.get("vip", v, "old")),
+                          e.sent > st.get("vip", v, "requested")) for e, q in _sent_by(o, st, c)))  # fmt: skip
+    slot, epoch = st.get("vip", v, "slot"), st.get("vip", v, "epoch")
+    cells = [o.read(st, "cell", slot, i) for i in o.cells(c)]
+    return o.or_(o.not_(o.and_(updating, late)), d.transit_contains(o, cells, epoch))
+
+
+LEMMAS += [
+    Lemma("in an update, a queued old-version miss event sent after recording began is recorded", _recorded_events,
+          lambda o, st, c: o.and_(o.eq(st.get("vip", o.vip_of(c), "phase"), d.TRANSIT),
+                                  o.or_(*(o.and_(q, o.not_(e.hit)) for e, q in _events_of(o, st, c))))),
+]  # fmt: skip
+
+
+def _new_events_learnable(o: Domain, st: Step, c: Any) -> Any:
+    """A queued new-connection event is not stale: the learning filter drops a later incarnation's
+    miss event while one is queued, so a stale one would hide it from the CPU."""
+    return o.and_(*(o.or_(o.not_(q), o.not_(o.same(e.conn, c)), o.not_(o.eq(e.kind, sy.NEW)),
+                          o.not_(sy._stale(o, st, e, c))) for e, q in o.queue(st)))  # fmt: skip
+
+
+LEMMAS += [
+    Lemma("a queued new-connection event is not stale", _new_events_learnable,
+          lambda o, st, c: o.and_(o.not_(o.eq(st.get("conn", c, "expired"), NEVER)), o.queued(st, sy.NEW, c))),
+]  # fmt: skip
+
+
+def _events_current(o: Domain, st: Step, c: Any) -> Any:
+    """A live unexcused connection's queued events of its incarnation carry the version it resolves
+    to now, and a hit event's entry is still what its lookup hits: a write that changes its lookup
+    keeps the version (the CPU learned it) or excuses it."""
+    f = sy.forwarding(o, st, c)
+    followed = o.and_(live(o, st, c), o.not_(excused(o, st, c)))
+    return o.or_(o.not_(followed),
+                 o.and_(*(o.or_(o.not_(q), o.not_(sy.of_incarnation(o, st, c, e.sent)),
+                                o.and_(o.eq(f.version, e.version), o.or_(o.not_(e.hit), f.hit)))
+                          for e, q in _sent_by(o, st, c))))  # fmt: skip
+
+
+LEMMAS += [
+    Lemma("a live unexcused connection's queued events carry the version it resolves to", _events_current,
+          lambda o, st, c: o.and_(live(o, st, c), o.or_(*(q for _, q in _sent_by(o, st, c))))),
+]  # fmt: skip
+
+
+
+def _read_in_order(o: Domain, st: Step, c: Any) -> Any:
+    """A queued event of a connection the CPU knows was sent no earlier than the newest event it
+    learned of it, or became visible only after that one was sent: the queue is in the order
+    events were sent and the CPU reads visible ones oldest first (one it passed over was not
+    visible yet)."""
+    g = lambda f: st.get("conn", c, f)  # noqa: E731
+    newest = sy.maximum(o, g("ksent"), sy.maximum(o, g("opened"), g("ended")))
+    return o.or_(o.not_(g("known")),
+                 o.and_(*(o.or_(o.not_(q), o.not_(o.same(e.conn, c)), e.sent >= newest, e.visible > newest)
+                          for e, q in o.queue(st))))  # fmt: skip
+
+
+LEMMAS += [
+    Lemma("a queued event of a known connection is no older than the newest it learned, or was not visible then",
+          _read_in_order,
+          lambda o, st, c: o.and_(st.get("conn", c, "known"), o.or_(*(q for _, q in _sent_by(o, st, c))))),
+]  # fmt: skip
+
+
+def _placed_resolves(o: Domain, st: Step, c: Any) -> Any:
+    """A connection whose entry packets see resolves to its own version (a write keeps the lookup of
+    every connection the CPU knows, so no entry of another version comes to shadow its own)."""
+    hit, version, _ = sy.lookup(o, st, c)
+    placed = o.and_(st.get("conn", c, "known"), sy.placed_now(o, st, c))
+    return o.or_(o.not_(placed), o.and_(hit, o.eq(version, st.get("conn", c, "kver"))))
+
+
+LEMMAS += [
+    Lemma("a connection whose entry is in the table packets see resolves to its own version", _placed_resolves,
+          lambda o, st, c: o.and_(st.get("conn", c, "known"), sy.placed_now(o, st, c))),
+]  # fmt: skip
+
+
+def _ended_closes(o: Domain, st: Step, c: Any) -> Any:
+    """An end event of a connection's current incarnation, queued or learned, closed that incarnation."""
+    ended = st.get("conn", c, "ended")
+    learned = o.and_(st.get("conn", c, "known"), o.not_(o.eq(ended, NEVER)), sy.of_incarnation(o, st, c, ended))
+    queued = [o.and_(q, o.eq(e.kind, sy.END), sy.of_incarnation(o, st, c, e.sent)) for e, q in _sent_by(o, st, c)]
+    return o.or_(o.not_(o.or_(learned, *queued)), st.get("conn", c, "g_closed"))
+
+
+LEMMAS += [
+    Lemma("an end event of a connection's incarnation, queued or learned, closed it", _ended_closes,
+          lambda o, st, c: o.and_(st.get("conn", c, "known"), o.not_(o.eq(st.get("conn", c, "ended"), NEVER)))),
+]  # fmt: skip
+

@@ -63,7 +63,7 @@ Z3 = Z3Ops()
 
 EVENT_FIELDS = Event._fields
 WRITE_FIELDS = tuple(f for f in Write._fields if f != "entry") + tuple(f"entry{i}" for i in range(5))
-BOOL_PATHS = {"known", "g_closed", "g_excused", "up", "present", "valid", "hit", "bad"}
+BOOL_PATHS = {"known", "g_closed", "g_excused", "g_tied", "up", "present", "valid", "hit", "bad"}
 BOOL_TABLES = {"wl", "cwl"}
 
 
@@ -336,7 +336,7 @@ def initial(scope: Scope, s: dict[tuple[Any, ...], Any]) -> Any:
     values |= {("cell", slot, i): 0 for slot in range(scope.slots) for i in range(scope.cells)}
     values |= {(table, c): False for table in ("wl", "cwl") for c in range(scope.connections)}
     defaults = {**sy.FORGOTTEN, "expired": NEVER, "g_start": NEVER, "g_last": NEVER, "g_closed": False,
-                "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER, "g_cookie": NEVER}  # fmt: skip
+                "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER, "g_cookie": NEVER, "g_tied": False}  # fmt: skip
     values |= {
         ("conn", c, f): defaults[f] for c in range(scope.connections) for f in (*sy.CONN_FIELDS, *sy.GHOST_FIELDS)
     }

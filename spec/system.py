@@ -17,7 +17,8 @@ State. A flat map from paths to values, the same for Python values and Z3 terms:
 ``("pending",)``                  the table writes the CPU made that have not taken effect (``Write``)
 ``("conn", c, f)``                what the CPU knows of connection c (``known kver ksent opened ended
                                   stage expired``) and the ghost history PCC is judged on (``g_*``;
-                                  ``g_cookie`` the cookie of the last SYN-ACK sent to c)
+                                  ``g_cookie`` the cookie of the last SYN-ACK sent to c; ``g_tied``
+                                  its incarnation began in the tick of its predecessor's last packet)
 
 Actions are functions ``(Domain, Step, ...) -> None`` that state guard conjuncts
 (``step.require(name, term)``) and changes (``step.set(path, term)``); later parts of one
@@ -66,7 +67,10 @@ WRITE_NAMES = {W_INSERT: "conn-insert", W_MOVE_DELETE: "conn-delete:move", W_FOR
                W_WHITELIST: "whitelist-add"}  # fmt: skip
 
 CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired")
-GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost", "g_cookie")
+GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost", "g_cookie", "g_tied")
+"""``g_tied``: a FIN and the SYN that reuses its 5-tuple may come in one tick, and learn events
+carry only the tick they were sent in, so an event of that tick may be of either incarnation:
+the CPU learned the later one for sure only from a later tick (``of_incarnation``)."""
 UPDATE_FIELDS = ("up", "uphase", "uold", "unew", "uepoch", "uslot", "started", "requested")
 UPDATE_IDLE = (False, EMPTY, EMPTY, EMPTY, EMPTY, EMPTY, NEVER, NEVER)
 """The CPU's update fields of a VIP without an update running."""
@@ -296,10 +300,17 @@ def forwarding(o: Domain, st: Step, c: Any) -> Forwarding:
 # ---------------------------------------------------------------- the ghost: incarnations, anchors, excuses
 
 
+def of_incarnation(o: Domain, st: Step, c: Any, sent: Any) -> Any:
+    """Was a learn event of c sent at ``sent`` surely sent by its current incarnation?"""
+    start = st.get("conn", c, "g_start")
+    return o.or_(sent > start, o.and_(o.eq(sent, start), o.not_(st.get("conn", c, "g_tied"))))
+
+
 def learned_incarnation(o: Domain, st: Step, c: Any) -> Any:
-    """Does the CPU know c from a packet of its current incarnation?"""
-    newest = maximum(o, st.get("conn", c, "ksent"), maximum(o, st.get("conn", c, "opened"), st.get("conn", c, "ended")))
-    return o.and_(st.get("conn", c, "known"), newest >= st.get("conn", c, "g_start"))
+    """Does the CPU know c's version from a packet of its current incarnation? (An end event does
+    not renew the version the CPU knows (``Cpu._on_learn``), so it does not count.)"""
+    newest = maximum(o, st.get("conn", c, "ksent"), st.get("conn", c, "opened"))
+    return o.and_(st.get("conn", c, "known"), of_incarnation(o, st, c, newest))
 
 
 def excuse_changed(o: Domain, st: Step, before: dict[Any, Any], decided: Any) -> None:
@@ -391,6 +402,7 @@ def _incarnation(o: Domain, st: Step, c: Any, is_syn: Any) -> None:
     fresh = o.or_(o.eq(last, NEVER), gap > o.idle_timeout,
                   o.and_(closed, o.or_(is_syn, gap > o.teardown_grace)))  # fmt: skip
     leftover = o.and_(fresh, o.not_(o.eq(last, NEVER)), closed, o.not_(is_syn))
+    when(o, st, fresh, o.eq(last, st.get("now")), "conn", c, "g_tied")
     when(o, st, fresh, st.get("now"), "conn", c, "g_start")
     when(o, st, fresh, EMPTY, "conn", c, "g_anchor")
     when(o, st, fresh, False, "conn", c, "g_excused")
