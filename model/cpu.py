@@ -336,9 +336,10 @@ class Cpu:
             self._ref(ft.vip, conn.version, -1, event.sent)
             self._ref(ft.vip, event.version, +1, event.sent)
             conn.version, conn.sent = event.version, event.sent
+            conn.version_from_hit = event.hit
             self.generation += 1
-        if conn.stage is None and event.kind != "end" and event.sent >= conn.sent and not event.hit:
-            # A miss of it: its version is what its packets use now.
+        elif event.kind != "end" and conn.stage is None and event.sent >= conn.sent and not event.hit:
+            # A miss of it with the version it has: that is what its packets use now.
             conn.version_from_hit = False
         if conn.stage is None:
             # Its packets miss, and the learning filter may have hidden those sent until now.
