@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,25 +71,35 @@ def build(config: Config, root: Path | None = None) -> Build:
 
 
 def compile_program(source: Path, directory: Path, flags: list[str] | None = None) -> Build:
-    """p4c for BMv2 (v1model) into ``directory``, reused once it finished there (``warnings.txt``)."""
+    """p4c for BMv2 (v1model) into ``directory``, reused once it finished there (``warnings.txt``).
+
+    p4c writes its preprocessed source (``.p4i``) into the output folder and reads it back, so two
+    processes compiling the same program into one folder (two Dask workers, each starting its own
+    switch) truncate each other's input. Each compile runs in a private scratch folder; its files
+    then replace the shared folder's one by one, ``warnings.txt`` last, each replace atomic.
+    """
     result = Build(directory, directory / f"{source.stem}.json", directory / f"{source.stem}.p4info.txtpb", "")
     done = directory / "warnings.txt"
     if done.exists():
         return Build(result.directory, result.json, result.p4info, done.read_text())
     p4c = require_tool("p4c")
     directory.mkdir(parents=True, exist_ok=True)
-    command = [
-        p4c, "--target", "bmv2", "--arch", "v1model", "--std", "p4-16",
-        *(flags or []),
-        "-o", str(directory),
-        "--p4runtime-files", str(result.p4info),
-        str(source),
-    ]  # fmt: skip
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BuildError(f"p4c failed on {source} ({' '.join(flags or [])}):\n{proc.stderr.strip()}")
-    warnings = (proc.stdout + proc.stderr).strip()
-    done.write_text(warnings)
+    with tempfile.TemporaryDirectory(dir=directory, prefix=".compiling-") as scratch_name:
+        scratch = Path(scratch_name)
+        command = [
+            p4c, "--target", "bmv2", "--arch", "v1model", "--std", "p4-16",
+            *(flags or []),
+            "-o", str(scratch),
+            "--p4runtime-files", str(scratch / result.p4info.name),
+            str(source),
+        ]  # fmt: skip
+        proc = subprocess.run(command, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise BuildError(f"p4c failed on {source} ({' '.join(flags or [])}):\n{proc.stderr.strip()}")
+        warnings = (proc.stdout + proc.stderr).strip()
+        (scratch / done.name).write_text(warnings)
+        for output in sorted(scratch.iterdir(), key=lambda path: path.name == done.name):
+            os.replace(output, directory / output.name)
     return Build(result.directory, result.json, result.p4info, warnings)
 
 

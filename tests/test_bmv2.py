@@ -53,6 +53,19 @@ def target():
     return shared_target()
 
 
+def test_concurrent_builds_of_one_config_all_succeed(tmp_path):
+    """Two Dask workers starting their switches compile the same config into one folder at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from silkcheck.p4build import build
+
+    with ThreadPoolExecutor(4) as pool:
+        builds = list(pool.map(lambda _: build(Config(), tmp_path), range(4)))
+    assert len({b.directory for b in builds}) == 1
+    assert all(b.json.stat().st_size > 0 and b.p4info.stat().st_size > 0 for b in builds)
+    assert [path.name for path in builds[0].directory.iterdir() if path.name.startswith(".")] == []
+
+
 @pytest.mark.parametrize("name", [*CONFIGS, "capacities"])
 def test_p4info_agrees_with_the_config(name):
     from silkcheck.p4build import build
