@@ -28,7 +28,7 @@ from model.config import Config
 from model.cpu import Cpu, CpuLog
 from model.dataplane import DataPlane, LearnChannel, VipEntry, process_packet
 from model.types import Dip, Vip
-from model.writes import FORGET, MOVE, PoolWrite, TableWrite, VipWrite
+from model.writes import MOVE, PoolWrite, TableWrite, VipWrite
 
 Patcher = Callable[[], contextlib.AbstractContextManager[Any]]
 
@@ -332,9 +332,7 @@ def fin_deletes_at_once() -> Iterator[None]:
         original(self, event, now, log)
         conn = self.known.get(event.ft)
         if event.kind == "end" and conn is not None and conn.stage is not None and conn.closing:
-            self._delete(conn, conn.stage, now, FORGET)
-            self._forget(conn, now)
-            self.expired[conn.ft] = now
+            self.remove(conn, now)
 
     with mock.patch.object(Cpu, "_on_learn", on_learn):
         yield
@@ -370,15 +368,15 @@ def learn_filter_keyed_on_digest() -> Iterator[None]:
     def digest_of(self: Any, ft: Any) -> Any:
         return self.plan.flow(ft).digest
 
-    def learn(self: Any, t: int, kind: str, ft: Any, version: int, hit: bool = False) -> bool:
+    def learn(self: Any, t: int, kind: str, ft: Any, version: int, hit_stage: int | None = None) -> bool:
         if kind in ("new", "auth"):
             key = (kind, digest_of(self, ft))
             if key in self.learn_filter:
                 return False
             self.learn_filter.add(key)
-            self.learn_queue.append(model.dataplane.LearnEvent(t, t, kind, ft, version, hit))
+            self.learn_queue.append(model.dataplane.LearnEvent(t, t, kind, ft, version, hit_stage))
             return True
-        return original_learn(self, t, kind, ft, version, hit)
+        return original_learn(self, t, kind, ft, version, hit_stage)
 
     def read_learns(self: Any, now: int, limit: int | None) -> list[Any]:
         taken = original_read(self, now, limit)

@@ -101,6 +101,15 @@ class Request(NamedTuple):
     """When it was made: updates start in this order across VIPs."""
 
 
+class Removal(NamedTuple):
+    """The removal of a connection's entry the CPU decided on (its idle timer ran out)."""
+
+    at: int
+    """When it took effect, or was decided while still queued."""
+    stage: int
+    """The stage of the removed entry: only a hit there was a hit on it."""
+
+
 class Update(NamedTuple):
     old_version: int
     new_version: int
@@ -176,8 +185,8 @@ class Cpu:
     requests: dict[Vip, deque[Request]] = field(default_factory=dict)
     """Per VIP, its waiting requests, oldest first (journaled, with their times)."""
     whitelist: set[int] = field(default_factory=set)
-    expired: dict[FiveTuple, int] = field(default_factory=dict)
-    """When the CPU removed each connection it no longer knows: older learn events are about that past."""
+    expired: dict[FiveTuple, Removal] = field(default_factory=dict)
+    """The entry removal of each connection the CPU no longer knows: older learn events are about that past."""
     epoch: int = 0
     generation: int = 0
     """Counts the changes that can let a failed placement succeed: writes to the shadow table,
@@ -275,8 +284,9 @@ class Cpu:
         if isinstance(write, ConnDelete) and write.purpose == FORGET:
             # Until the entry is gone its hits still send learn events carrying its version:
             # they are stale, and the version is in use.
-            if write.owner not in self.known:
-                self.expired[write.owner] = max(self.expired.get(write.owner, now), now)
+            removed = self.expired.get(write.owner)
+            if write.owner not in self.known and (removed is None or removed.at <= now):
+                self.expired[write.owner] = Removal(now, write.stage)
             key = (write.owner.vip, write.version)
             if not self.refs.get(key, 0):
                 self.released[key] = max(self.released.get(key, now), now)
@@ -353,11 +363,18 @@ class Cpu:
 
     def is_stale(self, event: LearnEvent) -> bool:
         """Sent before its connection's entry was removed (the CPU decided to remove it before,
-        from the entry's idle timer): it hit that entry, and its version is stale for the
-        incarnation that followed. In the tick of the delete, times do not order a packet and the
-        delete: the event says whether its packet hit an entry (before the delete) or missed."""
-        expired = self.expired.get(event.ft)
-        return expired is not None and (event.sent < expired or (event.sent == expired and event.hit))
+        from the entry's idle timer), about that entry: its version is stale for the incarnation
+        that followed. A hit counts only on the removed entry's stage; a hit on another entry (an
+        alias) says which version the connection's packets use while the CPU does not know it
+        (tests/data/alias-hit-end-event-judged-stale.json). In the tick of the delete, times do not
+        order a packet and the delete: the event says whether its packet hit the entry (before the
+        delete) or missed."""
+        removed = self.expired.get(event.ft)
+        if removed is None:
+            return False
+        if event.hit:
+            return event.hit_stage == removed.stage and event.sent <= removed.at
+        return event.sent < removed.at
 
     def _place_unplaced(self, now: int, log: CpuLog) -> None:
         # ``now``: an entry's idle timer starts at insertion, not when its (older) packet
@@ -573,10 +590,15 @@ class Cpu:
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
                 continue
-            self._delete(conn, conn.stage, now, FORGET)
-            self._forget(conn, now)
-            self.expired[conn.ft] = now
+            self.remove(conn, now)
         self._reclaim(now, log)
+
+    def remove(self, conn: Known, now: int) -> None:
+        """Delete a placed connection's entry and forget it; its learn events sent until then are stale."""
+        assert conn.stage is not None
+        self._delete(conn, conn.stage, now, FORGET)
+        self._forget(conn, now)
+        self.expired[conn.ft] = Removal(now, conn.stage)
 
     def _unheard(self, conn: Known) -> bool:
         """Whether ``conn``'s silence cannot be heard: it uses the old version of its VIP's sealed

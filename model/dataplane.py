@@ -65,8 +65,14 @@ class LearnEvent(NamedTuple):
     kind: str  # "new" | "syn" | "collision" | "end" | "auth"
     ft: FiveTuple
     version: int
-    hit: bool = False
-    """The packet hit a ConnTable entry (its version is the entry's)."""
+    hit_stage: int | None = None
+    """The ConnTable stage whose entry the packet hit (its version is that entry's); None: it missed.
+    Which entry, not only whether: with aliasing digests a connection's packet can hit another
+    connection's entry while its own is being removed, and only its own makes the event stale."""
+
+    @property
+    def hit(self) -> bool:
+        return self.hit_stage is not None
 
 
 class LearnChannel:
@@ -77,14 +83,14 @@ class LearnChannel:
     learn_queue: deque[LearnEvent]
     learn_filter: set[tuple[str, FiveTuple]]
 
-    def learn(self, t: int, kind: str, ft: FiveTuple, version: int, hit: bool = False) -> bool:
+    def learn(self, t: int, kind: str, ft: FiveTuple, version: int, hit_stage: int | None = None) -> bool:
         """Send a learn event; the learning filter drops a repeat of a queued idempotent one."""
         key = (kind, ft)
         if kind in FILTERED_KINDS:
             if key in self.learn_filter:
                 return False
             self.learn_filter.add(key)
-        self.learn_queue.append(LearnEvent(t, t, kind, ft, version, hit))
+        self.learn_queue.append(LearnEvent(t, t, kind, ft, version, hit_stage))
         return True
 
     def read_learns(self, now: int, limit: int | None) -> list[LearnEvent]:
@@ -256,12 +262,12 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     if decision.drops:
         return PacketObservation(index, t, pkt, DROP, path="miss:sealed-transit-hit")
 
+    hit_stage: int | None = None
+    hit_key: tuple[int, int, int] | None = None
     if found:
-        stage, entry = found
-        hit_key: tuple[int, int, int] | None = (stage, h.buckets[stage], h.digest)
+        hit_stage, entry = found
+        hit_key = (hit_stage, h.buckets[hit_stage], h.digest)
         entry.last_hit = t
-    else:
-        hit_key = None
     version = (entry.version if found else 0, vip.old_version, vip.new_version)[decision.version]
     if decision.records:
         dp.record_transit(h, vip.slot, vip.epoch)
@@ -270,11 +276,11 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     # A SYN's miss is learned apart from other misses, so the learning filter cannot
     # swallow the start of a new incarnation behind a queued event of the old one.
     new_kind = "syn" if is_syn else "new"
-    if decision.learns_new and dp.learn(t, new_kind, ft, version, hit):
+    if decision.learns_new and dp.learn(t, new_kind, ft, version, hit_stage):
         learned += (new_kind,)
-    if decision.learns_collision and dp.learn(t, "collision", ft, version, hit):
+    if decision.learns_collision and dp.learn(t, "collision", ft, version, hit_stage):
         learned += ("collision",)
-    if pkt.is_end and dp.learn(t, "end", ft, version, hit):
+    if pkt.is_end and dp.learn(t, "end", ft, version, hit_stage):
         learned += ("end",)
 
     pool = dp.pools.get((vip_key, version))

@@ -116,7 +116,7 @@ from typing import Any, NamedTuple
 
 from model import events as ev
 from model.config import Config
-from model.cpu import Cpu, Known, Update
+from model.cpu import Cpu, Known, Removal, Update
 from model.dataplane import ConnEntry, DataPlane, LearnEvent
 from model.hashing import HashPlan, dip_index
 from model.observations import FORWARD, Observation, PacketObservation
@@ -190,7 +190,8 @@ BENCH_SCOPES = ("update-2", "full-table-2", "collision-2", "expiry-2", "update-2
 """Two-connection scopes ``silkcheck prove --bench`` takes to their fixpoint."""
 """Every field ``pack`` copies, per class."""
 _IMAGED = {
-    LearnEvent: ("sent", "visible", "kind", "ft", "version", "hit"),
+    LearnEvent: ("sent", "visible", "kind", "ft", "version", "hit_stage"),
+    Removal: ("at", "stage"),
     Update: ("old_version", "new_version", "epoch", "slot", "phase", "started", "requested"),
     ConnInsert: ("stage", "bucket", "digest", "version", "owner"),
     ConnDelete: ("stage", "bucket", "digest", "version", "owner", "purpose"),
@@ -393,13 +394,13 @@ class Canon:
                 times.append(c.sent)
             if expiry:
                 times += (c.opened, c.ended, c.seen)
-        expired: list[tuple[FiveTuple, int]] = []
+        expired: list[tuple[FiveTuple, Removal]] = []
         if expiry:
             for table in dp.conn:
                 times += [e.last_hit for e in table.values()]
-            expired = [(ft, t) for ft, t in cpu.expired.items()
-                       if t >= now or any(e.ft == ft and e.sent <= t for e in dp.learn_queue)]  # fmt: skip
-            times += [t for _, t in expired]
+            expired = [(ft, gone) for ft, gone in cpu.expired.items()
+                       if gone.at >= now or any(e.ft == ft and e.sent <= gone.at for e in dp.learn_queue)]  # fmt: skip
+            times += [removal.at for _, removal in expired]
         updates = []
         for v, u in cpu.updates.items():
             started = now - u.started < bound
@@ -436,7 +437,7 @@ class Canon:
         )  # fmt: skip
         return ages, fixed, expired
 
-    def _moving(self, switch: Switch, watch: Watch, ages: dict[int, int], expired: list[tuple[FiveTuple, int]],
+    def _moving(self, switch: Switch, watch: Watch, ages: dict[int, int], expired: list[tuple[FiveTuple, Removal]],
                 perm: Sequence[int], masks: Sequence[int]) -> tuple[Any, ...]:  # fmt: skip
         """The part of the image that names connections, keys and cells, relabelled by ``perm``."""
         dp, cpu = switch.dataplane, switch.cpu
@@ -481,11 +482,11 @@ class Canon:
             )
             queue = tuple(
                 [
-                    (ages[e.sent], e.visible - e.sent, kinds[e.kind], perm[index[e.ft]], e.version, e.hit)
+                    (ages[e.sent], e.visible - e.sent, kinds[e.kind], perm[index[e.ft]], e.version, e.hit_stage)
                     for e in dp.learn_queue
                 ]
             )
-            gone = _rows([(perm[index[ft]], ages[t]) for ft, t in expired])
+            gone = _rows([(perm[index[ft]], ages[removal.at], removal.stage) for ft, removal in expired])
         else:  # no idle timers, teardown or staleness: without expiry nothing reads them
             conn = tuple(
                 [

@@ -31,6 +31,7 @@ Path = tuple[Any, ...]
 DEFAULTS = {
     "entry": EMPTY, "timer": NEVER, "evip": EMPTY, "pool": EMPTY, "cpool": EMPTY, "cell": 0, "wl": False, "cwl": False,
     "known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY, "expired": NEVER,
+    "xstage": EMPTY,
     "g_start": NEVER, "g_last": NEVER, "g_closed": False, "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER,
     "g_cookie": NEVER, "g_tied": False,
     "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
@@ -262,8 +263,9 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
             s["conn", ft, "ended"] = conn.ended
         if conn.stage is not None:
             s["conn", ft, "stage"] = conn.stage
-    for ft, t in cpu.expired.items():
-        s["conn", ft, "expired"] = t
+    for ft, removal in cpu.expired.items():
+        s["conn", ft, "expired"] = removal.at
+        s["conn", ft, "xstage"] = removal.stage
     s["queue",] = learn_events(dp)
     s["pending",] = tuple(abstract_write(w, t) for w, t in zip(switch.pending, decided, strict=True))
     return s
@@ -271,7 +273,8 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
 
 def learn_events(dp: DataPlane, start: int = 0) -> tuple[Event, ...]:
     """The learn queue as abstract events, from position ``start`` on."""
-    return tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible, e.hit)
+    return tuple(Event(sy.EVENT_CODES[e.kind], e.ft, e.version, e.sent, e.visible, e.hit,
+                       EMPTY if e.hit_stage is None else e.hit_stage)
                  for e in itertools.islice(dp.learn_queue, start, None))  # fmt: skip
 
 

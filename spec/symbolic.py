@@ -335,7 +335,7 @@ def initial(scope: Scope, s: dict[tuple[Any, ...], Any]) -> Any:
         values |= {(table, st, k): empty for st in range(scope.stages) for k in range(scope.keys)}
     values |= {("cell", slot, i): 0 for slot in range(scope.slots) for i in range(scope.cells)}
     values |= {(table, c): False for table in ("wl", "cwl") for c in range(scope.connections)}
-    defaults = {**sy.FORGOTTEN, "expired": NEVER, "g_start": NEVER, "g_last": NEVER, "g_closed": False,
+    defaults = {**sy.FORGOTTEN, "expired": NEVER, "xstage": EMPTY, "g_start": NEVER, "g_last": NEVER, "g_closed": False,
                 "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER, "g_cookie": NEVER, "g_tied": False}  # fmt: skip
     values |= {
         ("conn", c, f): defaults[f] for c in range(scope.connections) for f in (*sy.CONN_FIELDS, *sy.GHOST_FIELDS)

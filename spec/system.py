@@ -66,7 +66,8 @@ WRITE_NAMES = {W_INSERT: "conn-insert", W_MOVE_DELETE: "conn-delete:move", W_FOR
                W_POOL: "pool-write", W_POOL_DELETE: "pool-delete", W_VIP: "vip-write",
                W_WHITELIST: "whitelist-add"}  # fmt: skip
 
-CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired")
+CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired", "xstage")
+"""``expired``/``xstage``: when and in which stage the CPU removed the entry of a connection it forgot."""
 GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost", "g_cookie", "g_tied")
 """``g_tied``: a FIN and the SYN that reuses its 5-tuple may come in one tick, and learn events
 carry only the tick they were sent in, so an event of that tick may be of either incarnation:
@@ -88,6 +89,8 @@ class Event(NamedTuple):
     visible: Any
     hit: Any
     """Its packet hit a ConnTable entry."""
+    hit_stage: Any
+    """The stage of that entry (``EMPTY`` when it missed): only a hit on the removed entry is stale."""
 
 
 class Write(NamedTuple):
@@ -359,7 +362,7 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     when(o, st, o.and_(auth, o.eq(outcome, d.AUTH_SYNACK)), o.cookie(c), "conn", c, "g_cookie")
     phase = conn_vip(o, st, c, "phase")
     current = o.ite(d.consults_transit(o, phase), conn_vip(o, st, c, "new"), conn_vip(o, st, c, "old"))
-    auth_learned = _learn(o, st, AUTH, c, current, False, whitelist)
+    auth_learned = _learn(o, st, AUTH, c, current, False, EMPTY, whitelist)
 
     f = forwarding(o, st, c)
     normal = o.and_(present, o.not_(auth))
@@ -371,11 +374,12 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     for i in o.cells(c):
         o.update(st, "cell", records, conn_vip(o, st, c, "epoch"), slot, i)
     learns_new = o.and_(passes, d.learns_new(o, f.hit, phase, f.transit))
-    sent_syn = _learn(o, st, SYN_EV, c, f.version, f.hit, o.and_(learns_new, is_syn))
-    sent_new = _learn(o, st, NEW, c, f.version, f.hit, o.and_(learns_new, o.not_(is_syn)))
-    sent_collision = _learn(o, st, COLLISION, c, f.version, f.hit,
+    hit_stage = o.ite(f.hit, f.hit_stage, EMPTY)
+    sent_syn = _learn(o, st, SYN_EV, c, f.version, f.hit, hit_stage, o.and_(learns_new, is_syn))
+    sent_new = _learn(o, st, NEW, c, f.version, f.hit, hit_stage, o.and_(learns_new, o.not_(is_syn)))
+    sent_collision = _learn(o, st, COLLISION, c, f.version, f.hit, hit_stage,
                             o.and_(passes, d.learns_collision(o, f.hit, is_syn)))  # fmt: skip
-    sent_end = _learn(o, st, END, c, f.version, f.hit, o.and_(passes, is_end))
+    sent_end = _learn(o, st, END, c, f.version, f.hit, hit_stage, o.and_(passes, is_end))
 
     # Captured by another VIP's entry: the residual risk of digests (``digest-alias``).
     when(o, st, o.and_(passes, f.foreign), True, "conn", c, "g_excused")
@@ -391,7 +395,7 @@ def packet(o: Domain, st: Step, c: Any, is_syn: Any, is_end: Any, is_bare_ack: A
     action = o.ite(auth, o.ite(o.eq(outcome, d.AUTH_DROP), DROP, REPLY), o.ite(forwarded, FORWARD, DROP))
     learned = ((AUTH, auth_learned), (SYN_EV, sent_syn), (NEW, sent_new), (COLLISION, sent_collision), (END, sent_end))
     return PacketOutcome(action, f.dest, o.and_(auth, o.eq(outcome, d.AUTH_SYNACK)), learned,
-                         o.ite(o.and_(normal, f.hit), f.hit_stage, EMPTY), bad)  # fmt: skip
+                         o.ite(normal, hit_stage, EMPTY), bad)  # fmt: skip
 
 
 def _incarnation(o: Domain, st: Step, c: Any, is_syn: Any) -> None:
@@ -409,13 +413,13 @@ def _incarnation(o: Domain, st: Step, c: Any, is_syn: Any) -> None:
     when(o, st, fresh, leftover, "conn", c, "g_closed")
 
 
-def _learn(o: Domain, st: Step, kind: int, c: Any, version: Any, hit: Any, cond: Any) -> Any:
+def _learn(o: Domain, st: Step, kind: int, c: Any, version: Any, hit: Any, hit_stage: Any, cond: Any) -> Any:
     """Queue a learn event if ``cond``; the learning filter drops a repeat of a queued filtered one.
     Returns whether it was queued."""
     if kind in FILTERED:
         cond = o.and_(cond, o.not_(o.queued(st, kind, c)))
     now = st.get("now")
-    o.queue_add(st, Event(kind, c, version, now, now, hit), cond)
+    o.queue_add(st, Event(kind, c, version, now, now, hit, hit_stage), cond)
     return cond
 
 
@@ -520,6 +524,7 @@ def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
     st.set(o.ite(renew, e.sent, f("ksent")), "conn", c, "ksent")
     when(o, st, create, EMPTY, "conn", c, "stage")
     when(o, st, create, NEVER, "conn", c, "expired")
+    when(o, st, create, EMPTY, "conn", c, "xstage")
     opened, ended = o.ite(create, NEVER, f("opened")), o.ite(create, NEVER, f("ended"))
     opens = o.and_(learnable, o.or_(o.eq(e.kind, SYN_EV), o.eq(e.kind, COLLISION)))
     st.set(o.ite(opens, maximum(o, opened, e.sent), opened), "conn", c, "opened")
@@ -591,6 +596,7 @@ def forget(o: Domain, st: Step, f: Forget) -> None:
         _conn_write(o, st, W_FORGET_DELETE, c, stage, o.and_(here, placed))
         _unknown(o, st, c, here)
         when(o, st, o.and_(here, placed), now, "conn", c, "expired")
+        when(o, st, o.and_(here, placed), stage, "conn", c, "xstage")
 
 
 FORGOTTEN = {"known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY}
@@ -840,10 +846,12 @@ def dip_fail(o: Domain, st: Step, requests: Sequence[tuple[Any, Any]], starts: S
 
 
 def _stale(o: Domain, st: Step, e: Event, c: Any) -> Any:
-    """Sent before c's entry was removed (in the tick of the delete: its packet hit an entry):
-    about the incarnation the CPU forgot (``Cpu.is_stale``)."""
+    """Sent before c's entry was removed, about that entry: a hit on the removed entry's stage (in
+    the tick of the delete too), or a miss before it. About the incarnation the CPU forgot
+    (``Cpu.is_stale``)."""
     expired = st.get("conn", c, "expired")
-    return o.and_(o.not_(o.eq(expired, NEVER)), o.or_(e.sent < expired, o.and_(o.eq(e.sent, expired), e.hit)))
+    on_removed = o.and_(o.eq(e.hit_stage, st.get("conn", c, "xstage")), o.or_(e.sent < expired, o.eq(e.sent, expired)))
+    return o.and_(o.not_(o.eq(expired, NEVER)), o.ite(e.hit, on_removed, e.sent < expired))
 
 
 # ---------------------------------------------------------------- writes taking effect
@@ -898,6 +906,7 @@ def _apply_conn(o: Domain, st: Step, w: Write, act: Any) -> None:
         # Its learn events sent until now hit the removed entry: stale (``Cpu.applied``).
         gone = o.and_(act, is_owner, o.eq(w.kind, W_FORGET_DELETE), o.not_(st.get("conn", c, "known")))
         when(o, st, gone, maximum(o, st.get("conn", c, "expired"), st.get("now")), "conn", c, "expired")
+        when(o, st, gone, w.stage, "conn", c, "xstage")
 
 
 def _apply_pool(o: Domain, st: Step, w: Write, act: Any) -> None:

@@ -324,13 +324,14 @@ class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
         self.reports[index] = report
         if egress is not None:
             self.egress[index] = egress
-        hit_key = None
+        hit_key = hit_stage = None
         if report["hit"]:
-            hit_key = (report["hit_stage"], report.bucket(report["hit_stage"]), report["digest"])
+            hit_stage = report["hit_stage"]
+            hit_key = (hit_stage, report.bucket(hit_stage), report["digest"])
             self.last_hit[hit_key] = t
         learned = tuple(
             kind for kind, bit in LEARN_BITS.items()
-            if report["learned"] & bit and self.learn(t, kind, report.ft, report["version"], bool(report["hit"]))
+            if report["learned"] & bit and self.learn(t, kind, report.ft, report["version"], hit_stage)
         )  # fmt: skip
         action = ACTIONS[report["outcome"]]
         base = PacketObservation(index, t, packet, action, learned=learned, hit_key=hit_key, path=report.path_text())
