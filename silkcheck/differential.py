@@ -312,9 +312,12 @@ class _Generator:
             vip = self.rng.choice((TCP_VIP, UDP_VIP))
             pool = tuple(self.rng.sample(DIPS, self.rng.randrange(1, 5)))
             self.emit(ev.UpdateRequested(self.t, vip, pool, self.writes()))
-        elif r < 0.96 and queued:
+        elif r < 0.955 and queued:
             self.emit(ev.LearnDelayed(self.t, self.rng.randrange(queued),
                                       self.rng.randrange(self.config.learn_delay_bound + 1)))  # fmt: skip
+        elif r < 0.965 and queued:
+            bound = self.config.learn_delay_bound
+            self.emit(ev.LearnLate(self.t, self.rng.randrange(queued), bound + 1 + self.rng.randrange(4 * bound + 1)))
         elif r < 0.98 and queued:
             self.emit(ev.LearnLost(self.t, self.rng.randrange(queued)))
         elif r < 0.99:

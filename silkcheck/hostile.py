@@ -251,6 +251,7 @@ TRACE: dict[str, Any] = {
         {"t": 7, "kind": "cpu", "learn": 1},
         {"t": 8, "kind": "packet", "src": "1.2.3.4:1000", "dst": "20.0.0.1:80", "proto": "tcp", "flags": "A",
          "seq": 1, "ack": 1},
+        {"t": 9, "kind": "fault", "fault": "late_learn", "index": 0, "delay": 500},
         {"t": 9, "kind": "fault", "fault": "lose_learn", "index": 0},
         {"t": 10, "kind": "advance"},
         {"t": 11, "kind": "expire"},
@@ -276,7 +277,8 @@ BAD_TOP = {"format": _ANY_BAD, "version": [*_ANY_BAD, max(VERSIONS) + 1, 0], "vi
            "name": [v for v in _ANY_BAD if v != "x"], "expect": [*_ANY_BAD, "maybe", "PASS"]}  # fmt: skip
 """Per top-level field, values it may not have (``[]`` events and ``{}`` config are valid)."""
 REQUIRED = {"": ["format", "version", "vips", "events"], "packet": ["t", "kind", "src", "dst", "proto"],
-            "update": ["vip", "pool"], "delay_learn": ["index", "delay"], "lose_learn": ["index"],
+            "update": ["vip", "pool"], "delay_learn": ["index", "delay"], "late_learn": ["index", "delay"],
+            "lose_learn": ["index"],
             "dip_fail": ["dip"], "fault": ["fault"]}  # fmt: skip
 BAD_CONFIG = [("digest_bits", 0), ("digest_bits", 33), ("digest_bits", "24"), ("digest_bits", 24.0),
               ("digest_bits", True), ("version_bits", 1), ("stages", 9), ("buckets_per_stage", 0),
@@ -324,7 +326,8 @@ def _event_field_mutation(c: Chooser, data: dict[str, Any]) -> str:
         event[name] = c.pick(BAD_INTS)
         return "trace/bad learn index"
     if name == "delay":
-        event[name] = c.pick([*BAD_INTS, 101])
+        # Past the learn-delay bound (100) for a delayed event, within it for a late one.
+        event[name] = c.pick([*BAD_INTS, 100 if event.get("fault") == "late_learn" else 101])
         return "trace/bad delay"
     event[name] = c.pick([v for v in BAD_INTS if v is not None])  # learn, seq, ack
     return f"trace/bad {name}"
