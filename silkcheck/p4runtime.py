@@ -158,7 +158,7 @@ class Tables:
     must see them, so a run of writes with no packet between them costs one round trip.
 
     The entries written and not deleted are tracked (``live``), so that ``clear`` can empty
-    every table again in one request: a pipeline reused for the next run starts as a fresh one."""
+    every table again: a pipeline reused for the next run starts as a fresh one."""
 
     def __init__(self, client: P4RuntimeClient, info: P4Info) -> None:
         self.client = client
@@ -204,9 +204,8 @@ class Tables:
         self.live.pop(entity, None)
 
     def clear(self) -> None:
-        """Delete every entry written and not deleted since this object was made, in one request
-        (with what is pending before it). Entries do not refer to each other, so any order does."""
+        """Queue the deletion of every entry written and not deleted since this object was made
+        (entries do not refer to each other, so any order does); the next ``flush`` sends it."""
         for entity, what in self.live.items():
             self._queue(p4r.Update.DELETE, entity, f"delete from {what}")
         self.live.clear()
-        self.flush()

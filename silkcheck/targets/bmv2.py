@@ -76,8 +76,10 @@ PACKET_OUT = struct.Struct("!IH")
 PACKET_IN = struct.Struct("!IH")
 """p4/silkroad.p4 packet_in_t: tag, the port the packet would leave by."""
 PACKET_TIMEOUT_S = 10.0
-IN_FLIGHT = 128
-"""Packets injected and not yet answered, at most: BMv2's input buffer drops what does not fit."""
+IN_FLIGHT = 64
+"""Packets injected and not yet answered, at most: every answer waits in the CPU port's egress queue,
+which holds 64 packets (BMv2's default depth) and drops what does not fit. (With 128, a loaded machine
+lost packets.)"""
 START_TIMEOUT_S = 30.0
 
 # p4/silkroad.p4 report_t (the learn digest) and report_h (a harness packet's report), field for field.
@@ -278,6 +280,8 @@ class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
         that failed mid-batch is told apart and skipped."""
         if self.packets is None:
             raise P4RuntimeError("this data plane has no packet port: it only writes tables")
+        if not batch:  # the writes wait for the next packet (one request for several CPU steps)
+            return {}
         self.tables.flush()
         first = self.packets.tags(len(batch))
         index_of = {first + k: index for k, (index, _) in enumerate(batch)}
@@ -460,11 +464,11 @@ class Bmv2Target:
 
     def _reset(self, tables: Tables) -> None:
         """The loaded pipeline as a fresh push leaves it, for a fraction of the cost (a push makes BMv2
-        parse and build the whole program): every entry the last run left deleted, in one request,
-        and every register zeroed over Thrift (P4Runtime cannot write BMv2's registers). No run
-        changes a default action or sets an idle timer."""
+        parse and build the whole program): every entry the last run left deleted (in the request
+        that carries the next run's first writes), and every register zeroed over Thrift (P4Runtime
+        cannot write BMv2's registers). No run changes a default action or sets an idle timer."""
         assert self._thrift is not None
-        tables.clear()
+        tables.clear()  # sent with the boot writes, before the first packet
         for register in tables.info.registers.values():
             self._thrift.register_reset(register.preamble.name)
 
