@@ -183,17 +183,25 @@ class Tables:
     def entry(self, table: str, key: dict[str, int], action: str | None = None,
               params: dict[str, int] | None = None) -> bytes:  # fmt: skip
         """The encoded Entity of a table entry with exact matches."""
+        table_id, exact = self._match(table, key)
+        return self._entity(table_id, exact, action, params)
+
+    def _match(self, table: str, key: dict[str, int]) -> tuple[int, list[tuple[int, bytes]]]:
         t = self.info.tables[table]
-        exact = [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
+        return t.id, [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
+
+    def _entity(self, table_id: int, exact: list[tuple[int, bytes]], action: str | None,
+                params: dict[str, int] | None) -> bytes:  # fmt: skip
         if action is None:
-            return p4wire.table_entry(t.id, exact)
+            return p4wire.table_entry(table_id, exact)
         a = self.info.actions[action]
         values = [(a.params[name][0], encode(value, a.params[name][1])) for name, value in (params or {}).items()]
-        return p4wire.table_entry(t.id, exact, a.id, values)
+        return p4wire.table_entry(table_id, exact, a.id, values)
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
-        self._queue(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")
-        self.live[self.entry(table, key)] = f"{table} {key}"
+        table_id, exact = self._match(table, key)
+        self._queue(p4r.Update.INSERT, self._entity(table_id, exact, action, params), f"insert into {table} {key}")
+        self.live[p4wire.table_entry(table_id, exact)] = f"{table} {key}"
 
     def modify(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
         self._queue(p4r.Update.MODIFY, self.entry(table, key, action, params), f"modify {table} {key}")

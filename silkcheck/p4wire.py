@@ -15,7 +15,13 @@ from collections.abc import Iterator, Sequence
 VARINT, LENGTH = 0, 2
 
 
+_ONE_BYTE = [bytes([value]) for value in range(0x80)]
+"""Field keys and lengths are nearly all below 128: their varint is one byte, looked up."""
+
+
 def varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
