@@ -408,15 +408,10 @@ class Bmv2Target:
 
     def close(self) -> None:
         self._reusable = None
-        if self._thrift is not None:
-            self._thrift.close()
-            self._thrift = None
-        if self._packets is not None:
-            self._packets.close()
-            self._packets = None
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        for connection in (self._thrift, self._packets, self._client):
+            if connection is not None:
+                connection.close()
+        self._thrift = self._packets = self._client = None
         if self._switch is not None:
             self._switch.stop()
             self._switch = None
