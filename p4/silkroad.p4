@@ -18,8 +18,10 @@
  * PacketOut) carries a packet_out header naming its emulated ingress port
  * and a tag. It is processed exactly like a packet from that port; at the
  * end it goes back to the CPU (PacketIn) with the port it would have left
- * by, and a `report` digest tells the CPU what the pipeline decided. The
- * forwarded bytes after the packet_in header are the real rewritten frame.
+ * by (dropped too: its packet_in then says so), and a `report` header
+ * right after the packet_in header tells the CPU what the pipeline decided:
+ * one message per packet, and no digest to build and send. The bytes after
+ * the report are the real rewritten frame.
  */
 
 #include <core.p4>
@@ -168,8 +170,45 @@ header udp_t {
     bit<16> checksum;
 }
 
+// report_t as a header in front of a harness packet's frame, its fields in the same order, the
+// version and the digest widened to whole bytes (to 16 and 32 bits) so the CPU reads it with
+// one fixed layout whatever the widths compiled in.
+header report_h {
+    bit<32> tag;
+    bit<8>  outcome;
+    bit<8>  path;
+    bit<8>  learned;
+    bit<32> src_ip;
+    bit<32> dst_ip;
+    bit<16> src_port;
+    bit<16> dst_port;
+    bit<8>  proto;
+    bit<16> version;
+    bit<8>  phase;
+    bit<8>  consults;
+    bit<8>  transit_hit;
+    bit<8>  hit;
+    bit<8>  hit_stage;
+    bit<32> digest;
+    bit<16> bucket0;
+    bit<16> bucket1;
+    bit<16> bucket2;
+    bit<16> bucket3;
+    bit<16> bucket4;
+    bit<16> bucket5;
+    bit<16> bucket6;
+    bit<16> bucket7;
+    bit<32> bloom0;
+    bit<32> bloom1;
+    bit<32> bloom2;
+    bit<32> bloom3;
+    bit<16> dip_index;
+    bit<32> cookie;
+}
+
 struct headers_t {
     packet_in_t  packet_in;
+    report_h     report;
     packet_out_t packet_out;
     ethernet_t   ethernet;
     ipv4_t       ipv4;
@@ -177,8 +216,8 @@ struct headers_t {
     udp_t        udp;
 }
 
-// The learn digest. A pipeline in service sends it when `learned` is not
-// zero; for harness packets it is sent always and doubles as telemetry.
+// The learn digest: a pipeline in service sends it when `learned` is not zero. A harness packet
+// carries the same fields back in its report header instead.
 struct report_t {
     bit<32> tag;
     bit<8>  outcome;
@@ -723,14 +762,24 @@ control SilkRoadIngress(inout headers_t hdr, inout meta_t meta, inout standard_m
             }
         }
 
-        if (meta.from_cpu == 1 && meta.outcome != ACTION_DROP) {
-            // A harness packet goes back to the CPU, with the port it would have left by.
+        if (meta.from_cpu == 1) {
+            // A harness packet goes back to the CPU, with the port it would have left by (the drop
+            // port for a drop) and its report.
             hdr.packet_in.setValid();
             hdr.packet_in.tag = meta.tag;
             hdr.packet_in.egress_port = (bit<16>)std.egress_spec;
             std.egress_spec = CPU_PORT;
-        }
-        if (meta.learned != 0 || meta.from_cpu == 1) {
+            hdr.report.setValid();
+            hdr.report = {
+                meta.tag, meta.outcome, meta.path, meta.learned,
+                meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port, meta.proto,
+                (bit<16>)meta.version, (bit<8>)meta.phase, (bit<8>)meta.consults, (bit<8>)meta.transit_hit,
+                (bit<8>)meta.hit, meta.hit_stage, (bit<32>)meta.digest,
+                meta.bucket0, meta.bucket1, meta.bucket2, meta.bucket3,
+                meta.bucket4, meta.bucket5, meta.bucket6, meta.bucket7,
+                meta.bloom0, meta.bloom1, meta.bloom2, meta.bloom3,
+                meta.dip_index, meta.cookie };
+        } else if (meta.learned != 0) {
             digest<report_t>(1, {
                 meta.tag, meta.outcome, meta.path, meta.learned,
                 meta.src_ip, meta.dst_ip, meta.src_port, meta.dst_port, meta.proto,
@@ -772,6 +821,7 @@ control SilkRoadComputeChecksum(inout headers_t hdr, inout meta_t meta) {
 control SilkRoadDeparser(packet_out packet, in headers_t hdr) {
     apply {
         packet.emit(hdr.packet_in);
+        packet.emit(hdr.report);
         packet.emit(hdr.ethernet);
         packet.emit(hdr.ipv4);
         packet.emit(hdr.tcp);

@@ -1,8 +1,9 @@
 """A small P4Runtime client: the few calls the switch CPU needs, over the p4runtime protobufs.
 
-Writes are single updates (BMv2 rejects atomic batches). One stream carries
-arbitration, PacketOut/PacketIn and digests; a reader thread queues what
-arrives so the caller can wait for a specific message without sleeping.
+Writes are single updates (BMv2 rejects atomic batches). The stream carries
+arbitration only (the BMv2 target's packets go by the switch's packet port,
+``silkcheck.nanomsg``); a reader thread keeps it drained and keeps the errors
+it reports, which a refused call then names.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from p4.v1 import p4runtime_pb2_grpc
 from silkcheck import p4wire
 from silkcheck.targets import TargetError
 
-RESPONSE_PACKET, RESPONSE_DIGEST, RESPONSE_ERROR = 2, 3, 6
+RESPONSE_ERROR = 6
 """StreamMessageResponse's fields read here (p4runtime.proto)."""
 
 
@@ -85,22 +86,17 @@ def pipeline_request(p4info: P4Info, device_json: bytes, device_id: int = 0, ele
     ).SerializeToString()  # fmt: skip
 
 
-class StreamItem(NamedTuple):
-    kind: str  # "packet" | "digest" | "error"
-    message: object
-
-
 class P4RuntimeClient:
     def __init__(self, address: str, device_id: int = 0, election_id: int = 1) -> None:
         self.device_id = device_id
         self.election_id = p4r.Uint128(high=0, low=election_id)
         self.channel = grpc.insecure_channel(address)
         self.stub = p4runtime_pb2_grpc.P4RuntimeStub(self.channel)
-        # The stream and the writes carry raw bytes (``silkcheck.p4wire``): no protobuf per packet.
+        # The writes carry raw bytes (``silkcheck.p4wire``): no protobuf per table write.
         self._write = self.channel.unary_unary("/p4.v1.P4Runtime/Write")
         self._set_pipeline = self.channel.unary_unary("/p4.v1.P4Runtime/SetForwardingPipelineConfig")
         self._requests: queue.Queue[bytes | None] = queue.Queue()
-        self.received: queue.Queue[StreamItem] = queue.Queue()
+        self.stream_errors: list[str] = []
         self._stream = self.channel.stream_stream("/p4.v1.P4Runtime/StreamChannel")(self._request_iterator())
         arbitration = p4r.MasterArbitrationUpdate(device_id=device_id, election_id=self.election_id)
         self._send(p4r.StreamMessageRequest(arbitration=arbitration).SerializeToString())
@@ -120,18 +116,11 @@ class P4RuntimeClient:
     def _read(self) -> None:
         try:
             for response in self._stream:
-                for field, value in p4wire.fields(response):  # a oneof: one field
-                    if field == RESPONSE_PACKET:
-                        self.received.put(StreamItem("packet", p4wire.packet_in(value)))  # type: ignore[arg-type]
-                    elif field == RESPONSE_DIGEST:
-                        digest = p4wire.digest_list(value)  # type: ignore[arg-type]
-                        self._send(p4wire.digest_ack(digest.digest_id, digest.list_id))
-                        self.received.put(StreamItem("digest", digest))
-                    elif field == RESPONSE_ERROR:
-                        self.received.put(StreamItem("error", p4r.StreamMessageResponse.FromString(response).error))
+                if any(field == RESPONSE_ERROR for field, _ in p4wire.fields(response)):  # a oneof: one field
+                    self.stream_errors.append(str(p4r.StreamMessageResponse.FromString(response).error))
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.CANCELLED:
-                self.received.put(StreamItem("error", error))
+                self.stream_errors.append(str(error))
 
     def close(self) -> None:
         self._requests.put(None)
@@ -147,9 +136,6 @@ class P4RuntimeClient:
         """Send an encoded SetForwardingPipelineConfigRequest (``pipeline_request``)."""
         self._call(self._set_pipeline, request, "set the pipeline")
 
-    def write(self, kind: int, entity: bytes, what: str) -> None:
-        self.write_all([(kind, entity)], what)
-
     def write_all(self, updates: list[tuple[int, bytes]], what: str) -> None:
         """One WriteRequest of ``updates`` (encoded entities; never atomic: BMv2 refuses that).
         BMv2's server applies a request's updates one by one in the order given, which is what
@@ -162,22 +148,25 @@ class P4RuntimeClient:
             method(request)  # type: ignore[operator]
         except grpc.RpcError as error:
             details = error.details() if hasattr(error, "details") else str(error)
-            raise P4RuntimeError(f"P4Runtime: cannot {what}: {details}") from None
-
-    def packet_out(self, payload: bytes, metadata: dict[int, bytes]) -> None:
-        self._send(p4wire.packet_out(payload, list(metadata.items())))
+            stream = f" (the stream reported: {'; '.join(self.stream_errors)})" if self.stream_errors else ""
+            raise P4RuntimeError(f"P4Runtime: cannot {what}: {details}{stream}") from None
 
 
 class Tables:
     """Table writes by name, with keys and action parameters as integers. Writes are held until
     ``flush`` sends them, in order, as one request: the caller flushes before any packet that
-    must see them, so a run of writes with no packet between them costs one round trip."""
+    must see them, so a run of writes with no packet between them costs one round trip.
+
+    The entries written and not deleted are tracked (``live``), so that ``clear`` can empty
+    every table again: a pipeline reused for the next run starts as a fresh one."""
 
     def __init__(self, client: P4RuntimeClient, info: P4Info) -> None:
         self.client = client
         self.info = info
         self.pending: list[tuple[int, bytes]] = []
         self.described: list[str] = []
+        self.live: dict[bytes, str] = {}
+        """The key-only entity of each entry inserted and not deleted -> its description."""
 
     def _queue(self, kind: int, entity: bytes, what: str) -> None:
         self.pending.append((kind, entity))
@@ -194,29 +183,37 @@ class Tables:
     def entry(self, table: str, key: dict[str, int], action: str | None = None,
               params: dict[str, int] | None = None) -> bytes:  # fmt: skip
         """The encoded Entity of a table entry with exact matches."""
+        table_id, exact = self._match(table, key)
+        return self._entity(table_id, exact, action, params)
+
+    def _match(self, table: str, key: dict[str, int]) -> tuple[int, list[tuple[int, bytes]]]:
         t = self.info.tables[table]
-        exact = [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
+        return t.id, [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
+
+    def _entity(self, table_id: int, exact: list[tuple[int, bytes]], action: str | None,
+                params: dict[str, int] | None) -> bytes:  # fmt: skip
         if action is None:
-            return p4wire.table_entry(t.id, exact)
+            return p4wire.table_entry(table_id, exact)
         a = self.info.actions[action]
         values = [(a.params[name][0], encode(value, a.params[name][1])) for name, value in (params or {}).items()]
-        return p4wire.table_entry(t.id, exact, a.id, values)
+        return p4wire.table_entry(table_id, exact, a.id, values)
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
-        self._queue(p4r.Update.INSERT, self.entry(table, key, action, params), f"insert into {table} {key}")
+        table_id, exact = self._match(table, key)
+        self._queue(p4r.Update.INSERT, self._entity(table_id, exact, action, params), f"insert into {table} {key}")
+        self.live[p4wire.table_entry(table_id, exact)] = f"{table} {key}"
 
     def modify(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:
         self._queue(p4r.Update.MODIFY, self.entry(table, key, action, params), f"modify {table} {key}")
 
     def delete(self, table: str, key: dict[str, int]) -> None:
-        self._queue(p4r.Update.DELETE, self.entry(table, key), f"delete from {table} {key}")
+        entity = self.entry(table, key)
+        self._queue(p4r.Update.DELETE, entity, f"delete from {table} {key}")
+        self.live.pop(entity, None)
 
-    def enable_digest(self, name: str) -> None:
-        """Every sample at once, one per list, and no duplicate cache (ack timeout 0): the caller
-        sees every digest the pipeline sends and applies the learning filter itself."""
-        digest = p4r.DigestEntry(digest_id=self.info.digests[name])
-        digest.config.max_timeout_ns = 0
-        digest.config.max_list_size = 1
-        digest.config.ack_timeout_ns = 0
-        entity = p4r.Entity(digest_entry=digest).SerializeToString()
-        self.client.write(p4r.Update.INSERT, entity, f"configure digest {name}")
+    def clear(self) -> None:
+        """Queue the deletion of every entry written and not deleted since this object was made
+        (entries do not refer to each other, so any order does); the next ``flush`` sends it."""
+        for entity, what in self.live.items():
+            self._queue(p4r.Update.DELETE, entity, f"delete from {what}")
+        self.live.clear()

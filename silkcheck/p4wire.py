@@ -1,10 +1,9 @@
 """The P4Runtime messages of the BMv2 harness's hot path, encoded and decoded by hand.
 
 protobuf < 3.21 (pinned for p4runtime-shell) runs as pure Python here, and building
-or parsing one message costs more than BMv2 takes to process the packet it carries.
-The messages sent per packet and per table write (PacketOut, DigestListAck,
-WriteRequest of table entries) and those received per packet (PacketIn, DigestList)
-are a few fields each: they are written and read here in the protobuf wire format
+or parsing one message costs more than BMv2 takes to apply the write it carries.
+The messages sent per table write (WriteRequest of table entries) and read
+from the stream are a few fields each: they are written and read here in the protobuf wire format
 directly, byte for byte what ``SerializeToString`` gives (``tests/test_p4wire.py``
 checks both ways against the generated classes). Anything else goes through protobuf.
 """
@@ -12,12 +11,17 @@ checks both ways against the generated classes). Anything else goes through prot
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
 
 VARINT, LENGTH = 0, 2
 
 
+_ONE_BYTE = [bytes([value]) for value in range(0x80)]
+"""Field keys and lengths are nearly all below 128: their varint is one byte, looked up."""
+
+
 def varint(value: int) -> bytes:
+    if value < 0x80:
+        return _ONE_BYTE[value]
     out = bytearray()
     while value > 0x7F:
         out.append(value & 0x7F | 0x80)
@@ -41,17 +45,6 @@ def _blob(field: int, data: bytes) -> bytes:
 
 
 # ---------------------------------------------------------------- requests
-
-
-def packet_out(payload: bytes, metadata: Sequence[tuple[int, bytes]]) -> bytes:
-    """StreamMessageRequest{packet: PacketOut{payload, metadata}}."""
-    body = _blob(1, payload) + b"".join(_nested(2, _number(1, i) + _blob(2, v)) for i, v in metadata)
-    return _nested(2, body)
-
-
-def digest_ack(digest_id: int, list_id: int) -> bytes:
-    """StreamMessageRequest{digest_ack: DigestListAck{digest_id, list_id}}."""
-    return _nested(3, _number(1, digest_id) + _number(2, list_id))
 
 
 def table_entry(table_id: int, exact: Sequence[tuple[int, bytes]], action_id: int | None = None,
@@ -102,42 +95,3 @@ def _read_varint(data: bytes, at: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, at
         shift += 7
-
-
-class PacketIn(NamedTuple):
-    payload: bytes
-    metadata: dict[int, bytes]
-
-
-class DigestList(NamedTuple):
-    digest_id: int
-    list_id: int
-    data: list[list[bytes]]
-    """Each sample's struct members, as bitstrings."""
-
-
-def packet_in(data: bytes) -> PacketIn:
-    payload = b""
-    metadata: dict[int, bytes] = {}
-    for field, value in fields(data):
-        if field == 1:
-            payload = value  # type: ignore[assignment]
-        elif field == 2:
-            entry = dict(fields(value))  # type: ignore[arg-type]
-            metadata[entry.get(1, 0)] = entry.get(2, b"")  # type: ignore[index]
-    return PacketIn(payload, metadata)
-
-
-def digest_list(data: bytes) -> DigestList:
-    digest_id = list_id = 0
-    samples: list[list[bytes]] = []
-    for field, value in fields(data):
-        if field == 1:
-            digest_id = value  # type: ignore[assignment]
-        elif field == 2:
-            list_id = value  # type: ignore[assignment]
-        elif field == 3:  # P4Data{struct (5): P4StructLike{members (1): P4Data{bitstring (1)}}}
-            struct = b"".join(v for f, v in fields(value) if f == 5)  # type: ignore[arg-type, misc]
-            members = [v for f, v in fields(struct) if f == 1]
-            samples.append([b"".join(v for f, v in fields(m) if f == 1) for m in members])  # type: ignore[arg-type, misc]
-    return DigestList(digest_id, list_id, samples)

@@ -127,6 +127,24 @@ def test_hashes_agree_bit_for_bit(target, name):
             assert report["dip_index"] == dip_index(h.dip_hash, len(pool)), ft
 
 
+def test_a_reused_pipeline_starts_each_run_as_a_fresh_push_does(target):
+    """Runs of one config after another reuse the loaded program, reset between them: each run's entries
+    deleted and TransitTable zeroed. A trace run again right after itself would otherwise meet its own
+    ConnTable entries, pools and Bloom cells, and part from the model."""
+    from silkcheck.p4runtime import P4RuntimeClient
+
+    traces = [differential.random_trace(seed, "collide", 200) for seed in (11, 12)]
+    assert any(isinstance(e, ev.UpdateRequested) for trace in traces for e in trace.events)  # Bloom cells set
+    runner = differential.bmv2_runner(target)
+    with mock.patch.object(P4RuntimeClient, "push_pipeline", autospec=True,
+                           side_effect=P4RuntimeClient.push_pipeline) as push:  # fmt: skip
+        runs = [(trace, runner(trace)) for trace in traces for _ in range(2)]
+    assert push.call_count <= 1  # at most the first run pushes: the others reset
+    for trace, (observations, egress) in runs:
+        assert differential.compare(ModelTarget().run(trace), observations, egress) is None, trace.name
+    assert runs[0][1][0] == runs[1][1][0] and runs[2][1][0] == runs[3][1][0]
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES_DIR.glob("*.json")), ids=lambda p: p.stem)
 def test_example_traces_agree(target, path):
     outcome = differential.run_both(load(path), differential.bmv2_runner(target))

@@ -19,7 +19,7 @@ from model.types import ACK, PROTO_UDP, RST, SYN, Dip, FiveTuple, Packet
 from silkcheck import differential, frames, p4build
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
-from silkcheck.targets.bmv2 import REPORT_FIELDS
+from silkcheck.targets.bmv2 import PACKET_IN, PACKET_OUT, REPORT_FIELDS, REPORT_HEADER
 from silkcheck.targets.model import ModelTarget
 from silkcheck.trace import load
 from tests.helpers import D1, D2, flow
@@ -49,6 +49,22 @@ def test_report_digest_layout_is_the_one_the_target_decodes():
     source = p4build.P4_SOURCE.read_text()
     body = re.search(r"struct report_t \{(.*?)\}", source, re.S).group(1)
     assert tuple(re.findall(r"(\w+);", body)) == REPORT_FIELDS
+
+
+def _header_fields(source: str, name: str) -> list[tuple[str, int]]:
+    body = re.search(rf"header {name} \{{(.*?)\}}", source, re.S).group(1)
+    return [(field, int(bits)) for bits, field in re.findall(r"bit<(\d+)>\s+(\w+);", body)]
+
+
+def test_harness_headers_are_the_layouts_the_target_reads():
+    """report_h carries REPORT_FIELDS in order at the widths REPORT_HEADER reads; packet_out_t and
+    packet_in_t are the tag and port PACKET_OUT and PACKET_IN pack and unpack."""
+    source = p4build.P4_SOURCE.read_text()
+    widths = {"I": 32, "H": 16, "B": 8}
+    letters = re.sub(r"(\d+)(\w)", lambda m: m.group(2) * int(m.group(1)), REPORT_HEADER.format.lstrip("!"))
+    assert _header_fields(source, "report_h") == [(f, widths[c]) for f, c in zip(REPORT_FIELDS, letters, strict=True)]
+    for name, layout in (("packet_out_t", PACKET_OUT), ("packet_in_t", PACKET_IN)):
+        assert [bits for _, bits in _header_fields(source, name)] == [widths[c] for c in layout.format.lstrip("!")]
 
 
 def test_build_folders_are_keyed_by_config(tmp_path):
@@ -201,3 +217,11 @@ def test_random_traces_are_reproducible_and_reach_every_decision():
                     paths.add(o.path.split(":v")[0])
     assert {"no-vip", "auth:syn-ack", "auth:cookie-ok", "auth:drop", "miss:sealed-transit-hit", "miss:normal",
             "miss:record", "miss:transit-hit", "miss:transit-miss", "hit:stage0", "hit:stage1"} <= paths  # fmt: skip
+
+
+def test_campaign_batches_hold_one_profile_each_and_every_trace_once():
+    tasks = list(differential.campaign_tasks(40, 600))
+    batches = list(differential.profile_batches(tasks, 4))
+    assert all(len({task.profile for task in batch}) == 1 and 1 <= len(batch) <= 4 for batch in batches)
+    assert sorted(task.seed for batch in batches for task in batch) == [task.seed for task in tasks]
+    assert [len(batch) for batch in batches].count(4) == len(batches) - len(differential.PROFILES)

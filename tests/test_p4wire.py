@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from p4.v1 import p4data_pb2 as p4d
 from p4.v1 import p4runtime_pb2 as p4r
 
 from silkcheck import p4wire
 
 BIG = 2**64 - 1
-
-
-def test_requests_are_the_bytes_protobuf_writes() -> None:
-    for payload, metadata in ((b"\x01\x02frame", [(1, b"\x00\x05"), (2, b"\x00\x01")]), (b"", []), (b"x", [(0, b"")])):
-        packet = p4r.PacketOut(payload=payload)
-        for metadata_id, value in metadata:
-            packet.metadata.add(metadata_id=metadata_id, value=value)
-        assert p4wire.packet_out(payload, metadata) == p4r.StreamMessageRequest(packet=packet).SerializeToString()
-    for digest_id, list_id in ((1, 2), (0, 0), (2**32 - 1, BIG)):
-        ack = p4r.DigestListAck(digest_id=digest_id, list_id=list_id)
-        assert p4wire.digest_ack(digest_id, list_id) == p4r.StreamMessageRequest(digest_ack=ack).SerializeToString()
 
 
 def _entity(table_id: int, exact: list, action_id: int | None, params: list) -> p4r.Entity:
@@ -54,19 +42,13 @@ def test_table_writes_are_the_bytes_protobuf_writes() -> None:
         device_id=3, election_id=p4r.Uint128(high=BIG, low=2)).SerializeToString()
 
 
-def test_packet_ins_and_digest_lists_read_as_protobuf_reads_them() -> None:
-    packet = p4r.PacketIn(payload=b"\xff" * 300)
-    packet.metadata.add(metadata_id=1, value=b"\x00\x00\x01\x00")
-    packet.metadata.add(metadata_id=2, value=b"\x00\x02")
-    (field, value), = p4wire.fields(p4r.StreamMessageResponse(packet=packet).SerializeToString())
-    assert field == 2
-    assert p4wire.packet_in(value) == p4wire.PacketIn(packet.payload, {1: b"\x00\x00\x01\x00", 2: b"\x00\x02"})
-    digest = p4r.DigestList(digest_id=385875968, list_id=2**40, timestamp=123456789)
-    samples = [[b"\x00\x01", b"", b"\x07" * 20], [b"\x02"]]
-    for sample in samples:
-        struct = p4d.P4StructLike()
-        for member in sample:
-            struct.members.add(bitstring=member)
-        digest.data.add(struct=struct)
-    (field, value), = p4wire.fields(p4r.StreamMessageResponse(digest=digest).SerializeToString())
-    assert field == 3 and p4wire.digest_list(value) == p4wire.DigestList(385875968, 2**40, samples)
+def test_stream_responses_read_as_protobuf_reads_them() -> None:
+    error = p4r.StreamError(canonical_code=3, message="bad packet", packet_out=p4r.PacketOutError())
+    arbitration = p4r.MasterArbitrationUpdate(device_id=2**40, election_id=p4r.Uint128(high=1, low=BIG))
+    for response in (p4r.StreamMessageResponse(error=error), p4r.StreamMessageResponse(arbitration=arbitration)):
+        (field, value), = p4wire.fields(response.SerializeToString())
+        kind = response.WhichOneof("update")
+        assert field == response.DESCRIPTOR.fields_by_name[kind].number
+        assert value == getattr(response, kind).SerializeToString()
+    nested = dict(p4wire.fields(arbitration.SerializeToString()))
+    assert nested[1] == 2**40 and dict(p4wire.fields(nested[3])) == {1: 1, 2: BIG}

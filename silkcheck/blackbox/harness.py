@@ -137,7 +137,7 @@ class Session:
         self.wire = None
         try:
             self.switch = SimpleSwitch(interfaces=self.namespace.interfaces, launcher=self.namespace.launcher,
-                                       unix_grpc=True, cpu_port=None)  # fmt: skip
+                                       unix_grpc=True)  # fmt: skip
             self.proxy = P4RuntimeProxy(self.switch.grpc_address, f"unix:{self.switch.workdir}/proxy.sock")
             self.wire = Wire(self.namespace.open_sockets(), setup.client_ports, setup.server_ports)
         except BaseException:

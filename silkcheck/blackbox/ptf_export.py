@@ -152,8 +152,7 @@ def run_ptf(test: Path, setup: Setup) -> int:
         raise InputError(f"{test}: no such test (a .py file written by silkcheck export --ptf)")
     namespace = Namespace(setup.ports)
     try:
-        switch = SimpleSwitch(interfaces=namespace.interfaces, launcher=namespace.launcher, unix_grpc=True,
-                              cpu_port=None)
+        switch = SimpleSwitch(interfaces=namespace.interfaces, launcher=namespace.launcher, unix_grpc=True)
         try:
             # ptf imports every module below --test-dir: give it a folder holding only this test.
             tests = switch.workdir / "ptf-test"

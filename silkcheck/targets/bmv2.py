@@ -4,21 +4,24 @@ One control plane, two backends: the switch CPU is the model's own
 ``model.cpu.Cpu``; here it drives ``P4RuntimeDataPlane``, which turns its
 operations into P4Runtime writes instead of model table updates.
 
-Packets are injected as P4Runtime PacketOuts carrying a tag and an emulated
-ingress port; the program processes them like any packet from that port and
-returns what it would send (PacketIn, with the egress port) plus a ``report``
-digest saying what it decided. So the target needs no root, no interfaces
-and no fixed sleeps: each packet is done when its report (and, unless it was
-dropped, its frame) has arrived.
+Packets go in on the CPU port, through the switch's nanomsg packet port
+(``silkcheck.nanomsg``), behind a ``packet_out`` header carrying a tag and an
+emulated ingress port; the program processes them like any packet from that
+port and sends each one back to the CPU port behind a ``packet_in`` header
+with the port it would leave by, a ``report`` header saying what it decided
+and, unless it was dropped, the frame it would send. (The headers are the
+P4Runtime PacketOut/PacketIn ones; the frames skip P4Runtime's gRPC stream,
+which costs more per packet than the switch does.) So the target needs no
+root, no interfaces and no fixed sleeps: each packet is done when its answer
+has arrived. Table writes go over P4Runtime.
 
 What BMv2 cannot do over P4Runtime, and how the target keeps the model's semantics:
 
-* Learn events are digests; the learning filter and the queue the CPU reads
-  are ``model.dataplane.LearnChannel``, stamped with the trace time of the
-  packet that sent them, so ``read_learns(now, limit)`` and the delay/loss
-  faults behave as in the model. (BMv2's own filter is keyed on whole
-  samples and cleared by acks, not by CPU reads; every report carries a
-  unique tag, so it never filters one.)
+* Learn events are the reports' ``learned`` bits (a pipeline in service sends
+  them as digests); the learning filter and the queue the CPU reads are
+  ``model.dataplane.LearnChannel``, stamped with the trace time of the packet
+  that sent them, so ``read_learns(now, limit)`` and the delay/loss faults
+  behave as in the model.
 * ConnTable idle timers run on trace time: each report names the entry its
   packet hit, which refreshes that entry's timer (BMv2's idle timeout runs on
   wall-clock time).
@@ -28,9 +31,9 @@ What BMv2 cannot do over P4Runtime, and how the target keeps the model's semanti
 from __future__ import annotations
 
 import atexit
-import queue
 import shutil
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -51,38 +54,45 @@ from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservat
 from model.switch import InvalidEvent, Switch
 from model.types import Dip, FiveTuple, Vip
 from silkcheck import frames
+from silkcheck.bmv2_thrift import ThriftClient
 from silkcheck.frames import CLIENT_PORT, Egress
+from silkcheck.nanomsg import PacketSocket
 from silkcheck.p4build import Build, build, require_tool
 from silkcheck.p4runtime import (
     P4Info,
     P4RuntimeClient,
     P4RuntimeError,
-    StreamItem,
     Tables,
-    decode,
-    encode,
     pipeline_request,
 )
-from silkcheck.p4wire import PacketIn
 from silkcheck.processes import stop_process
 from silkcheck.silkroad_backend import SilkRoadWrites
 from silkcheck.targets.model import Driver, event_error, step_each
 from silkcheck.trace import CookieAck, PacketEvent, Trace, TraceError
 
 CPU_PORT = 255
+PACKET_OUT = struct.Struct("!IH")
+"""p4/silkroad.p4 packet_out_t: tag, emulated ingress port."""
+PACKET_IN = struct.Struct("!IH")
+"""p4/silkroad.p4 packet_in_t: tag, the port the packet would leave by."""
 PACKET_TIMEOUT_S = 10.0
-IN_FLIGHT = 128
-"""Packets injected and not yet answered, at most: BMv2's input buffer drops what does not fit."""
+IN_FLIGHT = 64
+"""Packets injected and not yet answered, at most: every answer waits in the CPU port's egress queue,
+which holds 64 packets (BMv2's default depth) and drops what does not fit. (With 128, a loaded machine
+lost packets.)"""
 START_TIMEOUT_S = 30.0
 
-# p4/silkroad.p4 report_t, field for field.
+# p4/silkroad.p4 report_t (the learn digest) and report_h (a harness packet's report), field for field.
 REPORT_FIELDS = (
     "tag", "outcome", "path", "learned", "src_ip", "dst_ip", "src_port", "dst_port", "proto",
     "version", "phase", "consults", "transit_hit", "hit", "hit_stage", "digest",
     "bucket0", "bucket1", "bucket2", "bucket3", "bucket4", "bucket5", "bucket6", "bucket7",
     "bloom0", "bloom1", "bloom2", "bloom3", "dip_index", "cookie",
 )  # fmt: skip
+REPORT_HEADER = struct.Struct("!IBBBIIHHBHBBBBBI8H4IHI")
+"""report_h: ``REPORT_FIELDS`` in order, the version widened to 16 bits and the digest to 32."""
 ACTIONS = {0: DROP, 1: FORWARD, 2: REPLY}
+OUTCOME_DROP = 0
 LEARN_BITS = {"new": 1, "syn": 16, "collision": 2, "end": 4, "auth": 8}
 """Learn kinds by their bit in ``report.learned``, in the order the model sends them."""
 PATH_NO_VIP, PATH_AUTH_SYNACK, PATH_AUTH_COOKIE_OK, PATH_AUTH_DROP = 1, 2, 3, 4
@@ -148,9 +158,9 @@ def _dying_with_parent(command: list[str]) -> list[str]:
 
 
 class SimpleSwitch:
-    """A ``simple_switch_grpc`` process. By default on loopback ports with no interfaces (packets
-    go in and out over P4Runtime), logging nothing; ``log`` turns BMv2's own packet log on, into
-    that file.
+    """A ``simple_switch_grpc`` process. By default with no interfaces: every port's frames go in and
+    out of its nanomsg packet port at ``packet_address`` (``silkcheck.nanomsg``), and it logs nothing
+    (level off); ``log`` turns BMv2's own packet log on, into that file.
 
     With ``interfaces`` (port -> name) and ``files_wait_s``, port N reads ``NAME_in.pcap`` in
     ``workdir`` (which the caller prepared) after that many seconds, and writes ``NAME_out.pcap``.
@@ -159,21 +169,24 @@ class SimpleSwitch:
     (``unix_grpc``), which every namespace can reach."""
 
     def __init__(self, log: Path | None = None, *, interfaces: dict[int, str] | None = None, files_wait_s: int = 0,
-                 workdir: Path | None = None, launcher: tuple[str, ...] = (), unix_grpc: bool = False,
-                 cpu_port: int | None = CPU_PORT) -> None:  # fmt: skip
+                 workdir: Path | None = None, launcher: tuple[str, ...] = (), unix_grpc: bool = False) -> None:
         binary = require_tool("simple_switch_grpc")
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="silkcheck-bmv2-"))
         self.grpc_address = f"unix:{self.workdir}/p4runtime.sock" if unix_grpc else f"127.0.0.1:{_free_port()}"
         self.log_path = self.workdir / "switch.log"
-        logging = ["--log-file", str(log), "--log-level", "debug", "--log-flush"] if log else []
+        self.thrift_port = _free_port()
+        # Off unless asked, and explicitly: with no log file BMv2 still formats every message at its
+        # default level (trace), which doubles its CPU time per packet (measured, issue #14).
+        logging = ["--log-file", str(log), "--log-level", "debug", "--log-flush"] if log else ["--log-level", "off"]
         ports = [arg for port, name in sorted((interfaces or {}).items()) for arg in ("-i", f"{port}@{name}")]
         files = ["--use-files", str(files_wait_s)] if files_wait_s else []
-        cpu = ["--cpu-port", str(cpu_port)] if cpu_port is not None else []
+        self.packet_address = None if interfaces else f"ipc://{self.workdir}/packets.ipc"
+        packet_port = ["--packet-in", self.packet_address] if self.packet_address else []
         command = [
-            *launcher, binary, "--no-p4", "--device-id", "0", "--thrift-port", str(_free_port()), *logging, *files,
-            *ports,
+            *launcher, binary, "--no-p4", "--device-id", "0", "--thrift-port", str(self.thrift_port), *logging, *files,
+            *ports, *packet_port,
             *self._notifications_option(binary),
-            "--", "--grpc-server-addr", self.grpc_address, *cpu,
+            "--", "--grpc-server-addr", self.grpc_address,
         ]  # fmt: skip
         with self.log_path.open("w") as out:
             self.process = subprocess.Popen(_dying_with_parent(command), stdout=out, stderr=subprocess.STDOUT,
@@ -246,6 +259,8 @@ class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
     last_hit: dict[tuple[int, int, int], int] = field(default_factory=dict)
     vip_written: set[Vip] = field(default_factory=set)
     pool_sizes: dict[tuple[Vip, int], int] = field(default_factory=dict)
+    packets: PacketSocket | None = None
+    """The switch's packet port; a data plane without one writes tables only (the raw anchor's)."""
     egress: dict[int, Egress] = field(default_factory=dict)
     """Trace event index -> what the switch sent for that packet."""
     reports: dict[int, Report] = field(default_factory=dict)
@@ -259,59 +274,51 @@ class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
 
     def inject(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> dict[int, tuple[Report, Egress | None]]:
         """Send a batch of packets through the pipeline, at most ``IN_FLIGHT`` at a time, and
-        collect each one's report and output by its tag (the trace event index + 1). The table
-        writes made so far are sent first: the packets must see them."""
+        collect each one's report and output by its trace event index + 1. The table writes made
+        so far are sent first: the packets must see them. Each packet carries a tag no earlier
+        packet on this switch carried (``PacketSocket.tags``), so an answer left over from a run
+        that failed mid-batch is told apart and skipped."""
+        if self.packets is None:
+            raise P4RuntimeError("this data plane has no packet port: it only writes tables")
+        if not batch:  # the writes wait for the next packet (one request for several CPU steps)
+            return {}
         self.tables.flush()
-        meta = self.tables.info.packet_metadata["packet_out"]
-        tag_id, port_id = meta["tag"][0], meta["ingress_port"][0]
-        port = encode(CLIENT_PORT, 16)
-        reports: dict[int, Report] = {}
-        egress: dict[int, Egress] = {}
+        first = self.packets.tags(len(batch))
+        index_of = {first + k: index for k, (index, _) in enumerate(batch)}
+        waiting = set(index_of)
         done: dict[int, tuple[Report, Egress | None]] = {}
-        waiting = {index + 1 for index, _ in batch}
         sent = 0
-        deadline = time.monotonic() + PACKET_TIMEOUT_S
         while len(done) < len(batch):
             while sent < len(batch) and sent - len(done) < IN_FLIGHT:
-                index, event = batch[sent]
-                self.client.packet_out(frames.packet_frame(event.packet).to_bytes(),
-                                       {tag_id: encode(index + 1, 32), port_id: port})  # fmt: skip
+                header = PACKET_OUT.pack(first + sent, CLIENT_PORT)
+                self.packets.send(CPU_PORT, header + frames.packet_frame(batch[sent][1].packet).to_bytes())
                 sent += 1
-            item = self._next(deadline, batch[len(done)][0])
-            if item.kind == "digest":
-                for members in item.message.data:  # type: ignore[attr-defined]
-                    report = Report({n: decode(m) for n, m in zip(REPORT_FIELDS, members, strict=True)})
-                    tag = self._expected(report["tag"], waiting, "report")
-                    reports[tag] = report
-                    if report["outcome"] == 0 or tag in egress:
-                        done[tag] = (report, egress.get(tag))
-            elif item.kind == "packet":
-                tag, frame = self._egress(item.message, waiting)  # type: ignore[arg-type]
-                egress[tag] = frame
-                if tag in reports:
-                    done[tag] = (reports[tag], frame)
-            else:
-                raise P4RuntimeError(f"stream error: {item.message}")
-            deadline = time.monotonic() + PACKET_TIMEOUT_S
+            answer = self.packets.receive(time.monotonic() + PACKET_TIMEOUT_S)
+            if answer is None:
+                index = min(index_of[tag] for tag in waiting)
+                raise P4RuntimeError(f"events[{index}]: no answer from the switch within {PACKET_TIMEOUT_S} s")
+            tag, result = self._answer(*answer)
+            if tag in waiting:
+                waiting.remove(tag)
+                done[index_of[tag] + 1] = result
+            elif tag >= first:
+                raise P4RuntimeError(f"a second answer for events[{index_of[tag]}]" if tag in index_of
+                                     else f"an answer for tag {tag}, which no packet carried yet")  # fmt: skip
         return done
 
     @staticmethod
-    def _expected(tag: int, waiting: set[int], what: str) -> int:
-        if tag not in waiting:
-            raise P4RuntimeError(f"{what} for tag {tag}, which is not in the batch being injected")
-        return tag
-
-    def _next(self, deadline: float, index: int) -> StreamItem:
-        try:
-            return self.client.received.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            raise P4RuntimeError(f"events[{index}]: no report from the switch within {PACKET_TIMEOUT_S} s") from None
-
-    def _egress(self, packet: PacketIn, waiting: set[int]) -> tuple[int, Egress]:
-        meta = {key: decode(value) for key, value in packet.metadata.items()}
-        ids = self.tables.info.packet_metadata["packet_in"]
-        tag = self._expected(meta.get(ids["tag"][0], 0), waiting, "frame")
-        return tag, Egress(meta[ids["egress_port"][0]], packet.payload)
+    def _answer(port: int, data: bytes) -> tuple[int, tuple[Report, Egress | None]]:
+        """A harness packet back from the switch: its tag, its report, and the frame it sent unless dropped."""
+        if port != CPU_PORT:
+            raise P4RuntimeError(f"the switch sent a frame out of port {port}: a harness packet goes back to the "
+                                 f"CPU port {CPU_PORT}")  # fmt: skip
+        if len(data) < PACKET_IN.size + REPORT_HEADER.size:
+            raise P4RuntimeError(f"the switch sent {len(data)} bytes to the CPU, too short for packet_in and report")
+        tag, egress_port = PACKET_IN.unpack_from(data)
+        report = Report(dict(zip(REPORT_FIELDS, REPORT_HEADER.unpack_from(data, PACKET_IN.size), strict=True)))
+        if report["outcome"] == OUTCOME_DROP:
+            return tag, (report, None)
+        return tag, (report, Egress(egress_port, data[PACKET_IN.size + REPORT_HEADER.size :]))
 
     def process(self, batch: Sequence[tuple[int, ev.PacketArrives]]) -> list[PacketObservation]:
         """Trace packets through BMv2 (no other event between them), observed as the model
@@ -384,7 +391,9 @@ class Bmv2Run:
 
 
 class Bmv2Target:
-    """Runs traces on one ``simple_switch_grpc``; each run loads a fresh pipeline (empty tables and registers)."""
+    """Runs traces on one ``simple_switch_grpc``; each run starts on empty tables and registers. A
+    run after a clean run of the same config reuses its pipeline, reset (``_reset``); any other run
+    pushes the pipeline afresh."""
 
     name = "bmv2"
 
@@ -392,18 +401,25 @@ class Bmv2Target:
         self.log = log
         self._switch: SimpleSwitch | None = None
         self._client: P4RuntimeClient | None = None
+        self._thrift: ThriftClient | None = None
+        self._packets: PacketSocket | None = None
+        self._reusable: tuple[Config, Tables] | None = None
+        """The pipeline on the switch, by its config, and its tables: set by a run that ended cleanly."""
         atexit.register(self.close)
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        self._reusable = None
+        for connection in (self._thrift, self._packets, self._client):
+            if connection is not None:
+                connection.close()
+        self._thrift = self._packets = self._client = None
         if self._switch is not None:
             self._switch.stop()
             self._switch = None
 
     def abandon(self) -> None:
         """Kill the switch without closing the P4Runtime client (whose gRPC threads may be mid-call)."""
+        self._reusable = None
         if self._switch is not None:
             self._switch.kill()
             self._switch = None
@@ -418,27 +434,43 @@ class Bmv2Target:
         if self._client is None:
             self._switch = SimpleSwitch(self.log)
             self._client = P4RuntimeClient(self._switch.grpc_address)
+            self._thrift = ThriftClient(self._switch.thrift_port)
+            assert self._switch.packet_address is not None
+            self._packets = PacketSocket(self._switch.packet_address)
         return self._client
 
     def load(self, config: Config) -> Tables:
-        """A fresh pipeline for ``config``: compiled if needed, pushed, digests enabled."""
-        compiled: Build = build(config)
+        """``config``'s pipeline with empty tables and registers: the one on the switch
+        reset if the last run ended cleanly on it, else compiled if needed and pushed."""
         client = self._connect()
-        info, request = _pipeline(compiled.p4info, compiled.json)
-        try:
-            client.push_pipeline(request)
-        except P4RuntimeError as error:
-            tail = self._switch.log_tail() if self._switch else ""
-            raise P4RuntimeError(f"{error}\n{tail}") from None
-        while not client.received.empty():
-            client.received.get_nowait()
-        tables = Tables(client, info)
-        tables.enable_digest("report_t")
+        reusable, self._reusable = self._reusable, None  # until this run ends cleanly too
+        if reusable is not None and reusable[0] == config:
+            tables = reusable[1]
+            self._reset(tables)
+        else:
+            compiled: Build = build(config)
+            info, request = _pipeline(compiled.p4info, compiled.json)
+            try:
+                client.push_pipeline(request)
+            except P4RuntimeError as error:
+                tail = self._switch.log_tail() if self._switch else ""
+                raise P4RuntimeError(f"{error}\n{tail}") from None
+            tables = Tables(client, info)
         return tables
+
+    def _reset(self, tables: Tables) -> None:
+        """The loaded pipeline as a fresh push leaves it, for a fraction of the cost (a push makes BMv2
+        parse and build the whole program): every entry the last run left deleted (in the request
+        that carries the next run's first writes), and every register zeroed over Thrift (P4Runtime
+        cannot write BMv2's registers). No run changes a default action or sets an idle timer."""
+        assert self._thrift is not None
+        tables.clear()  # sent with the boot writes, before the first packet
+        for register in tables.info.registers.values():
+            self._thrift.register_reset(register.preamble.name)
 
     def dataplane(self, config: Config) -> P4RuntimeDataPlane:
         tables = self.load(config)
-        return P4RuntimeDataPlane(config, HashPlan(config), tables, tables.client)
+        return P4RuntimeDataPlane(config, HashPlan(config), tables, tables.client, packets=self._packets)
 
     def run_full(self, trace: Trace) -> Bmv2Run:
         dataplane = self.dataplane(trace.config)
@@ -446,6 +478,7 @@ class Bmv2Target:
         switch = Bmv2Switch(trace.config, dataplane, cpu)  # type: ignore[arg-type]
         observations = switch.run(trace)
         dataplane.tables.flush()  # no packet sees the last writes, but a refused one is still an error
+        self._reusable = (trace.config, dataplane.tables)
         return Bmv2Run(observations, dataplane)
 
     def run(self, trace: Trace) -> list[Observation]:
