@@ -54,20 +54,35 @@ of hash values: in every stage π keeps which connections share a bucket and
 which share a (bucket, digest) key, it maps the multiset of the Bloom cells'
 connection masks onto itself, and every connection keeps its DIP in every pool
 of the scope (DIPs are observed, so they are not relabelled). Relabelling the
-image's connections and masks by π then *is* the image of the permuted state,
-and a state's key is the least fingerprint over the group of such π
-(``Canon.perms``): the same for every state of an orbit. With SYN
+image's connections and masks by π then *is* the image of the permuted state.
+A state is its switch and its watch (below); ``Canon.switch_digests`` gives a
+128-bit digest of the permuted switch's image per π, and a state's key is the
+digest of the least (switch digest, permuted anchors) over the group of such π
+(``Canon.perms``, ``Canon.key``): the same for every state of an orbit. With SYN
 authentication on (cookies and whitelisted source addresses are not
 relabelled) the group is the identity. The stored state of an orbit is the
 concrete one first reached, so paths and traces need no relabelling.
 
-Fingerprints. The key is 64 bits: BLAKE2b of the image's ``marshal`` bytes
-(format 2, without object references, so equal images give equal bytes in every
-process, and on every machine with the same Python). Two states of different
-orbits share a key with probability at most |G|²·n(n-1)/2^65 for n states and
-|G| images per orbit (a union bound over pairs), which ``SearchResult``
-reports as ``collision_bound``; a collision would merge two states and could hide
-the successors of the second.
+Fingerprints. The key is 64 bits: BLAKE2b of ``marshal`` bytes (format 2,
+without object references, so equal images give equal bytes in every process,
+and on every machine with the same Python). Two states of different orbits
+share a key with probability at most |G|²·n(n-1)/2^65 for n states and |G|
+images per orbit (a union bound over pairs), which ``SearchResult`` reports as
+``collision_bound``; the 128-bit switch digests under it add at most
+(|G|·n)²/2^129, 2^-64 times less. A collision would merge two states and could
+hide the successors of the second.
+
+One model step per switch image and letter. The model never reads the watch, and
+the image is exact, so all states with one switch image (however many watches
+they come with) take a letter to one successor switch image with one packet
+outcome. Without the refinement check the ``Expander`` steps the first switch
+it reached of each image once per letter, remembers the outcome, and moves each
+state's watch on by it (``memo``); a node then holds that representative switch,
+and its path (replayed from the boot) is still its own. The refinement check
+carries per-path history, so with it every edge steps its own switch, as
+``search(memo=False)`` does without it (the baseline ``silkcheck prove --bench``
+prints); ``quotient_errors`` compares the concrete states it merges, so it steps
+every edge too.
 
 PCC on every edge. The search state carries, per connection, the DIP of its
 incarnation's first forwarded packet and the age of its last packet
@@ -90,9 +105,11 @@ PCC violation; its path is a trace whose replay
 (``silkcheck.targets.model.refinement_of``) shows the same mismatch.
 
 Parallel expansion (``search(workers=k)``). Each level of the breadth-first
-search is expanded by k processes (fork). Process i owns the states whose key is
-i modulo k (``owner``): it keeps their seen set, expands its part of the level
-and sends every successor it does not own to its owner, which deduplicates it.
+search is expanded by k processes (fork). Process i owns the states whose home
+(``Node.home``: the least switch digest, the same for an orbit and for every
+state of one switch image) is i modulo k (``owner``), so only it steps that
+image: it keeps their seen set, expands its part of the level and sends every
+successor it does not own to its owner, which deduplicates it.
 ``Partition`` is that unit (a seen set and a frontier; ``expand`` a level,
 ``admit`` states sent to it), and the hook a Dask driver needs: one partition
 per actor, a level is ``expand`` on every actor and routing the per-owner
