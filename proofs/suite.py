@@ -309,7 +309,9 @@ def _search_bench() -> None:
                 baseline = "(the same path)"
             else:
                 b = explicit.search(replace(base, max_states=min(base.max_states, BASELINE_STATES)), memo=False)
-                baseline = f"{b.rate:,.0f} ({r.rate / b.rate:.1f}x)"
+                cpu_rate, baseline_cpu_rate = r.states / r.cpu_seconds, b.states / b.cpu_seconds
+                baseline = (f"{b.rate:,.0f}, {baseline_cpu_rate:,.0f} per CPU s "
+                            f"({cpu_rate / baseline_cpu_rate:.1f}x per CPU s)")  # fmt: skip
             check = ", refinement on every edge" if r.refinement else ""
             lines.append([name, f"{base.connections}", "yes" if base.writes else "no", f"{r.group}", f"{r.states:,}",
                           f"{r.edges:,}", f"{r.depth}", f"{r.rate:,.0f}", baseline, f"{r.states / r.cpu_seconds:,.0f}",
