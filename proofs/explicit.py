@@ -54,20 +54,35 @@ of hash values: in every stage π keeps which connections share a bucket and
 which share a (bucket, digest) key, it maps the multiset of the Bloom cells'
 connection masks onto itself, and every connection keeps its DIP in every pool
 of the scope (DIPs are observed, so they are not relabelled). Relabelling the
-image's connections and masks by π then *is* the image of the permuted state,
-and a state's key is the least fingerprint over the group of such π
-(``Canon.perms``): the same for every state of an orbit. With SYN
+image's connections and masks by π then *is* the image of the permuted state.
+A state is its switch and its watch (below); ``Canon.switch_digests`` gives a
+128-bit digest of the permuted switch's image per π, and a state's key is the
+digest of the least (switch digest, permuted anchors) over the group of such π
+(``Canon.perms``, ``Canon.key``): the same for every state of an orbit. With SYN
 authentication on (cookies and whitelisted source addresses are not
 relabelled) the group is the identity. The stored state of an orbit is the
 concrete one first reached, so paths and traces need no relabelling.
 
-Fingerprints. The key is 64 bits: BLAKE2b of the image's ``marshal`` bytes
-(format 2, without object references, so equal images give equal bytes in every
-process, and on every machine with the same Python). Two states of different
-orbits share a key with probability at most |G|²·n(n-1)/2^65 for n states and
-|G| images per orbit (a union bound over pairs), which ``SearchResult``
-reports as ``collision_bound``; a collision would merge two states and could hide
-the successors of the second.
+Fingerprints. The key is 64 bits: BLAKE2b of ``marshal`` bytes (format 2,
+without object references, so equal images give equal bytes in every process,
+and on every machine with the same Python). Two states of different orbits
+share a key with probability at most |G|²·n(n-1)/2^65 for n states and |G|
+images per orbit (a union bound over pairs), which ``SearchResult`` reports as
+``collision_bound``; the 128-bit switch digests under it add at most
+(|G|·n)²/2^129, 2^-64 times less. A collision would merge two states and could
+hide the successors of the second.
+
+One model step per switch image and letter. The model never reads the watch, and
+the image is exact, so all states with one switch image (however many watches
+they come with) take a letter to one successor switch image with one packet
+outcome. Without the refinement check the ``Expander`` steps the first switch
+it reached of each image once per letter, remembers the outcome, and moves each
+state's watch on by it (``memo``); a node then holds that representative switch,
+and its path (replayed from the boot) is still its own. The refinement check
+carries per-path history, so with it every edge steps its own switch, as
+``search(memo=False)`` does without it (the baseline ``silkcheck prove --bench``
+prints); ``quotient_errors`` compares the concrete states it merges, so it steps
+every edge too.
 
 PCC on every edge. The search state carries, per connection, the DIP of its
 incarnation's first forwarded packet and the age of its last packet
@@ -90,9 +105,11 @@ PCC violation; its path is a trace whose replay
 (``silkcheck.targets.model.refinement_of``) shows the same mismatch.
 
 Parallel expansion (``search(workers=k)``). Each level of the breadth-first
-search is expanded by k processes (fork). Process i owns the states whose key is
-i modulo k (``owner``): it keeps their seen set, expands its part of the level
-and sends every successor it does not own to its owner, which deduplicates it.
+search is expanded by k processes (fork). Process i owns the states whose home
+(``Node.home``: the least switch digest, the same for an orbit and for every
+state of one switch image) is i modulo k (``owner``), so only it steps that
+image: it keeps their seen set, expands its part of the level and sends every
+successor it does not own to its owner, which deduplicates it.
 ``Partition`` is that unit (a seen set and a frontier; ``expand`` a level,
 ``admit`` states sent to it), and the hook a Dask driver needs: one partition
 per actor, a level is ``expand`` on every actor and routing the per-owner
@@ -129,7 +146,7 @@ from silkcheck.oracle import VIOLATION, Verdict
 from silkcheck.targets.model import refinement_of
 from silkcheck.trace import Trace
 from spec.check import Mismatch, Refinement
-from spec.concrete import Readers, State, alpha
+from spec.concrete import QueueKeys, Readers, State
 from spec.system import EVENT_CODES
 
 # ---------------------------------------------------------------- scopes
@@ -201,7 +218,8 @@ _IMAGED = {
     WhitelistAdd: ("src_ip",),
 }
 """The immutable records the image encodes field by field (``VipEntry`` is taken whole)."""
-_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers", "check_alpha", "lemmas"}
+_REFINEMENT = {"switch", "state", "ghost", "decided", "steps", "vips", "readers", "check_alpha", "lemmas",
+               "queue_keys"}
 """``check_alpha`` and ``lemmas`` are the checker's settings, not state: a restored checker keeps them."""
 
 
@@ -358,18 +376,30 @@ class Canon:
         return len(self.perms)
 
     def fingerprint(self, switch: Switch, now: int, watch: Watch) -> int:
-        return _digest(self.image(switch, now, watch))
+        return self.key(self.switch_digests(switch, now), watch)
 
-    def image(self, switch: Switch, now: int, watch: Watch) -> tuple[Any, ...]:
-        """The least image of the state over the symmetry group: the same for every state of an orbit."""
+    def switch_digests(self, switch: Switch, now: int) -> tuple[int, ...]:
+        """Per permutation of the group (the identity first), a 128-bit digest of the image of the
+        permuted switch: the search state's image without the watch, which the model never reads."""
         ages, fixed, expired = self._fixed(switch, now)
-        maps = self._maps
-        moving = self._moving(switch, watch, ages, expired, *maps[0])
-        for perm, masks in maps[1:]:
-            other = self._moving(switch, watch, ages, expired, perm, masks)
-            if other < moving:
-                moving = other
-        return fixed, watch.updates_used, moving
+        return tuple(_digest((fixed, self._moving(switch, ages, expired, perm, masks)), 16)
+                     for perm, masks in self._maps)  # fmt: skip
+
+    def key(self, digests: Sequence[int], watch: Watch) -> int:
+        """The state's fingerprint from its switch's ``switch_digests``: the least (permuted switch,
+        permuted anchors) over the group, so the same for every state of an orbit."""
+        perms = self.perms
+        plain = tuple([(() if dip is None else tuple(dip), last) for dip, last in watch.anchors])
+        least = (digests[0], plain)
+        for i in range(1, len(perms)):
+            perm = perms[i]
+            anchors: list[Any] = [None] * len(perm)
+            for j, anchor in enumerate(plain):
+                anchors[perm[j]] = anchor
+            other = (digests[i], tuple(anchors))
+            if other < least:
+                least = other
+        return _digest((*least, watch.updates_used))
 
     def _pool(self, pool: tuple[Dip, ...]) -> tuple[tuple[int, int], ...]:
         plain = self._plain.get(pool)
@@ -437,7 +467,7 @@ class Canon:
         )  # fmt: skip
         return ages, fixed, expired
 
-    def _moving(self, switch: Switch, watch: Watch, ages: dict[int, int], expired: list[tuple[FiveTuple, Removal]],
+    def _moving(self, switch: Switch, ages: dict[int, int], expired: list[tuple[FiveTuple, Removal]],
                 perm: Sequence[int], masks: Sequence[int]) -> tuple[Any, ...]:  # fmt: skip
         """The part of the image that names connections, keys and cells, relabelled by ``perm``."""
         dp, cpu = switch.dataplane, switch.cpu
@@ -519,10 +549,7 @@ class Canon:
             tuple([tuple([perm[index[c.ft]] for c in t.values()]) for t in cpu.table]) if self.ordered_buckets else ()
         )
         pending = tuple([self._write(w, perm, masks) for w in cpu.pending]) if cpu.pending else ()
-        anchors: list[Any] = [None] * len(perm)
-        for i, (dip, last) in enumerate(watch.anchors):
-            anchors[perm[i]] = (() if dip is None else tuple(dip), last)
-        return conn, transit, queue, learn_filter, known, gone, buckets, pending, tuple(anchors)
+        return conn, transit, queue, learn_filter, known, gone, buckets, pending
 
     def _write(self, w: TableWrite, perm: Sequence[int], masks: Sequence[int]) -> tuple[Any, ...]:
         vip = self.vip_code
@@ -566,8 +593,8 @@ def _rows(rows: list[Any]) -> tuple[Any, ...]:
     return tuple(rows)
 
 
-def _digest(image: tuple[Any, ...]) -> int:
-    return int.from_bytes(hashlib.blake2b(marshal.dumps(image, 2), digest_size=8).digest(), "little")
+def _digest(image: tuple[Any, ...], size: int = 8) -> int:
+    return int.from_bytes(hashlib.blake2b(marshal.dumps(image, 2), digest_size=size).digest(), "little")
 
 
 def _permute_mask(perm: Sequence[int], mask: int) -> int:
@@ -601,9 +628,10 @@ def automorphisms(
     return found
 
 
-def owner(fingerprint: int, parts: int) -> int:
-    """The partition (process, or Dask actor) that owns a state."""
-    return fingerprint % parts
+def owner(home: int, parts: int) -> int:
+    """The partition (process, or Dask actor) that owns a state, by its ``Node.home``: one partition owns
+    every state with one switch image (up to symmetry), so only that one steps the image."""
+    return home % parts
 
 
 # ---------------------------------------------------------------- the alphabet
@@ -612,16 +640,33 @@ Letter = tuple[str, Callable[[int], ev.Event] | None]
 """(label, event at time t); None: the clock tick."""
 
 
-def letters(scope: Scope, switch: Switch, watch: Watch) -> list[Letter]:
-    """The alphabet enabled in a state."""
+class Shape(NamedTuple):
+    """What the alphabet reads of a state's switch (the image determines it)."""
+
+    queue: int
+    """Learn events queued."""
+    pending: bool
+    """Table writes queued."""
+    delayable: tuple[int, ...]
+    """The queued learn events a fault may still delay."""
+
+
+def shape(scope: Scope, switch: Switch) -> Shape:
+    bound = scope.config.learn_delay_bound
+    queue = switch.dataplane.learn_queue
+    delayable = tuple(i for i, e in enumerate(queue) if e.visible < e.sent + bound) if scope.delay_faults else ()
+    return Shape(len(queue), bool(switch.cpu.pending), delayable)
+
+
+def letters(scope: Scope, here: Shape, watch: Watch) -> list[Letter]:
+    """The alphabet enabled in a state (its switch's ``shape``, its watch)."""
     out: list[Letter] = []
     for i, ft in enumerate(scope.conns):
         started = watch.anchors[i][1] >= 0
         flags = ACK if started else SYN
         packet = Packet(ft, flags)
         out.append((f"{'ack' if started else 'syn'} c{i + 1}", lambda t, p=packet: ev.PacketArrives(t, p)))
-    queue_length = len(switch.dataplane.learn_queue)
-    if scope.writes and switch.cpu.pending:
+    if scope.writes and here.pending:
         out.append(("write", lambda t: ev.CpuWrites(t, 1)))
     else:
         writes = 0 if scope.writes else None
@@ -629,16 +674,14 @@ def letters(scope: Scope, switch: Switch, watch: Watch) -> list[Letter]:
             pool = POOLS[watch.updates_used % 2]
             out.append(("update", lambda t: ev.UpdateRequested(t, DEMO_VIP, pool, writes)))
         out.append(("learn", lambda t: ev.CpuLearns(t, None, writes)))
-        if queue_length > 1:
+        if here.queue > 1:
             out.append(("learn 1", lambda t: ev.CpuLearns(t, 1, writes)))
         out.append(("advance", lambda t: ev.CpuAdvances(t, writes)))
         if scope.expiry:
             out.append(("expire", lambda t: ev.CpuExpires(t, writes)))
-    if scope.delay_faults:
-        bound = scope.config.learn_delay_bound
-        for i, event in enumerate(switch.dataplane.learn_queue):
-            if event.visible < event.sent + bound:
-                out.append((f"delay learn {i}", lambda t, i=i: ev.LearnDelayed(t, i, bound)))
+    bound = scope.config.learn_delay_bound
+    for i in here.delayable:
+        out.append((f"delay learn {i}", lambda t, i=i: ev.LearnDelayed(t, i, bound)))
     out.append(("tick", None))
     return out
 
@@ -654,18 +697,31 @@ class RefinementState(NamedTuple):
     """When the CPU decided each of the switch's pending writes."""
     readers: tuple[FiveTuple, ...]
     """The connections that have sent a packet, in that order."""
+    alpha: State
+    """α of the node's switch with this history: the check computed it on the edge into the node, so
+    each edge computes α of its successor only."""
 
 
 class Node(NamedTuple):
     fingerprint: int
     packed: Packed
     now: int
+    """With ``packed``: the switch, at this time. Without the refinement check, the first one the
+    search reached of those with this switch image (``digests[0]``): the image is exact, so it has
+    the same successor images and makes the same observations as the switch of this path."""
+    digests: tuple[int, ...]
+    """``Canon.switch_digests`` of the switch: the identity's first; the least is its ``home``."""
     watch: Watch
     path: bytes
     """The letter taken at each step from the boot: its position in ``letters`` there."""
     events: int
     """How many of those steps were events (not ticks): the next event's index in the trace."""
     refinement: RefinementState | None
+
+    @property
+    def home(self) -> int:
+        """The same for every state of an orbit, and for all those of one switch image."""
+        return min(self.digests)
 
 
 class Finding(NamedTuple):
@@ -681,6 +737,7 @@ class Edge(NamedTuple):
     fingerprint: int
     switch: Switch | Packed
     now: int
+    digests: tuple[int, ...]
     watch: Watch
     path: bytes
     events: int
@@ -691,7 +748,12 @@ class Edge(NamedTuple):
 
     def node(self) -> Node:
         packed = pack(self.switch) if isinstance(self.switch, Switch) else self.switch
-        return Node(self.fingerprint, packed, self.now, self.watch, self.path, self.events, self.refinement)
+        return Node(self.fingerprint, packed, self.now, self.digests, self.watch, self.path, self.events,
+                    self.refinement)
+
+    @property
+    def home(self) -> int:
+        return min(self.digests)
 
 
 @dataclass
@@ -711,40 +773,120 @@ class LevelStats:
         self.findings += other.findings
 
 
-class Expander:
-    """Steps one scope's states: the successors of a node, the trace of a path."""
+class Move(NamedTuple):
+    """A letter taken from one switch image: the image it leads to and what the packet did, if any."""
 
-    def __init__(self, scope: Scope, refinement: bool) -> None:
+    switch_key: int
+    observation: PacketObservation | None
+
+
+class Representative(NamedTuple):
+    """The switch the search stepped for every state with one switch image."""
+
+    packed: Packed
+    now: int
+    shape: Shape
+    digests: tuple[int, ...]
+
+
+class Expander:
+    """Steps one scope's states: the successors of a node, the trace of a path.
+
+    Without the refinement check the search steps the model once per switch image and letter, not
+    once per state and letter (``memo``): the model never reads the watch, and the image is exact,
+    so every state with that switch image takes the letter to the same successor image with the
+    same packet outcome; a state's successors are then the watch moved on by those outcomes. With
+    the check every edge steps its own switch, with its own history (``quotient_errors`` too: it
+    compares the concrete states it merges)."""
+
+    def __init__(self, scope: Scope, refinement: bool, memo: bool = True) -> None:
         check_fields()
         self.scope = scope
         self.refinement = refinement
+        self.memo = memo and not refinement
         boot = Switch.boot(scope.config, {DEMO_VIP: BOOT_POOL})
         self.config, self.plan = boot.config, boot.dataplane.plan
         self.canon = Canon(scope, self.plan)
         self.index = self.canon.index
         self.vips = sorted(boot.cpu.vip_entries)
         self._readers: dict[tuple[FiveTuple, ...], Readers] = {}
+        self._representatives: dict[int, Representative] = {}
+        self._moves: dict[tuple[int, type, ev.Event | None], Move] = {}
         watch = Watch(tuple((None, -1) for _ in scope.conns), 0)
         ref = None
         if refinement:
             start = Refinement(boot)
-            ref = RefinementState(start.ghost, tuple(start.decided), ())
-        self.root = Node(self.canon.fingerprint(boot, 0, watch), pack(boot), 0, watch, b"", 0, ref)
+            ref = RefinementState(start.ghost, tuple(start.decided), (), start.state)
+        digests = self.canon.switch_digests(boot, 0)
+        self.root = Node(self.canon.key(digests, watch), pack(boot), 0, digests, watch, b"", 0, ref)
+
+    @property
+    def stepped(self) -> int:
+        """Model steps and clock ticks the memo took (each once per switch image)."""
+        return len(self._moves)
 
     def successors(self, node: Node) -> Iterator[Edge]:
         """Every edge from ``node``."""
-        scope, config, plan, fingerprint = self.scope, self.config, self.plan, self.canon.fingerprint
+        return self._remembered_successors(node) if self.memo else self._stepped_successors(node)
+
+    def _remembered_successors(self, node: Node) -> Iterator[Edge]:
+        scope, key, index, moves = self.scope, self.canon.key, self.index, self._moves
+        here = self._representative(node)
+        for code, (_, make) in enumerate(letters(scope, here.shape, node.watch)):
+            event = None if make is None else make(0)  # a letter's event is the same at every time
+            letter = (node.digests[0], type(event), event)  # events of two kinds may be equal tuples
+            move = moves.get(letter)
+            if move is None:
+                move = moves[letter] = self._step(here, event)
+            there = self._representatives[move.switch_key]
+            watch, moved, events = node.watch, False, node.events + 1
+            if event is None:
+                watch, _ = _watch_after(scope, watch, None, None, True)
+                events -= 1
+            elif isinstance(event, ev.UpdateRequested):
+                watch = watch._replace(updates_used=watch.updates_used + 1)
+            elif move.observation is not None:
+                watch, moved = _watch_after(scope, watch, index[move.observation.ft], move.observation, False)
+            yield Edge(key(there.digests, watch), there.packed, there.now, there.digests, watch,
+                       node.path + bytes((code,)), events, None, moved)  # fmt: skip
+
+    def _representative(self, node: Node) -> Representative:
+        here = self._representatives.get(node.digests[0])
+        if here is None:  # the root, or a node another process stepped to
+            switch = unpack(node.packed, self.config, self.plan)
+            here = Representative(node.packed, node.now, shape(self.scope, switch),
+                                  self.canon.switch_digests(switch, node.now))  # fmt: skip
+            self._representatives[node.digests[0]] = here
+        return here
+
+    def _step(self, here: Representative, event: ev.Event | None) -> Move:
+        """Take one letter (``event`` at time 0, None: a tick) from a representative switch."""
+        switch = unpack(here.packed, self.config, self.plan)
+        now, observation = here.now, None
+        if event is None:
+            now += 1
+        else:
+            obs = switch.step(0, event._replace(t=now))
+            observation = obs if isinstance(obs, PacketObservation) else None
+        digests = self.canon.switch_digests(switch, now)
+        if digests[0] not in self._representatives:
+            packed = here.packed if event is None else pack(switch)
+            self._representatives[digests[0]] = Representative(packed, now, shape(self.scope, switch), digests)
+        return Move(digests[0], observation)
+
+    def _stepped_successors(self, node: Node) -> Iterator[Edge]:
+        scope, config, plan = self.scope, self.config, self.plan
+        digests_of, key = self.canon.switch_digests, self.canon.key
         base = unpack(node.packed, config, plan)
-        pre = None
-        if node.refinement is not None:
-            ghost, decided, _ = node.refinement
-            pre = alpha(base, list(decided), ghost)
-        for code, (_, make) in enumerate(letters(scope, base, node.watch)):
+        pre = None if node.refinement is None else node.refinement.alpha
+        for code, (_, make) in enumerate(letters(scope, shape(scope, base), node.watch)):
             path = node.path + bytes((code,))
             if make is None:  # a tick only moves the clock
                 watch, _ = _watch_after(scope, node.watch, None, None, True)
                 now = node.now + 1
-                yield Edge(fingerprint(base, now, watch), node.packed, now, watch, path, node.events, node.refinement)
+                digests = digests_of(base, now)
+                yield Edge(key(digests, watch), node.packed, now, digests, watch, path, node.events,
+                           node.refinement)  # fmt: skip
                 continue
             switch = unpack(node.packed, config, plan)
             event = make(node.now)
@@ -759,20 +901,23 @@ class Expander:
             if node.refinement is not None:
                 assert pre is not None
                 ref, mismatch = self._refine(node.refinement, pre, switch, node.events, event, obs)
-            yield Edge(fingerprint(switch, node.now, watch), switch, node.now, watch, path, node.events + 1, ref, moved,
+            digests = digests_of(switch, node.now)
+            yield Edge(key(digests, watch), switch, node.now, digests, watch, path, node.events + 1, ref, moved,
                        mismatch)  # fmt: skip
 
     def _refine(self, state: RefinementState, pre: State, switch: Switch, index: int, event: ev.Event,
                 obs: Observation) -> tuple[RefinementState, Mismatch | None]:  # fmt: skip
         """Check one edge with the refinement state of the node it leaves (never changing that state)."""
-        ghost, decided, order = state
+        ghost, decided, order, _ = state
         if isinstance(event, ev.PacketArrives) and event.packet.ft not in order:
             order = (*order, event.packet.ft)
         check = object.__new__(Refinement)  # the node's history, not a new one from this switch's boot
         check.switch, check.state, check.ghost, check.decided = switch, pre, dict(ghost), list(decided)
         check.steps, check.vips, check.readers, check.check_alpha = 0, self.vips, self._readers_of(order), False
+        check.queue_keys = QueueKeys()
         mismatch = check.after(index, event, obs)
-        return RefinementState(check.ghost, tuple(check.decided), order), mismatch
+        check.state.history = check.ghost  # α after a packet is the node's with a few paths read again
+        return RefinementState(check.ghost, tuple(check.decided), order, check.state), mismatch
 
     def _readers_of(self, order: tuple[FiveTuple, ...]) -> Readers:
         """One ``Readers`` per set of connections seen, shared by every node that saw them (the check
@@ -790,7 +935,7 @@ class Expander:
         switch = unpack(self.root.packed, self.config, self.plan)
         watch, now, events, labels = self.root.watch, 0, [], []
         for code in path:
-            label, make = letters(scope, switch, watch)[code]
+            label, make = letters(scope, shape(scope, switch), watch)[code]
             labels.append(label)
             if make is None:
                 now += 1
@@ -856,7 +1001,7 @@ class Partition:
                 if edge.moved or edge.mismatch is not None:
                     stats.findings.append(Finding(edge.path, edge.mismatch))
                 fp = edge.fingerprint
-                to = owner(fp, parts)
+                to = owner(edge.home, parts)
                 if to == part:
                     if fp not in seen and stats.new < budget:
                         self._keep(edge.node(), stats)
@@ -924,11 +1069,12 @@ class SearchError(RuntimeError):
 
 
 def search(scope: Scope, progress: Callable[[str], None] | None = None, refinement: bool = False,
-           workers: int = 1) -> SearchResult:  # fmt: skip
+           workers: int = 1, memo: bool = True) -> SearchResult:  # fmt: skip
     """Breadth-first over reachable states; stop at the first PCC violation the oracle confirms, or
-    (with ``refinement``) at the first step the abstract system cannot take."""
+    (with ``refinement``) at the first step the abstract system cannot take. ``memo=False``: step the
+    model on every edge, as the refinement check does, also without it (``Expander``)."""
     start, cpu_start = time.perf_counter(), time.process_time()
-    expander = Expander(scope, refinement)
+    expander = Expander(scope, refinement, memo)
     run = _Serial(expander) if workers <= 1 else _Processes(expander, workers)
     result = SearchResult(scope, 0, 0, 0.0, 0, workers=max(workers, 1), refinement=refinement,
                           group=expander.canon.group)  # fmt: skip
@@ -1039,7 +1185,7 @@ class _Processes:
         self.root = expander.root
 
     def admit_root(self) -> LevelStats:
-        home = owner(self.root.fingerprint, self.workers)
+        home = owner(self.root.home, self.workers)
         for part, inbox in enumerate(self.inboxes):
             inbox.put(("root", self.root if part == home else None))
         return self._collect("root")
@@ -1143,7 +1289,7 @@ def quotient_errors(scope: Scope, limit: int = 20) -> list[str]:
     """Search ``scope`` keeping one concrete state per key, and at every merge (an edge into a key seen
     before, from another concrete state) check that the merged states have the same successor keys and
     the same PCC outcomes. Empty: the image is exact on every merge this scope makes."""
-    expander = Expander(scope, refinement=False)
+    expander = Expander(scope, refinement=False, memo=False)
     stored: dict[int, Node] = {expander.root.fingerprint: expander.root}
     frontier = deque([expander.root])
     errors: list[str] = []

@@ -123,3 +123,20 @@ def test_an_incomplete_search_says_so() -> None:
 def test_ages_keep_order_and_short_gaps() -> None:
     ages = explicit._ages([0, 1, 50, 52, 1000], now=1000, cap=3)
     assert [ages[t] for t in (0, 1, 50, 52, 1000)] == [9, 8, 5, 3, 0]
+
+
+@pytest.mark.parametrize("name, depth", [("expiry", 8), ("collision", 5), ("update-1-writes", None)])
+def test_stepping_each_switch_image_once_finds_what_stepping_every_edge_finds(name: str, depth: int | None) -> None:
+    scope = explicit.SCOPES[name] if depth is None else replace(explicit.SCOPES[name], max_depth=depth)
+    remembered, stepped = explicit.search(scope), explicit.search(scope, memo=False)
+    assert (remembered.states, remembered.edges, remembered.depth) == (stepped.states, stepped.edges, stepped.depth)
+    assert remembered.phases == stepped.phases and remembered.pending_states == stepped.pending_states
+
+
+def test_the_memo_steps_each_switch_image_and_letter_once() -> None:
+    expander = explicit.Expander(explicit.SCOPES["update-1"], refinement=False)
+    partition, stats = explicit.Partition(expander), explicit.LevelStats()
+    partition.admit([expander.root], stats, 1)
+    while partition.frontier:
+        partition.expand(stats, 10**6)
+    assert 0 < expander.stepped < stats.edges

@@ -32,7 +32,17 @@ from model.observations import DROP, FORWARD, REPLY, CpuObservation, Observation
 from model.switch import Switch
 from model.types import ACK, RST, SYN
 from spec import system as sy
-from spec.concrete import ConcreteDomain, Path, Readers, State, abstract_write, alpha, alpha_after_packet, default
+from spec.concrete import (
+    ConcreteDomain,
+    Path,
+    QueueKeys,
+    Readers,
+    State,
+    abstract_write,
+    alpha,
+    alpha_after_packet,
+    default,
+)
 from spec.lemmas import Lemma
 from spec.system import EMPTY, Step
 
@@ -79,6 +89,8 @@ class Refinement:
     lemmas: Sequence[Lemma] = ()
     """Lemmas of the induction (``spec.lemmas``) evaluated on α of the state after every step: one
     that fails on a run that refines the abstract system is not an invariant of it."""
+    queue_keys: QueueKeys = field(default_factory=QueueKeys)
+    """What is queued, kept from step to step (``ConcreteDomain.queued``)."""
 
     def __post_init__(self) -> None:
         self.ghost[("now",)] = 0
@@ -121,7 +133,7 @@ class Refinement:
         ``check_alpha``, first that the shortcuts change nothing (``_shortcut_differs``)."""
         post, read = after
         config, plan = self.switch.config, self.switch.dataplane.plan
-        o = ConcreteDomain(config, plan, self.vips, self.readers, before=pre)
+        o = ConcreteDomain(config, plan, self.vips, self.readers, before=pre, queue_keys=self.queue_keys)
         name, problem, st = self._abstract_step(o, event, obs, pre, post, read)
         if self.check_alpha:
             everyone = ConcreteDomain(config, plan, self.vips, self.readers)

@@ -75,7 +75,7 @@ class ConcreteDomain:
     eq = staticmethod(operator.eq)
 
     def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], readers: Readers,
-                 before: State | None = None) -> None:  # fmt: skip
+                 before: State | None = None, queue_keys: QueueKeys | None = None) -> None:  # fmt: skip
         self.stages = config.stages
         self.versions = config.versions
         self.epochs = config.epochs
@@ -90,6 +90,7 @@ class ConcreteDomain:
         self._before = before
         self._in_scope: list[FiveTuple] | None = None
         self._state_of_step: State = State()
+        self._queue_keys = QueueKeys() if queue_keys is None else queue_keys
 
     def about(self, state: State) -> ConcreteDomain:
         """The domain for lemmas of ``state`` (the keys and cells it holds)."""
@@ -166,7 +167,7 @@ class ConcreteDomain:
         return ()  # Python tuples
 
     def queued(self, st: Step, kind: int, c: FiveTuple) -> bool:
-        return (kind, c) in map(_KIND_AND_CONN, st.get("queue"))  # scanned in C: queues grow long
+        return (kind, c) in self._queue_keys.of(st.get("queue"))
 
     def queue_add(self, st: Step, event: Event, cond: Any) -> None:
         if cond:
@@ -193,6 +194,26 @@ class ConcreteDomain:
             return Write(EMPTY, NEVER), False
         st.set(pending[1:], "pending")
         return pending[0], True
+
+
+class QueueKeys:
+    """The (kind, conn) of every event of the learn queue last asked about. A checker keeps one from
+    step to step: learn queues grow long, a packet only appends to it, and ``queued`` is asked per
+    packet, so the keys follow the queue's growth instead of being read from the whole queue again."""
+
+    def __init__(self) -> None:
+        self._queue: tuple[Event, ...] = ()
+        self._keys: set[tuple[int, FiveTuple]] = set()
+
+    def of(self, queue: tuple[Event, ...]) -> set[tuple[int, FiveTuple]]:
+        known = self._queue
+        if queue is not known:
+            if len(queue) >= len(known) and queue[: len(known)] == known:  # compared in C, mostly by identity
+                self._keys.update(map(_KIND_AND_CONN, queue[len(known) :]))
+            else:  # a CPU step read events from it (and reads the whole queue itself)
+                self._keys = set(map(_KIND_AND_CONN, queue))
+            self._queue = queue
+        return self._keys
 
 
 def in_scope(before: State, conns: Sequence[FiveTuple]) -> list[FiveTuple]:

@@ -13,6 +13,7 @@ from model.switch import Switch
 from silkcheck.targets.model import Driver
 from silkcheck.trace import load
 from spec import check, concrete
+from spec.system import Event
 
 CHECKED = Checks(check_alpha=True)
 REGRESSIONS = sorted((Path(__file__).parent / "data").glob("*.json"))
@@ -58,3 +59,13 @@ def test_an_incremental_alpha_that_misses_the_hit_timer_is_caught(monkeypatch: p
 def test_a_scope_that_leaves_out_a_known_connection_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(concrete, "in_scope", lambda before, conns: [])
     assert _first_failure().endswith("connections in scope")
+
+
+def test_the_kept_queue_keys_follow_appends_and_are_read_again_after_any_other_change() -> None:
+    keys = concrete.QueueKeys()
+    a, b, c = (Event(kind, conn, 0, 0, 0, False) for kind, conn in ((0, "x"), (1, "x"), (0, "y")))
+    assert keys.of((a,)) == {(0, "x")}
+    assert keys.of((a, b)) == {(0, "x"), (1, "x")}  # appended
+    assert keys.of((a, b, c)) == {(0, "x"), (1, "x"), (0, "y")}
+    assert keys.of((b, c)) == {(1, "x"), (0, "y")}  # the CPU read one
+    assert keys.of((a, c)) == {(0, "x"), (0, "y")}  # as long, another event
