@@ -148,6 +148,7 @@ class DaskRunner:
         self.cpu_before = 0.0
         """CPU seconds of actors replaced after a loss."""
         self.futures: list[Any] = []
+        """The actors' futures: an actor lives while its future is held."""
         self.actors: list[Any] = []
         self.homes: list[tuple[str, int]] = []
         """Per partition, its actor's worker address and process id."""
@@ -250,8 +251,9 @@ class DaskRunner:
         return workers
 
     def _recover(self, failed: _CallFailed) -> None:
-        lost = self._lost(_maybe_lost(failed.error))
-        if not lost and failed.part >= 0:
+        maybe = _maybe_lost(failed.error)
+        lost = self._lost(maybe)
+        if not lost and not (failed.part < 0 and maybe):  # a worker that died while the actors started
             raise SearchError(f"search partition {failed.part} failed ({self._explored()}): "
                               f"{type(failed.error).__name__}: {failed.error}") from failed.error  # fmt: skip
         self.losses += 1
