@@ -111,9 +111,8 @@ state of one switch image) is i modulo k (``owner``), so only it steps that
 image: it keeps their seen set, expands its part of the level and sends every
 successor it does not own to its owner, which deduplicates it.
 ``Partition`` is that unit (a seen set and a frontier; ``expand`` a level,
-``admit`` states sent to it), and the hook a Dask driver needs: one partition
-per actor, a level is ``expand`` on every actor and routing the per-owner
-batches it returns to the owners' ``admit``.
+``admit`` states sent to it). ``search(runner=...)`` puts the partitions
+elsewhere: ``silkcheck.search_cluster`` keeps one per Dask actor.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from model import events as ev
 from model.config import Config
@@ -1068,14 +1067,29 @@ class SearchError(RuntimeError):
     """The model failed on a path of the search (a model bug, or a worker died)."""
 
 
+class Runner(Protocol):
+    """Where a search's partitions live and how a level runs on them: one process, forked processes
+    (``_Serial``, ``_Processes``), or Dask actors (``silkcheck.search_cluster``)."""
+
+    def admit_root(self) -> LevelStats: ...
+    def frontier_size(self) -> int: ...
+    def level(self, budget: int) -> LevelStats: ...
+    def rss(self) -> int: ...
+    def worker_cpu(self) -> float: ...
+    def close(self) -> None: ...
+
+
 def search(scope: Scope, progress: Callable[[str], None] | None = None, refinement: bool = False,
-           workers: int = 1, memo: bool = True) -> SearchResult:  # fmt: skip
+           workers: int = 1, memo: bool = True,
+           runner: Callable[[Expander], Runner] | None = None) -> SearchResult:  # fmt: skip
     """Breadth-first over reachable states; stop at the first PCC violation the oracle confirms, or
     (with ``refinement``) at the first step the abstract system cannot take. ``memo=False``: step the
-    model on every edge, as the refinement check does, also without it (``Expander``)."""
+    model on every edge, as the refinement check does, also without it (``Expander``). ``runner``
+    places the partitions (``workers`` of them) elsewhere; by default this process, or forked ones."""
     start, cpu_start = time.perf_counter(), time.process_time()
     expander = Expander(scope, refinement, memo)
-    run = _Serial(expander) if workers <= 1 else _Processes(expander, workers)
+    place = runner or (_Serial if workers <= 1 else lambda expander: _Processes(expander, workers))
+    run = place(expander)
     result = SearchResult(scope, 0, 0, 0.0, 0, workers=max(workers, 1), refinement=refinement,
                           group=expander.canon.group)  # fmt: skip
     rss_start = run.rss()

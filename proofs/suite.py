@@ -149,7 +149,7 @@ def _induction_rows() -> list[Row]:
     return rows
 
 
-def _search_text(r: explicit.SearchResult) -> str:
+def search_text(r: explicit.SearchResult) -> str:
     """What a search covered and what it cost."""
     return (f"{r.states:,} states, {r.edges:,} edges, depth {r.depth}, {r.rate:,.0f} states/s, "
             f"peak {r.peak_rss / 2**20:,.0f} MiB (+{r.memory / 2**20:,.0f}), {r.coverage()}")  # fmt: skip
@@ -196,7 +196,7 @@ def _explicit_rows(scopes: list[str], max_states: int, extra_depth: int, save_di
         # alone cannot see (the states between two writes); elsewhere the fuzz walks check it.
         r = explicit.search(replace(scope, max_states=max_states), refinement=scope.writes)
         bad = r.counterexample is not None
-        text = ("no violation: " + _search_text(r) if not bad else
+        text = ("no violation: " + search_text(r) if not bad else
                 f"{'REFINEMENT MISMATCH' if r.mismatch else 'VIOLATION'}: shortest path "
                 f"{len(r.counterexample.events)} events{_save(r.counterexample, save_dir)}")  # fmt: skip
         method = "exhaustive explicit-state" + (", fixpoint" if r.fixpoint else f", depth {scope.max_depth}")

@@ -311,6 +311,67 @@ def _prove_args(p: argparse.ArgumentParser) -> None:
                    help="save every counterexample trace (minimal) into DIR")
 
 
+def _scope_names() -> list[str]:
+    from proofs.explicit import SCOPES
+
+    return list(SCOPES)
+
+
+def _search_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("scope", type=opt.choice(_scope_names, "search scope"), help="a scope of proofs/explicit.py")
+    p.add_argument("--refinement", action="store_true", help="check every edge against the abstract system")
+    p.add_argument("--mutant", metavar="NAME", type=opt.choice(lambda: sorted(unsafe_designs()), "mutant"),
+                   help="search this unsafe variant (a fuzz mutant or a proof variant) instead of the shipped design")
+    p.add_argument("--max-depth", type=opt.count(10_000), help="every state within this many steps (default: "
+                   "the scope's)")
+    p.add_argument("--max-states", type=opt.count(10**10), help="state budget (default: the scope's)")
+    p.add_argument("--save", metavar="DIR", type=opt.output_dir("counterexample"),
+                   help="save the counterexample trace, if any, into DIR")
+    _cluster_args(p, 256, "of the embedded Dask cluster, one search partition each")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from proofs.explicit import SCOPES
+    from proofs.replay import save_counterexample
+    from proofs.suite import search_text
+    from silkcheck.cluster import open_cluster
+    from silkcheck.search_cluster import search_on_cluster
+
+    scope = SCOPES[args.scope]
+    if args.max_depth is not None:
+        scope = replace(scope, max_depth=args.max_depth)
+    if args.max_states is not None:
+        scope = replace(scope, max_states=args.max_states)
+    with open_cluster(args.cluster, args.workers) as client:
+        result = search_on_cluster(client, scope, lambda line: print(f"  {line}", file=sys.stderr, flush=True),
+                                   args.refinement, args.mutant)  # fmt: skip
+    design = f" with {args.mutant} applied" if args.mutant else ""
+    trace = result.counterexample
+    if trace is None:
+        print(f"search {scope.name}{design} on {result.workers} partitions: no violation: {search_text(result)}")
+        return PASS
+    what = f"REFINEMENT MISMATCH ({result.mismatch})" if result.mismatch else "VIOLATION"
+    saved = f", saved {save_counterexample(trace, Path(args.save))}" if args.save else ""
+    print(f"search {scope.name}{design} on {result.workers} partitions: {what}: shortest path "
+          f"{len(trace.events)} events after {result.states:,} states{saved}")  # fmt: skip
+    return VIOLATION
+
+
+def _search_bench_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scope", default="update-2", type=opt.choice(_scope_names, "search scope"),
+                   help="the scope every runner searches (default update-2)")
+    p.add_argument("--workers", type=opt.count(64), default=2, help="Dask workers and forked processes (default 2)")
+
+
+def cmd_search_bench(args: argparse.Namespace) -> int:
+    from silkcheck.search_cluster import run_search_bench
+
+    run_search_bench(args.scope, args.workers)
+    return 0
+
+
 def cmd_scale_bench(args: argparse.Namespace) -> int:
     from model.config import ConfigError
     from scale.bench import baseline_config, run_scale_bench, scale_geometry
@@ -826,6 +887,10 @@ COMMANDS: list[tuple[str, str, Configure, Handler]] = [
     ("fuzz-fingerprint", "hash of the model's observations on N random walks (before/after a refactoring)",
      _fuzz_fingerprint_args, cmd_fuzz_fingerprint),
     ("prove", "run the proof suite (Z3, BMC, explicit-state search) and print a table", _prove_args, cmd_prove),
+    ("search", "exhaustive explicit-state search of one scope on a Dask cluster, its frontier partitioned by "
+     "state fingerprint", _search_args, cmd_search),
+    ("search-bench", "benchmark: explicit-state search states/s in one process, in forked processes and on Dask",
+     _search_bench_args, cmd_search_bench),
     ("blackbox", "black-box PCC testing of any P4 load balancer and its controller on BMv2, with faults",
      _blackbox_args, cmd_blackbox),
     ("blackbox-bench", "the black-box harness's cost per packet and BMv2's packets/s through each example",

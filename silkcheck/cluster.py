@@ -311,7 +311,7 @@ class CodeMismatch(RuntimeError):
     """A worker whose silkcheck source differs from the client's (it joined with another version)."""
 
 
-_TASK_LOCK = threading.Lock()
+TASK_LOCK = threading.Lock()
 """One task at a time per process: tasks patch the model's modules for mutants, so two threads of
 one worker (``dask worker --nthreads 2``) must not interleave."""
 
@@ -360,5 +360,5 @@ def run_task(run: TaskFunction, spec: Any, channel: str, key: str, fingerprint: 
     worker = get_worker().address
     if fingerprint != code_fingerprint():
         raise CodeMismatch(f"worker {worker} (pid {os.getpid()}) runs other silkcheck code than the client")
-    with _TASK_LOCK:
+    with TASK_LOCK:
         return run(spec, _WorkerChannel(channel, key, worker))
