@@ -662,6 +662,77 @@ LEMMAS += [
 ]  # fmt: skip
 
 
+def _placed_entry_not_doomed(o: Domain, st: Step, c: Any) -> Any:
+    """Every delete queued for a placed connection's entry has an insert of it queued after it (a
+    move away and back, a forget and a new placement): its entry is there once the queue drains."""
+    stage = st.get("conn", c, "stage")
+    slots = o.pending(st)
+    at_entry = [o.and_(there, sy.is_conn_write(o, w), o.eq(w.stage, stage), o.eq(w.key, sy.key_at(o, c, stage)))
+                for w, there in slots]  # fmt: skip
+    deleting = [o.and_(here, o.or_(o.eq(w.kind, sy.W_MOVE_DELETE), o.eq(w.kind, sy.W_FORGET_DELETE)))
+                for (w, _), here in zip(slots, at_entry, strict=True)]  # fmt: skip
+    inserting = [o.and_(here, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c))
+                 for (w, _), here in zip(slots, at_entry, strict=True)]  # fmt: skip
+    placed = o.not_(o.eq(stage, EMPTY))
+    followed = [o.or_(o.not_(deleting[j]), *inserting[j + 1 :]) for j in range(len(slots))]
+    # Another connection's insert there is older than the CPU's shadow table giving c the key.
+    others = [o.and_(here, o.eq(w.kind, sy.W_INSERT), o.not_(o.same(w.owner, c)))
+              for (w, _), here in zip(slots, at_entry, strict=True)]  # fmt: skip
+    displaced = [o.or_(o.not_(others[j]), *deleting[j + 1 :]) for j in range(len(slots))]
+    return o.or_(o.not_(placed), o.and_(*followed, *displaced))
+
+
+def _inserts_kept_or_undone(o: Domain, st: Step, c: Any) -> Any:
+    """A queued insert of c is where the CPU has c now, or a delete of that entry is queued after
+    it (c moved on, or was forgotten: the CPU forgets a placed connection only once its insert
+    took effect)."""
+    slots = o.pending(st)
+    facts = []
+    for j, (w, there) in enumerate(slots):
+        mine = o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c))
+        kept = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), w.stage),
+                      o.eq(w.key, sy.key_at(o, c, w.stage)))
+        undone = [o.and_(later, o.or_(o.eq(v.kind, sy.W_MOVE_DELETE), o.eq(v.kind, sy.W_FORGET_DELETE)),
+                         o.eq(v.stage, w.stage), o.eq(v.key, w.key)) for v, later in slots[j + 1 :]]
+        facts.append(o.or_(o.not_(mine), kept, *undone))
+    return o.and_(*facts)
+
+
+def _misses_before_placement(o: Domain, st: Step, c: Any) -> Any:
+    """A queued miss event of a connection whose entry is in the table was sent no later than that
+    entry's idle timer: its packets hit the entry from its insert on, and the timer starts there."""
+    stage = st.get("conn", c, "stage")
+    timer = o.read(st, "timer", stage, sy.key_at(o, c, stage))
+    return o.or_(o.not_(sy.placed_now(o, st, c)),
+                 o.and_(*(o.or_(o.not_(q), e.hit, e.sent <= timer) for e, q in _sent_by(o, st, c))))
+
+
+def _no_miss_while_forgetting(o: Domain, st: Step, c: Any) -> Any:
+    """While the delete of a forgotten connection's entry is queued, no miss event of it sent since
+    the CPU decided the delete is queued: its entry was in the table then (its insert had taken
+    effect) and its packets hit it until the delete takes effect."""
+    slots = o.pending(st)
+    forgets = [(w, o.and_(there, o.eq(w.kind, sy.W_FORGET_DELETE), o.same(w.owner, c))) for w, there in slots]
+    inserts = [o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c)) for w, there in slots]
+    missed = [o.not_(o.and_(forgetting, q, o.not_(e.hit), o.not_(e.sent < w.decided)))
+              for w, forgetting in forgets for e, q in _sent_by(o, st, c)]  # fmt: skip
+    # The CPU forgets a placed connection only once its insert took effect: none is queued before.
+    ordered = [o.not_(o.and_(inserts[i], forgets[j][1])) for j in range(len(slots)) for i in range(j)]
+    # Its entry was in the table when the CPU decided the delete, and no write to it is queued before.
+    present = []
+    for j, (w, forgetting) in enumerate(forgets):
+        earlier = [o.and_(there, sy.is_conn_write(o, v), o.eq(v.stage, w.stage), o.eq(v.key, w.key))
+                   for v, there in slots[:j]]  # fmt: skip
+        present.append(o.or_(o.not_(forgetting), o.and_(o.eq(w.key, sy.key_at(o, c, w.stage)),
+                                                        o.not_(o.eq(o.read(st, "entry", w.stage, w.key), EMPTY)),
+                                                        o.not_(o.or_(*earlier)))))  # fmt: skip
+    # It marked the connection expired when it decided the delete, unless it learned it again since.
+    expired = st.get("conn", c, "expired")
+    marked = [o.or_(o.not_(forgetting), st.get("conn", c, "known"),
+                    o.and_(o.not_(o.eq(expired, NEVER)), o.not_(expired < w.decided))) for w, forgetting in forgets]
+    return o.and_(*missed, *ordered, *present, *marked)
+
+
 def _new_events_learnable(o: Domain, st: Step, c: Any) -> Any:
     """A queued new-connection event is not stale: the learning filter drops a later incarnation's
     miss event while one is queued, so a stale one would hide it from the CPU."""
@@ -670,6 +741,21 @@ def _new_events_learnable(o: Domain, st: Step, c: Any) -> Any:
 
 
 LEMMAS += [
+    Lemma("a delete queued for a placed connection's entry has its insert queued after it", _placed_entry_not_doomed,
+          lambda o, st, c: o.and_(o.not_(o.eq(st.get("conn", c, "stage"), EMPTY)),
+                                  o.not_(sy.placed_now(o, st, c)))),
+    Lemma("a queued insert is where the CPU has its connection, or a delete of it is queued after it",
+          _inserts_kept_or_undone,
+          lambda o, st, c: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c))
+                                   for w, there in o.pending(st)))),
+    Lemma("a placed connection's queued miss events were sent no later than its entry's timer",
+          _misses_before_placement,
+          lambda o, st, c: o.and_(sy.placed_now(o, st, c), o.or_(*(o.and_(q, o.not_(e.hit))
+                                                                   for e, q in _sent_by(o, st, c))))),
+    Lemma("no miss event of a connection is queued from after its entry's delete was decided",
+          _no_miss_while_forgetting,
+          lambda o, st, c: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_FORGET_DELETE), o.same(w.owner, c))
+                                   for w, there in o.pending(st)))),
     Lemma("a queued new-connection event is not stale", _new_events_learnable,
           lambda o, st, c: o.and_(o.not_(o.eq(st.get("conn", c, "expired"), NEVER)), o.queued(st, sy.NEW, c))),
 ]  # fmt: skip

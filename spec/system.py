@@ -593,6 +593,11 @@ def forget(o: Domain, st: Step, f: Forget) -> None:
         st.require(f"a forgotten connection was silent past its limit, forwarded nothing, or is still to be "
                    f"learned ({c})",
                    o.or_(o.not_(here), silent, unanchored, o.and_(o.not_(placed), o.or_(queued, faulted))))  # fmt: skip
+        # The CPU reads a placed connection's silence off its entry's idle timer (``Cpu._idle``), and
+        # an entry whose insert is still queued has not been idle at all (``Cpu._idle_time``).
+        idle = now - o.read(st, "timer", stage, key_at(o, c, stage)) > limit
+        st.require(f"a placed connection is forgotten only once its entry took effect and idled past its limit ({c})",
+                   o.or_(o.not_(here), o.not_(placed), o.and_(placed_now(o, st, c), idle)))  # fmt: skip
         _conn_write(o, st, W_FORGET_DELETE, c, stage, o.and_(here, placed))
         _unknown(o, st, c, here)
         when(o, st, o.and_(here, placed), now, "conn", c, "expired")
@@ -864,11 +869,15 @@ def apply_write(o: Domain, st: Step, required: bool = True) -> None:
     w, there = o.pending_pop(st)
     if required:
         st.require("a write is pending", there)
-    conn_write = o.or_(o.eq(w.kind, W_INSERT), o.eq(w.kind, W_MOVE_DELETE), o.eq(w.kind, W_FORGET_DELETE))
-    _apply_conn(o, st, w, o.and_(there, conn_write))
+    _apply_conn(o, st, w, o.and_(there, is_conn_write(o, w)))
     _apply_pool(o, st, w, o.and_(there, o.or_(o.eq(w.kind, W_POOL), o.eq(w.kind, W_POOL_DELETE))))
     _apply_vip(o, st, w, o.and_(there, o.eq(w.kind, W_VIP)))
     o.update(st, "wl", o.and_(there, o.eq(w.kind, W_WHITELIST)), True, w.src)
+
+
+def is_conn_write(o: Domain, w: Write) -> Any:
+    """Is ``w`` a ConnTable write?"""
+    return o.or_(o.eq(w.kind, W_INSERT), o.eq(w.kind, W_MOVE_DELETE), o.eq(w.kind, W_FORGET_DELETE))
 
 
 def placed_now(o: Domain, st: Step, c: Any) -> Any:
