@@ -13,7 +13,7 @@ from model.switch import Switch
 from silkcheck.targets.model import Driver
 from silkcheck.trace import load
 from spec import check, concrete
-from spec.system import Event
+from spec.system import EMPTY, Event
 
 CHECKED = Checks(check_alpha=True)
 REGRESSIONS = sorted((Path(__file__).parent / "data").glob("*.json"))
@@ -63,7 +63,7 @@ def test_a_scope_that_leaves_out_a_known_connection_is_caught(monkeypatch: pytes
 
 def test_the_kept_queue_keys_follow_appends_and_are_read_again_after_any_other_change() -> None:
     keys = concrete.QueueKeys()
-    a, b, c = (Event(kind, conn, 0, 0, 0, False) for kind, conn in ((0, "x"), (1, "x"), (0, "y")))
+    a, b, c = (Event(kind, conn, 0, 0, 0, False, EMPTY) for kind, conn in ((0, "x"), (1, "x"), (0, "y")))
     assert keys.of((a,)) == {(0, "x")}
     assert keys.of((a, b)) == {(0, "x"), (1, "x")}  # appended
     assert keys.of((a, b, c)) == {(0, "x"), (1, "x"), (0, "y")}
