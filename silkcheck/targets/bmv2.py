@@ -235,11 +235,6 @@ class SimpleSwitch:
         except OSError:
             return "(no log)"
 
-    def kill(self) -> None:
-        """End the switch at once, without a word to it (for a process that is going away)."""
-        self.process.kill()
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
     def stop(self) -> None:
         stop_process(self.process)
         shutil.rmtree(self.workdir, ignore_errors=True)
@@ -415,13 +410,6 @@ class Bmv2Target:
         self._thrift = self._packets = self._client = None
         if self._switch is not None:
             self._switch.stop()
-            self._switch = None
-
-    def abandon(self) -> None:
-        """Kill the switch without closing the P4Runtime client (whose gRPC threads may be mid-call)."""
-        self._reusable = None
-        if self._switch is not None:
-            self._switch.kill()
             self._switch = None
 
     def __enter__(self) -> Bmv2Target:
