@@ -366,7 +366,7 @@ class Cpu:
         from the entry's idle timer), about that entry: its version is stale for the incarnation
         that followed. A hit counts only on the removed entry's stage; a hit on another entry (an
         alias) says which version the connection's packets use while the CPU does not know it
-        (tests/data/alias-hit-end-event-judged-stale.json). In the tick of the delete, times do not
+        (tests/data/alias-hit-is-not-stale.json). In the tick of the delete, times do not
         order a packet and the delete: the event says whether its packet hit the entry (before the
         delete) or missed."""
         removed = self.expired.get(event.ft)
