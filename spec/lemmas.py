@@ -662,6 +662,12 @@ LEMMAS += [
 ]  # fmt: skip
 
 
+def _writes_of(o: Domain, st: Step, c: Any, *kinds: int) -> list[tuple[sy.Write, Any]]:
+    """Every pending write slot, with the condition that it holds one of ``kinds`` for c."""
+    return [(w, o.and_(there, o.or_(*(o.eq(w.kind, k) for k in kinds)), o.same(w.owner, c)))
+            for w, there in o.pending(st)]  # fmt: skip
+
+
 def _placed_entry_not_doomed(o: Domain, st: Step, c: Any) -> Any:
     """Every delete queued for a placed connection's entry has an insert of it queued after it (a
     move away and back, a forget and a new placement): its entry is there once the queue drains."""
@@ -688,8 +694,7 @@ def _inserts_kept_or_undone(o: Domain, st: Step, c: Any) -> Any:
     took effect)."""
     slots = o.pending(st)
     facts = []
-    for j, (w, there) in enumerate(slots):
-        mine = o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c))
+    for j, (w, mine) in enumerate(_writes_of(o, st, c, sy.W_INSERT)):
         kept = o.and_(st.get("conn", c, "known"), o.eq(st.get("conn", c, "stage"), w.stage),
                       o.eq(w.key, sy.key_at(o, c, w.stage)))
         undone = [o.and_(later, o.or_(o.eq(v.kind, sy.W_MOVE_DELETE), o.eq(v.kind, sy.W_FORGET_DELETE)),
@@ -712,8 +717,8 @@ def _no_miss_while_forgetting(o: Domain, st: Step, c: Any) -> Any:
     the CPU decided the delete is queued: its entry was in the table then (its insert had taken
     effect) and its packets hit it until the delete takes effect."""
     slots = o.pending(st)
-    forgets = [(w, o.and_(there, o.eq(w.kind, sy.W_FORGET_DELETE), o.same(w.owner, c))) for w, there in slots]
-    inserts = [o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c)) for w, there in slots]
+    forgets = _writes_of(o, st, c, sy.W_FORGET_DELETE)
+    inserts = [mine for _, mine in _writes_of(o, st, c, sy.W_INSERT)]
     missed = [o.not_(o.and_(forgetting, q, o.not_(e.hit), o.not_(e.sent < w.decided)))
               for w, forgetting in forgets for e, q in _sent_by(o, st, c)]  # fmt: skip
     # The CPU forgets a placed connection only once its insert took effect: none is queued before.
@@ -746,16 +751,14 @@ LEMMAS += [
                                   o.not_(sy.placed_now(o, st, c)))),
     Lemma("a queued insert is where the CPU has its connection, or a delete of it is queued after it",
           _inserts_kept_or_undone,
-          lambda o, st, c: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c))
-                                   for w, there in o.pending(st)))),
+          lambda o, st, c: o.or_(*(mine for _, mine in _writes_of(o, st, c, sy.W_INSERT)))),
     Lemma("a placed connection's queued miss events were sent no later than its entry's timer",
           _misses_before_placement,
           lambda o, st, c: o.and_(sy.placed_now(o, st, c), o.or_(*(o.and_(q, o.not_(e.hit))
                                                                    for e, q in _sent_by(o, st, c))))),
     Lemma("no miss event of a connection is queued from after its entry's delete was decided",
           _no_miss_while_forgetting,
-          lambda o, st, c: o.or_(*(o.and_(there, o.eq(w.kind, sy.W_FORGET_DELETE), o.same(w.owner, c))
-                                   for w, there in o.pending(st)))),
+          lambda o, st, c: o.or_(*(mine for _, mine in _writes_of(o, st, c, sy.W_FORGET_DELETE)))),
     Lemma("a queued new-connection event is not stale", _new_events_learnable,
           lambda o, st, c: o.and_(o.not_(o.eq(st.get("conn", c, "expired"), NEVER)), o.queued(st, sy.NEW, c))),
 ]  # fmt: skip
