@@ -293,7 +293,8 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
         path = f"miss:transit-{'hit' if transit_hit else 'miss'}:v{version}"
     else:
         path = f"miss:{d.PHASE_NAMES[vip.phase]}:v{version}"
-    return PacketObservation(index, t, pkt, FORWARD, dip, learned=learned, hit_key=hit_key, path=path)
+    return PacketObservation(index, t, pkt, FORWARD, dip, learned=learned, hit_key=hit_key, path=path,
+                             buckets=h.buckets, digest=h.digest)  # fmt: skip
 
 
 def _authenticate(dp: DataPlane, index: int, t: int, pkt: Packet, vip: VipEntry) -> PacketObservation:

@@ -35,10 +35,19 @@ class PacketObservation(NamedTuple):
     """(stage, bucket, digest) of the ConnTable entry the packet hit, if any."""
     path: str = ""
     """How the decision was made (diagnostic, for people)."""
+    buckets: tuple[int, ...] = ()
+    """The bucket its ConnTable lookup read in each stage (a forwarded packet, where a target reports it)."""
+    digest: int | None = None
+    """The digest its ConnTable lookup matched on, with ``buckets``."""
 
     @property
     def ft(self) -> FiveTuple:
         return self.packet.ft
+
+    @property
+    def lookup_keys(self) -> tuple[tuple[int, int, int], ...]:
+        """The (stage, bucket, digest) keys its lookup read, in the order the stages are tried."""
+        return tuple((stage, bucket, self.digest) for stage, bucket in enumerate(self.buckets))  # type: ignore[misc]
 
 
 class EntryWrite(NamedTuple):

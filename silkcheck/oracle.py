@@ -79,6 +79,7 @@ class KeyChange(NamedTuple):
     decided: int
     """Where the CPU decided it (what the CPU knew then is what it could protect)."""
     owner: FiveTuple | None
+    version: int
     removed: bool
 
 
@@ -96,8 +97,8 @@ class Incarnation:
     seen: int = 0
     """How many packets it had."""
     anchor: PacketObservation | None = None
-    anchor_owner: FiveTuple | None = None
-    """Whose ConnTable entry the anchor hit, when it did."""
+    anchor_entry: EntryWrite | None = None
+    """The write of the ConnTable entry the anchor hit, when it did."""
     ended: bool = False
     offending: list[PacketObservation] = field(default_factory=list)
     first_learned: int | None = None
@@ -215,7 +216,8 @@ class Oracle:
         self.key_changes: dict[Key, list[KeyChange]] = {}
         self.changes_kept = 0
         self.changes_limit = 1024
-        self.owner_now: dict[Key, FiveTuple | None] = {}
+        self.entry_now: dict[Key, EntryWrite] = {}
+        """What each ConnTable key holds, as the latest install there."""
         self.failed_dips: dict[Dip, int] = {}
         self.wire = CookieLedger()
         self.auth = AuthTally()
@@ -267,18 +269,20 @@ class Oracle:
         # (a move's delete may free a key that another install then takes): what an entry
         # holds afterwards follows from each (key, owner)'s net count of writes.
         net: Counter[tuple[Key, FiveTuple | None]] = Counter()
+        installed: dict[tuple[Key, FiveTuple | None], EntryWrite] = {}
         for w in o.installs:
             self._key_change(o, w, removed=False)
             net[(w.key, w.owner)] += 1
+            installed[(w.key, w.owner)] = w
         for w in o.removes:
             self._key_change(o, w, removed=True)
             net[(w.key, w.owner)] -= 1
         for (key, owner), change in net.items():
-            if change < 0 and self.owner_now.get(key) == owner:
-                del self.owner_now[key]
+            if change < 0 and (held := self.entry_now.get(key)) is not None and held.owner == owner:
+                del self.entry_now[key]
         for (key, owner), change in net.items():
             if change > 0:
-                self.owner_now[key] = owner
+                self.entry_now[key] = installed[(key, owner)]
         for kind, ft, sent in o.learned:
             if kind == "auth":  # whitelisting a source does not teach the CPU the connection
                 continue
@@ -300,7 +304,7 @@ class Oracle:
 
     def _key_change(self, o: CpuObservation, w: EntryWrite, removed: bool) -> None:
         decided = o.index if w.decided < 0 else w.decided
-        self.key_changes.setdefault(w.key, []).append(KeyChange(o.index, decided, w.owner, removed))
+        self.key_changes.setdefault(w.key, []).append(KeyChange(o.index, decided, w.owner, w.version, removed))
         self.changes_kept += 1
         if self.changes_kept > self.changes_limit:
             self._prune_changes()
@@ -361,7 +365,7 @@ class Oracle:
         if inc.anchor is None:
             inc.anchor = o
             if o.hit_key is not None:
-                inc.anchor_owner = self.owner_now.get(o.hit_key)
+                inc.anchor_entry = self.entry_now.get(o.hit_key)
             self.awaiting[o.index] = inc
         elif o.dip != inc.anchor.dip:
             if inc.finding is None:
@@ -434,9 +438,9 @@ class Oracle:
         5-tuple's own entry, written before the incarnation began), or did it hit another VIP's entry?"""
         anchor = inc.anchor
         assert anchor is not None
-        first_owner = self.owner_now.get(first.hit_key) if first.hit_key is not None else None
-        captors = [(p, owner) for p, owner in ((anchor, inc.anchor_owner), (first, first_owner))
-                   if owner not in (None, inc.ft)]  # fmt: skip
+        first_entry = self.entry_now.get(first.hit_key) if first.hit_key is not None else None
+        captors = [(p, entry.owner) for p, entry in ((anchor, inc.anchor_entry), (first, first_entry))
+                   if entry is not None and entry.owner not in (None, inc.ft)]  # fmt: skip
         for packet, owner in captors:
             if owner.vip != inc.ft.vip:  # type: ignore[union-attr]
                 # Versions are per VIP: the captor's version names an unrelated pool of this VIP,
@@ -448,10 +452,16 @@ class Oracle:
             for change in self.key_changes.get(packet.hit_key, ()):
                 if not anchor.index < change.index:
                     continue
+                origin = self._capture_origin(inc, packet.hit_key, change)
+                if origin is None:
+                    continue
+                key, change = origin
                 if inc.first_learned is not None and inc.first_learned < change.decided:
                     continue
-                stage, bucket, digest = packet.hit_key
+                stage, bucket, digest = key
                 where = f"(stage {stage}, bucket {bucket}, digest {digest:#x})"
+                if key != packet.hit_key:
+                    where += f", later moved to (stage {packet.hit_key[0]}, bucket {packet.hit_key[1]})"
                 if change.owner != inc.ft or captors:
                     return DIGEST_ALIAS, (f"the entry {where} of {change.owner} changed at #{change.index} (decided "
                                           f"at #{change.decided}) before the CPU learned this incarnation")  # fmt: skip
@@ -459,6 +469,55 @@ class Oracle:
                     done = "removed" if change.removed else "installed"
                     return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write decided at "
                                         f"#{change.decided}, before this incarnation's first packet")  # fmt: skip
+        return None
+
+    def _capture_origin(self, inc: Incarnation, key: Key, change: KeyChange) -> tuple[Key, KeyChange] | None:
+        """The write that made what ``inc``'s lookup found through ``change``: ``change`` itself, or, when
+        ``change`` installed a copy (same owner, same version) of the very entry the lookup was reaching just
+        before (a cuckoo move, made before it breaks), the write that made that entry; None when that entry
+        predates the anchor. The copy changed nothing the lookup saw, so the CPU had nothing to protect
+        there; a move that redirects the lookup (its old copy off the path, or behind another entry) is
+        judged by its own decision."""
+        assert inc.anchor is not None
+        path = inc.anchor.lookup_keys
+        while not change.removed and change.owner is not None and key in path:
+            reached = self._first_entry_before(inc, path, change.index)
+            if reached is None or reached[0] == key:
+                break
+            old_key, old = reached
+            if old.owner != change.owner or old.version != change.version:
+                break
+            if old.index <= inc.anchor.index:
+                return None
+            key, change = old_key, old
+        return key, change
+
+    def _first_entry_before(self, inc: Incarnation, path: tuple[Key, ...], index: int) -> tuple[Key, KeyChange] | None:
+        """The first key on ``path`` that held an entry just before CPU observation ``index``, with the change
+        that put it there (index -1: it was there when the anchor hit it); None when no key did, or when the
+        history cannot tell."""
+        anchor = inc.anchor
+        assert anchor is not None
+        hit_stage = anchor.hit_key[0] if anchor.hit_key is not None else len(path)
+        for stage, key in enumerate(path):
+            if stage > hit_stage:
+                return None  # what the stages behind the anchor's hit held, no packet showed
+            held: KeyChange | None = None
+            if stage == hit_stage:
+                entry = inc.anchor_entry
+                owner, version = (entry.owner, entry.version) if entry is not None else (None, -1)
+                held = KeyChange(-1, -1, owner, version, removed=False)
+            for change in self.key_changes.get(key, ()):
+                if change.index >= index:
+                    break
+                if change.index <= anchor.index:
+                    continue
+                if not change.removed:
+                    held = change
+                elif held is not None and held.owner == change.owner:
+                    held = None
+            if held is not None:
+                return key, held
         return None
 
 

@@ -1,5 +1,7 @@
 """The PCC oracle on hand-built observations: it must flag what is wrong, and only that."""
 
+import pytest
+
 from model.config import Config
 from model.observations import DROP, FORWARD, REPLY, CpuObservation, EntryWrite, PacketObservation
 from model.types import ACK, FIN, PROTO_TCP, SYN, Packet, Vip, parse_ip
@@ -144,6 +146,47 @@ def test_alias_entry_after_the_cpu_learned_the_connection_is_a_violation():
         .cpu(1, learned=(("new", A, 0),))  # the CPU knows A (unplaced)
         .cpu(2, installs=(EntryWrite(*key, 1, B),))
         .pkt(3, A, dip=D2, hit_key=key)
+        .judge()
+    )
+    assert [f.category for f in v.findings] == [VIOLATION]
+
+
+A_PATH = dict(buckets=(3, 4, 6), digest=0x5)
+"""A's lookup reads (0, 3, 0x5), (1, 4, 0x5) and (2, 6, 0x5)."""
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["one-step", "packet-between-writes"])
+def test_a_move_of_the_alias_the_lookup_already_reached_is_judged_by_the_alias_install(split: bool) -> None:
+    old, new = (1, 4, 0x5), (0, 3, 0x5)
+    copy, delete = dict(installs=(EntryWrite(*new, 1, B),)), dict(removes=(EntryWrite(*old, 1, B),))
+    h = (
+        History()
+        .pkt(0, A, flags=SYN, **A_PATH)  # A misses everywhere
+        .cpu(1, installs=(EntryWrite(*old, 1, B),))  # B's entry aliases A before the CPU knows A
+        .cpu(2, learned=(("new", A, 0),))
+    )
+    h = h.cpu(3, **copy).pkt(4, A, dip=D2, hit_key=new).cpu(5, **delete) if split else h.cpu(3, **copy, **delete)
+    v = h.pkt(6, A, dip=D2, hit_key=new).judge()
+    assert v.ok and [f.category for f in v.findings] == [DIGEST_ALIAS]
+    assert "(stage 1, bucket 4, digest 0x5), later moved to (stage 0, bucket 3)" in v.findings[0].explanation
+    assert "changed at #1 (decided at #1)" in v.findings[0].explanation
+
+
+@pytest.mark.parametrize("old, version, shadow", [
+    ((1, 9, 0x5), 1, None),  # the old copy was off A's path: the move made the capture
+    ((2, 6, 0x5), 1, (1, 4, 0x5)),  # the old copy was behind another alias: the move changed what A hit
+    ((1, 4, 0x5), 2, None),  # the copy has another version than the entry A's lookup reached
+], ids=["off-path", "behind-another-entry", "other-version"])  # fmt: skip
+def test_a_move_that_changes_what_the_lookup_reaches_is_judged_by_the_move(old, version, shadow) -> None:
+    new = (0, 3, 0x5)
+    aliases = (EntryWrite(*old, 1, B),) + ((EntryWrite(*shadow, 1, flow(7)),) if shadow else ())
+    v = (
+        History()
+        .pkt(0, A, flags=SYN, **A_PATH)
+        .cpu(1, installs=aliases)
+        .cpu(2, learned=(("new", A, 0),))
+        .cpu(3, installs=(EntryWrite(*new, version, B),), removes=(EntryWrite(*old, 1, B),))
+        .pkt(4, A, dip=D2, hit_key=new)
         .judge()
     )
     assert [f.category for f in v.findings] == [VIOLATION]

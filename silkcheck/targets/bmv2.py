@@ -341,7 +341,8 @@ class P4RuntimeDataPlane(SilkRoadWrites, LearnChannel):
             return base
         out = frames.parse(egress.frame)
         if action == FORWARD:
-            return base._replace(dip=Dip(out.dst_ip, out.dst_port))
+            buckets = tuple(report.bucket(stage) for stage in range(self.config.stages))
+            return base._replace(dip=Dip(out.dst_ip, out.dst_port), buckets=buckets, digest=report["digest"])
         return base._replace(reply_flags=out.flags, reply_seq=out.seq, reply_ack=out.ack)
 
 
