@@ -163,6 +163,10 @@ class SilkRoadMachine(RuleBasedStateMachine):
     def update_cycle(self, data: Any) -> None:
         self._run(data, sc.update_cycle)
 
+    @rule(data=st.data())
+    def cpu_deafness(self, data: Any) -> None:
+        self._run(data, sc.cpu_deafness)
+
     @precondition(lambda self: bool(self.world.switch.dataplane.learn_queue))
     @rule(data=st.data())
     def learn_fault(self, data: Any) -> None:

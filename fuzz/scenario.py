@@ -466,7 +466,8 @@ def dip_failure(c: Chooser, w: World) -> list[TraceEvent]:
 def update_race(c: Chooser, w: World) -> list[TraceEvent]:
     """A pool update with a connection starting just before t_exec whose learn event is still in
     flight (delayed up to the bound) while the CPU advances the update several times in a row:
-    the window the wait for the learn-delay bound and the seal exist for."""
+    the window the wait for the learn-delay bound and the seal exist for; sometimes the CPU then
+    hears nothing for a while (``cpu_deafness``), as under the seal it cannot."""
     vip = c.pick(w.vips)
     bound = w.config.learn_delay_bound
     [request] = pool_update_of(c, w, vip)
@@ -482,6 +483,8 @@ def update_race(c: Chooser, w: World) -> list[TraceEvent]:
         events.append(ev.CpuAdvances(w.now, writes_at_once(c)))
     w.now += c.integer(0, 2)
     events.append(ev.PacketArrives(w.now, Packet(ft, ACK)))
+    if c.chance(50):
+        events += cpu_deafness(c, w)
     return events
 
 
@@ -495,6 +498,28 @@ def update_cycle(c: Chooser, w: World) -> list[TraceEvent]:
         events.append(ev.CpuAdvances(w.now))
     if c.chance(50):
         events.append(ev.CpuExpires(w.now))
+    return events
+
+
+def cpu_deafness(c: Chooser, w: World) -> list[TraceEvent]:
+    """The connections the CPU has not placed and the latest others keep sending (every half
+    idle timeout) while the CPU takes no step
+    for longer than idle_timeout + the learn-delay bound; then it expires, takes any running update
+    on, and they send again. Whatever of them the CPU could not hear meanwhile (under a sealed
+    update, an old-version miss is dropped without a learn event) it must not take for silent."""
+    cfg = w.config
+    unplaced = [conn.ft for vip in w.vips for conn in w.switch.cpu.unplaced(vip)]
+    recent = list(dict.fromkeys(unplaced[-6:] + w.conns[-c.integer(1, 6) :]))
+    events: list[TraceEvent] = []
+    start = w.now
+    while w.now - start <= cfg.idle_timeout + cfg.learn_delay_bound:
+        w.now += max(1, cfg.idle_timeout // 2)
+        events += [ev.PacketArrives(w.now, Packet(ft, ACK, seq=c.integer(1, 1000))) for ft in recent]
+    events.append(ev.CpuExpires(w.now, writes_at_once(c)))
+    for _ in range(c.integer(1, 3)):
+        w.now += cfg.learn_delay_bound + 1
+        events.append(ev.CpuAdvances(w.now))
+    events += [ev.PacketArrives(w.now, Packet(ft, ACK, seq=c.integer(1, 1000))) for ft in recent]
     return events
 
 
@@ -517,6 +542,7 @@ WEIGHTS: dict[Generator, int] = {
     pool_update: 5,
     update_race: 2,
     update_cycle: 2,
+    cpu_deafness: 1,
     learn_fault: 8,
     cpu_restart: 1,
     dip_failure: 1,

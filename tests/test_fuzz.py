@@ -43,7 +43,7 @@ def test_shipped_model_survives_a_short_campaign() -> None:
     "name",
     ["exec-without-bound-wait", "false-positives-not-learned", "no-collision-learn", "cuckoo-unchecked-writes",
      "auth-accepts-any-ack", "cookie-without-source", "cookie-without-source-port", "concurrent-vip-updates",
-     "teardown-without-grace"],
+     "teardown-without-grace", "sealed-unplaced-forgotten"],
 )  # fmt: skip
 def test_campaign_kills_mutant_quickly(name: str) -> None:
     for seed in range(400):
