@@ -348,13 +348,14 @@ def cmd_search(args: argparse.Namespace) -> int:
         result = search_on_cluster(client, scope, lambda line: print(f"  {line}", file=sys.stderr, flush=True),
                                    args.refinement, args.mutant)  # fmt: skip
     design = f" with {args.mutant} applied" if args.mutant else ""
+    design += f" on {result.workers} partition" + ("s" if result.workers != 1 else "")
     trace = result.counterexample
     if trace is None:
-        print(f"search {scope.name}{design} on {result.workers} partitions: no violation: {search_text(result)}")
+        print(f"search {scope.name}{design}: no violation: {search_text(result)}")
         return PASS
     what = f"REFINEMENT MISMATCH ({result.mismatch})" if result.mismatch else "VIOLATION"
     saved = f", saved {save_counterexample(trace, Path(args.save))}" if args.save else ""
-    print(f"search {scope.name}{design} on {result.workers} partitions: {what}: shortest path "
+    print(f"search {scope.name}{design}: {what}: shortest path "
           f"{len(trace.events)} events after {result.states:,} states{saved}")  # fmt: skip
     return VIOLATION
 
