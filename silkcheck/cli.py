@@ -632,6 +632,12 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
     p.add_argument("names", nargs="*", type=opt.choice(_mutant_names, "mutant"),
                    help="only these mutants (default: the whole catalogue)")
+    p.add_argument("--db", default=".silkcheck/fuzz-db", type=opt.output_dir("example database"),
+                   help="example database where each mutant's PCC trace is saved, under the mutant's name "
+                        "(default .silkcheck/fuzz-db, as for fuzz)")
+    p.add_argument("--pcc-all", action="store_true",
+                   help="a PCC trace for every mutant killed other than by the PCC oracle, not only for "
+                        "the write-level ones of issue #11")  # fmt: skip
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -639,7 +645,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     from silkcheck.cluster import open_cluster
 
     with open_cluster(args.cluster, args.workers) as client:
-        text, all_killed = mutant_table(client, args.budget, args.seed, args.names)
+        text, all_killed = mutant_table(client, args.budget, args.seed, args.names, Path(args.db), args.pcc_all)
     print(text)
     return PASS if all_killed else VIOLATION
 
