@@ -483,12 +483,12 @@ def pcc_trace(mutant: Mutant, found: Found, budget: float, db: Path | None) -> t
         print(f"{mutant.name}: PCC-only search", file=sys.stderr)
         kill = time_to_kill(mutant.patch, PCC_ONLY, budget)
         if kill.trace is None or kill.failure is None:
-            return f"NONE: PCC-only search found none in {kill.seconds:.0f} CPU s ({kill.steps:,} steps)", "-"
+            return f"NONE: PCC-only search found none in {kill.seconds:.0f}s CPU ({kill.steps:,} steps)", "-"
         with mutant.patch():
             trace, failure = shrink(kill.trace, kill.failure, PCC_ONLY)
         if _shipped_shows(mutant.name, trace):  # shrinking went where the shipped model fails too
             trace, failure = kill.trace, kill.failure
-        how = (f"PCC-only search: {kill.seconds:.1f} CPU s, walk {kill.seed}, "
+        how = (f"PCC-only search {kill.seconds:.1f}s CPU: walk {kill.seed}, "
                f"{len(kill.trace.events)} -> {len(trace.events)} events")  # fmt: skip
     how += f", {failure.kind}"
     if db is None:
