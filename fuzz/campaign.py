@@ -447,7 +447,7 @@ def mutant_table(
 
     A kill by the refinement check (or an invariant) shows that the code left the abstract system,
     not that a connection moved. So each mutant of ``BETWEEN_WRITES_MUTANTS`` (with ``pcc_all``,
-    each mutant killed other than by the PCC oracle) also gets a PCC trace: its kill's if that was
+    every mutant) that was killed also gets a PCC trace: its kill's if that was
     a PCC violation, else one from a PCC-oracle-only search (``refinement-bench``'s) under the same
     budget, shrunk under that check alone. The traces go to the example database ``db``, under the
     mutant's name, where ``silkcheck fuzz --target MUTANT`` replays them first."""
@@ -461,14 +461,14 @@ def mutant_table(
         result = run_campaign(client, mutant.name, budget, seed, db=None, stop_on_first=True)
         found = result.first
         all_killed &= found is not None
-        wanted = found is not None and (pcc_all or mutant in BETWEEN_WRITES_MUTANTS)
+        wanted = pcc_all or mutant in BETWEEN_WRITES_MUTANTS
         rows.append([
             mutant.name, mutant.mechanism, "killed" if found else "SURVIVED",
             f"{found.seconds:.1f}s" if found else "-",
             f"{found.raw_events} -> {len(found.trace.events)}" if found else "-",
             f"{found.failure.category}/{found.failure.kind}" if found else "-",
             f"{found.position[0]}/{found.position[1]}" if found else "-",
-            *(pcc_trace(mutant, found, budget, db) if wanted and found else ("-", "-")),
+            *(pcc_trace(mutant, found, budget, db) if found and wanted else ("-", "-")),
         ])  # fmt: skip
     headers = ["mutant", "mechanism", "status", "time to kill", "trace (raw -> shrunk)", "failure", "task/unit",
                "PCC trace", "saved"]  # fmt: skip

@@ -646,8 +646,8 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
                    help="example database where each mutant's PCC trace is saved, under the mutant's name "
                         "(default .silkcheck/fuzz-db, as for fuzz)")
     p.add_argument("--pcc-all", action="store_true",
-                   help="a PCC trace for every mutant killed other than by the PCC oracle, not only for "
-                        "the write-level ones of issue #11")  # fmt: skip
+                   help="a PCC trace for every killed mutant (a PCC-only search where the kill was not a PCC "
+                        "violation), not only for the write-level ones of issue #11")  # fmt: skip
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
