@@ -644,7 +644,7 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
                    help="only these mutants (default: the whole catalogue)")
     p.add_argument("--db", default=".silkcheck/fuzz-db", type=opt.output_dir("example database"),
                    help="example database where each mutant's PCC trace is saved, under the mutant's name "
-                        "(default .silkcheck/fuzz-db, as for fuzz)")
+                        "(default .silkcheck/fuzz-db, as for fuzz)")  # fmt: skip
     p.add_argument("--pcc-all", action="store_true",
                    help="a PCC trace for every killed mutant (a PCC-only search where the kill was not a PCC "
                         "violation), not only for the write-level ones of issue #11")  # fmt: skip
