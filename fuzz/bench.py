@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from fuzz import machines
-from fuzz.mutants import MUTANTS, Mutant, get_mutant
-from fuzz.walk import Checks, replay, walk
+from fuzz.mutants import MUTANTS, get_mutant
+from fuzz.walk import PCC_ONLY, REFINEMENT_ONLY, Checks, Kill, time_to_kill, walk
 from silkcheck import report
 
 HYPOTHESIS_SETTINGS = settings(
@@ -91,36 +91,6 @@ def run_fuzz_bench(seconds: float) -> None:
 # ---------------------------------------------------------------- silkcheck refinement-bench
 
 
-REFINEMENT_ONLY = Checks(refinement=True, invariants=False, pcc=False)
-PCC_ONLY = Checks(refinement=False, invariants=False, pcc=True)
-
-
-@dataclass
-class Kill:
-    seconds: float
-    """CPU seconds of walks until the kill (or the budget, if none)."""
-    steps: int
-    seed: int | None = None
-    """The killing walk (None: the mutant survived the budget)."""
-    event: int | None = None
-    what: str = ""
-
-
-def time_to_kill(mutant: Mutant, checks: Checks, budget_s: float) -> Kill:
-    """Walks from seed 0 on ``mutant`` under ``checks`` alone, until one fails in a way the shipped
-    model does not show on the same trace, or ``budget_s`` CPU seconds pass."""
-    start, steps, seed = time.process_time(), 0, 0
-    while (spent := time.process_time() - start) < budget_s:
-        with mutant.patch():
-            outcome = walk(seed, checks=checks)
-        steps += outcome.steps
-        failure, trace = outcome.failure, outcome.trace
-        if failure is not None and replay(trace.config, trace.vips, trace.events).failure is None:
-            return Kill(time.process_time() - start, steps, seed, failure.at, f"{failure.category}: {failure.kind}")
-        seed += 1
-    return Kill(spent, steps)
-
-
 def run_refinement_bench(budget_s: float, names: list[str]) -> bool:
     """Each CPU and data-plane mutant, killed by the refinement check alone and by the PCC oracle
     alone (the same walks, seed by seed); True if refinement killed every one."""
@@ -128,7 +98,8 @@ def run_refinement_bench(budget_s: float, names: list[str]) -> bool:
     rows, by_refinement, by_pcc = [], [], []
     for mutant in chosen:
         print(f"... {mutant.name}", file=sys.stderr, flush=True)
-        refined, pcc = time_to_kill(mutant, REFINEMENT_ONLY, budget_s), time_to_kill(mutant, PCC_ONLY, budget_s)
+        refined = time_to_kill(mutant.patch, REFINEMENT_ONLY, budget_s)
+        pcc = time_to_kill(mutant.patch, PCC_ONLY, budget_s)
         by_refinement.append(refined.seconds if refined.seed is not None else math.inf)
         by_pcc.append(pcc.seconds if pcc.seed is not None else math.inf)
         rows.append([mutant.name, *_kill_cells(refined), *_kill_cells(pcc)])
@@ -142,9 +113,9 @@ def run_refinement_bench(budget_s: float, names: list[str]) -> bool:
 
 
 def _kill_cells(kill: Kill) -> list[str]:
-    if kill.seed is None:
+    if kill.failure is None:
         return [f"survived {kill.seconds:.0f}s", f"{kill.steps:,}", "-"]
-    return [f"{kill.seconds:.2f}s", f"{kill.steps:,}", f"walk {kill.seed} event {kill.event}"]
+    return [f"{kill.seconds:.2f}s", f"{kill.steps:,}", f"walk {kill.seed} event {kill.failure.at}"]
 
 
 def _median(seconds: list[float]) -> str:

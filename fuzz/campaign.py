@@ -30,8 +30,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 
 from fuzz import database, machines
 from fuzz.invariants import PCC, Failure
-from fuzz.mutants import MUTANTS, get_mutant
-from fuzz.walk import Coverage, replay, shrink, walk
+from fuzz.mutants import BETWEEN_WRITES_MUTANTS, MUTANTS, Mutant, get_mutant
+from fuzz.walk import ALL_CHECKS, PCC_ONLY, Checks, Coverage, replay, shrink, time_to_kill, walk
 from silkcheck import report
 from silkcheck.cluster import Channel, Done, TaskStream, open_cluster, warm
 from silkcheck.oracle import judge
@@ -72,14 +72,23 @@ def mutant_context(target: str) -> contextlib.AbstractContextManager[Any]:
         raise TraceError(f"--target: {error}") from None
 
 
-def shows(target: str) -> database.Shows:
-    """The failure a trace shows on ``target``, under every check."""
+def shows(target: str, checks: Checks = ALL_CHECKS) -> database.Shows:
+    """The failure a trace shows on ``target``, under ``checks`` (default every one)."""
 
     def run(trace: Trace) -> Failure | None:
         with mutant_context(target):
-            return replay(trace.config, trace.vips, trace.events).failure
+            return replay(trace.config, trace.vips, trace.events, checks).failure
 
     return run
+
+
+def save_finding(db: Path, target: str, trace: Trace, failure: Failure, checks: Checks = ALL_CHECKS) -> Path | None:
+    """Save a failure of ``target`` (found under ``checks``) in the example database ``db``, named and
+    described after it, with its one-screen explanation; the path, or None if the entry there is as short."""
+    trace.name = f"{target}-{failure.category}-{failure.kind}"
+    trace.description = failure.message
+    text = explain(trace, failure, target)
+    return database.save(db, target, trace, failure, text, shows(target, checks))
 
 
 # ---------------------------------------------------------------- tasks (run on the workers)
@@ -272,11 +281,7 @@ class _Collector:
 
     def _save(self, found: Found) -> Path | None:
         assert self.db is not None
-        target = self.result.target
-        found.trace.name = f"{target}-{found.failure.category}-{found.failure.kind}"
-        found.trace.description = found.failure.message
-        text = explain(found.trace, found.failure, target)
-        return database.save(self.db, target, found.trace, found.failure, text, shows(target))
+        return save_finding(self.db, self.result.target, found.trace, found.failure)
 
     def on_done(self, done: Done) -> None:
         result = self.result
@@ -433,9 +438,19 @@ def check_mutant_names(names: list[str] | None) -> None:
         raise TraceError(f"unknown mutant(s) {', '.join(unknown)}; known: {', '.join(m.name for m in MUTANTS)}")
 
 
-def mutant_table(client: Any, budget: float, seed: int, names: list[str] | None = None) -> tuple[str, bool]:
+def mutant_table(
+    client: Any, budget: float, seed: int, names: list[str] | None = None, db: Path | None = None,
+    pcc_all: bool = False,
+) -> tuple[str, bool]:  # fmt: skip
     """A campaign against each mutant on the ``client``'s cluster, stopping at its first failure in
-    task order: is every mutant killed? All but the times is the same on any number of workers."""
+    task order: is every mutant killed? All but the times is the same on any number of workers.
+
+    A kill by the refinement check (or an invariant) shows that the code left the abstract system,
+    not that a connection moved. So each mutant of ``BETWEEN_WRITES_MUTANTS`` (with ``pcc_all``,
+    every mutant) that was killed also gets a PCC trace: its kill's if that was
+    a PCC violation, else one from a PCC-oracle-only search (``refinement-bench``'s) under the same
+    budget, shrunk under that check alone. The traces go to the example database ``db``, under the
+    mutant's name, where ``silkcheck fuzz --target MUTANT`` replays them first."""
     check_mutant_names(names)
     rows = []
     all_killed = True
@@ -446,12 +461,37 @@ def mutant_table(client: Any, budget: float, seed: int, names: list[str] | None 
         result = run_campaign(client, mutant.name, budget, seed, db=None, stop_on_first=True)
         found = result.first
         all_killed &= found is not None
+        wanted = pcc_all or mutant in BETWEEN_WRITES_MUTANTS
         rows.append([
             mutant.name, mutant.mechanism, "killed" if found else "SURVIVED",
             f"{found.seconds:.1f}s" if found else "-",
             f"{found.raw_events} -> {len(found.trace.events)}" if found else "-",
             f"{found.failure.category}/{found.failure.kind}" if found else "-",
             f"{found.position[0]}/{found.position[1]}" if found else "-",
+            *(pcc_trace(mutant, found, budget, db) if found and wanted else ("-", "-")),
         ])  # fmt: skip
-    headers = ["mutant", "mechanism", "status", "time to kill", "trace (raw -> shrunk)", "failure", "task/unit"]
+    headers = ["mutant", "mechanism", "status", "time to kill", "trace (raw -> shrunk)", "failure", "task/unit",
+               "PCC trace", "saved"]  # fmt: skip
     return report.table(headers, rows), all_killed
+
+
+def pcc_trace(mutant: Mutant, found: Found, budget: float, db: Path | None) -> tuple[str, str]:
+    """The table's two cells on ``mutant``'s PCC trace: how it was had, and where it was saved."""
+    if found.failure.category == PCC:
+        trace, failure, how = found.trace, found.failure, f"the kill's: {len(found.trace.events)} events"
+    else:
+        print(f"{mutant.name}: PCC-only search", file=sys.stderr)
+        kill = time_to_kill(mutant.patch, PCC_ONLY, budget)
+        if kill.trace is None or kill.failure is None:
+            return f"NONE: PCC-only search found none in {kill.seconds:.0f}s CPU ({kill.steps:,} steps)", "-"
+        with mutant.patch():
+            trace, failure = shrink(kill.trace, kill.failure, PCC_ONLY)
+        if _shipped_shows(mutant.name, trace):  # shrinking went where the shipped model fails too
+            trace, failure = kill.trace, kill.failure
+        how = (f"PCC-only search {kill.seconds:.1f}s CPU: walk {kill.seed}, "
+               f"{len(kill.trace.events)} -> {len(trace.events)} events")  # fmt: skip
+    how += f", {failure.kind}"
+    if db is None:
+        return how, "-"
+    saved = save_finding(db, mutant.name, trace, failure, PCC_ONLY)
+    return how, str(saved) if saved else "kept the database's, as short"

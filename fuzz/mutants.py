@@ -629,10 +629,18 @@ MUTANTS_BY_NAME = {m.name: m for m in MUTANTS}
 WRITE_ORDER_MUTANTS = tuple(m for m in MUTANTS if m.mechanism.startswith("write"))
 """The mutants that reorder, split or mistime the single table writes of one CPU action."""
 
+BETWEEN_WRITES_MUTANTS = WRITE_ORDER_MUTANTS + tuple(
+    MUTANTS_BY_NAME[name] for name in ("cuckoo-unchecked-writes", "move-delete-unchecked", "teardown-without-grace")
+)
+"""Issue #11's list: the write-order mutants, the two that skip the CPU's own per-write checks
+(which the suite must kill without relying on those checks), and the teardown delete written
+before its grace. Each must break PCC, or leave the shipped design, on BMv2 as on the model."""
+
 COUNTEREXAMPLES_DIR = Path(__file__).resolve().parent / "counterexamples"
-"""One trace per write-order mutant, named after it, that shows it with packets between single
-writes, on the model and on BMv2 alike: a PCC violation (``expect: fail``), or, for a mutant that
-cannot break PCC (its description says why), the packet where it leaves the shipped design."""
+"""One trace per mutant of ``BETWEEN_WRITES_MUTANTS``, named after it, that shows it with packets
+between single writes, on the model and on BMv2 alike: a PCC violation (``expect: fail``), or, for
+a mutant that cannot break PCC (its description says why), the packet where it leaves the shipped
+design."""
 
 
 def get_mutant(name: str) -> Mutant:

@@ -13,11 +13,13 @@ import dataclasses
 import itertools
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from fuzz.invariants import CRASH, Checker, Failure, oracle_failure
+from fuzz.mutants import Patcher
 from fuzz.scenario import WEIGHTS, RandomChooser, World, advance_clock
 from model.config import Config
 from model.observations import CpuObservation, Observation, PacketObservation
@@ -112,6 +114,8 @@ class Checks:
 
 
 ALL_CHECKS = Checks()
+REFINEMENT_ONLY = Checks(refinement=True, invariants=False, pcc=False)
+PCC_ONLY = Checks(refinement=False, invariants=False, pcc=True)
 
 
 def walk(seed: int, coverage: Coverage | None = None, checks: Checks = ALL_CHECKS) -> Outcome:
@@ -161,12 +165,14 @@ def _walk(seed: int, coverage: Coverage | None, check_every: int, checks: Checks
     return Outcome(world.trace, failure, steps, verdict)
 
 
-def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[TraceEvent]) -> Outcome:
-    """Run events under every check; events the switch cannot take (now) are dropped."""
+def replay(
+    config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[TraceEvent], checks: Checks = ALL_CHECKS
+) -> Outcome:
+    """Run events under ``checks`` (default every one); events the switch cannot take (now) are dropped."""
     trace = Trace(config, dict(vips), name="fuzz")
     switch = Switch.boot(config, vips)
     driver = Driver(switch)
-    checker = Checker(switch)
+    checker = Checker(switch, refine=checks.refinement, invariants=checks.invariants)
     observations: list[Observation] = []
     for event in events:
         index = len(trace.events)
@@ -182,14 +188,18 @@ def replay(config: Config, vips: dict[Vip, tuple[Dip, ...]], events: Sequence[Tr
         failure = checker.after(event, observation)
         if failure is not None:
             return Outcome(trace, failure, len(trace.events))
+    if not checks.pcc:
+        return Outcome(trace, None, len(trace.events))
     failure, verdict = oracle_failure(config, observations)
     if failure is not None:
         del trace.events[failure.at + 1 :]
     return Outcome(trace, failure, len(trace.events), verdict)
 
 
-def shrink(trace: Trace, failure: Failure) -> tuple[Trace, Failure]:
-    """Delta debugging over events: drop chunks, then single events, while the same failure persists.
+def shrink(trace: Trace, failure: Failure, checks: Checks = ALL_CHECKS) -> tuple[Trace, Failure]:
+    """Delta debugging over events: drop chunks, then single events, while the same failure persists
+    under ``checks`` (those of the search that found it: under every check, a refinement failure
+    earlier in the trace would hide a PCC one).
 
     Removing events keeps the times monotone; events that a removal made
     invalid (a learn fault whose queue slot is gone) are dropped by ``replay``.
@@ -197,7 +207,7 @@ def shrink(trace: Trace, failure: Failure) -> tuple[Trace, Failure]:
     events = list(trace.events)
 
     def still_fails(candidate: list[TraceEvent]) -> list[TraceEvent] | None:
-        out = replay(trace.config, trace.vips, candidate)
+        out = replay(trace.config, trace.vips, candidate, checks)
         if out.failure is not None and out.failure.signature == failure.signature:
             return out.trace.events
         return None
@@ -217,6 +227,38 @@ def shrink(trace: Trace, failure: Failure) -> tuple[Trace, Failure]:
             break
         if not removed:
             chunk = max(chunk // 2, 1)
-    small = replay(trace.config, trace.vips, events)
+    small = replay(trace.config, trace.vips, events, checks)
     assert small.failure is not None
     return Trace(trace.config, dict(trace.vips), events, name=trace.name, expect="fail"), small.failure
+
+
+# ---------------------------------------------------------------- a search under one check
+
+
+@dataclass
+class Kill:
+    seconds: float
+    """CPU seconds of walks until the kill (or the budget, if none)."""
+    steps: int
+    seed: int | None = None
+    """The killing walk (None: the mutant survived the budget)."""
+    trace: Trace | None = None
+    """The killing walk's events, up to its failure."""
+    failure: Failure | None = None
+
+
+def time_to_kill(patch: Patcher, checks: Checks, budget_s: float) -> Kill:
+    """Walks from seed 0 under ``patch`` (a mutant's) and ``checks`` alone, until one fails in a way
+    the shipped model does not show on the same trace, or ``budget_s`` CPU seconds pass. The CPU
+    time is this thread's: ``silkcheck mutants`` runs it beside an embedded Dask scheduler, whose
+    threads would otherwise spend a share of the budget."""
+    start, steps, seed = time.thread_time(), 0, 0
+    while (spent := time.thread_time() - start) < budget_s:
+        with patch():
+            outcome = walk(seed, checks=checks)
+        steps += outcome.steps
+        failure, trace = outcome.failure, outcome.trace
+        if failure is not None and replay(trace.config, trace.vips, trace.events).failure is None:
+            return Kill(time.thread_time() - start, steps, seed, trace, failure)
+        seed += 1
+    return Kill(spent, steps)

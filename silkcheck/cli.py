@@ -10,6 +10,7 @@ import sys
 import tempfile
 import traceback
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -93,25 +94,34 @@ def cmd_replay(args: argparse.Namespace) -> int:
         with patch():
             return replay_capture(args) if args.pcap is not None else replay_large_trace(args)
     trace = load(args.trace)
-    shipped = _shipped_departure(trace) if args.mutant else None
+    shipped = ShippedRun.of(trace) if args.mutant else None
     with patch():
         return replay_trace(trace, args, shipped)
 
 
-def _shipped_departure(trace: Trace) -> Callable[[list[Observation]], str]:
-    """How a run under a mutant compares, packet by packet, with the shipped design's run on the model
-    (made now, before the mutant is applied): where a mutant that keeps PCC still shows."""
-    try:
-        shipped = ModelTarget().run(trace)
-    except TraceError as error:
-        refusal = f"the shipped design cannot run this trace: {error}"
-        return lambda observations: refusal
+@dataclass(frozen=True)
+class ShippedRun:
+    """The shipped design's run of a trace on the model, made before a mutant is applied: how a run
+    under the mutant compares with it, packet by packet (where a mutant that keeps PCC still shows)."""
 
-    def describe(observations: list[Observation]) -> str:
-        left = departure(shipped, observations)
+    observations: list[Observation]
+    refusal: str | None = None
+    """Why the shipped design cannot run the trace at all: the mutant's CPU queued writes the
+    shipped one does not (a ``write`` event with nothing queued), so the run under it is no run
+    of the shipped design, what the refinement check says on the model and no check sees on BMv2."""
+
+    @classmethod
+    def of(cls, trace: Trace) -> ShippedRun:
+        try:
+            return cls(ModelTarget().run(trace))
+        except TraceError as error:
+            return cls([], str(error))
+
+    def compare(self, observations: list[Observation]) -> str:
+        if self.refusal is not None:
+            return f"the shipped design cannot run this trace: {self.refusal}"
+        left = departure(self.observations, observations)
         return f"leaves the shipped design at {left.what}" if left else "every packet as in the shipped design"
-
-    return describe
 
 
 def replay_capture(args: argparse.Namespace) -> int:
@@ -162,15 +172,15 @@ def _judge_streamed(header: Trace, events: Iterable[Event], args: argparse.Names
     return PASS if result.verdict.ok else VIOLATION
 
 
-def replay_trace(trace: Trace, args: argparse.Namespace,
-                 against_shipped: Callable[[list[Observation]], str] | None = None) -> int:  # fmt: skip
+def replay_trace(trace: Trace, args: argparse.Namespace, shipped: ShippedRun | None = None) -> int:
     # On the model, one run gives the observations and checks each step against the abstract system.
     observations, refined = run_refined(trace) if args.target == "model" else (_observe(trace, args), None)
     verdict = judge(trace.config, observations)
     applied = f" with {args.mutant} applied" if args.mutant else ""
-    print(f"{trace.name or args.trace} on {args.target}{applied}: {verdict.summary()}")
-    if against_shipped is not None:
-        print(f"against the shipped design: {against_shipped(observations)}")
+    refusal = shipped.refusal if shipped is not None else None
+    print(f"{trace.name or args.trace} on {args.target}{applied}: {report.headline(verdict, refined, refusal)}")
+    if shipped is not None:
+        print(f"against the shipped design: {shipped.compare(observations)}")
     if refined is not None:
         print(report.refinement(refined))
     if trace.description:
@@ -179,7 +189,7 @@ def replay_trace(trace: Trace, args: argparse.Namespace,
     if variant:
         print(f"(a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail)")
     print()
-    good = verdict.ok and (refined is None or refined.mismatch is None)
+    good = verdict.ok and (refined is None or refined.mismatch is None) and refusal is None
     if args.summary:
         print(report.summary(verdict, len(trace.events), len(trace.packets), trace.config.syn_auth))
         return PASS if good else VIOLATION
@@ -633,6 +643,12 @@ def _mutants_args(p: argparse.ArgumentParser) -> None:
     _campaign_args(p)
     p.add_argument("names", nargs="*", type=opt.choice(_mutant_names, "mutant"),
                    help="only these mutants (default: the whole catalogue)")
+    p.add_argument("--db", default=".silkcheck/fuzz-db", type=opt.output_dir("example database"),
+                   help="example database where each mutant's PCC trace is saved, under the mutant's name "
+                        "(default .silkcheck/fuzz-db, as for fuzz)")  # fmt: skip
+    p.add_argument("--pcc-all", action="store_true",
+                   help="a PCC trace for every killed mutant (a PCC-only search where the kill was not a PCC "
+                        "violation), not only for the write-level ones of issue #11")  # fmt: skip
 
 
 def cmd_mutants(args: argparse.Namespace) -> int:
@@ -640,7 +656,7 @@ def cmd_mutants(args: argparse.Namespace) -> int:
     from silkcheck.cluster import open_cluster
 
     with open_cluster(args.cluster, args.workers) as client:
-        text, all_killed = mutant_table(client, args.budget, args.seed, args.names)
+        text, all_killed = mutant_table(client, args.budget, args.seed, args.names, Path(args.db), args.pcc_all)
     print(text)
     return PASS if all_killed else VIOLATION
 

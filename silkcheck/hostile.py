@@ -637,6 +637,7 @@ OPTION_SITES: list[tuple[tuple[str, ...], str, str]] = [
     (("mutants", "teardown-without-grace"), "--budget", "duration"),
     (("mutants", "--budget", "1s", "teardown-without-grace"), "--workers", "count"),
     (("mutants", "--budget", "1s"), "", "choice"),
+    (("mutants", "--budget", "1s", "teardown-without-grace"), "--db", "outdir"),
     (("fuzz", "--budget", "1s"), "--cluster", "address"),
     (("mutants", "--budget", "1s", "teardown-without-grace"), "--cluster", "address"),
     (("diff", "--random", "1"), "--cluster", "address"),

@@ -77,6 +77,18 @@ def summary(verdict: Verdict, events: int, packets: int, authenticating: bool, e
     return "\n".join(lines)
 
 
+def headline(verdict: Verdict, refined: Refined | None, refusal: str | None = None) -> str:
+    """A run's verdict in a word or two and the check that failed: the PCC oracle's summary, or,
+    where the run leaves the abstract system (``refined``, on the model) or is one the shipped design
+    cannot run (``refusal``, under a mutant), FAIL naming that first (the exit code follows it)."""
+    problems = [f"the shipped design cannot run it: {refusal}"] if refusal else []
+    if refined is not None and refined.mismatch is not None:
+        problems.append(f"refinement: events[{refined.mismatch.index}] as {refined.mismatch.action}")
+    if not problems:
+        return verdict.summary()
+    return f"FAIL ({'; '.join(problems)}; PCC oracle: {verdict.summary()})"
+
+
 def refinement(refined: Refined) -> str:
     """One line: does the run refine the abstract system the proofs are about?"""
     if refined.mismatch is None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from fuzz.mutants import COUNTEREXAMPLES_DIR
 from model import events as ev
 from model.config import Config
 from model.switch import Switch
@@ -70,3 +74,14 @@ def replay_attack(replayed: FiveTuple) -> Trace:
         ev.PacketArrives(3, Packet(replayed._replace(src_port=50000), SYN, seq=7)),
     ]
     return Trace(Config(syn_auth=True, learn_delay_bound=100), {VIP: (D1, D2)}, events, "replay")
+
+
+def shipped_refuses(directory: Path) -> Path:
+    """pool-after-exec-flip's counterexample with its second ``cpu`` event made a ``write``: only the
+    mutant's CPU, which holds the new pool's write back, has one queued there; the shipped design
+    refuses the trace at events[3]."""
+    data = json.loads((COUNTEREXAMPLES_DIR / "pool-after-exec-flip.json").read_text())
+    data["events"] = [{"t": 102, "kind": "write"} if e == {"t": 102, "kind": "cpu"} else e for e in data["events"]]
+    path = directory / "pool-write-event.json"
+    path.write_text(json.dumps(data))
+    return path

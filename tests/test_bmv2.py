@@ -12,7 +12,7 @@ from unittest import mock
 import psutil
 import pytest
 
-from fuzz.mutants import COUNTEREXAMPLES_DIR, WRITE_ORDER_MUTANTS
+from fuzz.mutants import BETWEEN_WRITES_MUTANTS, COUNTEREXAMPLES_DIR
 from model import decisions
 from model import events as ev
 from model.config import Config
@@ -27,7 +27,7 @@ from silkcheck.examples import EXAMPLES_DIR
 from silkcheck.oracle import judge
 from silkcheck.targets.model import ModelTarget
 from silkcheck.trace import TraceError, dumps, load, loads
-from tests.helpers import OTHER_PORT, OWNED, SPOOFED, replay_attack
+from tests.helpers import OTHER_PORT, OWNED, SPOOFED, replay_attack, shipped_refuses
 
 MISSING = [tool for tool in ("p4c", "simple_switch_grpc") if shutil.which(tool) is None]
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"{' and '.join(MISSING)} not on PATH (install p4c/BMv2)")
@@ -152,8 +152,8 @@ def test_example_traces_agree(target, path):
     assert outcome.bmv2_verdict.summary() == outcome.model_verdict.summary()
 
 
-@pytest.mark.parametrize("mutant", WRITE_ORDER_MUTANTS, ids=lambda m: m.name)
-def test_each_write_order_mutant_reproduces_on_bmv2_writes_one_by_one(target, mutant):
+@pytest.mark.parametrize("mutant", BETWEEN_WRITES_MUTANTS, ids=lambda m: m.name)
+def test_each_write_level_mutant_reproduces_on_bmv2_writes_one_by_one(target, mutant):
     """BMv2 with the mutant's CPU observes what the mutated model does, packet for packet and frame
     for frame, so it breaks PCC where the model does, or leaves the shipped design at the same packet."""
     trace = load(COUNTEREXAMPLES_DIR / f"{mutant.name}.json")
@@ -176,6 +176,17 @@ def test_replay_on_bmv2_names_the_packet_where_a_mutant_leaves_the_shipped_desig
     assert "pool-after-exec-flip on bmv2 with pool-after-exec-flip applied: PASS" in out
     assert "against the shipped design: leaves the shipped design at packet #2 (t=101," in out
     assert "shipped design forward to 10.0.2.1:8080 (miss:transit-miss:v1), this run drop (no-pool:v1)" in out
+
+
+def test_replay_on_bmv2_of_a_trace_the_shipped_design_refuses_fails(capsys, tmp_path):
+    """No refinement check runs on BMv2: the shipped design's refusal of the mutant's trace is what
+    says that the mutant's CPU queued a write the shipped one does not, and it fails the replay."""
+    changed = shipped_refuses(tmp_path)
+    assert main(["replay", str(changed), "--target", "bmv2", "--mutant", "pool-after-exec-flip", "--summary"]) == 1
+    refused = f"{changed}: events[3] (write): 1 write(s) asked for, 0 queued"
+    assert f"on bmv2 with pool-after-exec-flip applied: FAIL (the shipped design cannot run it: {refused}; PCC " in (
+        capsys.readouterr().out
+    )
 
 
 def test_replay_on_bmv2(capsys):

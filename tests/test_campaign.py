@@ -22,7 +22,7 @@ import pytest
 from fuzz import database
 from fuzz.campaign import FuzzTask, explain, mutant_table, run_campaign, run_fuzz_task, shows
 from fuzz.mutants import get_mutant
-from fuzz.walk import shrink, walk
+from fuzz.walk import PCC_ONLY, replay, shrink, walk
 from silkcheck.cluster import ClusterError, TaskStream, open_cluster, parse_address
 from silkcheck.trace import Trace, load
 
@@ -111,6 +111,26 @@ def test_the_kill_table_does_not_depend_on_the_cluster(client: Any) -> None:
 
     assert without_times(two) == without_times(one)
     assert "SURVIVED" not in one
+
+
+def test_the_kill_table_has_a_pcc_trace_of_each_write_level_mutant_or_says_there_is_none(
+    client: Any, tmp_path: Path
+) -> None:
+    """Killed by the refinement check, teardown-without-grace still gets a PCC trace from a PCC-only
+    search, saved where ``fuzz --target`` replays it; pool-after-exec-flip cannot break PCC (its
+    docstring says why), and the table says the search found nothing."""
+    table, killed = mutant_table(client, 8, 0, ["teardown-without-grace", "pool-after-exec-flip"], tmp_path)
+    assert killed
+    rows = {line.split()[0]: line for line in table.splitlines()[2:]}
+    assert "refinement/" in rows["teardown-without-grace"] and "PCC-only search " in rows["teardown-without-grace"]
+    saved = tmp_path / "teardown-without-grace" / "pcc-moved.json"
+    assert str(saved) in rows["teardown-without-grace"]
+    trace = load(saved)
+    with get_mutant("teardown-without-grace").patch():
+        assert replay(trace.config, trace.vips, trace.events, PCC_ONLY).failure is not None
+    assert replay(trace.config, trace.vips, trace.events).failure is None  # the shipped design, every check
+    assert "NONE: PCC-only search found none in 8s CPU" in rows["pool-after-exec-flip"]
+    assert not (tmp_path / "pool-after-exec-flip").exists()
 
 
 def test_a_scheduler_address_is_checked() -> None:

@@ -4,6 +4,7 @@ import json
 
 from silkcheck.cli import main
 from silkcheck.examples import EXAMPLES_DIR
+from tests.helpers import shipped_refuses
 
 
 def test_verify_prints_a_verdict_for_every_example(capsys):
@@ -94,13 +95,24 @@ def test_replay_with_a_mutant_names_where_it_leaves_the_shipped_design(capsys, t
             "192.168.0.1:1016->20.0.0.1:80/tcp): shipped design forward to 10.0.1.1:8080 (hit:stage0:v0), "
             "this run forward to 10.0.2.1:8080 (miss:normal:v1)") in capsys.readouterr().out  # fmt: skip
     # A write event only the mutant's queue can serve: the shipped design refuses the trace.
-    data = json.loads((COUNTEREXAMPLES_DIR / "pool-after-exec-flip.json").read_text())
-    data["events"] = [{"t": 102, "kind": "write"} if e == {"t": 102, "kind": "cpu"} else e for e in data["events"]]
-    changed = tmp_path / "pool-write-event.json"
-    changed.write_text(json.dumps(data))
-    assert main(["replay", str(changed), "--mutant", "pool-after-exec-flip", "--summary"]) == 1  # refinement
-    assert ("against the shipped design: the shipped design cannot run this trace: "
-            f"{changed}: events[3] (write): 1 write(s) asked for, 0 queued") in capsys.readouterr().out  # fmt: skip
+    changed = shipped_refuses(tmp_path)
+    assert main(["replay", str(changed), "--mutant", "pool-after-exec-flip", "--summary"]) == 1
+    out = capsys.readouterr().out
+    refused = f"{changed}: events[3] (write): 1 write(s) asked for, 0 queued"
+    assert f"applied: FAIL (the shipped design cannot run it: {refused}; refinement: events[0] as " in out
+    assert f"against the shipped design: the shipped design cannot run this trace: {refused}" in out
+
+
+def test_a_replay_whose_run_does_not_refine_says_so_in_its_headline(capsys):
+    """A mutant that keeps PCC but leaves the abstract system: the headline names the failed check
+    that the exit code reports, not the PCC oracle's PASS alone."""
+    from fuzz.mutants import COUNTEREXAMPLES_DIR
+
+    path = str(COUNTEREXAMPLES_DIR / "pool-after-exec-flip.json")
+    assert main(["replay", path, "--mutant", "pool-after-exec-flip", "--summary"]) == 1
+    headline = capsys.readouterr().out.splitlines()[0]
+    assert headline == ("pool-after-exec-flip on model with pool-after-exec-flip applied: FAIL (refinement: "
+                        "events[0] as operator_update; PCC oracle: PASS)")  # fmt: skip
 
 
 def test_an_internal_error_exits_3_with_the_traceback_in_a_file(monkeypatch, tmp_path, capsys):

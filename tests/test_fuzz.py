@@ -13,7 +13,7 @@ from fuzz.campaign import parse_budget
 from fuzz.fingerprint import observation_fingerprint
 from fuzz.invariants import REFINEMENT, Checker
 from fuzz.machines import SilkRoadMachine
-from fuzz.mutants import COUNTEREXAMPLES_DIR, MUTANTS, WRITE_ORDER_MUTANTS, Mutant, get_mutant
+from fuzz.mutants import BETWEEN_WRITES_MUTANTS, COUNTEREXAMPLES_DIR, MUTANTS, Mutant, get_mutant
 from fuzz.walk import replay, shrink, walk
 from model import events as ev
 from model.config import Config
@@ -54,8 +54,8 @@ def test_campaign_kills_mutant_quickly(name: str) -> None:
     pytest.fail(f"{name} survived 400 walks")
 
 
-@pytest.mark.parametrize("mutant", WRITE_ORDER_MUTANTS, ids=lambda m: m.name)
-def test_each_write_order_mutant_shows_in_its_counterexample(mutant: Mutant) -> None:
+@pytest.mark.parametrize("mutant", BETWEEN_WRITES_MUTANTS, ids=lambda m: m.name)
+def test_each_write_level_mutant_shows_in_its_counterexample(mutant: Mutant) -> None:
     trace = load(COUNTEREXAMPLES_DIR / f"{mutant.name}.json")
     shipped, refined = run_refined(trace)
     assert judge(trace.config, shipped).ok and refined.mismatch is None
