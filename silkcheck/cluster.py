@@ -30,6 +30,7 @@ knows what a task does.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -353,6 +354,23 @@ class _WorkerChannel:
         return self.answer
 
 
+_frozen = False
+"""Whether this process has frozen its heap (``freeze_heap``)."""
+
+
+def freeze_heap() -> None:
+    """Once per process, before its first task: collect, then move every object left to the
+    collector's permanent generation. A Dask worker holds some 40-60k more tracked objects than a
+    plain process (Dask, tornado, its 800-odd modules), which every full collection would walk
+    again while the task runs: 3-6% of a walk step. Frozen objects are never freed, so this is
+    done once, when what remains is what the process keeps (its modules and servers)."""
+    global _frozen
+    if not _frozen:
+        gc.collect()
+        gc.freeze()
+        _frozen = True
+
+
 def run_task(run: TaskFunction, spec: Any, channel: str, key: str, fingerprint: str) -> Any:
     """What Dask runs: ``run(spec, channel)`` with a channel to the client's ``TaskStream``."""
     from distributed import get_worker
@@ -361,4 +379,5 @@ def run_task(run: TaskFunction, spec: Any, channel: str, key: str, fingerprint: 
     if fingerprint != code_fingerprint():
         raise CodeMismatch(f"worker {worker} (pid {os.getpid()}) runs other silkcheck code than the client")
     with TASK_LOCK:
+        freeze_heap()
         return run(spec, _WorkerChannel(channel, key, worker))

@@ -3,6 +3,7 @@ the kill table does not depend on the cluster, workers die with the command, the
 
 from __future__ import annotations
 
+import gc
 import math
 import multiprocessing
 import os
@@ -23,7 +24,7 @@ from fuzz import database
 from fuzz.campaign import FuzzTask, explain, mutant_table, run_campaign, run_fuzz_task, shows
 from fuzz.mutants import get_mutant
 from fuzz.walk import PCC_ONLY, replay, shrink, walk
-from silkcheck.cluster import ClusterError, TaskStream, open_cluster, parse_address
+from silkcheck.cluster import Channel, ClusterError, Done, TaskStream, open_cluster, parse_address
 from silkcheck.trace import Trace, load
 
 KILL_TARGET = "update-preempts-running"
@@ -94,6 +95,25 @@ def test_a_cancelled_task_stops_between_walks(client: Any) -> None:
     # both workers, it would end the campaign with its tasks undone.
     result = run_campaign(client, "model", 600, db=None, hypothesis_share=0, tasks=2, progress=False)
     assert result.tasks == 2, f"after {time.monotonic() - began:.0f} s, {result.tasks} of 2 tasks ran"
+
+
+def _frozen_objects(spec: None, channel: Channel) -> int:
+    return gc.get_freeze_count()
+
+
+def test_a_worker_freezes_its_heap_before_a_task(client: Any) -> None:
+    # Dask's and its modules' objects, frozen, are not walked again by each full collection
+    # while a task runs (silkcheck.cluster.freeze_heap); a process that did not freeze has none.
+    stream = TaskStream(client, lambda message: None, prefix="freeze")
+    stream.submit(_frozen_objects, None)
+    done: list[Done] = []
+    for _ in range(240):  # at most a minute of polls: the task itself takes microseconds
+        done += stream.poll()
+        if done:
+            break
+    stream.close()
+    assert [d.lost for d in done] == [None]
+    assert done[0].result > 10_000
 
 
 def test_the_kill_table_does_not_depend_on_the_cluster(client: Any) -> None:
