@@ -5,15 +5,19 @@ index, so both runners take exactly the same steps, which is checked) run
 once per round and worker count on each runner: through ``run_campaign`` on
 an embedded ``LocalCluster`` (scheduler, queue, streamed reports, polling:
 everything a campaign pays), and in a ``multiprocessing`` pool of as many
-processes calling ``run_fuzz_task`` directly. Rounds alternate which runner
-goes first, so load from elsewhere on the machine falls on both; steps/s are
-compared best round against best round. The machine may be shared, so each
-run also counts CPU seconds: of this process (where the scheduler, the client
-and the pool's feeder threads live) and of that runner's worker processes.
-CPU time per step grows much less than wall time when other work takes the
-cores, and Dask's own work (scheduling, heartbeats, serialising, polling,
-the workers' monitors) is all in it. Start-up (spawning and importing) is
-left out of both and printed apart.
+processes calling ``run_fuzz_task`` directly. Both freeze their heap before
+the first task (``silkcheck.cluster.freeze_heap``), as a campaign's workers do.
+
+The machine may be shared, and load from elsewhere comes and goes over
+seconds: so the runs go in ABBA order (plain, dask, dask, plain, ...), each
+round's two runs are compared with each other (a paired ratio, taken close
+together in time), and the overhead is the median of the rounds' ratios, which
+one disturbed round does not move. Each run also counts CPU seconds: of this
+process (where the scheduler, the client and the pool's feeder threads live)
+and of that runner's worker processes. CPU time per step grows much less than
+wall time when other work takes the cores, and Dask's own work (scheduling,
+heartbeats, serialising, polling, the workers' monitors) is all in it.
+Start-up (spawning and importing) is left out of both and printed apart.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import contextlib
 import math
 import multiprocessing
 import os
+import statistics
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,15 +36,16 @@ import psutil
 
 from fuzz.campaign import SHIPPED, UNITS, FuzzTask, Tally, run_campaign, run_fuzz_task
 from silkcheck import report
-from silkcheck.cluster import open_cluster
+from silkcheck.cluster import freeze_heap, open_cluster
 
 
 @dataclass
 class Runs:
     steps: int = 0
-    rates: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    """Wall seconds per run, in round order."""
     cpu: list[float] = field(default_factory=list)
-    """CPU seconds per run (this process and the runner's workers)."""
+    """CPU seconds per run (this process and the runner's workers), in round order."""
     start: float = 0.0
     """Seconds to start the workers (not in the rates)."""
 
@@ -47,12 +53,31 @@ class Runs:
         if self.steps and steps != self.steps:
             raise RuntimeError(f"the same tasks took {steps} steps, before {self.steps}: the benchmark is unsound")
         self.steps = steps
-        self.rates.append(steps / seconds)
+        self.seconds.append(seconds)
         self.cpu.append(cpu)
 
     @property
-    def cpu_per_step_us(self) -> float:
-        return min(self.cpu) / self.steps * 1e6
+    def rates(self) -> list[float]:
+        return [self.steps / seconds for seconds in self.seconds]
+
+    @property
+    def cpu_per_step_us(self) -> list[float]:
+        return [cpu / self.steps * 1e6 for cpu in self.cpu]
+
+
+@dataclass
+class Overhead:
+    """Dask's cost over plain processes, from each round's pair of runs (dask / plain - 1)."""
+
+    wall: list[float]
+    cpu: list[float]
+
+    @classmethod
+    def of(cls, plain: Runs, dask: Runs) -> Overhead:
+        def paired(ours: list[float], theirs: list[float]) -> list[float]:
+            return [d / p - 1 for p, d in zip(theirs, ours, strict=True)]
+
+        return cls(paired(dask.seconds, plain.seconds), paired(dask.cpu, plain.cpu))
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
@@ -139,16 +164,27 @@ def run_cluster_bench(tasks_per_worker: int, rounds: int, seed: int) -> None:
     overheads = []
     for workers in (1, 2):
         plain, dask = _compare(workers, tasks_per_worker * workers, rounds, seed)
-        overheads.append((max(plain.rates) / max(dask.rates) - 1, dask.cpu_per_step_us / plain.cpu_per_step_us - 1))
+        overheads.append(Overhead.of(plain, dask))
         for name, runs in (("plain processes", plain), ("dask LocalCluster", dask)):
-            rows.append([workers, name, f"{runs.steps:,}", ", ".join(f"{r:,.0f}" for r in runs.rates),
-                         f"{max(runs.rates):,.0f}", f"{runs.cpu_per_step_us:.1f}", f"{runs.start:.1f}s"])  # fmt: skip
-    print(f"{tasks_per_worker} walk tasks of {UNITS['walk']} walks per worker, {rounds} rounds, seed {seed}")
-    headers = ["workers", "runner", "steps", "steps/s per round", "best steps/s", "CPU µs/step (best)", "start-up"]
+            rows.append([workers, name, f"{runs.steps:,}", _figures(runs.rates, "{:,.0f}"),
+                         f"{statistics.median(runs.rates):,.0f}", _figures(runs.cpu_per_step_us, "{:.1f}"),
+                         f"{statistics.median(runs.cpu_per_step_us):.1f}", f"{runs.start:.1f}s"])  # fmt: skip
+    print(f"{tasks_per_worker} walk tasks of {UNITS['walk']} walks per worker, {rounds} rounds in ABBA order "
+          f"(plain first in even rounds), seed {seed}")  # fmt: skip
+    headers = ["workers", "runner", "steps", "steps/s per round", "median", "CPU µs/step per round", "median",
+               "start-up"]  # fmt: skip
     print(report.table(headers, rows))
-    for workers, (wall, cpu) in zip((1, 2), overheads, strict=True):
-        print(f"dask overhead with {workers} worker{'s' * (workers > 1)}: steps/s {wall:+.1%}, CPU per step {cpu:+.1%}")
+    for workers, overhead in zip((1, 2), overheads, strict=True):
+        print(f"dask overhead with {workers} worker{'s' * (workers > 1)} (median of the rounds' paired ratios): "
+              f"wall time {statistics.median(overhead.wall):+.1%} ({_figures(overhead.wall, '{:+.1%}')}), "
+              f"CPU per step {statistics.median(overhead.cpu):+.1%} ({_figures(overhead.cpu, '{:+.1%}')})")  # fmt: skip
+
+
+def _figures(values: list[float], form: str) -> str:
+    return ", ".join(form.format(value) for value in values)
 
 
 def _import_campaign() -> None:
     import fuzz.campaign  # noqa: F401  (the pool's processes import what the tasks need before timing)
+
+    freeze_heap()  # as a campaign's Dask workers do before their first task
