@@ -16,7 +16,11 @@ one disturbed round does not move. Each run also counts CPU seconds: of this
 process (where the scheduler, the client and the pool's feeder threads live)
 and of that runner's worker processes. CPU time per step grows much less than
 wall time when other work takes the cores, and Dask's own work (scheduling,
-heartbeats, serialising, polling, the workers' monitors) is all in it.
+heartbeats, serialising, polling, the workers' monitors) is all in it. Still,
+on 2 cores shared with other jobs a walk's own CPU time swings by 10-20% from
+run to run (the cores' caches and clock are shared), more than all of Dask's
+work: so each run also counts the CPU spent outside the walk threads (the
+busiest thread of each worker process), which is Dask's work, or the pool's.
 Start-up (spawning and importing) is left out of both and printed apart.
 """
 
@@ -46,15 +50,18 @@ class Runs:
     """Wall seconds per run, in round order."""
     cpu: list[float] = field(default_factory=list)
     """CPU seconds per run (this process and the runner's workers), in round order."""
+    outside: list[float] = field(default_factory=list)
+    """CPU seconds per run outside the threads that ran the walks, in round order."""
     start: float = 0.0
     """Seconds to start the workers (not in the rates)."""
 
-    def add(self, steps: int, seconds: float, cpu: float) -> None:
+    def add(self, steps: int, seconds: float, cpu: float, outside: float) -> None:
         if self.steps and steps != self.steps:
             raise RuntimeError(f"the same tasks took {steps} steps, before {self.steps}: the benchmark is unsound")
         self.steps = steps
         self.seconds.append(seconds)
         self.cpu.append(cpu)
+        self.outside.append(outside)
 
     @property
     def rates(self) -> list[float]:
@@ -64,6 +71,10 @@ class Runs:
     def cpu_per_step_us(self) -> list[float]:
         return [cpu / self.steps * 1e6 for cpu in self.cpu]
 
+    @property
+    def outside_per_step_us(self) -> list[float]:
+        return [cpu / self.steps * 1e6 for cpu in self.outside]
+
 
 @dataclass
 class Overhead:
@@ -71,23 +82,42 @@ class Overhead:
 
     wall: list[float]
     cpu: list[float]
+    outside: list[float]
+    """Dask's extra CPU outside the walk threads, as a share of plain processes' CPU per step."""
 
     @classmethod
     def of(cls, plain: Runs, dask: Runs) -> Overhead:
         def paired(ours: list[float], theirs: list[float]) -> list[float]:
             return [d / p - 1 for p, d in zip(theirs, ours, strict=True)]
 
-        return cls(paired(dask.seconds, plain.seconds), paired(dask.cpu, plain.cpu))
+        extra = [(d - p) / c for p, d, c in zip(plain.outside, dask.outside, plain.cpu, strict=True)]
+        return cls(paired(dask.seconds, plain.seconds), paired(dask.cpu, plain.cpu), extra)
 
 
-def cpu_seconds(processes: list[psutil.Process]) -> float:
-    """User + system CPU seconds of this process and ``processes``."""
-    total = 0.0
-    for process in [psutil.Process(), *processes]:
-        with contextlib.suppress(psutil.Error):
-            times = process.cpu_times()
-            total += times.user + times.system
-    return total
+@dataclass(frozen=True)
+class Cpu:
+    """CPU seconds so far: in all (this process and the runner's workers) and per worker thread."""
+
+    total: float
+    threads: list[dict[int, float]]
+    """For each worker process: thread id -> CPU seconds."""
+
+    @classmethod
+    def now(cls, processes: list[psutil.Process]) -> Cpu:
+        total, threads = 0.0, []
+        for process in [psutil.Process(), *processes]:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+                if process in processes:
+                    threads.append({t.id: t.user_time + t.system_time for t in process.threads()})
+        return cls(total, threads)
+
+    def since(self, before: Cpu) -> tuple[float, float]:
+        """(CPU seconds, of which outside the walk threads): each worker's busiest thread ran the walks."""
+        walks = sum(max((seconds - old.get(thread, 0.0) for thread, seconds in new.items()), default=0.0)
+                    for old, new in zip(before.threads, self.threads, strict=True))  # fmt: skip
+        return self.total - before.total, self.total - before.total - walks
 
 
 class _Refusing:
@@ -124,9 +154,9 @@ class _Timed:
     def run(self) -> Iterator[list[int]]:
         """Time what the block does; it appends the steps it took to the list."""
         steps: list[int] = []
-        began, cpu = time.perf_counter(), cpu_seconds(self.processes)
+        began, cpu = time.perf_counter(), Cpu.now(self.processes)
         yield steps
-        self.runs.add(sum(steps), time.perf_counter() - began, cpu_seconds(self.processes) - cpu)
+        self.runs.add(sum(steps), time.perf_counter() - began, *Cpu.now(self.processes).since(cpu))
 
 
 def _compare(workers: int, count: int, rounds: int, seed: int) -> tuple[Runs, Runs]:
@@ -168,16 +198,19 @@ def run_cluster_bench(tasks_per_worker: int, rounds: int, seed: int) -> None:
         for name, runs in (("plain processes", plain), ("dask LocalCluster", dask)):
             rows.append([workers, name, f"{runs.steps:,}", _figures(runs.rates, "{:,.0f}"),
                          f"{statistics.median(runs.rates):,.0f}", _figures(runs.cpu_per_step_us, "{:.1f}"),
-                         f"{statistics.median(runs.cpu_per_step_us):.1f}", f"{runs.start:.1f}s"])  # fmt: skip
+                         f"{statistics.median(runs.cpu_per_step_us):.1f}",
+                         f"{statistics.median(runs.outside_per_step_us):.2f}", f"{runs.start:.1f}s"])  # fmt: skip
     print(f"{tasks_per_worker} walk tasks of {UNITS['walk']} walks per worker, {rounds} rounds in ABBA order "
           f"(plain first in even rounds), seed {seed}")  # fmt: skip
     headers = ["workers", "runner", "steps", "steps/s per round", "median", "CPU µs/step per round", "median",
-               "start-up"]  # fmt: skip
+               "outside walks (median)", "start-up"]  # fmt: skip
     print(report.table(headers, rows))
     for workers, overhead in zip((1, 2), overheads, strict=True):
         print(f"dask overhead with {workers} worker{'s' * (workers > 1)} (median of the rounds' paired ratios): "
               f"wall time {statistics.median(overhead.wall):+.1%} ({_figures(overhead.wall, '{:+.1%}')}), "
-              f"CPU per step {statistics.median(overhead.cpu):+.1%} ({_figures(overhead.cpu, '{:+.1%}')})")  # fmt: skip
+              f"CPU per step {statistics.median(overhead.cpu):+.1%} ({_figures(overhead.cpu, '{:+.1%}')}), "
+              f"CPU outside the walks {statistics.median(overhead.outside):+.1%} of a step "
+              f"({_figures(overhead.outside, '{:+.1%}')})")  # fmt: skip
 
 
 def _figures(values: list[float], form: str) -> str:

@@ -687,9 +687,10 @@ def cmd_refinement_bench(args: argparse.Namespace) -> int:
 
 
 def _cluster_bench_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks-per-worker", type=opt.count(10_000), default=12,
-                   help="walk tasks per worker and run (12)")
-    p.add_argument("--rounds", type=opt.count(100), default=2, help="runs of each runner per worker count (2)")
+    p.add_argument("--tasks-per-worker", type=opt.count(10_000), default=6,
+                   help="walk tasks per worker and run (6)")  # fmt: skip
+    p.add_argument("--rounds", type=opt.count(100), default=4,
+                   help="paired runs of the two runners per worker count, in ABBA order (4)")  # fmt: skip
     p.add_argument("--seed", type=opt.SEED, default=0)
 
 
