@@ -601,13 +601,17 @@ class Cpu:
         self.expired[conn.ft] = Removal(now, conn.stage)
 
     def _unheard(self, conn: Known) -> bool:
-        """Whether ``conn``'s silence cannot be heard: it uses the old version of its VIP's sealed
-        update, so its packets miss, hit TransitTable and are dropped without a learn event
-        (``drops_sealed``). Forgetting it would let the update finish and its next packet take
-        the new version (tests/data/sealed-unplaced-is-not-forgotten.json); it holds the update
-        until it is placed, as it would if it were heard."""
+        """Whether ``conn``'s silence cannot be heard: its VIP's update is sealed, so its packets
+        miss and, when they hit TransitTable, are dropped without a learn event (``drops_sealed``).
+        Those of a recorded connection of the old version always do; any other's do on a Bloom
+        false positive, which the CPU cannot tell apart (an alias that held another version and
+        was released, tests/data/sealed-released-alias-is-not-forgotten.json). Forgetting an
+        old-version one would let the update finish and its next packet take the new version
+        (tests/data/sealed-unplaced-is-not-forgotten.json); it holds the update until it is
+        placed, as it would if it were heard. Any other is kept until the seal ends, when its
+        misses are learned again."""
         up = self.updates.get(conn.ft.vip)
-        return up is not None and up.phase == d.SEALED and conn.version == up.old_version
+        return up is not None and up.phase == d.SEALED
 
     def _idle(self, conn: Known, now: int) -> int | None:
         """How long ``conn`` has been silent as far as its entries tell (None: its lookup
