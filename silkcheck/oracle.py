@@ -102,7 +102,12 @@ class Incarnation:
     ended: bool = False
     offending: list[PacketObservation] = field(default_factory=list)
     first_learned: int | None = None
-    """The first CPU observation that learned its 5-tuple from a packet sent since its start."""
+    """The first CPU observation that learned its 5-tuple from a packet sent since its start (or
+    since a fault last destroyed all the CPU had learned of it)."""
+    learned_until: int = 0
+    """Send time of the latest of its packets whose learn event the CPU read."""
+    forgotten: int | None = None
+    """The CPU observation where a fault last destroyed all the CPU had learned of it."""
     finding: Finding | None = None
 
     @property
@@ -290,10 +295,17 @@ class Oracle:
             if flow is not None:
                 flow.healer_t = flow.last_send_t
             inc = self.live.get(ft)
-            if inc is not None and inc.first_learned is None and sent >= inc.packets[0].t:
-                inc.first_learned = o.index
+            if inc is not None and sent >= inc.packets[0].t:
+                if inc.first_learned is None:
+                    inc.first_learned = o.index
+                inc.learned_until = max(inc.learned_until, sent)
         for ft, sent in o.lost:
             self.flows.setdefault(ft, _Flow()).lost.append((o.index, sent))
+            # What the CPU learned of the live incarnation up to ``sent`` may be gone (a restart): writes
+            # it decides from here until it learns the incarnation again could not protect it.
+            inc = self.live.get(ft)
+            if inc is not None and inc.first_learned is not None and inc.learned_until <= sent:
+                inc.first_learned, inc.forgotten = None, o.index
         for dip in o.failed_dips:
             self.failed_dips.setdefault(dip, o.index)
         if self.config.syn_auth:
@@ -463,8 +475,11 @@ class Oracle:
                 if key != packet.hit_key:
                     where += f", later moved to (stage {packet.hit_key[0]}, bucket {packet.hit_key[1]})"
                 if change.owner != inc.ft or captors:
+                    learned = "learned this incarnation"
+                    if inc.forgotten is not None and inc.forgotten <= change.decided:
+                        learned += f" again (a fault at #{inc.forgotten} destroyed what it knew of it)"
                     return DIGEST_ALIAS, (f"the entry {where} of {change.owner} changed at #{change.index} (decided "
-                                          f"at #{change.decided}) before the CPU learned this incarnation")  # fmt: skip
+                                          f"at #{change.decided}) before the CPU {learned}")  # fmt: skip
                 if change.decided < inc.start:
                     done = "removed" if change.removed else "installed"
                     return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write decided at "

@@ -192,6 +192,29 @@ def test_a_move_that_changes_what_the_lookup_reaches_is_judged_by_the_move(old, 
     assert [f.category for f in v.findings] == [VIOLATION]
 
 
+@pytest.mark.parametrize("lost_up_to, category", [(3, DIGEST_ALIAS), (1, VIOLATION)],
+                         ids=["all-it-knew-lost", "a-later-event-survives"])  # fmt: skip
+def test_a_write_decided_after_a_fault_destroyed_what_the_cpu_knew_is_judged_as_before_learning(
+    lost_up_to: int, category: str
+) -> None:
+    key = (0, 3, 0x5)
+    v = (
+        History()
+        .pkt(0, A, flags=SYN, learned=("syn",))
+        .pkt(2, A, learned=("new",))
+        .cpu(3, learned=(("syn", A, 0), ("new", A, 2)))
+        .cpu(4, kind="restart", lost=((A, lost_up_to),))  # what A's packets sent up to then taught the CPU may be gone
+        .pkt(5, A, learned=("new",))
+        .cpu(6, installs=(EntryWrite(*key, 1, B),))  # B's entry aliases A
+        .cpu(7, learned=(("new", A, 5),))  # the CPU learns A again: the fault is healed
+        .pkt(8, A, dip=D2, hit_key=key)
+        .judge()
+    )
+    assert [f.category for f in v.findings] == [category]
+    if category == DIGEST_ALIAS:
+        assert "before the CPU learned this incarnation again (a fault at #3" in v.findings[0].explanation
+
+
 def test_hit_on_an_alias_installed_before_the_connection_started_is_a_violation():
     key = (0, 3, 0x5)
     v = (
