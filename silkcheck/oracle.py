@@ -488,11 +488,12 @@ class Oracle:
 
     def _capture_origin(self, inc: Incarnation, key: Key, change: KeyChange) -> tuple[Key, KeyChange] | None:
         """The write that made what ``inc``'s lookup found through ``change``: ``change`` itself, or, when
-        ``change`` installed a copy (same owner, same version) of the very entry the lookup was reaching just
-        before (a cuckoo move, made before it breaks), the write that made that entry; None when that entry
-        predates the anchor. The copy changed nothing the lookup saw, so the CPU had nothing to protect
-        there; a move that redirects the lookup (its old copy off the path, or behind another entry) is
-        judged by its own decision."""
+        ``change`` installed an entry of the same version as the very entry the lookup was reaching just
+        before (a cuckoo move's copy, made before it breaks, or another connection's entry in an earlier
+        stage), the write that made that entry; None when that entry predates the anchor. The lookup's
+        version, so its DIP, stayed as it was, so the CPU had nothing to protect there; a write that
+        changes the version the lookup reaches (an entry off the path before, behind another entry, or of
+        another version) is judged by its own decision."""
         assert inc.anchor is not None
         path = inc.anchor.lookup_keys
         while not change.removed and change.owner is not None and key in path:
@@ -500,7 +501,7 @@ class Oracle:
             if reached is None or reached[0] == key:
                 break
             old_key, old = reached
-            if old.owner != change.owner or old.version != change.version:
+            if old.version != change.version:
                 break
             if old.index <= inc.anchor.index:
                 return None

@@ -172,14 +172,29 @@ def test_a_move_of_the_alias_the_lookup_already_reached_is_judged_by_the_alias_i
     assert "changed at #1 (decided at #1)" in v.findings[0].explanation
 
 
+def test_an_entry_of_the_same_version_in_front_of_an_alias_keeps_the_alias_s_capture() -> None:
+    alias, front = (1, 4, 0x5), (0, 3, 0x5)
+    v = (
+        History()
+        .pkt(0, A, flags=SYN, **A_PATH)
+        .cpu(1, installs=(EntryWrite(*alias, 1, B),))  # B's entry aliases A before the CPU knows A
+        .cpu(2, learned=(("new", A, 0),))
+        .cpu(3, installs=(EntryWrite(*front, 1, flow(7)),))  # another alias, same version, an earlier stage
+        .pkt(4, A, dip=D2, hit_key=front)
+        .judge()
+    )
+    assert v.ok and [f.category for f in v.findings] == [DIGEST_ALIAS]
+    assert "(stage 1, bucket 4, digest 0x5), later moved to (stage 0, bucket 3)" in v.findings[0].explanation
+
+
 @pytest.mark.parametrize("old, version, shadow", [
     ((1, 9, 0x5), 1, None),  # the old copy was off A's path: the move made the capture
-    ((2, 6, 0x5), 1, (1, 4, 0x5)),  # the old copy was behind another alias: the move changed what A hit
+    ((2, 6, 0x5), 1, (1, 4, 0x5)),  # the old copy was behind another alias, of version 2: A's version changed
     ((1, 4, 0x5), 2, None),  # the copy has another version than the entry A's lookup reached
 ], ids=["off-path", "behind-another-entry", "other-version"])  # fmt: skip
 def test_a_move_that_changes_what_the_lookup_reaches_is_judged_by_the_move(old, version, shadow) -> None:
     new = (0, 3, 0x5)
-    aliases = (EntryWrite(*old, 1, B),) + ((EntryWrite(*shadow, 1, flow(7)),) if shadow else ())
+    aliases = (EntryWrite(*old, 1, B),) + ((EntryWrite(*shadow, 2, flow(7)),) if shadow else ())
     v = (
         History()
         .pkt(0, A, flags=SYN, **A_PATH)
