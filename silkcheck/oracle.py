@@ -472,18 +472,21 @@ class Oracle:
                     continue
                 stage, bucket, digest = key
                 where = f"(stage {stage}, bucket {bucket}, digest {digest:#x})"
+                since = ""
                 if key != packet.hit_key:
-                    where += f", later moved to (stage {packet.hit_key[0]}, bucket {packet.hit_key[1]})"
+                    since = (f"; packet #{packet.index} found the same version at (stage {packet.hit_key[0]}, "
+                             f"bucket {packet.hit_key[1]})")  # fmt: skip
                 if change.owner != inc.ft or captors:
                     learned = "learned this incarnation"
                     if inc.forgotten is not None and inc.forgotten <= change.decided:
                         learned += f" again (a fault at #{inc.forgotten} destroyed what it knew of it)"
                     return DIGEST_ALIAS, (f"the entry {where} of {change.owner} changed at #{change.index} (decided "
-                                          f"at #{change.decided}) before the CPU {learned}")  # fmt: skip
+                                          f"at #{change.decided}) before the CPU {learned}{since}")  # fmt: skip
                 if change.decided < inc.start:
                     done = "removed" if change.removed else "installed"
-                    return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write decided at "
-                                        f"#{change.decided}, before this incarnation's first packet")  # fmt: skip
+                    return WRITE_RACE, (f"its own entry {where} was {done} at #{change.index} by a write "
+                                        f"decided at #{change.decided}, before this incarnation's first "
+                                        f"packet{since}")  # fmt: skip
         return None
 
     def _capture_origin(self, inc: Incarnation, key: Key, change: KeyChange) -> tuple[Key, KeyChange] | None:
