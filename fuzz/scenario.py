@@ -502,11 +502,11 @@ def update_cycle(c: Chooser, w: World) -> list[TraceEvent]:
 
 
 def cpu_deafness(c: Chooser, w: World) -> list[TraceEvent]:
-    """The connections the CPU has not placed and the latest others keep sending (every half
-    idle timeout) while the CPU takes no step
-    for longer than idle_timeout + the learn-delay bound; then it expires, takes any running update
-    on, and they send again. Whatever of them the CPU could not hear meanwhile (under a sealed
-    update, an old-version miss is dropped without a learn event) it must not take for silent."""
+    """The connections the CPU has not placed and the latest others keep sending (every half idle
+    timeout) while the CPU takes no step for longer than idle_timeout + the learn-delay bound; then
+    it expires, takes any running update on, and they send again. Whatever of them the CPU could
+    not hear meanwhile (under a sealed update, a miss that hits TransitTable is dropped without a
+    learn event) it must not take for silent."""
     cfg = w.config
     unplaced = [conn.ft for vip in w.vips for conn in w.switch.cpu.unplaced(vip)]
     recent = list(dict.fromkeys(unplaced[-6:] + w.conns[-c.integer(1, 6) :]))
