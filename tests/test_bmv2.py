@@ -285,6 +285,14 @@ def test_a_switch_dies_with_its_worker_and_the_campaign_goes_on(cluster, tmp_pat
     assert result.traces == 24 and result.mismatches == []
 
 
+def _is_switch(process: psutil.Process) -> bool:
+    """Whether ``process`` is a BMv2 switch; a child that ended since it was listed is not."""
+    try:
+        return process.name().startswith("simple_switch")
+    except psutil.NoSuchProcess:
+        return False
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
 def test_killing_diff_ends_its_workers_and_their_switches(signum, tmp_path):
     command = [sys.executable, "-m", "silkcheck.cli", "diff", "--random", "100000", "--workers", "2", "--no-anchor"]
@@ -293,8 +301,7 @@ def test_killing_diff_ends_its_workers_and_their_switches(signum, tmp_path):
     switches: list[psutil.Process] = []
     while len(switches) < 2 and parent.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-        switches = [p for p in psutil.Process(parent.pid).children(recursive=True)
-                    if p.name().startswith("simple_switch")]  # fmt: skip
+        switches = [p for p in psutil.Process(parent.pid).children(recursive=True) if _is_switch(p)]
     everything = psutil.Process(parent.pid).children(recursive=True)
     assert len(switches) == 2, parent.stderr.read() if parent.poll() is not None else "no switches"
     time.sleep(1.0)  # both at work
