@@ -510,17 +510,20 @@ def cpu_deafness(c: Chooser, w: World) -> list[TraceEvent]:
     cfg = w.config
     unplaced = [conn.ft for vip in w.vips for conn in w.switch.cpu.unplaced(vip)]
     recent = list(dict.fromkeys(unplaced[-6:] + w.conns[-c.integer(1, 6) :]))
+
+    def send() -> list[TraceEvent]:
+        return [ev.PacketArrives(w.now, Packet(ft, ACK, seq=c.integer(1, 1000))) for ft in recent]
+
     events: list[TraceEvent] = []
     start = w.now
     while w.now - start <= cfg.idle_timeout + cfg.learn_delay_bound:
         w.now += max(1, cfg.idle_timeout // 2)
-        events += [ev.PacketArrives(w.now, Packet(ft, ACK, seq=c.integer(1, 1000))) for ft in recent]
+        events += send()
     events.append(ev.CpuExpires(w.now, writes_at_once(c)))
     for _ in range(c.integer(1, 3)):
         w.now += cfg.learn_delay_bound + 1
         events.append(ev.CpuAdvances(w.now))
-    events += [ev.PacketArrives(w.now, Packet(ft, ACK, seq=c.integer(1, 1000))) for ft in recent]
-    return events
+    return events + send()
 
 
 Generator = Callable[[Chooser, World], Iterable[TraceEvent]]
