@@ -32,7 +32,9 @@ from spec.system import NEVER
 
 DATA = Path(__file__).parent / "data"
 REGRESSIONS = sorted(DATA.glob("*.json"))
-OPEN = sorted((DATA / "open").glob("*.json"))
+OPEN = sorted((DATA / "open").glob("*.json")) or [
+    pytest.param(None, id="none", marks=pytest.mark.skip(reason="no open finding in tests/data/open"))
+]
 
 
 def test_shipped_model_survives_a_short_campaign() -> None:
