@@ -340,12 +340,11 @@ class Cpu:
             self.expired.pop(ft, None)
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
-        elif event.kind != "end" and conn.stage is None and event.sent >= conn.sent and event.version != conn.version:
-            # Still unplaced, its packets miss and now use another version (a new
-            # incarnation, or an aliasing entry that went away): install what they use now.
-            # Events of one tick are queued in packet order, so of two sent in the same tick
-            # the one read later is the later packet (an alias deleted between them:
-            # tests/data/same-tick-miss-after-an-alias-hit.json).
+        elif conn.stage is None and d.learn_renews_version(
+            C, event.kind == "end", event.sent, conn.sent, event.version, conn.version
+        ):
+            # Still unplaced, its packets now use another version: install what they use now
+            # (of one tick: tests/data/same-tick-miss-after-an-alias-hit.json).
             self._ref(ft.vip, conn.version, -1, event.sent)
             self._ref(ft.vip, event.version, +1, event.sent)
             conn.version, conn.sent = event.version, event.sent

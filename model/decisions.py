@@ -152,6 +152,17 @@ def write_keeps_lookup(
     )
 
 
+def learn_renews_version(o: Ops, is_end: Any, sent: Any, known_sent: Any, version: Any, known_version: Any) -> Any:
+    """Does a learn event give an unplaced connection, known with ``known_version`` from an event
+    sent at ``known_sent``, the version its packets use now?
+
+    Any later miss or hit says so (a new incarnation, or an aliasing entry that went away).
+    Events of one tick are queued in packet order, so the one read later in the same tick
+    is the later packet. An end event carries no version the connection goes on to use.
+    """
+    return o.and_(o.not_(is_end), sent >= known_sent, o.not_(o.eq(version, known_version)))
+
+
 def may_reclaim(o: Ops, in_vip_entry: Any, referenced: Any, waited_bound: Any) -> Any:
     """A version's pool may be deleted (and the version reused) once nothing can refer to it.
 

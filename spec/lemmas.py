@@ -389,8 +389,8 @@ def _queued_version(o: Domain, st: Step, c: Any) -> Any:
     carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version)) for e, q in _events_of(o, st, c)))
     # Known with that version, and no queued event of an earlier incarnation will renew it to another.
     kver, ksent = st.get("conn", c, "kver"), st.get("conn", c, "ksent")
-    renews = o.or_(*(o.and_(q, o.not_(o.eq(e.kind, sy.END)), e.sent > ksent, e.sent < st.get("conn", c, "g_start"),
-                            o.not_(o.eq(e.version, kver))) for e, q in _events_of(o, st, c)))  # fmt: skip
+    renews = o.or_(*(o.and_(q, d.learn_renews_version(o, o.eq(e.kind, sy.END), e.sent, ksent, e.version, kver),
+                            e.sent < st.get("conn", c, "g_start")) for e, q in _events_of(o, st, c)))  # fmt: skip
     kept = o.and_(st.get("conn", c, "known"), o.eq(kver, f.version), o.not_(renews))
     # Or the CPU placed it and forgot it in one step: its insert, when it takes effect, excuses it.
     inserting = o.or_(*(o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c)) for w, there in o.pending(st)))

@@ -516,8 +516,8 @@ def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
     learnable = o.and_(act, o.not_(auth), o.not_(stale))
     known = f("known")
     create = o.and_(learnable, o.not_(known))
-    newer = o.and_(learnable, known, o.not_(o.eq(e.kind, END)), o.eq(f("stage"), EMPTY), e.sent >= f("ksent"),
-                   o.not_(o.eq(e.version, f("kver"))))  # fmt: skip
+    newer = o.and_(learnable, known, o.eq(f("stage"), EMPTY),
+                   d.learn_renews_version(o, o.eq(e.kind, END), e.sent, f("ksent"), e.version, f("kver")))
     renew = o.or_(create, newer)
     st.set(o.or_(known, create), "conn", c, "known")
     st.set(o.ite(renew, e.version, f("kver")), "conn", c, "kver")
