@@ -24,11 +24,12 @@ PHASES = (*d.PHASE_NAMES, 4)  # 4: a value outside the protocol, which next_phas
 VERSIONS = (-1, 0, 1, 2, 3)  # -1 is the CPU's MISS; 2 version bits suffice for every comparison
 EPOCHS = (0, 1, 2, 3)
 MAX_CELLS = 3
+TIMES = (-1, 0, 1, 2)  # -1 is NEVER; only their order matters
 
 _BOOL_PARAMS = {
     "hit", "transit_hit", "is_syn", "is_bare_ack", "cookie_ok", "waited_bound", "uninstalled_before_req",
     "uninstalled_old", "exec_ok", "seal_ok", "finish_ok", "is_owner", "deleting", "placed", "in_vip_entry",
-    "referenced",
+    "referenced", "is_end",
 }  # fmt: skip
 _INT_PARAMS = {
     "phase": PHASES,
@@ -39,6 +40,10 @@ _INT_PARAMS = {
     "before": VERSIONS,
     "after": VERSIONS,
     "epoch": EPOCHS,
+    "version": VERSIONS,
+    "known_version": VERSIONS,
+    "sent": TIMES,
+    "known_sent": TIMES,
 }
 
 
