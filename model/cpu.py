@@ -303,7 +303,7 @@ class Cpu:
 
     def _idle_time(self, stage: int, key: tuple[int, int], now: int) -> int:
         """An entry whose insert is still queued has not been idle at all."""
-        if isinstance(self._queued_at((stage, *key), first=False), ConnInsert):
+        if self.pending and isinstance(self._queued_at((stage, *key), first=False), ConnInsert):
             return 0
         return self.backend.idle_time(stage, *key, now)
 
@@ -622,16 +622,19 @@ class Cpu:
         reached = self._reached(conn)
         if reached is None:
             return None
-        idle = self._idle_time(reached, conn.hashes.key(reached), now)
-        if conn.stage is None or conn.stage == reached:
+        h = conn.hashes
+        idle = self._idle_time(reached, (h.buckets[reached], h.digest), now)
+        own = conn.stage
+        if own is None or own == reached:
             return idle
-        return min(idle, self._idle_time(conn.stage, conn.hashes.key(conn.stage), now))
+        return min(idle, self._idle_time(own, (h.buckets[own], h.digest), now))
 
     def _reached(self, conn: Known) -> int | None:
         """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""
-        digest = conn.hashes.digest
-        for stage, table in enumerate(self.table):
-            if (conn.hashes.buckets[stage], digest) in table:
+        h = conn.hashes
+        digest = h.digest
+        for stage, (bucket, table) in enumerate(zip(h.buckets, self.table, strict=True)):
+            if (bucket, digest) in table:
                 return stage
         return None
 

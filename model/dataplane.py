@@ -147,8 +147,8 @@ class DataPlane(LearnChannel):
     def lookup(self, h: FlowHashes) -> tuple[int, ConnEntry] | None:
         """ConnTable: the first stage whose (bucket, digest) matches wins."""
         digest = h.digest
-        for stage, table in enumerate(self.conn):
-            entry = table.get((h.buckets[stage], digest))
+        for stage, (bucket, table) in enumerate(zip(h.buckets, self.conn, strict=True)):
+            entry = table.get((bucket, digest))
             if entry is not None:
                 return stage, entry
         return None
@@ -254,10 +254,11 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     found = dp.lookup(h)
     hit = found is not None
     table = decision_table()
-    consults = table.consults[hit, vip.phase]
+    phase = vip.phase
+    consults = table.consults[hit, phase]
     transit_hit = consults and dp.transit_hit(h, vip.slot, vip.epoch)
     is_syn = pkt.is_syn
-    decision = table.decide[hit, vip.phase, transit_hit, is_syn]
+    decision = table.decide[hit, phase, transit_hit, is_syn]
 
     if decision.drops:
         return PacketObservation(index, t, pkt, DROP, path="miss:sealed-transit-hit")
@@ -292,7 +293,7 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     elif consults:
         path = f"miss:transit-{'hit' if transit_hit else 'miss'}:v{version}"
     else:
-        path = f"miss:{d.PHASE_NAMES[vip.phase]}:v{version}"
+        path = f"miss:{d.PHASE_NAMES[phase]}:v{version}"
     return PacketObservation(index, t, pkt, FORWARD, dip, learned=learned, hit_key=hit_key, path=path,
                              buckets=h.buckets, digest=h.digest)  # fmt: skip
 

@@ -38,6 +38,8 @@ class CookieLedger:
         if is_syn_ack(o):
             self.sent[o.ft] = o.reply_seq
             return
+        if not self.sent:  # no SYN-ACK went out (SYN authentication off, or none yet): nothing to answer
+            return
         cookie = self.sent.get(o.ft)
         if cookie is not None and is_bare_ack(o.packet) and o.packet.ack == (cookie + 1) & U32:
             self.proved.add(o.ft.src_ip)
