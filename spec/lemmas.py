@@ -207,10 +207,7 @@ def _projected(o: Domain, st: Step) -> Step:
     """The tables once every pending write has taken effect: what the CPU's shadow says they hold."""
     cached = getattr(st, "projected", None)
     if cached is None:
-        cached = Step(st.state)
-        cached.changes = dict(st.changes)
-        for _ in o.pending(st):
-            sy.apply_write(o, cached, required=False)
+        cached = sy.projected(o, st)
         st.projected = cached  # type: ignore[attr-defined]
     return cached
 
@@ -389,7 +386,8 @@ def _queued_version(o: Domain, st: Step, c: Any) -> Any:
     carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version)) for e, q in _events_of(o, st, c)))
     # Known with that version, and no queued event of an earlier incarnation will renew it to another.
     kver, ksent = st.get("conn", c, "kver"), st.get("conn", c, "ksent")
-    renews = o.or_(*(o.and_(q, d.learn_renews_version(o, o.eq(e.kind, sy.END), e.sent, ksent, e.version, kver),
+    renews = o.or_(*(o.and_(q, d.learn_renews_version(o, o.eq(e.kind, sy.END), e.sent, ksent, e.version, kver,
+                                                            sy.gone_hit(o, _projected(o, st), e, c)),
                             e.sent < st.get("conn", c, "g_start")) for e, q in _events_of(o, st, c)))  # fmt: skip
     kept = o.and_(st.get("conn", c, "known"), o.eq(kver, f.version), o.not_(renews))
     # Or the CPU placed it and forgot it in one step: its insert, when it takes effect, excuses it.
