@@ -590,8 +590,9 @@ def place(o: Domain, st: Step, p: Place) -> None:
 
 def forget(o: Domain, st: Step, f: Forget) -> None:
     """The CPU forgets a connection: it was silent past its limit (idle timeout, or teardown grace
-    once it knew of a FIN/RST), its incarnation has forwarded nothing yet, or, unplaced, a learn
-    event of it is still queued (which teaches the CPU again). A placed one loses its entry; later
+    once it knew of a FIN/RST), its incarnation has forwarded nothing yet, or, unplaced, a new-
+    connection or SYN event of it that is not stale is still queued (which teaches the CPU again the
+    version its misses use; an end or hit event would not). A placed one loses its entry; later
     learn events of that entry are stale. (The CPU cannot hear a packet the data plane drops
     without a learn event, such as a miss that hits TransitTable after t_seal: an incarnation of
     such packets only may find itself forgotten, and nothing it forwarded relied on the CPU.)"""
