@@ -341,7 +341,8 @@ class Cpu:
             self._ref(ft.vip, conn.version, +1, event.sent)
             self._watch(conn, True)
         elif conn.stage is None and d.learn_renews_version(
-            C, event.kind == "end", event.sent, conn.sent, event.version, conn.version
+            C, event.kind == "end", event.sent, conn.sent, event.version, conn.version,
+            event.hit and self._resolve(conn.hashes) != event.version,
         ):
             # Still unplaced, its packets now use another version: install what they use now
             # (of one tick: tests/data/same-tick-miss-after-an-alias-hit.json).

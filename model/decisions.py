@@ -152,15 +152,20 @@ def write_keeps_lookup(
     )
 
 
-def learn_renews_version(o: Ops, is_end: Any, sent: Any, known_sent: Any, version: Any, known_version: Any) -> Any:
+def learn_renews_version(o: Ops, is_end: Any, sent: Any, known_sent: Any, version: Any, known_version: Any,
+                         gone: Any) -> Any:  # fmt: skip
     """Does a learn event give an unplaced connection, known with ``known_version`` from an event
     sent at ``known_sent``, the version its packets use now?
 
     Any later miss or hit says so (a new incarnation, or an aliasing entry that went away).
     Events of one tick are queued in packet order, so the one read later in the same tick
-    is the later packet. An end event carries no version the connection goes on to use.
+    is taken as the later packet. Not an end event: it carries no version the connection goes
+    on to use. Nor a hit on an entry that its lookup no longer reaches in the CPU's shadow
+    (``gone``): its packets do not use that version any more, and a delayed event is read
+    after a later one, so such a hit may be an earlier packet's, of the previous incarnation
+    in the tick the new one began, whose version a miss already replaced.
     """
-    return o.and_(o.not_(is_end), sent >= known_sent, o.not_(o.eq(version, known_version)))
+    return o.and_(o.not_(is_end), o.not_(gone), sent >= known_sent, o.not_(o.eq(version, known_version)))
 
 
 def may_reclaim(o: Ops, in_vip_entry: Any, referenced: Any, waited_bound: Any) -> Any:

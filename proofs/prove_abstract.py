@@ -16,6 +16,7 @@ from spec import lemmas as lm
 
 PCC_LEMMA = lm.LEMMAS[0].name
 NAMED_POOLS = "VIPTable names versions whose pools are in"
+QUEUED_VERSION = "a watched connection not learned in its incarnation that misses has its version queued or known"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +38,7 @@ def test_the_live_anchor_lemma_is_inductive_relative_to_the_others(induction: ab
         ("a ConnTable write keeps every known lookup", PCC_LEMMA),
         # (apply_write's own pool guard is implied by the others and the lemmas: dropping it breaks nothing)
         ("a reclaimed version is unused", NAMED_POOLS),
+        ("a forgotten connection was silent past its limit", QUEUED_VERSION),
     ],
 )
 def test_dropping_a_guard_conjunct_breaks_the_induction(guard: str, lemma: str) -> None:

@@ -29,7 +29,7 @@ TIMES = (-1, 0, 1, 2)  # -1 is NEVER; only their order matters
 _BOOL_PARAMS = {
     "hit", "transit_hit", "is_syn", "is_bare_ack", "cookie_ok", "waited_bound", "uninstalled_before_req",
     "uninstalled_old", "exec_ok", "seal_ok", "finish_ok", "is_owner", "deleting", "placed", "in_vip_entry",
-    "referenced", "is_end",
+    "referenced", "is_end", "gone",
 }  # fmt: skip
 _INT_PARAMS = {
     "phase": PHASES,

@@ -30,8 +30,8 @@ Path = tuple[Any, ...]
 
 DEFAULTS = {
     "entry": EMPTY, "timer": NEVER, "evip": EMPTY, "pool": EMPTY, "cpool": EMPTY, "cell": 0, "wl": False, "cwl": False,
-    "known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY, "expired": NEVER,
-    "xstage": EMPTY,
+    "known": False, "kver": 0, "ksent": NEVER, "khit": False, "opened": NEVER, "ended": NEVER, "stage": EMPTY,
+    "expired": NEVER, "xstage": EMPTY,
     "g_start": NEVER, "g_last": NEVER, "g_closed": False, "g_anchor": EMPTY, "g_excused": False, "g_lost": NEVER,
     "g_cookie": NEVER, "g_tied": False,
     "up": False, "uphase": EMPTY, "uold": EMPTY, "unew": EMPTY, "uepoch": EMPTY, "uslot": EMPTY, "started": NEVER,
@@ -278,6 +278,8 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
         s["conn", ft, "known"] = True
         s["conn", ft, "kver"] = conn.version
         s["conn", ft, "ksent"] = conn.sent
+        if conn.version_from_hit:
+            s["conn", ft, "khit"] = True
         if conn.opened != NEVER:
             s["conn", ft, "opened"] = conn.opened
         if conn.ended != NEVER:

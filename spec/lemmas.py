@@ -207,10 +207,7 @@ def _projected(o: Domain, st: Step) -> Step:
     """The tables once every pending write has taken effect: what the CPU's shadow says they hold."""
     cached = getattr(st, "projected", None)
     if cached is None:
-        cached = Step(st.state)
-        cached.changes = dict(st.changes)
-        for _ in o.pending(st):
-            sy.apply_write(o, cached, required=False)
+        cached = sy.projected(o, st)
         st.projected = cached  # type: ignore[attr-defined]
     return cached
 
@@ -383,19 +380,25 @@ def _known_version(o: Domain, st: Step, c: Any) -> Any:
 
 def _queued_version(o: Domain, st: Step, c: Any) -> Any:
     """A watched connection that misses ConnTable, which the CPU has not learned in this
-    incarnation, has a learn event of a miss queued carrying the version it resolves to, or the
-    CPU knows that version of it already, or its lookup is about to change while it is unknown."""
+    incarnation, has a learn event of a miss queued carrying the version it resolves to (one that
+    teaches the CPU that version), or the CPU knows that version of it already and no queued event
+    that may be of an earlier incarnation renews it, or a pending write is about to change its lookup (which
+    excuses it)."""
     f = sy.forwarding(o, st, c)
-    carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version)) for e, q in _events_of(o, st, c)))
-    # Known with that version, and no queued event of an earlier incarnation will renew it to another.
+    # An end event teaches the version only to a CPU that does not know the connection (``Cpu._on_learn``).
+    known = st.get("conn", c, "known")
+    carried = o.or_(*(o.and_(q, o.not_(e.hit), o.eq(e.version, f.version),
+                             o.or_(o.not_(known), o.not_(o.eq(e.kind, sy.END)))) for e, q in _events_of(o, st, c)))
+    # Known with that version, and no queued event that may be of an earlier incarnation renews it to another.
     kver, ksent = st.get("conn", c, "kver"), st.get("conn", c, "ksent")
-    renews = o.or_(*(o.and_(q, d.learn_renews_version(o, o.eq(e.kind, sy.END), e.sent, ksent, e.version, kver),
-                            e.sent < st.get("conn", c, "g_start")) for e, q in _events_of(o, st, c)))  # fmt: skip
-    kept = o.and_(st.get("conn", c, "known"), o.eq(kver, f.version), o.not_(renews))
-    # Or the CPU placed it and forgot it in one step: its insert, when it takes effect, excuses it.
-    inserting = o.or_(*(o.and_(there, o.eq(w.kind, sy.W_INSERT), o.same(w.owner, c)) for w, there in o.pending(st)))
-    return o.or_(o.not_(watched(o, st, c)), sy.learned_incarnation(o, st, c), f.hit, carried, kept,
-                 o.and_(o.not_(st.get("conn", c, "known")), inserting))  # fmt: skip
+    renews = o.or_(*(o.and_(q, d.learn_renews_version(o, o.eq(e.kind, sy.END), e.sent, ksent, e.version, kver,
+                                                            sy.gone_hit(o, _projected(o, st), e, c)),
+                            o.not_(sy.of_incarnation(o, st, c, e.sent))) for e, q in _events_of(o, st, c)))  # fmt: skip
+    kept = o.and_(known, o.eq(kver, f.version), o.not_(renews))
+    # Or a pending write makes it hit: that changes the lookup of a connection the CPU has not
+    # learned in this incarnation, which excuses it (``excuse_changed``).
+    captured = sy.lookup(o, _projected(o, st), c)[0]
+    return o.or_(o.not_(watched(o, st, c)), sy.learned_incarnation(o, st, c), f.hit, carried, kept, captured)
 
 
 def _recorded(o: Domain, st: Step, c: Any) -> Any:
@@ -781,6 +784,27 @@ LEMMAS += [
           lambda o, st, c: o.and_(live(o, st, c), o.or_(*(q for _, q in _sent_by(o, st, c))))),
 ]  # fmt: skip
 
+
+def _ends_accompanied(o: Domain, st: Step, c: Any) -> Any:
+    """A packet that misses sends a new-connection or SYN event with its end event (the learning
+    filter drops the former only while one is queued): a watched connection the CPU does not know,
+    that misses, with an end event of a miss queued, has one of those queued too (a write that
+    makes it miss excuses it, and one it forwarded nothing in may be forgotten)."""
+    events = _events_of(o, st, c)
+    ends = o.or_(*(o.and_(q, o.eq(e.kind, sy.END), o.not_(e.hit)) for e, q in events))
+    news = o.or_(*(o.and_(q, o.or_(o.eq(e.kind, sy.NEW), o.eq(e.kind, sy.SYN_EV))) for e, q in events))
+    unknown = o.not_(st.get("conn", c, "known"))
+    situation = o.and_(watched(o, st, c), o.not_(sy.forwarding(o, st, c).hit), unknown, ends)
+    return o.or_(o.not_(situation), news)
+
+
+LEMMAS += [
+    Lemma("a watched unknown connection that misses, with a miss's end event queued, has a new-connection one queued",
+          _ends_accompanied,
+          lambda o, st, c: o.and_(o.not_(st.get("conn", c, "known")),
+                                  o.or_(*(o.and_(q, o.eq(e.kind, sy.END), o.not_(e.hit))
+                                          for e, q in _events_of(o, st, c))))),
+]  # fmt: skip
 
 
 def _read_in_order(o: Domain, st: Step, c: Any) -> Any:

@@ -63,7 +63,7 @@ Z3 = Z3Ops()
 
 EVENT_FIELDS = Event._fields
 WRITE_FIELDS = tuple(f for f in Write._fields if f != "entry") + tuple(f"entry{i}" for i in range(5))
-BOOL_PATHS = {"known", "g_closed", "g_excused", "g_tied", "up", "present", "valid", "hit", "bad"}
+BOOL_PATHS = {"known", "khit", "g_closed", "g_excused", "g_tied", "up", "present", "valid", "hit", "bad"}
 BOOL_TABLES = {"wl", "cwl"}
 
 

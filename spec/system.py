@@ -15,7 +15,7 @@ State. A flat map from paths to values, the same for Python values and Z3 terms:
 ``("epoch",)``                    the CPU's epoch counter
 ``("queue",)``                    the learn events in flight (``Event``)
 ``("pending",)``                  the table writes the CPU made that have not taken effect (``Write``)
-``("conn", c, f)``                what the CPU knows of connection c (``known kver ksent opened ended
+``("conn", c, f)``                what the CPU knows of connection c (``known kver ksent khit opened ended
                                   stage expired``) and the ghost history PCC is judged on (``g_*``;
                                   ``g_cookie`` the cookie of the last SYN-ACK sent to c; ``g_tied``
                                   its incarnation began in the tick of its predecessor's last packet)
@@ -66,8 +66,9 @@ WRITE_NAMES = {W_INSERT: "conn-insert", W_MOVE_DELETE: "conn-delete:move", W_FOR
                W_POOL: "pool-write", W_POOL_DELETE: "pool-delete", W_VIP: "vip-write",
                W_WHITELIST: "whitelist-add"}  # fmt: skip
 
-CONN_FIELDS = ("known", "kver", "ksent", "opened", "ended", "stage", "expired", "xstage")
-"""``expired``/``xstage``: when and in which stage the CPU removed the entry of a connection it forgot."""
+CONN_FIELDS = ("known", "kver", "ksent", "khit", "opened", "ended", "stage", "expired", "xstage")
+"""``khit``: its version is the one an entry its packet hit held (``Known.version_from_hit``);
+``expired``/``xstage``: when and in which stage the CPU removed the entry of a connection it forgot."""
 GHOST_FIELDS = ("g_start", "g_last", "g_closed", "g_anchor", "g_excused", "g_lost", "g_cookie", "g_tied")
 """``g_tied``: a FIN and the SYN that reuses its 5-tuple may come in one tick, and learn events
 carry only the tick they were sent in, so an event of that tick may be of either incarnation:
@@ -498,11 +499,16 @@ def read_learns(o: Domain, st: Step, taken: Sequence[Any], limit: Any) -> None:
                    o.or_(read, o.not_(visible), o.not_(o.or_(*taken[j + 1 :]))))  # fmt: skip
     for (e, _), read in zip(queue, taken, strict=True):
         for c, is_c in o.refer(e.conn):
-            _on_learn(o, st, e, c, o.and_(read, is_c))
+            _on_learn(o, st, e, c, o.and_(read, is_c), projected(o, st))
     o.queue_drop(st, list(taken))
 
 
-def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
+def gone_hit(o: Domain, shadow: Step, e: Event, c: Any) -> Any:
+    """Did e's packet hit an entry that c's lookup no longer reaches in the CPU's shadow (``projected``)?"""
+    return o.and_(e.hit, o.not_(o.eq(lookup(o, shadow, c)[1], e.version)))
+
+
+def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any, shadow: Step) -> None:
     def f(name: str) -> Any:
         return st.get("conn", c, name)
 
@@ -517,11 +523,16 @@ def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any) -> None:
     known = f("known")
     create = o.and_(learnable, o.not_(known))
     newer = o.and_(learnable, known, o.eq(f("stage"), EMPTY),
-                   d.learn_renews_version(o, o.eq(e.kind, END), e.sent, f("ksent"), e.version, f("kver")))
+                   d.learn_renews_version(o, o.eq(e.kind, END), e.sent, f("ksent"), e.version, f("kver"),
+                                          gone_hit(o, shadow, e, c)))
     renew = o.or_(create, newer)
+    # A miss of it with the version it has says its packets use that version, whatever gave it.
+    confirmed = o.and_(learnable, known, o.eq(f("stage"), EMPTY), o.not_(o.eq(e.kind, END)), e.sent >= f("ksent"),
+                       o.not_(e.hit))  # fmt: skip
     st.set(o.or_(known, create), "conn", c, "known")
     st.set(o.ite(renew, e.version, f("kver")), "conn", c, "kver")
     st.set(o.ite(renew, e.sent, f("ksent")), "conn", c, "ksent")
+    st.set(o.ite(renew, e.hit, o.and_(f("khit"), o.not_(confirmed))), "conn", c, "khit")
     when(o, st, create, EMPTY, "conn", c, "stage")
     when(o, st, create, NEVER, "conn", c, "expired")
     when(o, st, create, EMPTY, "conn", c, "xstage")
@@ -553,6 +564,7 @@ def place(o: Domain, st: Step, p: Place) -> None:
     """The CPU places a connection (or moves it) at a stage: an insert carrying its version; or it
     ends a cuckoo move: the old copy goes. The search that chose them is not modelled: what keeps
     them safe is checked when each write takes effect (``_apply_conn``)."""
+    shadow = projected(o, st)
     for c, is_c in o.refer(p.conn):
         here = o.and_(p.active, is_c)
         st.require(f"only a known connection's entry is written ({c})", o.or_(o.not_(here), st.get("conn", c, "known")))
@@ -564,6 +576,12 @@ def place(o: Domain, st: Step, p: Place) -> None:
                          o.eq(key_at(o, x, p.stage), key_at(o, c, p.stage))) for x in o.conns() if x != c]  # fmt: skip
         st.require(f"an entry is written at a key no other connection holds ({c})",
                    o.or_(o.not_(here), o.not_(o.or_(*others))))  # fmt: skip
+        # A version an entry's hit gave it holds only while its lookup reaches an entry of that version
+        # in the CPU's shadow; otherwise its next miss tells its version (``Cpu._place_unplaced``).
+        unplaced = o.eq(st.get("conn", c, "stage"), EMPTY)
+        reaches = o.eq(lookup(o, shadow, c)[1], st.get("conn", c, "kver"))
+        st.require(f"a version from a hit is placed only while the shadow lookup still gives it ({c})",
+                   o.or_(o.not_(here), p.move_delete, o.not_(unplaced), o.not_(st.get("conn", c, "khit")), reaches))
         elsewhere = o.not_(o.eq(st.get("conn", c, "stage"), p.stage))
         st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete), elsewhere))
         _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here)
@@ -572,8 +590,9 @@ def place(o: Domain, st: Step, p: Place) -> None:
 
 def forget(o: Domain, st: Step, f: Forget) -> None:
     """The CPU forgets a connection: it was silent past its limit (idle timeout, or teardown grace
-    once it knew of a FIN/RST), its incarnation has forwarded nothing yet, or, unplaced, a learn
-    event of it is still queued (which teaches the CPU again). A placed one loses its entry; later
+    once it knew of a FIN/RST), its incarnation has forwarded nothing yet, or, unplaced, a new-
+    connection or SYN event of it that is not stale is still queued (which teaches the CPU again the
+    version its misses use; an end or hit event would not). A placed one loses its entry; later
     learn events of that entry are stale. (The CPU cannot hear a packet the data plane drops
     without a learn event, such as a miss that hits TransitTable after t_seal: an incarnation of
     such packets only may find itself forgotten, and nothing it forwarded relied on the CPU.)"""
@@ -586,7 +605,9 @@ def forget(o: Domain, st: Step, f: Forget) -> None:
         limit = o.ite(o.and_(closing, placed), o.teardown_grace, o.idle_timeout)
         last = st.get("conn", c, "g_last")
         silent = o.or_(o.eq(last, NEVER), now - last > limit)
-        queued = o.or_(*(o.queued(st, kind, c) for kind in EVENT_NAMES))
+        # A queued miss event, once read, teaches the CPU the version the connection's misses use now.
+        queued = o.or_(*(o.and_(there, o.same(e.conn, c), o.or_(o.eq(e.kind, NEW), o.eq(e.kind, SYN_EV)),
+                                o.not_(_stale(o, st, e, c))) for e, there in o.queue(st)))  # fmt: skip
         faulted = o.not_(o.eq(st.get("conn", c, "g_lost"), NEVER))
         st.require(f"only a known connection is forgotten ({c})", o.or_(o.not_(here), known))
         unanchored = o.eq(st.get("conn", c, "g_anchor"), EMPTY)
@@ -604,7 +625,8 @@ def forget(o: Domain, st: Step, f: Forget) -> None:
         when(o, st, o.and_(here, placed), stage, "conn", c, "xstage")
 
 
-FORGOTTEN = {"known": False, "kver": 0, "ksent": NEVER, "opened": NEVER, "ended": NEVER, "stage": EMPTY}
+FORGOTTEN = {"known": False, "kver": 0, "ksent": NEVER, "khit": False, "opened": NEVER, "ended": NEVER,
+             "stage": EMPTY}
 """What the CPU knows of a connection it has forgotten."""
 
 
@@ -873,6 +895,15 @@ def apply_write(o: Domain, st: Step, required: bool = True) -> None:
     _apply_pool(o, st, w, o.and_(there, o.or_(o.eq(w.kind, W_POOL), o.eq(w.kind, W_POOL_DELETE))))
     _apply_vip(o, st, w, o.and_(there, o.eq(w.kind, W_VIP)))
     o.update(st, "wl", o.and_(there, o.eq(w.kind, W_WHITELIST)), True, w.src)
+
+
+def projected(o: Domain, st: Step) -> Step:
+    """The tables once every pending write has taken effect: the CPU's shadow of them."""
+    after = Step(st.state)
+    after.changes = dict(st.changes)
+    for _ in o.pending(st):
+        apply_write(o, after, required=False)
+    return after
 
 
 def is_conn_write(o: Domain, w: Write) -> Any:

@@ -5,6 +5,7 @@ import pytest
 from model import decisions as d
 from model import events as ev
 from model.config import Config
+from model.dataplane import LearnEvent
 from model.hashing import HashPlan
 from model.switch import InvalidEvent
 from model.types import ACK, FIN, SYN
@@ -67,6 +68,22 @@ def test_an_unplaced_connection_is_forgotten_only_after_a_silence():
     run.expire(dt=60)  # silent for idle_timeout + learn_delay_bound since its last event was read
     assert flow(2) not in run.switch.cpu.known
     assert run.switch.cpu.refs[(VIP, 0)] == 1  # only flow(1) holds version 0 now
+
+
+def test_a_late_read_hit_on_an_entry_gone_from_the_shadow_keeps_an_unplaced_version():
+    """A delayed event is read after a later one: a hit of the tick a miss taught the version in, on an
+    entry the connection's lookup no longer reaches, is not what its packets use now."""
+    config = Config(stages=1, buckets_per_stage=1, slots_per_bucket=1, learn_delay_bound=10, cuckoo_depth=0)
+    run = Run(config)
+    run.packet(flow(1), SYN)
+    run.learn()  # placed: the table is full now
+    sent = run.packet(flow(2), SYN).t
+    run.learn()  # known with version 0, unplaced
+    cpu = run.switch.cpu
+    assert cpu.known[flow(2)].stage is None and cpu._resolve(cpu.known[flow(2)].hashes) != 1
+    run.switch.dataplane.learn_queue.append(LearnEvent(sent, run.t, "collision", flow(2), 1, hit_stage=0))
+    run.learn()
+    assert cpu.known[flow(2)].version == 0 and not cpu.known[flow(2)].version_from_hit
 
 
 def test_exec_waits_for_connections_that_could_not_be_installed():
