@@ -132,9 +132,10 @@ def test_bugs_found_by_fuzzing_stay_fixed(path: Path) -> None:
 
 @pytest.mark.xfail(strict=True, reason="open (#10): the spec excuses a capture of a connection the CPU does not "
                    "know even when it read the connection's event before deciding the write; the oracle does not. "
-                   "Narrowing the excuse to the oracle's (ghost g_heard) leaves 5 of 37 lemmas, the PCC lemma among "
-                   "them, not inductive: the spec's 'learned in this incarnation' (ksent/opened) does not count a "
-                   "same-version event the CPU read, which the oracle does")  # fmt: skip
+                   "An earlier attempt at narrowing the excuse to the oracle's (ghost g_heard), before the 38 "
+                   "lemmas were inductive, left 5 of them, the PCC lemma among them, not inductive: the spec's "
+                   "'learned in this incarnation' (ksent/opened) does not count a same-version event the CPU read, "
+                   "which the oracle does")  # fmt: skip
 def test_a_staleness_bug_shared_by_the_cpu_and_the_spec_fails_the_spec_s_pcc(monkeypatch: pytest.MonkeyPatch) -> None:
     """The spec's excuses should be no wider than the oracle's: with the rule before the fix of
     alias-hit-is-not-stale.json in both ``Cpu.is_stale`` and ``spec.system._stale`` (so the model
