@@ -497,9 +497,11 @@ def read_learns(o: Domain, st: Step, taken: Sequence[Any], limit: Any) -> None:
         st.require("the CPU reads every visible event unless it reached its limit", o.or_(read, o.not_(visible), full))
         st.require("the CPU reads visible events oldest first",
                    o.or_(read, o.not_(visible), o.not_(o.or_(*taken[j + 1 :]))))  # fmt: skip
+    # Reading adds only whitelist writes, so the CPU's shadow of ConnTable is one for the whole batch.
+    shadow = projected(o, st)
     for (e, _), read in zip(queue, taken, strict=True):
         for c, is_c in o.refer(e.conn):
-            _on_learn(o, st, e, c, o.and_(read, is_c), projected(o, st))
+            _on_learn(o, st, e, c, o.and_(read, is_c), shadow)
     o.queue_drop(st, list(taken))
 
 
@@ -522,13 +524,12 @@ def _on_learn(o: Domain, st: Step, e: Event, c: Any, act: Any, shadow: Step) -> 
     learnable = o.and_(act, o.not_(auth), o.not_(stale))
     known = f("known")
     create = o.and_(learnable, o.not_(known))
-    newer = o.and_(learnable, known, o.eq(f("stage"), EMPTY),
-                   d.learn_renews_version(o, o.eq(e.kind, END), e.sent, f("ksent"), e.version, f("kver"),
-                                          gone_hit(o, shadow, e, c)))
+    unplaced = o.and_(learnable, known, o.eq(f("stage"), EMPTY))
+    newer = o.and_(unplaced, d.learn_renews_version(o, o.eq(e.kind, END), e.sent, f("ksent"), e.version, f("kver"),
+                                                    gone_hit(o, shadow, e, c)))  # fmt: skip
     renew = o.or_(create, newer)
     # A miss of it with the version it has says its packets use that version, whatever gave it.
-    confirmed = o.and_(learnable, known, o.eq(f("stage"), EMPTY), o.not_(o.eq(e.kind, END)), e.sent >= f("ksent"),
-                       o.not_(e.hit))  # fmt: skip
+    confirmed = o.and_(unplaced, o.not_(o.eq(e.kind, END)), e.sent >= f("ksent"), o.not_(e.hit))
     st.set(o.or_(known, create), "conn", c, "known")
     st.set(o.ite(renew, e.version, f("kver")), "conn", c, "kver")
     st.set(o.ite(renew, e.sent, f("ksent")), "conn", c, "ksent")
