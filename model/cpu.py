@@ -623,12 +623,10 @@ class Cpu:
         reached = self._reached(conn)
         if reached is None:
             return None
-        h = conn.hashes
-        idle = self._idle_time(reached, (h.buckets[reached], h.digest), now)
-        own = conn.stage
-        if own is None or own == reached:
+        idle = self._idle_time(reached, conn.hashes.key(reached), now)
+        if conn.stage is None or conn.stage == reached:
             return idle
-        return min(idle, self._idle_time(own, (h.buckets[own], h.digest), now))
+        return min(idle, self._idle_time(conn.stage, conn.hashes.key(conn.stage), now))
 
     def _reached(self, conn: Known) -> int | None:
         """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""

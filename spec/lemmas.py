@@ -785,25 +785,25 @@ LEMMAS += [
 ]  # fmt: skip
 
 
+def _unknown_with_a_miss_end(o: Domain, st: Step, c: Any) -> Any:
+    """The CPU does not know c, and an end event of a packet of c that missed is queued."""
+    ends = o.or_(*(o.and_(q, o.eq(e.kind, sy.END), o.not_(e.hit)) for e, q in _events_of(o, st, c)))
+    return o.and_(o.not_(st.get("conn", c, "known")), ends)
+
+
 def _ends_accompanied(o: Domain, st: Step, c: Any) -> Any:
     """A packet that misses sends a new-connection or SYN event with its end event (the learning
     filter drops the former only while one is queued): a watched connection the CPU does not know,
     that misses, with an end event of a miss queued, has one of those queued too (a write that
     makes it miss excuses it, and one it forwarded nothing in may be forgotten)."""
-    events = _events_of(o, st, c)
-    ends = o.or_(*(o.and_(q, o.eq(e.kind, sy.END), o.not_(e.hit)) for e, q in events))
-    news = o.or_(*(o.and_(q, o.or_(o.eq(e.kind, sy.NEW), o.eq(e.kind, sy.SYN_EV))) for e, q in events))
-    unknown = o.not_(st.get("conn", c, "known"))
-    situation = o.and_(watched(o, st, c), o.not_(sy.forwarding(o, st, c).hit), unknown, ends)
+    news = o.or_(*(o.and_(q, o.or_(o.eq(e.kind, sy.NEW), o.eq(e.kind, sy.SYN_EV))) for e, q in _events_of(o, st, c)))
+    situation = o.and_(watched(o, st, c), o.not_(sy.forwarding(o, st, c).hit), _unknown_with_a_miss_end(o, st, c))
     return o.or_(o.not_(situation), news)
 
 
 LEMMAS += [
     Lemma("a watched unknown connection that misses, with a miss's end event queued, has a new-connection one queued",
-          _ends_accompanied,
-          lambda o, st, c: o.and_(o.not_(st.get("conn", c, "known")),
-                                  o.or_(*(o.and_(q, o.eq(e.kind, sy.END), o.not_(e.hit))
-                                          for e, q in _events_of(o, st, c))))),
+          _ends_accompanied, _unknown_with_a_miss_end),
 ]  # fmt: skip
 
 
