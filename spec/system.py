@@ -556,16 +556,22 @@ def key_at(o: Domain, c: Any, stage: Any) -> Any:
     return key
 
 
-def _conn_write(o: Domain, st: Step, kind: int, c: Any, stage: Any, cond: Any) -> None:
-    o.pending_append(st, Write(kind, st.get("now"), owner=c, stage=stage, key=key_at(o, c, stage),
-                               version=st.get("conn", c, "kver"), vip=o.vip_of(c)), cond)  # fmt: skip
+def _conn_write(o: Domain, st: Step, kind: int, c: Any, stage: Any, cond: Any, shadow: Step | None = None) -> None:
+    """Queue a ConnTable write; if given a ``shadow`` (``projected(o, st)`` before it), take the write
+    into it at once: it stays the projection without being built again for every write."""
+    write = Write(kind, st.get("now"), owner=c, stage=stage, key=key_at(o, c, stage),
+                  version=st.get("conn", c, "kver"), vip=o.vip_of(c))  # fmt: skip
+    o.pending_append(st, write, cond)
+    if shadow is not None:
+        o.pending_append(shadow, write, cond)
+        apply_write(o, shadow, required=False)
 
 
-def place(o: Domain, st: Step, p: Place) -> None:
+def place(o: Domain, st: Step, p: Place, shadow: Step) -> None:
     """The CPU places a connection (or moves it) at a stage: an insert carrying its version; or it
     ends a cuckoo move: the old copy goes. The search that chose them is not modelled: what keeps
-    them safe is checked when each write takes effect (``_apply_conn``)."""
-    shadow = projected(o, st)
+    them safe is checked when each write takes effect (``_apply_conn``). ``shadow`` is the CPU's
+    shadow of the tables (``projected``), kept up to date with the write."""
     for c, is_c in o.refer(p.conn):
         here = o.and_(p.active, is_c)
         st.require(f"only a known connection's entry is written ({c})", o.or_(o.not_(here), st.get("conn", c, "known")))
@@ -573,8 +579,9 @@ def place(o: Domain, st: Step, p: Place) -> None:
                    o.or_(o.not_(here), o.and_(p.stage >= 0, p.stage < o.stages)))  # fmt: skip
         # The CPU writes only keys of its own table that are no other connection's (its shadow); a
         # move's delete removes the owner's old copy (the new one is placed first).
+        key = key_at(o, c, p.stage)
         others = [o.and_(st.get("conn", x, "known"), o.eq(st.get("conn", x, "stage"), p.stage),
-                         o.eq(key_at(o, x, p.stage), key_at(o, c, p.stage))) for x in o.conns() if x != c]  # fmt: skip
+                         o.eq(key_at(o, x, p.stage), key)) for x in o.readers(p.stage, key) if x != c]  # fmt: skip
         st.require(f"an entry is written at a key no other connection holds ({c})",
                    o.or_(o.not_(here), o.not_(o.or_(*others))))  # fmt: skip
         # A version an entry's hit gave it holds only while its lookup reaches an entry of that version
@@ -585,7 +592,7 @@ def place(o: Domain, st: Step, p: Place) -> None:
                    o.or_(o.not_(here), p.move_delete, o.not_(unplaced), o.not_(st.get("conn", c, "khit")), reaches))
         elsewhere = o.not_(o.eq(st.get("conn", c, "stage"), p.stage))
         st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete), elsewhere))
-        _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here)
+        _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here, shadow)
         when(o, st, o.and_(here, o.not_(p.move_delete)), p.stage, "conn", c, "stage")
 
 
@@ -812,6 +819,7 @@ def flush(o: Domain, st: Step, count: int) -> None:
 def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
     """Place connections in order. A placed connection's insert is a move's new copy: the next
     decision deletes its old copy, and only that ends a move (a move is never left half done)."""
+    shadow = projected(o, st)
     for i, p in enumerate(places):
         for c, is_c in o.refer(p.conn):
             stage = st.get("conn", c, "stage")
@@ -824,7 +832,7 @@ def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
             started = False if prev is None else o.and_(prev.active, o.not_(prev.move_delete), o.same(prev.conn, c))
             deleting = o.and_(p.active, is_c, p.move_delete)
             st.require(f"a move's delete follows its new copy's insert ({c})", o.or_(o.not_(deleting), started))
-        place(o, st, p)
+        place(o, st, p, shadow)
 
 
 def cpu_learn(o: Domain, st: Step, taken: Sequence[Any], limit: Any, places: Sequence[Place]) -> None:
