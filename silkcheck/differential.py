@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -36,7 +37,7 @@ from silkcheck.trace import CookieAck, PacketEvent, Trace, TraceError, TraceEven
 from spec.check import Mismatch as RefinementMismatch
 
 if TYPE_CHECKING:
-    from silkcheck.targets.bmv2 import RawRate
+    from silkcheck.targets.bmv2 import Bmv2Target, RawRate
 
 OUT_DIR = Path("silkcheck-out") / "diff"
 
@@ -125,7 +126,13 @@ class Outcome:
     bmv2_seconds: float
     refinement: RefinementMismatch | None = None
     """The first step of the model's run that the proved abstract system cannot take."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU time of this process per part of the run (``CPU_PARTS``); a switch's own is not in it."""
 
+
+REFINEMENT_CPU = "refinement check"
+CPU_PARTS = ("model", "bmv2 harness", REFINEMENT_CPU, "oracles and comparison")
+"""The parts of a differential run that take this process's CPU, in the order they run."""
 
 Runner = Callable[[Trace], tuple[list[Observation], dict[int, Egress]]]
 
@@ -140,19 +147,28 @@ def bmv2_runner(target: object) -> Runner:
     return run
 
 
-def run_both(trace: Trace, runner: Runner) -> Outcome:
+def run_both(trace: Trace, runner: Runner, refine: bool = True) -> Outcome:
+    """The trace on the model and on ``runner``, compared; with ``refine``, the model's run checked
+    against the proved abstract system too."""
     # The model's rate is its plain run's: the refinement verdict comes from a second, checked run
     # (several times slower), which would otherwise count as the model's time.
+    cpu = [time.process_time()]
     start = time.perf_counter()
     model_obs = ModelTarget().run(trace)
     model_s = time.perf_counter() - start
+    cpu.append(time.process_time())
     start = time.perf_counter()
     other_obs, egress = runner(trace)
     other_s = time.perf_counter() - start
-    return Outcome(
-        trace, compare(model_obs, other_obs, egress), judge(trace.config, model_obs), judge(trace.config, other_obs),
-        model_s, other_s, refinement_of(trace).mismatch,
-    )  # fmt: skip
+    cpu.append(time.process_time())
+    refinement = refinement_of(trace).mismatch if refine else None
+    cpu.append(time.process_time())
+    verdicts = judge(trace.config, model_obs), judge(trace.config, other_obs)
+    mismatch = compare(model_obs, other_obs, egress)
+    cpu.append(time.process_time())
+    spent = {part: after - before for part, (before, after) in zip(CPU_PARTS, pairwise(cpu), strict=True)
+             if refine or part != REFINEMENT_CPU}  # fmt: skip
+    return Outcome(trace, mismatch, *verdicts, model_s, other_s, refinement, spent)
 
 
 def minimize(trace: Trace, runner: Runner, mismatch: Mismatch, budget: int = 60) -> Trace:
@@ -178,7 +194,7 @@ def _still_mismatches(trace: Trace, events: list[TraceEvent], runner: Runner) ->
     if not candidate.packets:
         return False
     try:
-        return run_both(candidate, runner).mismatch is not None
+        return run_both(candidate, runner, refine=False).mismatch is not None
     except TraceError:  # removing an event made a later fault index invalid, or took a reactive packet's SYN-ACK
         return False
 
@@ -368,13 +384,18 @@ class TraceSummary:
     """Oracle finding category -> (count on the model, count on bmv2)."""
     refinement: str | None = None
     """Where the model's run left the proved abstract system, if it did."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """The worker's CPU time per part of the run (``CPU_PARTS``), and its switch's (``SWITCH_CPU``)."""
 
 
-def run_task(task: RandomTask, runner: Runner, channel: Channel) -> TraceSummary:
+SWITCH_CPU = "simple_switch_grpc"
+
+
+def run_task(task: RandomTask, runner: Runner, channel: Channel, refine: bool = True) -> TraceSummary:
     """The per-trace run: generate, run on both targets, compare. A mismatch is reported at once and
     again once minimized (minimizing reruns it on the switch dozens of times: a campaign stopped or
     a worker lost meanwhile keeps the trace as found)."""
-    outcome = run_both(task.trace(), runner)
+    outcome = run_both(task.trace(), runner, refine)
     if outcome.mismatch is not None:
         found_as = outcome.trace.name
         channel.report("mismatch", {"name": found_as, "trace": dumps(outcome.trace), "found_as": found_as})
@@ -388,7 +409,8 @@ def run_task(task: RandomTask, runner: Runner, channel: Channel) -> TraceSummary
     mismatch = f"{outcome.trace.name}: {describe(outcome)}" if outcome.mismatch else None
     refinement = None if outcome.refinement is None else f"{outcome.trace.name}: {outcome.refinement}"
     return TraceSummary(task.profile, len(outcome.trace.packets), outcome.model_seconds, outcome.bmv2_seconds,
-                        mismatch, {k: (a, b) for k, (a, b) in findings.items()}, refinement)  # fmt: skip
+                        mismatch, {k: (a, b) for k, (a, b) in findings.items()}, refinement,
+                        dict(outcome.cpu_seconds))  # fmt: skip
 
 
 BATCH_EVENTS = 960
@@ -404,10 +426,12 @@ class DiffBatch:
     deadline: float | None
     """Wall-clock time (``time.time()``) after which no trace of the batch starts."""
     bmv2_log: Path | None = None
+    refine: bool = True
+    """Check each model run against the proved abstract system too."""
 
 
 @cache
-def worker_runner(bmv2_log: Path | None) -> Runner:
+def worker_target(bmv2_log: Path | None) -> Bmv2Target:
     """This worker process's own switch, started by its first batch and kept for the next ones. It
     dies with the process however the process ends: closed at exit, and sent SIGTERM by the kernel
     when the thread that started it ends (``SimpleSwitch``), which for a Dask worker's task thread
@@ -415,19 +439,23 @@ def worker_runner(bmv2_log: Path | None) -> Runner:
     from silkcheck.targets.bmv2 import Bmv2Target, shared_target
 
     if bmv2_log is None:
-        return bmv2_runner(shared_target())
-    return bmv2_runner(Bmv2Target(bmv2_log.with_name(f"{bmv2_log.stem}-{os.getpid()}{bmv2_log.suffix}")))
+        return shared_target()
+    return Bmv2Target(bmv2_log.with_name(f"{bmv2_log.stem}-{os.getpid()}{bmv2_log.suffix}"))
 
 
 def run_diff_batch(batch: DiffBatch, channel: Channel) -> list[TraceSummary]:
     """On a Dask worker: the batch's traces on the model and on this worker's switch, until the
     batch's deadline or the campaign's stop."""
-    runner = worker_runner(batch.bmv2_log)
+    target = worker_target(batch.bmv2_log)
+    runner = bmv2_runner(target)
     summaries = []
     for task in batch.tasks:
         if (batch.deadline is not None and time.time() > batch.deadline) or channel.cancelled():
             break
-        summaries.append(run_task(task, runner, channel))
+        switch_cpu = target.switch_cpu_seconds()
+        summary = run_task(task, runner, channel, batch.refine)
+        summary.cpu_seconds[SWITCH_CPU] = target.switch_cpu_seconds() - switch_cpu
+        summaries.append(summary)
     return summaries
 
 
@@ -450,6 +478,10 @@ class CampaignResult:
     """Oracle finding category -> [count on the model, count on bmv2]."""
     profiles: dict[str, list[int]] = field(default_factory=dict)
     """Profile -> [traces, packets] compared."""
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    """CPU time per part of the runs (``TraceSummary.cpu_seconds``), summed over the workers."""
+    cores: int | None = None
+    """Cores of the machine the workers and their switches share, if they share one."""
     interrupted: bool = False
 
     def add(self, summary: TraceSummary) -> None:
@@ -467,6 +499,8 @@ class CampaignResult:
         mine = self.profiles.setdefault(summary.profile, [0, 0])
         mine[0] += 1
         mine[1] += summary.packets
+        for part, seconds in summary.cpu_seconds.items():
+            self.cpu_seconds[part] = self.cpu_seconds.get(part, 0.0) + seconds
 
     def keep(self, message: dict[str, Any], out_dir: Path) -> None:
         """Save a mismatching trace a worker reported (its text as the worker wrote it: the client
@@ -499,6 +533,21 @@ class CampaignResult:
         text = report.table(["target", "seconds", "traces/s", "packets/s"], rows)
         if self.model_seconds > 0 and self.bmv2_seconds > 0:
             text += f"\nbmv2 is {self.bmv2_seconds / self.model_seconds:,.0f}x slower than the model on the same traces"
+        return text + self._cpu_figures()
+
+    def _cpu_figures(self) -> str:
+        """Where a packet's CPU time goes, worker and switch together: what caps the campaign when
+        the workers and their switches share a machine's cores."""
+        if not self.packets or not self.cpu_seconds:
+            return ""
+        total = sum(self.cpu_seconds.values())
+        rows = [[part, f"{seconds / self.packets * 1e6:,.0f}", f"{seconds / total:.0%}"]
+                for part, seconds in self.cpu_seconds.items()]  # fmt: skip
+        rows.append(["total", f"{total / self.packets * 1e6:,.0f}", "100%"])
+        text = "\n" + report.table(["CPU per packet (workers and their switches)", "µs", "share"], rows)
+        if self.cores:
+            text += (f"\nCPU caps the campaign at {self.cores * self.packets / total:,.0f} packets/s on this "
+                     f"machine's {self.cores} cores (it ran {self.harness_rate:,.0f})")  # fmt: skip
         return text
 
 
@@ -532,11 +581,13 @@ def campaign(
     budget_s: float | None = None,
     packet_share: float = PACKET_SHARE,
     bmv2_log: Path | None = None,
+    cores: int | None = None,
+    refine: bool = True,
 ) -> CampaignResult:
     """``count`` random traces on the model and on BMv2, in batches on the Dask ``client``'s workers
     (each with a switch of its own), until ``budget_s`` seconds have passed or Ctrl-C (the result
     says so). Each mismatch is saved in ``out_dir`` as its worker reports it."""
-    result = CampaignResult(workers=len(client.nthreads()))
+    result = CampaignResult(workers=len(client.nthreads()), cores=cores)
     batches = profile_batches(campaign_tasks(count, seed, profiles, events, packet_share),
                               max(1, BATCH_EVENTS // events))  # fmt: skip
     stream = TaskStream(client, lambda message: result.keep(message, out_dir), prefix="diff")
@@ -549,7 +600,7 @@ def campaign(
                 batch = () if deadline is not None and time.time() > deadline else next(batches, ())
                 exhausted = not batch
                 if batch:
-                    stream.submit(run_diff_batch, DiffBatch(batch, deadline, bmv2_log))
+                    stream.submit(run_diff_batch, DiffBatch(batch, deadline, bmv2_log, refine))
             for done in stream.poll():
                 if done.lost is not None:
                     first = done.spec.tasks[0].seed
@@ -594,22 +645,32 @@ def raw_anchor(traces: dict[str, int], seed: int, profiles: Sequence[str], event
     return {profile: raw_rate(PROFILES[profile], BOOT_POOLS, packets) for profile, packets in sorted(samples.items())}
 
 
-def anchor_table(result: CampaignResult, rates: dict[str, RawRate]) -> str:
-    """The raw BMv2 rate of each profile's program and the harness rate against it: the campaign's
-    packets over the time raw BMv2 (one switch) would need for them."""
-    rows = [[profile, f"{raw.packets:,}", f"{raw.seconds:.2f}", f"{raw.rate:,.0f}"] for profile, raw in rates.items()]
-    raw_seconds = sum(result.profiles[profile][1] / raw.rate for profile, raw in rates.items())
-    anchor = result.packets / raw_seconds
-    text = report.table(["raw BMv2 (pcap-fed, one switch)", "packets", "seconds", "packets/s"], rows)
-    return (text + f"\nanchor: raw BMv2 would take {raw_seconds:.1f} s for the campaign's {result.packets:,} packets "
-            f"({anchor:,.0f} packets/s); the harness took {result.wall_seconds:.1f} s with {result.workers} "
-            f"worker(s): {result.harness_rate:,.0f} packets/s, {result.harness_rate / anchor:.2f}x the raw anchor")
+def anchor_table(result: CampaignResult, runs: Sequence[dict[str, RawRate]]) -> str:
+    """The raw BMv2 rate of each profile's program, one switch alone and every worker's switch at
+    once (``runs``: per worker, what its switch did, all run at the same time), and the harness
+    rate against both: the campaign's packets over the time raw BMv2 would need for them."""
+    from silkcheck.targets.bmv2 import RawRate
+
+    alone = runs[0]
+    together = {profile: RawRate.together([run[profile] for run in runs]) for profile in alone}
+    rows = [[profile, f"{raw.packets:,}", f"{raw.seconds:.2f}", f"{raw.rate:,.0f}", f"{together[profile].rate:,.0f}"]
+            for profile, raw in alone.items()]  # fmt: skip
+    text = report.table(["raw BMv2 (pcap-fed)", "packets", "seconds", "packets/s, one switch",
+                         f"packets/s, {len(runs)} switches at once"], rows)  # fmt: skip
+    for name, rates in (("one switch", alone), (f"{len(runs)} switches at once", together)):
+        raw_seconds = sum(result.profiles[profile][1] / raw.rate for profile, raw in rates.items())
+        anchor = result.packets / raw_seconds
+        text += (f"\nanchor, {name}: raw BMv2 would take {raw_seconds:.1f} s for the campaign's {result.packets:,} "
+                 f"packets ({anchor:,.0f} packets/s); the harness took {result.wall_seconds:.1f} s with "
+                 f"{result.workers} worker(s): {result.harness_rate:,.0f} packets/s, "
+                 f"{result.harness_rate / anchor:.2f}x the anchor")  # fmt: skip
+    return text
 
 
 def run_differential(
     paths: Sequence[str], random_count: int, seed: int, events: int, budget_s: float | None = None,
     workers: int = 1, packet_share: float = PACKET_SHARE, bmv2_log: Path | None = None, anchor: bool = True,
-    cluster: str | None = None,
+    cluster: str | None = None, refine: bool = True,
 ) -> int:  # fmt: skip
     """``silkcheck diff``: named traces in this process, then ``random_count`` random ones (or as
     many as fit in ``budget_s`` seconds) on the Dask cluster at ``cluster`` or an embedded one of
@@ -654,19 +715,22 @@ def run_differential(
         shown = result.traces
 
     with open_cluster(cluster, workers) as client:
+        cores = len(os.sched_getaffinity(0)) if cluster is None else None  # an embedded cluster shares this machine
         result = campaign(client, random_count, seed, events=events, progress=progress, budget_s=budget_s,
-                          packet_share=packet_share, bmv2_log=bmv2_log)  # fmt: skip
+                          packet_share=packet_share, bmv2_log=bmv2_log, cores=cores, refine=refine)  # fmt: skip
         if result.traces == 0 and not result.interrupted:
             raise InputError(f"the budget of {budget_s:g} s ended before the first random trace: nothing was compared")
         stopped = " (interrupted)" if result.interrupted else ""
         print(f"{result.traces:,} traces, {result.packets:,} packets, {len(result.mismatches)} mismatches{stopped}")
         print(result.figures())
         if anchor and result.traces and not result.interrupted:
-            print("... raw BMv2 anchor, on a worker: each profile's program fed the packets of its traces from a "
-                  "pcap file", file=sys.stderr, flush=True)  # fmt: skip
+            workers = sorted(client.scheduler_info()["workers"])
+            print(f"... raw BMv2 anchor, on each of the {len(workers)} worker(s) at once: each profile's program fed "
+                  "the packets of its traces from a pcap file", file=sys.stderr, flush=True)  # fmt: skip
             counts = {profile: traces for profile, (traces, _) in result.profiles.items()}
-            rates = client.submit(raw_anchor, counts, seed, tuple(PROFILES), events, packet_share, pure=False)
-            print(anchor_table(result, rates.result()))
+            runs = [client.submit(raw_anchor, counts, seed, tuple(PROFILES), events, packet_share, workers=[worker],
+                                  pure=False) for worker in workers]  # fmt: skip
+            print(anchor_table(result, [run.result() for run in runs]))
     rows = [[category, model, bmv2] for category, (model, bmv2) in sorted(result.findings.items())]
     if rows:
         print("oracle findings (the PCC oracle judging each target's own observations):")
@@ -678,7 +742,10 @@ def run_differential(
     for failure in result.refinement_failures:
         print(f"refinement: {failure}")
     refined = result.traces - len(result.refinement_failures)
-    print(f"refinement: {refined} of {result.traces} model runs are runs of the proved abstract system")
+    if refine:
+        print(f"refinement: {refined} of {result.traces} model runs are runs of the proved abstract system")
+    else:
+        print("refinement: not checked (--no-refinement)")
     failed |= bool(result.saved) or bool(result.refinement_failures)
     print("diff:", "MISMATCH" if failed else "model and bmv2 agree")
     if result.interrupted and not failed:

@@ -217,6 +217,16 @@ def test_a_random_campaign_on_a_two_worker_cluster_each_with_its_switch(cluster,
     assert result.packets > 0 and result.mismatches == [] and result.saved == {}
     assert result.harness_rate > 0
     assert len(_switches(cluster.run(os.getpid).values())) == 2  # one BMv2 per worker process
+    assert set(result.cpu_seconds) == {*differential.CPU_PARTS, differential.SWITCH_CPU}
+    assert all(seconds > 0 for seconds in result.cpu_seconds.values()), result.cpu_seconds
+    assert "CPU per packet" in result.figures()
+
+
+def test_a_campaign_without_the_refinement_check_says_so_and_still_compares(capsys):
+    assert main(["diff", "--random", "3", "--events", "30", "--workers", "1", "--no-anchor", "--no-refinement"]) == 0
+    out = capsys.readouterr().out
+    assert "refinement: not checked (--no-refinement)" in out and "model and bmv2 agree" in out
+    assert "refinement check" not in out and "simple_switch_grpc" in out  # the CPU table: no time spent on it
 
 
 _PATCHES: list = []
@@ -315,13 +325,15 @@ def test_killing_diff_ends_its_workers_and_their_switches(signum, tmp_path):
 
 
 def test_the_raw_anchor_feeds_the_program_from_a_pcap_file():
-    from silkcheck.targets.bmv2 import raw_rate
+    from silkcheck.targets.bmv2 import RawRate, raw_rate
 
     traces = [differential.random_trace(seed, "wide", 200) for seed in range(3)]
     packets = [event for trace in traces for event in trace.packets]
     raw = raw_rate(differential.PROFILES["wide"], traces[0].vips, packets)
     assert raw.packets == len(packets)
     assert 0 < raw.outputs <= len(packets) and raw.rate > 0
+    both = RawRate.together([raw, raw])
+    assert both.packets == 2 * raw.packets and both.seconds == raw.seconds and both.rate == 2 * raw.rate
 
 
 @pytest.mark.parametrize("replayed", [OWNED, SPOOFED, OTHER_PORT], ids=["own", "spoofed", "other-port"])

@@ -31,6 +31,7 @@ What BMv2 cannot do over P4Runtime, and how the target keeps the model's semanti
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import socket
 import struct
@@ -229,6 +230,16 @@ class SimpleSwitch:
         host, port = self.grpc_address.rsplit(":", 1)
         return socket.create_connection((host, int(port)), timeout=0.2)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system, every thread) the switch process has used so far; 0 where
+        ``/proc`` cannot tell (not Linux, or the process is gone)."""
+        try:
+            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
+        except OSError:
+            return 0.0
+        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text().splitlines()[-lines:])
@@ -401,6 +412,8 @@ class Bmv2Target:
         self._packets: PacketSocket | None = None
         self._reusable: tuple[Config, Tables] | None = None
         """The pipeline on the switch, by its config, and its tables: set by a run that ended cleanly."""
+        self._closed_cpu_seconds = 0.0
+        """CPU time of the switches this target started and stopped."""
         atexit.register(self.close)
 
     def close(self) -> None:
@@ -410,8 +423,14 @@ class Bmv2Target:
                 connection.close()
         self._thrift = self._packets = self._client = None
         if self._switch is not None:
+            self._closed_cpu_seconds += self._switch.cpu_seconds()
             self._switch.stop()
             self._switch = None
+
+    def switch_cpu_seconds(self) -> float:
+        """CPU time every switch process of this target has used, all of them together."""
+        running = 0.0 if self._switch is None else self._switch.cpu_seconds()
+        return self._closed_cpu_seconds + running
 
     def __enter__(self) -> Bmv2Target:
         return self
@@ -493,15 +512,27 @@ FILES_WAIT_S = 3
 RAW_SETTLE_S = 1.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class RawRate:
     packets: int
     outputs: int
-    seconds: float
+    first_ns: int
+    last_ns: int
+    """Wall-clock times of the switch's first and last output."""
+
+    @property
+    def seconds(self) -> float:
+        return (self.last_ns - self.first_ns) / 1e9
 
     @property
     def rate(self) -> float:
         return self.packets / self.seconds
+
+    @staticmethod
+    def together(rates: Sequence[RawRate]) -> RawRate:
+        """Switches that ran at the same time as one: their packets over the span of all their outputs."""
+        return RawRate(sum(r.packets for r in rates), sum(r.outputs for r in rates), min(r.first_ns for r in rates),
+                       max(r.last_ns for r in rates))  # fmt: skip
 
 
 def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence[PacketEvent]) -> RawRate:
@@ -542,7 +573,7 @@ def raw_rate(config: Config, vips: dict[Vip, tuple[Dip, ...]], packets: Sequence
         switch.stop()
     if len(stamps) < 2:
         raise P4RuntimeError(f"raw BMv2 rate: the switch sent {len(stamps)} of {len(packets)} packets out")
-    return RawRate(len(packets), len(stamps), (max(stamps) - min(stamps)) / 1e9)
+    return RawRate(len(packets), len(stamps), min(stamps), max(stamps))
 
 
 def run_paused(trace: Trace, pause_at: int) -> list[Observation]:
