@@ -377,12 +377,26 @@ class Canon:
     def fingerprint(self, switch: Switch, now: int, watch: Watch) -> int:
         return self.key(self.switch_digests(switch, now), watch)
 
-    def switch_digests(self, switch: Switch, now: int) -> tuple[int, ...]:
+    def switch_digests(self, switch: Switch, now: int,
+                       known: Callable[[int], tuple[int, ...] | None] | None = None) -> tuple[int, ...]:  # fmt: skip
         """Per permutation of the group (the identity first), a 128-bit digest of the image of the
-        permuted switch: the search state's image without the watch, which the model never reads."""
+        permuted switch: the search state's image without the watch, which the model never reads.
+        ``known`` looks up digests computed before by the identity's: the identity's image determines
+        the others, so when it finds them they are not computed again."""
         ages, fixed, expired = self._fixed(switch, now)
-        return tuple(_digest((fixed, self._moving(switch, ages, expired, perm, masks)), 16)
-                     for perm, masks in self._maps)  # fmt: skip
+        # The digest of the pair (fixed, moving): marshal writes a tuple as its header and then its
+        # items, so the fixed part is written once for every permutation.
+        head = _PAIR + marshal.dumps(fixed, 2)
+
+        def digest(perm: Sequence[int], masks: Sequence[int]) -> int:
+            moving = marshal.dumps(self._moving(switch, ages, expired, perm, masks), 2)
+            return int.from_bytes(hashlib.blake2b(head + moving, digest_size=16).digest(), "little")
+
+        identity = digest(*self._maps[0])
+        found = None if known is None else known(identity)
+        if found is not None:
+            return found
+        return (identity, *[digest(perm, masks) for perm, masks in self._maps[1:]])
 
     def key(self, digests: Sequence[int], watch: Watch) -> int:
         """The state's fingerprint from its switch's ``switch_digests``: the least (permuted switch,
@@ -590,6 +604,10 @@ def _rows(rows: list[Any]) -> tuple[Any, ...]:
     if len(rows) > 1:
         rows.sort()
     return tuple(rows)
+
+
+_PAIR = b"(" + (2).to_bytes(4, "little")
+"""How ``marshal`` (format 2) starts a tuple of two items."""
 
 
 def _digest(image: tuple[Any, ...], size: int = 8) -> int:
@@ -811,6 +829,7 @@ class Expander:
         self._readers: dict[tuple[FiveTuple, ...], Readers] = {}
         self._representatives: dict[int, Representative] = {}
         self._moves: dict[tuple[int, type, ev.Event | None], Move] = {}
+        self._alphabets: dict[tuple[Shape, tuple[bool, ...], int], list[tuple[bytes, type, ev.Event | None]]] = {}
         watch = Watch(tuple((None, -1) for _ in scope.conns), 0)
         ref = None
         if refinement:
@@ -831,11 +850,12 @@ class Expander:
     def _remembered_successors(self, node: Node) -> Iterator[Edge]:
         scope, key, index, moves = self.scope, self.canon.key, self.index, self._moves
         here = self._representative(node)
-        for code, (_, make) in enumerate(letters(scope, here.shape, node.watch)):
-            event = None if make is None else make(0)  # a letter's event is the same at every time
-            letter = (node.digests[0], type(event), event)  # events of two kinds may be equal tuples
+        image = node.digests[0]
+        for code, kind, event in self._alphabet(here.shape, node.watch):
+            letter = (image, kind, event)
             move = moves.get(letter)
-            if move is None:
+            if move is None:  # not a tick: ``_remember`` took those
+                assert event is not None
                 move = moves[letter] = self._step(here, event)
             there = self._representatives[move.switch_key]
             watch, moved, events = node.watch, False, node.events + 1
@@ -846,32 +866,56 @@ class Expander:
                 watch = watch._replace(updates_used=watch.updates_used + 1)
             elif move.observation is not None:
                 watch, moved = _watch_after(scope, watch, index[move.observation.ft], move.observation, False)
-            yield Edge(key(there.digests, watch), there.packed, there.now, there.digests, watch,
-                       node.path + bytes((code,)), events, None, moved)  # fmt: skip
+            yield Edge(key(there.digests, watch), there.packed, there.now, there.digests, watch, node.path + code,
+                       events, None, moved)  # fmt: skip
+
+    def _alphabet(self, here: Shape, watch: Watch) -> list[tuple[bytes, type, ev.Event | None]]:
+        """``letters`` as (the path's byte, the event's kind, the event at time 0; None: the tick): a
+        letter's event is the same at every time, and ``letters`` reads of the watch only which
+        connections started and how many updates were used. Events of two kinds may be equal tuples."""
+        started = tuple([last >= 0 for _, last in watch.anchors])
+        known = (here, started, watch.updates_used)
+        alphabet = self._alphabets.get(known)
+        if alphabet is None:
+            events = [None if make is None else make(0) for _, make in letters(self.scope, here, watch)]
+            alphabet = self._alphabets[known] = [(bytes((code,)), type(e), e) for code, e in enumerate(events)]
+        return alphabet
 
     def _representative(self, node: Node) -> Representative:
         here = self._representatives.get(node.digests[0])
         if here is None:  # the root, or a node another process stepped to
             switch = unpack(node.packed, self.config, self.plan)
-            here = Representative(node.packed, node.now, shape(self.scope, switch),
-                                  self.canon.switch_digests(switch, node.now))  # fmt: skip
-            self._representatives[node.digests[0]] = here
+            self._remember(switch, node.packed, node.now, node.digests)
+            here = self._representatives[node.digests[0]]
         return here
 
-    def _step(self, here: Representative, event: ev.Event | None) -> Move:
-        """Take one letter (``event`` at time 0, None: a tick) from a representative switch."""
+    def _step(self, here: Representative, event: ev.Event) -> Move:
+        """Take one letter other than the tick (``event`` at time 0) from a representative switch."""
         switch = unpack(here.packed, self.config, self.plan)
-        now, observation = here.now, None
-        if event is None:
-            now += 1
-        else:
-            obs = switch.step(0, event._replace(t=now))
-            observation = obs if isinstance(obs, PacketObservation) else None
-        digests = self.canon.switch_digests(switch, now)
+        obs = switch.step(0, event._replace(t=here.now))
+        digests = self.canon.switch_digests(switch, here.now, self._digests_of)
         if digests[0] not in self._representatives:
-            packed = here.packed if event is None else pack(switch)
-            self._representatives[digests[0]] = Representative(packed, now, shape(self.scope, switch), digests)
-        return Move(digests[0], observation)
+            self._remember(switch, pack(switch), here.now, digests)
+        return Move(digests[0], obs if isinstance(obs, PacketObservation) else None)
+
+    def _remember(self, switch: Switch, packed: Packed, now: int, digests: tuple[int, ...]) -> None:
+        """Keep a new representative (``switch`` at ``now``, packed), and the ticks from it, and from
+        the new images they lead to: a tick only moves the clock, so the switch at hand is each of
+        them, where stepping them later would unpack it again. A tick reaches an image seen before
+        within ``Scope.cap`` ticks (then the clock is further from every instant than any constant)."""
+        here = shape(self.scope, switch)
+        while True:
+            self._representatives[digests[0]] = Representative(packed, now, here, digests)
+            later = self.canon.switch_digests(switch, now + 1, self._digests_of)
+            self._moves[(digests[0], type(None), None)] = Move(later[0], None)
+            if later[0] in self._representatives:
+                return
+            digests, now = later, now + 1
+
+    def _digests_of(self, identity: int) -> tuple[int, ...] | None:
+        """The switch digests of the representative with this identity digest, if there is one."""
+        here = self._representatives.get(identity)
+        return None if here is None else here.digests
 
     def _stepped_successors(self, node: Node) -> Iterator[Edge]:
         scope, config, plan = self.scope, self.config, self.plan
