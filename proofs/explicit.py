@@ -368,7 +368,10 @@ class Canon:
         self.perms = automorphisms(flows, config.stages, config.bloom_bits, sizes) if symmetric else [
             tuple(range(len(flows)))]  # fmt: skip
         self._maps = [(perm, [_permute_mask(perm, m) for m in range(1 << len(flows))]) for perm in self.perms]
-        self._plain: dict[Any, Any] = {}
+        self._timeless_images: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.plain_pools = {pool: tuple(map(tuple, pool)) for pool in scope.pools}
+        """The scope's pools as plain tuples (``marshal`` takes no named tuples): the only pools the
+        alphabet installs."""
 
     @property
     def group(self) -> int:
@@ -414,12 +417,6 @@ class Canon:
                 least = other
         return _digest((*least, watch.updates_used))
 
-    def _pool(self, pool: tuple[Dip, ...]) -> tuple[tuple[int, int], ...]:
-        plain = self._plain.get(pool)
-        if plain is None:
-            plain = self._plain[pool] = tuple(map(tuple, pool))
-        return plain  # type: ignore[no-any-return]
-
     def _fixed(self, switch: Switch, now: int) -> tuple[dict[int, int], tuple[Any, ...], list[tuple[FiveTuple, int]]]:
         """The live instants as ages, the part of the image no connection permutation changes, and the
         live expiry times.
@@ -460,25 +457,41 @@ class Canon:
                 if waiting:
                     times.append(t)
         ages = _ages(times, now, self.scope.cap)
-        vip, pool = self.vip_code, self._pool
+        vip, pool = self.vip_code, self.plain_pools
         # Request times are only compared with each other (first come, first served): their order is
         # what the model reads.
         rank = {t: i for i, t in enumerate(sorted({r.at for q in cpu.requests.values() for r in q}))}
         fixed = (
-            _rows([(vip[v], *e) for v, e in dp.vips.items()]),
-            _rows([(vip[v], version, pool(p)) for (v, version), p in dp.pools.items()]),
-            _rows(list(dp.whitelist)), _rows(list(cpu.whitelist)),
-            _rows([(vip[v], *e) for v, e in cpu.vip_entries.items()]),
-            tuple([(vip[v], *[(version, pool(p)) for version, p in versions.items()])
-                   for v, versions in allocated.items()]),
-            _rows([(vip[v], version, n) for (v, version), n in cpu.refs.items() if n]),
+            *self._timeless(switch),
             _rows([(vip[v], version, ages[t] if waiting else bound) for v, version, t, waiting in released]),
             _rows([(vip[v], u.old_version, u.new_version, u.epoch, u.slot, u.phase,
                     ages[u.started] if started else bound, ages[u.requested]) for v, u, started in updates]),
-            tuple([(vip[v], *[(pool(r.pool), rank[r.at]) for r in q]) for v, q in cpu.requests.items()]),
+            tuple([(vip[v], *[(pool[r.pool], rank[r.at]) for r in q]) for v, q in cpu.requests.items()]),
             cpu.epoch,
         )  # fmt: skip
         return ages, fixed, expired
+
+    def _timeless(self, switch: Switch) -> tuple[Any, ...]:
+        """The first items of the fixed image, which hold no instant: VIPs, pools, whitelists, version
+        references. They change seldom, so each is kept by the model's records it is made of (a key
+        holds no instant, so there are few)."""
+        dp, cpu = switch.dataplane, switch.cpu
+        records = (tuple(dp.vips.items()), tuple(dp.pools.items()), frozenset(dp.whitelist),
+                   frozenset(cpu.whitelist), tuple(cpu.vip_entries.items()),
+                   tuple([(v, tuple(p.items())) for v, p in cpu.pools.items()]), tuple(cpu.refs.items()))  # fmt: skip
+        image = self._timeless_images.get(records)
+        if image is None:
+            vip, pool = self.vip_code, self.plain_pools
+            image = self._timeless_images[records] = (
+                _rows([(vip[v], *e) for v, e in dp.vips.items()]),
+                _rows([(vip[v], version, pool[p]) for (v, version), p in dp.pools.items()]),
+                _rows(list(dp.whitelist)), _rows(list(cpu.whitelist)),
+                _rows([(vip[v], *e) for v, e in cpu.vip_entries.items()]),
+                tuple([(vip[v], *[(version, pool[p]) for version, p in versions.items()])
+                       for v, versions in cpu.pools.items()]),
+                _rows([(vip[v], version, n) for (v, version), n in cpu.refs.items() if n]),
+            )  # fmt: skip
+        return image
 
     def _moving(self, switch: Switch, ages: dict[int, int], expired: list[tuple[FiveTuple, Removal]],
                 perm: Sequence[int], masks: Sequence[int]) -> tuple[Any, ...]:  # fmt: skip
@@ -573,7 +586,7 @@ class Canon:
                 return (1, stage, masks[self.key_mask[stage][(bucket, digest)]], version, perm[self.index[owner]],
                         purpose == FORGET)  # fmt: skip
             case PoolWrite(v, version, p):
-                return 2, vip[v], version, self._pool(p)
+                return 2, vip[v], version, self.plain_pools[p]
             case PoolDelete(v, version):
                 return 3, vip[v], version
             case VipWrite(v, entry, releases):
@@ -585,18 +598,18 @@ class Canon:
 
 def _ages(times: list[int], now: int, cap: int) -> dict[int, int]:
     """Each instant's age (``now`` minus it), every gap between consecutive instants capped at ``cap``
-    (-1, no instant, is left out)."""
-    label, previous = 0, None
-    labels = {}
-    for t in sorted(set(times)):
+    (-1, no instant, is left out). No instant is later than ``now``: the clock never goes back."""
+    instants = sorted(set(times), reverse=True)
+    assert instants[0] == now, "an instant after the clock"
+    ages = {}
+    age, later = 0, now
+    for t in instants:
         if t < 0:
-            continue
-        if previous is not None:
-            label += min(t - previous, cap)
-        labels[t] = label
-        previous = t
-    here = labels[now]
-    return {t: here - value for t, value in labels.items()}
+            break
+        age += min(later - t, cap)
+        ages[t] = age
+        later = t
+    return ages
 
 
 def _rows(rows: list[Any]) -> tuple[Any, ...]:
