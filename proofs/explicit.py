@@ -368,6 +368,7 @@ class Canon:
         self.perms = automorphisms(flows, config.stages, config.bloom_bits, sizes) if symmetric else [
             tuple(range(len(flows)))]  # fmt: skip
         self._maps = [(perm, [_permute_mask(perm, m) for m in range(1 << len(flows))]) for perm in self.perms]
+        self._inverses = [tuple(sorted(range(len(perm)), key=perm.__getitem__)) for perm in self.perms]
         self._timeless_images: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         self.plain_pools = {pool: tuple(map(tuple, pool)) for pool in scope.pools}
         """The scope's pools as plain tuples (``marshal`` takes no named tuples): the only pools the
@@ -404,15 +405,11 @@ class Canon:
     def key(self, digests: Sequence[int], watch: Watch) -> int:
         """The state's fingerprint from its switch's ``switch_digests``: the least (permuted switch,
         permuted anchors) over the group, so the same for every state of an orbit."""
-        perms = self.perms
         plain = tuple([(() if dip is None else tuple(dip), last) for dip, last in watch.anchors])
         least = (digests[0], plain)
-        for i in range(1, len(perms)):
-            perm = perms[i]
-            anchors: list[Any] = [None] * len(perm)
-            for j, anchor in enumerate(plain):
-                anchors[perm[j]] = anchor
-            other = (digests[i], tuple(anchors))
+        for i in range(1, len(digests)):
+            # π moves connection j's anchor to π(j): position k holds that of π⁻¹(k)
+            other = (digests[i], tuple([plain[j] for j in self._inverses[i]]))
             if other < least:
                 least = other
         return _digest((*least, watch.updates_used))
@@ -1057,7 +1054,7 @@ class Partition:
                 if edge.moved or edge.mismatch is not None:
                     stats.findings.append(Finding(edge.path, edge.mismatch))
                 fp = edge.fingerprint
-                to = owner(edge.home, parts)
+                to = part if parts == 1 else owner(edge.home, parts)
                 if to == part:
                     if fp not in seen and stats.new < budget:
                         self._keep(edge.node(), stats)
