@@ -368,7 +368,11 @@ class Canon:
         self.perms = automorphisms(flows, config.stages, config.bloom_bits, sizes) if symmetric else [
             tuple(range(len(flows)))]  # fmt: skip
         self._maps = [(perm, [_permute_mask(perm, m) for m in range(1 << len(flows))]) for perm in self.perms]
-        self._plain: dict[Any, Any] = {}
+        self._inverses = [tuple(sorted(range(len(perm)), key=perm.__getitem__)) for perm in self.perms]
+        self._timeless_images: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+        self.plain_pools = {pool: tuple(map(tuple, pool)) for pool in scope.pools}
+        """The scope's pools as plain tuples (``marshal`` takes no named tuples): the only pools the
+        alphabet installs."""
 
     @property
     def group(self) -> int:
@@ -377,34 +381,38 @@ class Canon:
     def fingerprint(self, switch: Switch, now: int, watch: Watch) -> int:
         return self.key(self.switch_digests(switch, now), watch)
 
-    def switch_digests(self, switch: Switch, now: int) -> tuple[int, ...]:
+    def switch_digests(self, switch: Switch, now: int,
+                       known: Callable[[int], tuple[int, ...] | None] | None = None) -> tuple[int, ...]:  # fmt: skip
         """Per permutation of the group (the identity first), a 128-bit digest of the image of the
-        permuted switch: the search state's image without the watch, which the model never reads."""
+        permuted switch: the search state's image without the watch, which the model never reads.
+        ``known`` looks up digests computed before by the identity's: the identity's image determines
+        the others, so when it finds them they are not computed again."""
         ages, fixed, expired = self._fixed(switch, now)
-        return tuple(_digest((fixed, self._moving(switch, ages, expired, perm, masks)), 16)
-                     for perm, masks in self._maps)  # fmt: skip
+        # The digest of the pair (fixed, moving): marshal writes a tuple as its header and then its
+        # items, so the fixed part is written once for every permutation.
+        head = _PAIR + marshal.dumps(fixed, 2)
+
+        def digest(perm: Sequence[int], masks: Sequence[int]) -> int:
+            moving = marshal.dumps(self._moving(switch, ages, expired, perm, masks), 2)
+            return int.from_bytes(hashlib.blake2b(head + moving, digest_size=16).digest(), "little")
+
+        identity = digest(*self._maps[0])
+        found = None if known is None else known(identity)
+        if found is not None:
+            return found
+        return (identity, *[digest(perm, masks) for perm, masks in self._maps[1:]])
 
     def key(self, digests: Sequence[int], watch: Watch) -> int:
         """The state's fingerprint from its switch's ``switch_digests``: the least (permuted switch,
         permuted anchors) over the group, so the same for every state of an orbit."""
-        perms = self.perms
         plain = tuple([(() if dip is None else tuple(dip), last) for dip, last in watch.anchors])
         least = (digests[0], plain)
-        for i in range(1, len(perms)):
-            perm = perms[i]
-            anchors: list[Any] = [None] * len(perm)
-            for j, anchor in enumerate(plain):
-                anchors[perm[j]] = anchor
-            other = (digests[i], tuple(anchors))
+        for i in range(1, len(digests)):
+            # π moves connection j's anchor to π(j): position k holds that of π⁻¹(k)
+            other = (digests[i], tuple([plain[j] for j in self._inverses[i]]))
             if other < least:
                 least = other
         return _digest((*least, watch.updates_used))
-
-    def _pool(self, pool: tuple[Dip, ...]) -> tuple[tuple[int, int], ...]:
-        plain = self._plain.get(pool)
-        if plain is None:
-            plain = self._plain[pool] = tuple(map(tuple, pool))
-        return plain  # type: ignore[no-any-return]
 
     def _fixed(self, switch: Switch, now: int) -> tuple[dict[int, int], tuple[Any, ...], list[tuple[FiveTuple, int]]]:
         """The live instants as ages, the part of the image no connection permutation changes, and the
@@ -446,25 +454,41 @@ class Canon:
                 if waiting:
                     times.append(t)
         ages = _ages(times, now, self.scope.cap)
-        vip, pool = self.vip_code, self._pool
+        vip, pool = self.vip_code, self.plain_pools
         # Request times are only compared with each other (first come, first served): their order is
         # what the model reads.
         rank = {t: i for i, t in enumerate(sorted({r.at for q in cpu.requests.values() for r in q}))}
         fixed = (
-            _rows([(vip[v], *e) for v, e in dp.vips.items()]),
-            _rows([(vip[v], version, pool(p)) for (v, version), p in dp.pools.items()]),
-            _rows(list(dp.whitelist)), _rows(list(cpu.whitelist)),
-            _rows([(vip[v], *e) for v, e in cpu.vip_entries.items()]),
-            tuple([(vip[v], *[(version, pool(p)) for version, p in versions.items()])
-                   for v, versions in allocated.items()]),
-            _rows([(vip[v], version, n) for (v, version), n in cpu.refs.items() if n]),
+            *self._timeless(switch),
             _rows([(vip[v], version, ages[t] if waiting else bound) for v, version, t, waiting in released]),
             _rows([(vip[v], u.old_version, u.new_version, u.epoch, u.slot, u.phase,
                     ages[u.started] if started else bound, ages[u.requested]) for v, u, started in updates]),
-            tuple([(vip[v], *[(pool(r.pool), rank[r.at]) for r in q]) for v, q in cpu.requests.items()]),
+            tuple([(vip[v], *[(pool[r.pool], rank[r.at]) for r in q]) for v, q in cpu.requests.items()]),
             cpu.epoch,
         )  # fmt: skip
         return ages, fixed, expired
+
+    def _timeless(self, switch: Switch) -> tuple[Any, ...]:
+        """The first items of the fixed image, which hold no instant: VIPs, pools, whitelists, version
+        references. They change seldom, so each is kept by the model's records it is made of (a key
+        holds no instant, so there are few)."""
+        dp, cpu = switch.dataplane, switch.cpu
+        records = (tuple(dp.vips.items()), tuple(dp.pools.items()), frozenset(dp.whitelist),
+                   frozenset(cpu.whitelist), tuple(cpu.vip_entries.items()),
+                   tuple([(v, tuple(p.items())) for v, p in cpu.pools.items()]), tuple(cpu.refs.items()))  # fmt: skip
+        image = self._timeless_images.get(records)
+        if image is None:
+            vip, pool = self.vip_code, self.plain_pools
+            image = self._timeless_images[records] = (
+                _rows([(vip[v], *e) for v, e in dp.vips.items()]),
+                _rows([(vip[v], version, pool[p]) for (v, version), p in dp.pools.items()]),
+                _rows(list(dp.whitelist)), _rows(list(cpu.whitelist)),
+                _rows([(vip[v], *e) for v, e in cpu.vip_entries.items()]),
+                tuple([(vip[v], *[(version, pool[p]) for version, p in versions.items()])
+                       for v, versions in cpu.pools.items()]),
+                _rows([(vip[v], version, n) for (v, version), n in cpu.refs.items() if n]),
+            )  # fmt: skip
+        return image
 
     def _moving(self, switch: Switch, ages: dict[int, int], expired: list[tuple[FiveTuple, Removal]],
                 perm: Sequence[int], masks: Sequence[int]) -> tuple[Any, ...]:  # fmt: skip
@@ -559,7 +583,7 @@ class Canon:
                 return (1, stage, masks[self.key_mask[stage][(bucket, digest)]], version, perm[self.index[owner]],
                         purpose == FORGET)  # fmt: skip
             case PoolWrite(v, version, p):
-                return 2, vip[v], version, self._pool(p)
+                return 2, vip[v], version, self.plain_pools[p]
             case PoolDelete(v, version):
                 return 3, vip[v], version
             case VipWrite(v, entry, releases):
@@ -571,18 +595,18 @@ class Canon:
 
 def _ages(times: list[int], now: int, cap: int) -> dict[int, int]:
     """Each instant's age (``now`` minus it), every gap between consecutive instants capped at ``cap``
-    (-1, no instant, is left out)."""
-    label, previous = 0, None
-    labels = {}
-    for t in sorted(set(times)):
+    (-1, no instant, is left out). No instant is later than ``now``: the clock never goes back."""
+    instants = sorted(set(times), reverse=True)
+    assert instants[0] == now, "an instant after the clock"
+    ages = {}
+    age, later = 0, now
+    for t in instants:
         if t < 0:
-            continue
-        if previous is not None:
-            label += min(t - previous, cap)
-        labels[t] = label
-        previous = t
-    here = labels[now]
-    return {t: here - value for t, value in labels.items()}
+            break
+        age += min(later - t, cap)
+        ages[t] = age
+        later = t
+    return ages
 
 
 def _rows(rows: list[Any]) -> tuple[Any, ...]:
@@ -590,6 +614,10 @@ def _rows(rows: list[Any]) -> tuple[Any, ...]:
     if len(rows) > 1:
         rows.sort()
     return tuple(rows)
+
+
+_PAIR = b"(" + (2).to_bytes(4, "little")
+"""How ``marshal`` (format 2) starts a tuple of two items."""
 
 
 def _digest(image: tuple[Any, ...], size: int = 8) -> int:
@@ -811,6 +839,7 @@ class Expander:
         self._readers: dict[tuple[FiveTuple, ...], Readers] = {}
         self._representatives: dict[int, Representative] = {}
         self._moves: dict[tuple[int, type, ev.Event | None], Move] = {}
+        self._alphabets: dict[tuple[Shape, tuple[bool, ...], int], list[tuple[bytes, type, ev.Event | None]]] = {}
         watch = Watch(tuple((None, -1) for _ in scope.conns), 0)
         ref = None
         if refinement:
@@ -831,11 +860,12 @@ class Expander:
     def _remembered_successors(self, node: Node) -> Iterator[Edge]:
         scope, key, index, moves = self.scope, self.canon.key, self.index, self._moves
         here = self._representative(node)
-        for code, (_, make) in enumerate(letters(scope, here.shape, node.watch)):
-            event = None if make is None else make(0)  # a letter's event is the same at every time
-            letter = (node.digests[0], type(event), event)  # events of two kinds may be equal tuples
+        image = node.digests[0]
+        for code, kind, event in self._alphabet(here.shape, node.watch):
+            letter = (image, kind, event)
             move = moves.get(letter)
-            if move is None:
+            if move is None:  # not a tick: ``_remember`` took those
+                assert event is not None
                 move = moves[letter] = self._step(here, event)
             there = self._representatives[move.switch_key]
             watch, moved, events = node.watch, False, node.events + 1
@@ -846,32 +876,56 @@ class Expander:
                 watch = watch._replace(updates_used=watch.updates_used + 1)
             elif move.observation is not None:
                 watch, moved = _watch_after(scope, watch, index[move.observation.ft], move.observation, False)
-            yield Edge(key(there.digests, watch), there.packed, there.now, there.digests, watch,
-                       node.path + bytes((code,)), events, None, moved)  # fmt: skip
+            yield Edge(key(there.digests, watch), there.packed, there.now, there.digests, watch, node.path + code,
+                       events, None, moved)  # fmt: skip
+
+    def _alphabet(self, here: Shape, watch: Watch) -> list[tuple[bytes, type, ev.Event | None]]:
+        """``letters`` as (the path's byte, the event's kind, the event at time 0; None: the tick): a
+        letter's event is the same at every time, and ``letters`` reads of the watch only which
+        connections started and how many updates were used. Events of two kinds may be equal tuples."""
+        started = tuple([last >= 0 for _, last in watch.anchors])
+        known = (here, started, watch.updates_used)
+        alphabet = self._alphabets.get(known)
+        if alphabet is None:
+            events = [None if make is None else make(0) for _, make in letters(self.scope, here, watch)]
+            alphabet = self._alphabets[known] = [(bytes((code,)), type(e), e) for code, e in enumerate(events)]
+        return alphabet
 
     def _representative(self, node: Node) -> Representative:
         here = self._representatives.get(node.digests[0])
         if here is None:  # the root, or a node another process stepped to
             switch = unpack(node.packed, self.config, self.plan)
-            here = Representative(node.packed, node.now, shape(self.scope, switch),
-                                  self.canon.switch_digests(switch, node.now))  # fmt: skip
-            self._representatives[node.digests[0]] = here
+            self._remember(switch, node.packed, node.now, node.digests)
+            here = self._representatives[node.digests[0]]
         return here
 
-    def _step(self, here: Representative, event: ev.Event | None) -> Move:
-        """Take one letter (``event`` at time 0, None: a tick) from a representative switch."""
+    def _step(self, here: Representative, event: ev.Event) -> Move:
+        """Take one letter other than the tick (``event`` at time 0) from a representative switch."""
         switch = unpack(here.packed, self.config, self.plan)
-        now, observation = here.now, None
-        if event is None:
-            now += 1
-        else:
-            obs = switch.step(0, event._replace(t=now))
-            observation = obs if isinstance(obs, PacketObservation) else None
-        digests = self.canon.switch_digests(switch, now)
+        obs = switch.step(0, event._replace(t=here.now))
+        digests = self.canon.switch_digests(switch, here.now, self._digests_of)
         if digests[0] not in self._representatives:
-            packed = here.packed if event is None else pack(switch)
-            self._representatives[digests[0]] = Representative(packed, now, shape(self.scope, switch), digests)
-        return Move(digests[0], observation)
+            self._remember(switch, pack(switch), here.now, digests)
+        return Move(digests[0], obs if isinstance(obs, PacketObservation) else None)
+
+    def _remember(self, switch: Switch, packed: Packed, now: int, digests: tuple[int, ...]) -> None:
+        """Keep a new representative (``switch`` at ``now``, packed), and the ticks from it, and from
+        the new images they lead to: a tick only moves the clock, so the switch at hand is each of
+        them, where stepping them later would unpack it again. A tick reaches an image seen before
+        within ``Scope.cap`` ticks (then the clock is further from every instant than any constant)."""
+        here = shape(self.scope, switch)
+        while True:
+            self._representatives[digests[0]] = Representative(packed, now, here, digests)
+            later = self.canon.switch_digests(switch, now + 1, self._digests_of)
+            self._moves[(digests[0], type(None), None)] = Move(later[0], None)
+            if later[0] in self._representatives:
+                return
+            digests, now = later, now + 1
+
+    def _digests_of(self, identity: int) -> tuple[int, ...] | None:
+        """The switch digests of the representative with this identity digest, if there is one."""
+        here = self._representatives.get(identity)
+        return None if here is None else here.digests
 
     def _stepped_successors(self, node: Node) -> Iterator[Edge]:
         scope, config, plan = self.scope, self.config, self.plan
@@ -1000,7 +1054,7 @@ class Partition:
                 if edge.moved or edge.mismatch is not None:
                     stats.findings.append(Finding(edge.path, edge.mismatch))
                 fp = edge.fingerprint
-                to = owner(edge.home, parts)
+                to = part if parts == 1 else owner(edge.home, parts)
                 if to == part:
                     if fp not in seen and stats.new < budget:
                         self._keep(edge.node(), stats)
