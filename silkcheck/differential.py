@@ -655,9 +655,10 @@ def anchor_table(result: CampaignResult, runs: Sequence[dict[str, RawRate]]) -> 
     together = {profile: RawRate.together([run[profile] for run in runs]) for profile in alone}
     rows = [[profile, f"{raw.packets:,}", f"{raw.seconds:.2f}", f"{raw.rate:,.0f}", f"{together[profile].rate:,.0f}"]
             for profile, raw in alone.items()]  # fmt: skip
-    text = report.table(["raw BMv2 (pcap-fed)", "packets", "seconds", "packets/s, one switch",
+    first = "one switch" if len(runs) == 1 else "worker 1's switch"  # beside the others, when there are others
+    text = report.table(["raw BMv2 (pcap-fed)", "packets", "seconds", f"packets/s, {first}",
                          f"packets/s, {len(runs)} switches at once"], rows)  # fmt: skip
-    for name, rates in (("one switch", alone), (f"{len(runs)} switches at once", together)):
+    for name, rates in ((first, alone), (f"{len(runs)} switches at once", together)):
         raw_seconds = sum(result.profiles[profile][1] / raw.rate for profile, raw in rates.items())
         anchor = result.packets / raw_seconds
         text += (f"\nanchor, {name}: raw BMv2 would take {raw_seconds:.1f} s for the campaign's {result.packets:,} "
