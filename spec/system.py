@@ -556,22 +556,20 @@ def key_at(o: Domain, c: Any, stage: Any) -> Any:
     return key
 
 
-def _conn_write(o: Domain, st: Step, kind: int, c: Any, stage: Any, cond: Any, shadow: Step | None = None) -> None:
-    """Queue a ConnTable write; if given a ``shadow`` (``projected(o, st)`` before it), take the write
-    into it at once: it stays the projection without being built again for every write."""
+def _conn_write(o: Domain, st: Step, kind: int, c: Any, stage: Any, cond: Any) -> tuple[Write, Any]:
+    """Queue a ConnTable write if ``cond``; the write and its condition."""
     write = Write(kind, st.get("now"), owner=c, stage=stage, key=key_at(o, c, stage),
                   version=st.get("conn", c, "kver"), vip=o.vip_of(c))  # fmt: skip
     o.pending_append(st, write, cond)
-    if shadow is not None:
-        o.pending_append(shadow, write, cond)
-        apply_write(o, shadow, required=False)
+    return write, cond
 
 
-def place(o: Domain, st: Step, p: Place, shadow: Step) -> None:
+def place(o: Domain, st: Step, p: Place, shadow: Step) -> list[tuple[Write, Any]]:
     """The CPU places a connection (or moves it) at a stage: an insert carrying its version; or it
     ends a cuckoo move: the old copy goes. The search that chose them is not modelled: what keeps
-    them safe is checked when each write takes effect (``_apply_conn``). ``shadow`` is the CPU's
-    shadow of the tables (``projected``), kept up to date with the write."""
+    them safe is checked when each write takes effect (``_apply_conn``). ``shadow``: the CPU's
+    shadow of the tables (``projected``). Returns the writes queued, each with its condition."""
+    queued = []
     for c, is_c in o.refer(p.conn):
         here = o.and_(p.active, is_c)
         st.require(f"only a known connection's entry is written ({c})", o.or_(o.not_(here), st.get("conn", c, "known")))
@@ -592,8 +590,9 @@ def place(o: Domain, st: Step, p: Place, shadow: Step) -> None:
                    o.or_(o.not_(here), p.move_delete, o.not_(unplaced), o.not_(st.get("conn", c, "khit")), reaches))
         elsewhere = o.not_(o.eq(st.get("conn", c, "stage"), p.stage))
         st.require(f"a move deletes its old copy ({c})", o.or_(o.not_(here), o.not_(p.move_delete), elsewhere))
-        _conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here, shadow)
+        queued.append(_conn_write(o, st, o.ite(p.move_delete, W_MOVE_DELETE, W_INSERT), c, p.stage, here))
         when(o, st, o.and_(here, o.not_(p.move_delete)), p.stage, "conn", c, "stage")
+    return queued
 
 
 def forget(o: Domain, st: Step, f: Forget) -> None:
@@ -832,7 +831,11 @@ def _places(o: Domain, st: Step, places: Sequence[Place]) -> None:
             started = False if prev is None else o.and_(prev.active, o.not_(prev.move_delete), o.same(prev.conn, c))
             deleting = o.and_(p.active, is_c, p.move_delete)
             st.require(f"a move's delete follows its new copy's insert ({c})", o.or_(o.not_(deleting), started))
-        place(o, st, p, shadow)
+        queued = place(o, st, p, shadow)
+        if i + 1 < len(places):  # the next placement's shadow has these writes too (built once, not per placement)
+            for write, cond in queued:
+                o.pending_append(shadow, write, cond)
+                apply_write(o, shadow, required=False)
 
 
 def cpu_learn(o: Domain, st: Step, taken: Sequence[Any], limit: Any, places: Sequence[Place]) -> None:
