@@ -552,9 +552,9 @@ def _diff_args(p: argparse.ArgumentParser) -> None:
     _cluster_args(p, 64, "of the embedded Dask cluster for the random traces, each with its own BMv2 switch")
     p.add_argument("--no-anchor", action="store_true", help="skip the raw BMv2 rate (pcap-fed) printed as the anchor")
     p.add_argument("--no-refinement", action="store_true",
-                   help="do not check the random traces' model runs against the proved abstract system (about half "
-                        "of a campaign's CPU; fuzz campaigns check it); model and BMv2 are still compared packet by "
-                        "packet")  # fmt: skip
+                   help="do not check the random traces' model runs against the proved abstract system (a third to "
+                        "a half of a campaign's CPU; fuzz campaigns check it); model and BMv2 are still compared "
+                        "packet by packet")  # fmt: skip
     p.add_argument("--bmv2-log", metavar="FILE", type=opt.output_file("BMv2 log"),
                    help="turn BMv2's packet log on, into FILE (a worker's switch: FILE-PID)")
 

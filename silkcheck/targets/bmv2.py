@@ -31,7 +31,6 @@ What BMv2 cannot do over P4Runtime, and how the target keeps the model's semanti
 from __future__ import annotations
 
 import atexit
-import os
 import shutil
 import socket
 import struct
@@ -44,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+
+import psutil
 
 from model import decisions as d
 from model import events as ev
@@ -231,14 +232,12 @@ class SimpleSwitch:
         return socket.create_connection((host, int(port)), timeout=0.2)
 
     def cpu_seconds(self) -> float:
-        """CPU time (user and system, every thread) the switch process has used so far; 0 where
-        ``/proc`` cannot tell (not Linux, or the process is gone)."""
+        """CPU time (user and system, every thread) the switch process has used so far; 0 once it is gone."""
         try:
-            stat = Path(f"/proc/{self.process.pid}/stat").read_text()
-        except OSError:
+            times = psutil.Process(self.process.pid).cpu_times()
+        except psutil.Error:
             return 0.0
-        fields = stat.rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return times.user + times.system
 
     def log_tail(self, lines: int = 20) -> str:
         try:
