@@ -288,14 +288,20 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     if pool is None:  # DIPPoolTable miss: the version's pool was reclaimed
         return PacketObservation(index, t, pkt, DROP, learned=learned, hit_key=hit_key, path=f"no-pool:v{version}")
     dip = pool[dip_index(h.dip_hash, len(pool))]
-    if found:
-        path = f"hit:stage{found[0]}:v{version}"
-    elif consults:
-        path = f"miss:transit-{'hit' if transit_hit else 'miss'}:v{version}"
-    else:
-        path = f"miss:{d.PHASE_NAMES[phase]}:v{version}"
+    path = forward_path(hit_stage, consults, transit_hit, phase, version)
     return PacketObservation(index, t, pkt, FORWARD, dip, learned=learned, hit_key=hit_key, path=path,
                              buckets=h.buckets, digest=h.digest)  # fmt: skip
+
+
+@lru_cache(maxsize=1 << 10)
+def forward_path(hit_stage: int | None, consults: bool, transit_hit: bool, phase: int, version: int) -> str:
+    """``PacketObservation.path`` of a forwarded packet: one string per decision, which the packets
+    that take it share."""
+    if hit_stage is not None:
+        return f"hit:stage{hit_stage}:v{version}"
+    if consults:
+        return f"miss:transit-{'hit' if transit_hit else 'miss'}:v{version}"
+    return f"miss:{d.PHASE_NAMES[phase]}:v{version}"
 
 
 def _authenticate(dp: DataPlane, index: int, t: int, pkt: Packet, vip: VipEntry) -> PacketObservation:

@@ -46,11 +46,10 @@ from pathlib import Path
 
 import psutil
 
-from model import decisions as d
 from model import events as ev
 from model.config import Config
 from model.cpu import Cpu
-from model.dataplane import LearnChannel, LearnEvent
+from model.dataplane import LearnChannel, LearnEvent, forward_path
 from model.hashing import HashPlan
 from model.observations import DROP, FORWARD, REPLY, Observation, PacketObservation
 from model.switch import InvalidEvent, Switch
@@ -135,11 +134,8 @@ class Report:
             return f"no-pool:v{v}"
         if f["path"] == PATH_NO_DIP:
             return f"no-dip:v{v}"
-        if f["hit"]:
-            return f"hit:stage{f['hit_stage']}:v{v}"
-        if f["consults"]:
-            return f"miss:transit-{'hit' if f['transit_hit'] else 'miss'}:v{v}"
-        return f"miss:{d.PHASE_NAMES[f['phase']]}:v{v}"
+        hit_stage = f["hit_stage"] if f["hit"] else None
+        return forward_path(hit_stage, bool(f["consults"]), bool(f["transit_hit"]), f["phase"], v)
 
 
 def _free_port() -> int:
