@@ -132,6 +132,10 @@ class DataPlane(LearnChannel):
     whitelist: set[int] = field(default_factory=set)
     learn_queue: deque[LearnEvent] = field(default_factory=deque)
     learn_filter: set[tuple[str, FiveTuple]] = field(default_factory=set)
+    decisions: DecisionTable = field(default_factory=lambda: decision_table())
+    """The ingress decisions, tabulated from ``model.decisions`` when the data plane is made, as a
+    P4 program's are when it is compiled: a patched design (a mutant, a proof's variant) is
+    patched before its switch boots."""
 
     @classmethod
     def empty(cls, config: Config) -> DataPlane:
@@ -242,7 +246,7 @@ def decision_table() -> DecisionTable:
 def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObservation:
     """One packet through the ingress pipeline."""
     ft = pkt.ft
-    vip_key = ft.vip
+    vip_key = (ft.dst_ip, ft.dst_port, ft.proto)  # VIPTable's match key: equal to the ``Vip`` it was written with
     vip = dp.vips.get(vip_key)
     if vip is None:
         return PacketObservation(index, t, pkt, DROP, path="no-vip")
@@ -253,7 +257,7 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     h = dp.plan.flow(ft)
     found = dp.lookup(h)
     hit = found is not None
-    table = decision_table()
+    table = dp.decisions
     phase = vip.phase
     consults = table.consults[hit, phase]
     transit_hit = consults and dp.transit_hit(h, vip.slot, vip.epoch)
@@ -289,8 +293,8 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
         return PacketObservation(index, t, pkt, DROP, learned=learned, hit_key=hit_key, path=f"no-pool:v{version}")
     dip = pool[dip_index(h.dip_hash, len(pool))]
     path = forward_path(hit_stage, consults, transit_hit, phase, version)
-    return PacketObservation(index, t, pkt, FORWARD, dip, learned=learned, hit_key=hit_key, path=path,
-                             buckets=h.buckets, digest=h.digest)  # fmt: skip
+    # Positional, on the path most packets take (a forwarded packet makes no reply: the three zeros).
+    return PacketObservation(index, t, pkt, FORWARD, dip, 0, 0, 0, learned, hit_key, path, h.buckets, h.digest)
 
 
 @lru_cache(maxsize=1 << 10)

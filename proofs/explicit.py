@@ -196,15 +196,16 @@ class Scope:
 
 _PACKED = {
     Switch: {"config", "dataplane", "cpu", "decided_at"},
-    DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter"},
+    DataPlane: {"config", "plan", "conn", "vips", "pools", "transit", "whitelist", "learn_queue", "learn_filter",
+                "decisions"},
     Cpu: {"config", "plan", "backend", "known", "table", "load", "watchers", "vip_entries", "pools", "refs",
           "released", "updates", "requests", "whitelist", "expired", "epoch", "generation", "pending"},
     Known: {"ft", "hashes", "version", "sent", "opened", "ended", "stage", "seen", "failed_at", "version_from_hit"},
     ConnEntry: {"version", "last_hit"},
 }  # fmt: skip
+"""Every field ``pack`` copies, per class (``DataPlane.decisions``, the design's, is made anew by ``unpack``)."""
 BENCH_SCOPES = ("update-2", "full-table-2", "collision-2", "expiry-2", "update-2-writes")
 """Two-connection scopes ``silkcheck prove --bench`` takes to their fixpoint."""
-"""Every field ``pack`` copies, per class."""
 _IMAGED = {
     LearnEvent: ("sent", "visible", "kind", "ft", "version", "hit_stage"),
     Removal: ("at", "stage"),
