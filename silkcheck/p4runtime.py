@@ -186,16 +186,17 @@ class Tables:
         table_id, exact = self._match(table, key)
         return self._entity(table_id, exact, action, params)
 
-    def _match(self, table: str, key: dict[str, int]) -> tuple[int, list[tuple[int, bytes]]]:
+    def _match(self, table: str, key: dict[str, int]) -> tuple[int, tuple[tuple[int, bytes], ...]]:
         t = self.info.tables[table]
-        return t.id, [(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()]
+        return t.id, tuple([(t.keys[name][0], encode(value, t.keys[name][1])) for name, value in key.items()])
 
-    def _entity(self, table_id: int, exact: list[tuple[int, bytes]], action: str | None,
+    def _entity(self, table_id: int, exact: tuple[tuple[int, bytes], ...], action: str | None,
                 params: dict[str, int] | None) -> bytes:  # fmt: skip
         if action is None:
             return p4wire.table_entry(table_id, exact)
         a = self.info.actions[action]
-        values = [(a.params[name][0], encode(value, a.params[name][1])) for name, value in (params or {}).items()]
+        values = tuple([(a.params[name][0], encode(value, a.params[name][1]))
+                        for name, value in (params or {}).items()])  # fmt: skip
         return p4wire.table_entry(table_id, exact, a.id, values)
 
     def insert(self, table: str, key: dict[str, int], action: str, params: dict[str, int] | None = None) -> None:

@@ -31,7 +31,7 @@ def test_table_writes_are_the_bytes_protobuf_writes() -> None:
     updates = []
     for table_id, exact, action_id, params in cases:
         entity = _entity(table_id, exact, action_id, params)
-        assert p4wire.table_entry(table_id, exact, action_id, params) == entity.SerializeToString()
+        assert p4wire.table_entry(table_id, tuple(exact), action_id, tuple(params)) == entity.SerializeToString()
         updates.append((p4r.Update.INSERT, entity))
     request = p4r.WriteRequest(device_id=0, election_id=p4r.Uint128(high=0, low=1))
     for kind, entity in updates:
