@@ -267,9 +267,10 @@ def alpha(switch: Switch, decided: Sequence[int], history: dict[tuple[Any, ...],
         for version, pool in versions.items():
             s["cpool", v, version] = pool
     for slot, cells in enumerate(dp.transit):
-        for i, epoch in enumerate(cells):
-            if epoch:
-                s["cell", slot, i] = epoch
+        if any(cells):  # a slot no update has recorded in is all zeros: most are, read at C speed
+            for i, epoch in enumerate(cells):
+                if epoch:
+                    s["cell", slot, i] = epoch
     for src in dp.whitelist:
         s["wl", src] = True
     for src in cpu.whitelist:
