@@ -21,8 +21,10 @@ the algorithm and field order the P4 program must use.
 
 from __future__ import annotations
 
+import operator
+import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -134,6 +136,18 @@ def join_fields(fields: dict[str, bytes], order: Sequence[str]) -> bytes:
     return b"".join([fields[name] for name in order])
 
 
+_STRUCT_CODES = {8: "B", 16: "H", 32: "I"}
+
+
+def tuple_packer(order: Sequence[str]) -> Callable[[FiveTuple], bytes]:
+    """``pack_tuple(ft, order)`` as one ``struct`` call: a flow's hashes are computed once per flow,
+    but once for each of about 10,000 new flows in 200,000 packets, where joining per-field bytes
+    was a tenth of the model's time. A value that does not fit raises ``struct.error``."""
+    layout = struct.Struct(">" + "".join(_STRUCT_CODES[FIELD_WIDTHS[name]] for name in order))
+    values = operator.attrgetter(*order)
+    return lambda ft: layout.pack(*values(ft))
+
+
 class FlowHashes(NamedTuple):
     """Everything the data plane derives from one 5-tuple."""
 
@@ -153,19 +167,25 @@ class HashPlan:
     def __init__(self, config: Config) -> None:
         self.config = config
         self._digest_mod = 1 << config.digest_bits
-        self._stage_orders = STAGE_ORDERS[: config.stages]
-        self._bloom_orders = BLOOM_ORDERS[: config.bloom_hashes]
+        self._digest_input = tuple_packer(DIGEST_ORDER)
+        self._stage_inputs = [tuple_packer(order) for order in STAGE_ORDERS[: config.stages]]
+        self._bloom_inputs = [tuple_packer(order) for order in BLOOM_ORDERS[: config.bloom_hashes]]
+        self._dip_input = tuple_packer(DIP_ORDER)
         self.flow = lru_cache(maxsize=1 << 16)(self._flow)
         self.cookie = lru_cache(maxsize=1 << 16)(self._cookie)
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
-        fields = field_bytes(ft)
+        try:
+            digest = crc32(self._digest_input(ft)) % self._digest_mod
+        except struct.error:  # a field out of range: let ``pack`` name it
+            field_bytes(ft)
+            raise
         return FlowHashes(
-            digest=crc32(join_fields(fields, DIGEST_ORDER)) % self._digest_mod,
-            buckets=tuple(crc32(join_fields(fields, order)) % c.buckets_per_stage for order in self._stage_orders),
-            bloom=tuple(crc32(join_fields(fields, order)) % c.bloom_bits for order in self._bloom_orders),
-            dip_hash=crc16(join_fields(fields, DIP_ORDER)),
+            digest=digest,
+            buckets=tuple([crc32(packed(ft)) % c.buckets_per_stage for packed in self._stage_inputs]),
+            bloom=tuple([crc32(packed(ft)) % c.bloom_bits for packed in self._bloom_inputs]),
+            dip_hash=crc16(self._dip_input(ft)),
         )
 
     def _cookie(self, ft: FiveTuple) -> int:

@@ -2,6 +2,8 @@
 
 import random
 
+import pytest
+
 from model.config import Config
 from model.hashing import (
     BLOOM_ORDERS,
@@ -15,6 +17,7 @@ from model.hashing import (
     hash_uses,
     pack,
     pack_tuple,
+    tuple_packer,
 )
 from model.types import FiveTuple
 from proofs.gf2 import rank
@@ -68,6 +71,20 @@ def test_flow_hashes_are_the_documented_uses():
     assert dip_index(h.dip_hash, 3) == crc16(pack_tuple(ft, DIP_ORDER)) % 3
     assert h.digest == crc32(bytes.fromhex("c0a80001140000019c40005006")) % (1 << 24)
     assert h.dip_hash == crc16(bytes.fromhex("0600509c4014000001c0a80001"))
+
+
+def test_tuple_packer_packs_as_pack_tuple_in_every_order():
+    rng = random.Random(7)
+    flows = [FiveTuple(rng.getrandbits(32), rng.getrandbits(32), rng.getrandbits(16), rng.getrandbits(16),
+                       rng.getrandbits(8)) for _ in range(200)]  # fmt: skip
+    for order in (DIGEST_ORDER, DIP_ORDER, *STAGE_ORDERS, *BLOOM_ORDERS):
+        packed = tuple_packer(order)
+        assert all(packed(ft) == pack_tuple(ft, order) for ft in flows)
+
+
+def test_flow_hashes_of_a_field_out_of_range_name_the_value():
+    with pytest.raises(ValueError, match="value 65536 does not fit in 16 bits"):
+        HashPlan(Config()).flow(FiveTuple(1, 2, 65536, 80, 6))
 
 
 def test_frozen_vectors():
