@@ -630,10 +630,9 @@ class Cpu:
 
     def _reached(self, conn: Known) -> int | None:
         """The stage whose entry ``conn``'s lookup reaches (None: it misses)."""
-        h = conn.hashes
-        digest = h.digest
-        for stage, (bucket, table) in enumerate(zip(h.buckets, self.table, strict=True)):
-            if (bucket, digest) in table:
+        digest, buckets = conn.hashes.digest, conn.hashes.buckets
+        for stage, table in enumerate(self.table):
+            if (buckets[stage], digest) in table:
                 return stage
         return None
 

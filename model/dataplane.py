@@ -150,9 +150,9 @@ class DataPlane(LearnChannel):
 
     def lookup(self, h: FlowHashes) -> tuple[int, ConnEntry] | None:
         """ConnTable: the first stage whose (bucket, digest) matches wins."""
-        digest = h.digest
-        for stage, (bucket, table) in enumerate(zip(h.buckets, self.conn, strict=True)):
-            entry = table.get((bucket, digest))
+        digest, buckets = h.digest, h.buckets
+        for stage, table in enumerate(self.conn):
+            entry = table.get((buckets[stage], digest))
             if entry is not None:
                 return stage, entry
         return None

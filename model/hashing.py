@@ -25,11 +25,13 @@ import operator
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from functools import lru_cache
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from model.config import Config
 from model.types import FiveTuple
+
+K = TypeVar("K")
+V = TypeVar("V")
 
 FIELD_WIDTHS = {"src_ip": 32, "dst_ip": 32, "src_port": 16, "dst_port": 16, "proto": 8}
 IDENTITY = ("src_ip", "dst_ip", "src_port", "dst_port", "proto")
@@ -161,6 +163,23 @@ class FlowHashes(NamedTuple):
         return self.buckets[stage], self.digest
 
 
+class BoundedMemo(dict[K, V]):
+    """The values of a pure function of one argument, emptied when it holds ``size`` of them. A
+    packet reads its flow's hashes here: a hit is one dict read, where an ``lru_cache`` hit, which
+    also reorders its list, cost three times as much (0.3 against 0.7-1.0 µs)."""
+
+    def __init__(self, compute: Callable[[K], V], size: int) -> None:
+        super().__init__()
+        self.compute = compute
+        self.size = size
+
+    def __missing__(self, key: K) -> V:
+        if len(self) >= self.size:
+            self.clear()
+        value = self[key] = self.compute(key)
+        return value
+
+
 class HashPlan:
     """The hash uses of one configuration, with per-flow caches (``flow``, ``cookie``)."""
 
@@ -171,8 +190,8 @@ class HashPlan:
         self._stage_inputs = [tuple_packer(order) for order in STAGE_ORDERS[: config.stages]]
         self._bloom_inputs = [tuple_packer(order) for order in BLOOM_ORDERS[: config.bloom_hashes]]
         self._dip_input = tuple_packer(DIP_ORDER)
-        self.flow = lru_cache(maxsize=1 << 16)(self._flow)
-        self.cookie = lru_cache(maxsize=1 << 16)(self._cookie)
+        self.flow = BoundedMemo(self._flow, 1 << 16).__getitem__
+        self.cookie = BoundedMemo(self._cookie, 1 << 16).__getitem__
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
