@@ -25,7 +25,7 @@ import model.switch
 from model import decisions as d
 from model import hashing
 from model.config import Config
-from model.cpu import Cpu, CpuLog
+from model.cpu import Cpu, CpuLog, SearchMemo
 from model.dataplane import DataPlane, LearnChannel, VipEntry, process_packet
 from model.types import Dip, Vip
 from model.writes import MOVE, PoolWrite, TableWrite, VipWrite
@@ -229,8 +229,8 @@ def break_before_make() -> Iterator[None]:
     """A cuckoo move deletes the old copy before it inserts the new one. Between the two writes
     the connection's lookup misses: its packets take the VIP's current version and go elsewhere."""
 
-    def move(self: Cpu, conn: Any, stage: int, now: int) -> bool:
-        if not self._fits(conn, stage):
+    def move(self: Cpu, conn: Any, stage: int, now: int, memo: SearchMemo) -> bool:
+        if not self._fits_now(conn, stage, memo):
             return False
         if conn.stage is not None:
             self._delete(conn, conn.stage, now, MOVE)

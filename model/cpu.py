@@ -472,7 +472,7 @@ class Cpu:
             conn.failed_at = self.generation
             return
         for move in plan:
-            if not self._move(self.known[move.ft], move.stage, now):
+            if not self._move(self.known[move.ft], move.stage, now, memo):
                 log.notes.append(f"placement of {conn.ft} stopped: a planned move became unsafe")
                 return
 
@@ -527,9 +527,16 @@ class Cpu:
             return [c for (b, _), c in self.table[stage].items() if b == bucket]
         return []
 
-    def _move(self, conn: Known, stage: int, now: int) -> bool:
+    def _fits_now(self, conn: Known, stage: int, memo: SearchMemo) -> bool:
+        """``_fits``, as ``memo`` found it while the shadow is still the one it searched: a plan's
+        first move (most plans have one) is checked again only after an earlier move wrote."""
+        if memo.generation == self.generation:
+            return _remembered(memo.fits, conn, stage, self._fits)
+        return self._fits(conn, stage)
+
+    def _move(self, conn: Known, stage: int, now: int, memo: SearchMemo) -> bool:
         """Insert ``conn`` at ``stage``, then delete its old entry: never a window without one."""
-        if not self._fits(conn, stage):
+        if not self._fits_now(conn, stage, memo):
             return False
         old_stage = conn.stage
         self._insert(conn, stage, now)
