@@ -582,20 +582,23 @@ class Cpu:
         read later, teaches the CPU the new one (so it is not marked expired).
         """
         self.learn(now, None, log)
-        # Activity before any deletion: deleting one entry must not hide the hits
-        # another connection's packets made on it, in this pass or a later one.
+        # Activity before any deletion: deleting one entry must not hide the hits another connection's
+        # packets made on it. Only the timers of connections that may go need reading: a timer only
+        # moves forward while its entry stays, an entry inserted ahead of a lookup starts at its
+        # insertion, later than every hit the lookup made before, and a deleted entry's hits are
+        # kept by the lookups it leaves (``_carry_hits``); so reading a timer later gives what reading
+        # it now would. Reading every connection's was a third of a 1M-packet bench run.
         for conn in self.known.values():
-            idle = self._idle(conn, now)
-            if idle is not None:
-                conn.seen = max(conn.seen, now - idle)
-        silent = self.config.idle_timeout + self.config.learn_delay_bound
-        for conn in [c for c in self._unplaced.values() if now - c.seen > silent and not self._unheard(c)]:
+            if self._may_go(conn, now):
+                idle = self._idle(conn, now)
+                if idle is not None:
+                    conn.seen = max(conn.seen, now - idle)
+        for conn in [c for c in self._unplaced.values() if self._may_go(c, now) and not self._unheard(c)]:
             self._forget(conn, now)
             log.notes.append(f"forgot {conn.ft}: unplaced and silent since {conn.seen}")
         placed = [c for c in self.known.values() if c.stage is not None]
         for conn in placed:
-            limit = self.config.teardown_grace if conn.closing else self.config.idle_timeout
-            if now - conn.seen <= limit:
+            if not self._may_go(conn, now):
                 continue
             if not self._write_is_safe(conn.stage, conn.hashes.key(conn.stage), None, conn.ft):
                 log.notes.append(f"kept {conn.ft}: an unplaced connection still relies on its entry")
@@ -609,6 +612,13 @@ class Cpu:
         self._delete(conn, conn.stage, now, FORGET)
         self._forget(conn, now)
         self.expired[conn.ft] = Removal(now, conn.stage)
+
+    def _may_go(self, conn: Known, now: int) -> bool:
+        """Silent for longer than it may be as far as the CPU knows (``seen``): a placed connection for
+        ``idle_timeout`` (``teardown_grace`` once torn down), an unplaced one also for a learn-delay bound."""
+        if conn.stage is None:
+            return now - conn.seen > self.config.idle_timeout + self.config.learn_delay_bound
+        return now - conn.seen > (self.config.teardown_grace if conn.closing else self.config.idle_timeout)
 
     def _unheard(self, conn: Known) -> bool:
         """Whether ``conn``'s silence cannot be heard: its VIP's update is sealed, so its packets

@@ -194,6 +194,22 @@ def test_idle_connections_expire():
     assert [w.owner for w in run.expire(dt=run.config.idle_timeout + 1).removes] == [flow(1)]
 
 
+def test_expiry_reads_only_the_timers_of_connections_that_may_go(monkeypatch):
+    run = Run()
+    for n in range(5):
+        run.packet(flow(n), SYN)
+    run.learn()
+    run.packet(flow(0), ACK, dt=run.config.idle_timeout // 2)  # its entry's timer, not the CPU, knows
+    dataplane = run.switch.dataplane
+    read, reads = dataplane.idle_time, []
+    monkeypatch.setattr(dataplane, "idle_time", lambda *key_now: reads.append(key_now[:3]) or read(*key_now))
+    assert run.expire().removes == ()
+    assert reads == []  # none has been silent for idle_timeout since the CPU learned it
+    removes = run.expire(dt=run.config.idle_timeout // 2 + 10).removes
+    assert sorted(w.owner for w in removes) == [flow(n) for n in range(1, 5)]  # flow(0) kept by its timer
+    assert run.switch.cpu.known[flow(0)].stage is not None
+
+
 def test_new_incarnation_during_teardown_keeps_its_entry():
     run = Run()
     run.packet(flow(1), SYN)
