@@ -142,9 +142,9 @@ _STRUCT_CODES = {8: "B", 16: "H", 32: "I"}
 
 
 def tuple_packer(order: Sequence[str]) -> Callable[[FiveTuple], bytes]:
-    """``pack_tuple(ft, order)`` as one ``struct`` call: a flow's hashes are computed once per flow,
-    but once for each of about 10,000 new flows in 200,000 packets, where joining per-field bytes
-    was a tenth of the model's time. A value that does not fit raises ``struct.error``."""
+    """``pack_tuple(ft, order)`` as one ``struct`` call. Every new flow packs its fields once per hash
+    use; joining per-field bytes for that was a tenth of the model's time on the bench workload (a
+    new flow every 20 packets). A value that does not fit raises ``struct.error``."""
     layout = struct.Struct(">" + "".join(_STRUCT_CODES[FIELD_WIDTHS[name]] for name in order))
     values = operator.attrgetter(*order)
     return lambda ft: layout.pack(*values(ft))
