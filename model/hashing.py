@@ -144,10 +144,17 @@ _STRUCT_CODES = {8: "B", 16: "H", 32: "I"}
 def tuple_packer(order: Sequence[str]) -> Callable[[FiveTuple], bytes]:
     """``pack_tuple(ft, order)`` as one ``struct`` call. Every new flow packs its fields once per hash
     use; joining per-field bytes for that was a tenth of the model's time on the bench workload (a
-    new flow every 20 packets). A value that does not fit raises ``struct.error``."""
+    new flow every 20 packets). A value that does not fit raises ``pack``'s ``ValueError``, which names it."""
     layout = struct.Struct(">" + "".join(_STRUCT_CODES[FIELD_WIDTHS[name]] for name in order))
     values = operator.attrgetter(*order)
-    return lambda ft: layout.pack(*values(ft))
+
+    def packed(ft: FiveTuple) -> bytes:
+        try:
+            return layout.pack(*values(ft))
+        except struct.error:
+            return pack(list(zip(values(ft), (FIELD_WIDTHS[name] for name in order), strict=True)))
+
+    return packed
 
 
 class FlowHashes(NamedTuple):
@@ -195,13 +202,8 @@ class HashPlan:
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
-        try:
-            digest = crc32(self._digest_input(ft)) % self._digest_mod
-        except struct.error:  # a field out of range: let ``pack`` name it
-            field_bytes(ft)
-            raise
         return FlowHashes(
-            digest=digest,
+            digest=crc32(self._digest_input(ft)) % self._digest_mod,
             buckets=tuple([crc32(packed(ft)) % c.buckets_per_stage for packed in self._stage_inputs]),
             bloom=tuple([crc32(packed(ft)) % c.bloom_bits for packed in self._bloom_inputs]),
             dip_hash=crc16(self._dip_input(ft)),
