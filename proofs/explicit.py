@@ -204,8 +204,6 @@ _PACKED = {
     ConnEntry: {"version", "last_hit"},
 }  # fmt: skip
 """Every field ``pack`` copies, per class (``DataPlane.decisions``, the design's, is made anew by ``unpack``)."""
-BENCH_SCOPES = ("update-2", "full-table-2", "collision-2", "expiry-2", "update-2-writes")
-"""Two-connection scopes ``silkcheck prove --bench`` takes to their fixpoint."""
 _IMAGED = {
     LearnEvent: ("sent", "visible", "kind", "ft", "version", "hit_stage"),
     Removal: ("at", "stage"),
