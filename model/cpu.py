@@ -596,8 +596,8 @@ class Cpu:
         for conn in [c for c in self._unplaced.values() if self._may_go(c, now) and not self._unheard(c)]:
             self._forget(conn, now)
             log.notes.append(f"forgot {conn.ft}: unplaced and silent since {conn.seen}")
-        # Only those may go still (in learn order): nothing below is learned or placed, and ``seen``
-        # only moves forward, so no other connection can come to.
+        # Only those that may go (in learn order): nothing here is learned or placed, and ``seen``
+        # only moves forward, so a connection that could not go at the first test cannot now.
         for conn in may_go:
             if conn.stage is None or not self._may_go(conn, now):
                 continue
