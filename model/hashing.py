@@ -164,6 +164,9 @@ class FlowHashes(NamedTuple):
     buckets: tuple[int, ...]
     bloom: tuple[int, ...]
     dip_hash: int
+    hit_keys: tuple[tuple[int, int, int], ...] = ()
+    """Per stage, the (stage, bucket, digest) an observation reports when this flow hits there: made
+    once per flow, not once per packet (a packet's tuple is one more object for the collector to walk)."""
 
     def key(self, stage: int) -> tuple[int, int]:
         """The ConnTable match key (bucket, digest) in one stage."""
@@ -202,11 +205,14 @@ class HashPlan:
 
     def _flow(self, ft: FiveTuple) -> FlowHashes:
         c = self.config
+        digest = crc32(self._digest_input(ft)) % self._digest_mod
+        buckets = tuple([crc32(packed(ft)) % c.buckets_per_stage for packed in self._stage_inputs])
         return FlowHashes(
-            digest=crc32(self._digest_input(ft)) % self._digest_mod,
-            buckets=tuple([crc32(packed(ft)) % c.buckets_per_stage for packed in self._stage_inputs]),
+            digest=digest,
+            buckets=buckets,
             bloom=tuple([crc32(packed(ft)) % c.bloom_bits for packed in self._bloom_inputs]),
             dip_hash=crc16(self._dip_input(ft)),
+            hit_keys=tuple([(stage, bucket, digest) for stage, bucket in enumerate(buckets)]),
         )
 
     def _cookie(self, ft: FiveTuple) -> int:
