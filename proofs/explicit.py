@@ -1053,7 +1053,7 @@ class Partition:
                 if edge.moved or edge.mismatch is not None:
                     stats.findings.append(Finding(edge.path, edge.mismatch))
                 fp = edge.fingerprint
-                to = part if parts == 1 else owner(edge.home, parts)
+                to = 0 if parts == 1 else owner(edge.home, parts)  # owner(home, 1); not part: an actor expands as -1
                 if to == part:
                     if fp not in seen and stats.new < budget:
                         self._keep(edge.node(), stats)

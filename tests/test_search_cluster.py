@@ -86,3 +86,11 @@ def test_the_search_command_prints_progress_and_coverage(capsys: pytest.CaptureF
     out, err = capsys.readouterr()
     assert "dashboard http" in err and "update-1: depth 4," in err
     assert out.startswith("search update-1 on 2 partitions: no violation:") and "every state within 4 steps" in out
+
+
+def test_the_search_command_on_one_worker_finds_the_states_of_one_process(capsys: pytest.CaptureFixture[str]) -> None:
+    one = explicit.search(SHALLOW)
+    assert main(["search", "update-1", "--max-depth", "8"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"search update-1 on 1 partition: no violation: {one.states:,} states, {one.edges:,} edges, "
+                          f"depth {one.depth},")  # fmt: skip
