@@ -402,9 +402,7 @@ class Cpu:
     def _watch(self, conn: Known, add: bool) -> None:
         if not add:
             self.generation += 1
-        digest = conn.hashes.digest
-        for stage, bucket in enumerate(conn.hashes.buckets):
-            key = (stage, bucket, digest)
+        for key in conn.hashes.stage_keys:
             if add:
                 self.watchers.setdefault(key, set()).add(conn.ft)
             else:

@@ -271,7 +271,7 @@ def process_packet(dp: DataPlane, index: int, t: int, pkt: Packet) -> PacketObse
     hit_key: tuple[int, int, int] | None = None
     if found:
         hit_stage, entry = found
-        hit_key = h.hit_keys[hit_stage]
+        hit_key = h.stage_keys[hit_stage]
         entry.last_hit = t
     version = (entry.version if found else 0, vip.old_version, vip.new_version)[decision.version]
     if decision.records:

@@ -164,9 +164,10 @@ class FlowHashes(NamedTuple):
     buckets: tuple[int, ...]
     bloom: tuple[int, ...]
     dip_hash: int
-    hit_keys: tuple[tuple[int, int, int], ...] = ()
-    """Per stage, the (stage, bucket, digest) an observation reports when this flow hits there: made
-    once per flow, not once per packet (a packet's tuple is one more object for the collector to walk)."""
+    stage_keys: tuple[tuple[int, int, int], ...]
+    """Per stage, (stage, bucket, digest): what an observation reports when this flow hits there, and
+    what the CPU's shadow watches. Made once per flow, not once per packet or learn (a packet's tuple
+    is one more object for the collector to walk)."""
 
     def key(self, stage: int) -> tuple[int, int]:
         """The ConnTable match key (bucket, digest) in one stage."""
@@ -212,7 +213,7 @@ class HashPlan:
             buckets=buckets,
             bloom=tuple([crc32(packed(ft)) % c.bloom_bits for packed in self._bloom_inputs]),
             dip_hash=crc16(self._dip_input(ft)),
-            hit_keys=tuple([(stage, bucket, digest) for stage, bucket in enumerate(buckets)]),
+            stage_keys=tuple([(stage, bucket, digest) for stage, bucket in enumerate(buckets)]),
         )
 
     def _cookie(self, ft: FiveTuple) -> int:

@@ -190,7 +190,7 @@ def check_lookup() -> Outcome:
                     array = z3.Store(array, key[0], version)
             arrays.append(array)
         for buckets in itertools.product((0, 1), repeat=2):
-            found = dp.lookup(FlowHashes(0, buckets, (), 0))
+            found = dp.lookup(FlowHashes(0, buckets, (), 0, ()))
             concrete = MISS if found is None else found[1].version
             symbolic = z3.simplify(lookup(arrays, [z3.IntVal(b) for b in buckets])).as_long()
             if symbolic != concrete:

@@ -69,7 +69,7 @@ def test_flow_hashes_are_the_documented_uses():
     assert h.buckets == tuple(crc32(pack_tuple(ft, STAGE_ORDERS[s])) % 4096 for s in range(4))
     assert h.bloom == tuple(crc32(pack_tuple(ft, BLOOM_ORDERS[j])) % 2048 for j in range(3))
     assert dip_index(h.dip_hash, 3) == crc16(pack_tuple(ft, DIP_ORDER)) % 3
-    assert h.hit_keys == tuple((s, h.buckets[s], h.digest) for s in range(4))
+    assert h.stage_keys == tuple((s, h.buckets[s], h.digest) for s in range(4))
     assert h.digest == crc32(bytes.fromhex("c0a80001140000019c40005006")) % (1 << 24)
     assert h.dip_hash == crc16(bytes.fromhex("0600509c4014000001c0a80001"))
 
