@@ -586,7 +586,10 @@ class Cpu:
         # insertion, later than every hit the lookup made before, and a deleted entry's hits are
         # kept by the lookups it leaves (``_carry_hits``); so reading a timer later gives what reading
         # it now would. Reading every connection's was a third of a 1M-packet bench run.
-        may_go = [c for c in self.known.values() if self._may_go(c, now)]
+        # Most are silent for less than the shortest limit, and then may not go whatever their state:
+        # comparing ``seen`` first spares them the call (expiry's first pass was 5% of a bench run).
+        silent_before = now - min(self.config.idle_timeout, self.config.teardown_grace)
+        may_go = [c for c in self.known.values() if c.seen < silent_before and self._may_go(c, now)]
         for conn in may_go:
             idle = self._idle(conn, now)
             if idle is not None:
