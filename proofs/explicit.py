@@ -142,7 +142,7 @@ from model.writes import FORGET, ConnDelete, ConnInsert, PoolDelete, PoolWrite, 
 from proofs.replay import verdict_of
 from silkcheck.examples import DEMO_VIP, DIP1, DIP2, client
 from silkcheck.oracle import VIOLATION, Verdict
-from silkcheck.targets.model import refinement_of
+from silkcheck.targets.model import cycle_collection_paused, refinement_of
 from silkcheck.trace import Trace
 from spec.check import Mismatch, Refinement
 from spec.concrete import QueueKeys, Readers, State
@@ -1142,35 +1142,36 @@ def search(scope: Scope, progress: Callable[[str], None] | None = None, refineme
     start, cpu_start = time.perf_counter(), time.process_time()
     expander = Expander(scope, refinement, memo)
     place = runner or (_Serial if workers <= 1 else lambda expander: _Processes(expander, workers))
-    run = place(expander)
     result = SearchResult(scope, 0, 0, 0.0, 0, workers=max(workers, 1), refinement=refinement,
                           group=expander.canon.group)  # fmt: skip
-    rss_start = run.rss()
-    try:
-        totals = run.admit_root()
-        level = depth = 0
-        while run.frontier_size():
-            if scope.max_depth is not None and level >= scope.max_depth:
-                result.depth_bounded = True
-                break
-            budget = scope.max_states - totals.new
-            stats = run.level(budget)
-            totals.add(stats)
-            result.peak_rss = max(result.peak_rss, run.rss())
-            level += 1
-            depth = level if stats.new else depth
-            if _stopped(expander, stats.findings, result):
-                break
-            if stats.new >= budget and run.frontier_size():
-                result.complete = False
-                break
-            if progress:
-                rate = totals.new / (time.perf_counter() - start)
-                progress(f"{scope.name}: depth {level}, {totals.new:,} states, {run.frontier_size():,} in the "
-                         f"frontier, {rate:,.0f} states/s")  # fmt: skip
-        result.cpu_seconds = time.process_time() - cpu_start + run.worker_cpu()
-    finally:
-        run.close()
+    with cycle_collection_paused():  # forked partitions inherit the pause
+        run = place(expander)
+        rss_start = run.rss()
+        try:
+            totals = run.admit_root()
+            level = depth = 0
+            while run.frontier_size():
+                if scope.max_depth is not None and level >= scope.max_depth:
+                    result.depth_bounded = True
+                    break
+                budget = scope.max_states - totals.new
+                stats = run.level(budget)
+                totals.add(stats)
+                result.peak_rss = max(result.peak_rss, run.rss())
+                level += 1
+                depth = level if stats.new else depth
+                if _stopped(expander, stats.findings, result):
+                    break
+                if stats.new >= budget and run.frontier_size():
+                    result.complete = False
+                    break
+                if progress:
+                    rate = totals.new / (time.perf_counter() - start)
+                    progress(f"{scope.name}: depth {level}, {totals.new:,} states, {run.frontier_size():,} in the "
+                             f"frontier, {rate:,.0f} states/s")  # fmt: skip
+            result.cpu_seconds = time.process_time() - cpu_start + run.worker_cpu()
+        finally:
+            run.close()
     result.states, result.edges, result.depth = totals.new, totals.edges, depth
     result.memory = max(result.peak_rss - rss_start, 0)
     result.phases, result.pending_states = frozenset(totals.phases), totals.pending_states

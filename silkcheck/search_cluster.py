@@ -48,6 +48,7 @@ import psutil
 from proofs import explicit
 from proofs.explicit import Expander, LevelStats, Node, Partition, Scope, SearchError, SearchResult
 from silkcheck.cluster import CONNECT_TIMEOUT_S, TASK_LOCK, ClusterError, CodeMismatch, code_fingerprint
+from silkcheck.targets.model import cycle_collection_paused
 
 RETRIES = 3
 """Worker losses a search survives (each restarts every partition from the last completed level)."""
@@ -104,7 +105,7 @@ class PartitionActor:
 
     @contextlib.contextmanager
     def _patched(self) -> Iterator[None]:
-        with TASK_LOCK, _design(self.design):  # a design patches modules: one search or task at a time
+        with TASK_LOCK, _design(self.design), cycle_collection_paused():  # a design patches modules: one at a time
             yield
 
     def _usage(self) -> tuple[int, float]:
