@@ -95,8 +95,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return replay_capture(args) if args.pcap is not None else replay_large_trace(args)
     trace = load(args.trace)
     shipped = ShippedRun.of(trace) if args.mutant else None
-    with patch():
-        return replay_trace(trace, args, shipped)
+    variant = _variant_of(trace) if trace.expect == "fail" and not args.mutant else None
+    try:
+        with patch():
+            return replay_trace(trace, args, shipped)
+    except TraceError as error:
+        if variant is None:
+            raise
+        raise TraceError(f"{error} ({_variant_hint(variant)})") from None
+
+
+def _variant_hint(variant: str) -> str:
+    return f"a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail"
 
 
 @dataclass(frozen=True)
@@ -187,7 +197,7 @@ def replay_trace(trace: Trace, args: argparse.Namespace, shipped: ShippedRun | N
         print(trace.description)
     variant = _variant_of(trace) if trace.expect == "fail" and verdict.ok and not args.mutant else None
     if variant:
-        print(f"(a counterexample of the unsafe variant {variant}: add --mutant {variant} to see it fail)")
+        print(f"({_variant_hint(variant)})")
     print()
     good = verdict.ok and (refined is None or refined.mismatch is None) and refusal is None
     if args.summary:
@@ -363,6 +373,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if trace is None:
         print(f"search {scope.name}{design}: no violation: {search_text(result)}")
         return PASS
+    if args.mutant:  # named as the variant's counterexamples are, so that replay names the variant
+        trace = replace(trace, name=f"{trace.name}-{args.mutant}",
+                        description=f"{trace.description}, with {args.mutant} applied")  # fmt: skip
     what = f"REFINEMENT MISMATCH ({result.mismatch})" if result.mismatch else "VIOLATION"
     saved = f", saved {save_counterexample(trace, Path(args.save))}" if args.save else ""
     print(f"search {scope.name}{design}: {what}: shortest path "

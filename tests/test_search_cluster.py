@@ -94,3 +94,14 @@ def test_the_search_command_on_one_worker_finds_the_states_of_one_process(capsys
     out = capsys.readouterr().out
     assert out.startswith(f"search update-1 on 1 partition: no violation: {one.states:,} states, {one.edges:,} edges, "
                           f"depth {one.depth},")  # fmt: skip
+
+
+def test_a_saved_counterexample_of_a_mutant_is_named_for_it(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["search", "update-1-writes", "--refinement", "--mutant", WRITE_ORDER_MUTANT, "--save", str(tmp_path)]
+    assert main(args) == 1
+    (saved,) = tmp_path.glob("*.json")
+    assert saved.name == f"search-update-1-writes-{WRITE_ORDER_MUTANT}.json"
+    capsys.readouterr()
+    assert main(["replay", str(saved)]) == 2  # its writes are the mutant's: the shipped design cannot run it
+    assert f"add --mutant {WRITE_ORDER_MUTANT} to see it fail" in capsys.readouterr().err
+    assert main(["replay", str(saved), "--mutant", WRITE_ORDER_MUTANT]) == 1
