@@ -95,11 +95,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return replay_capture(args) if args.pcap is not None else replay_large_trace(args)
     trace = load(args.trace)
     shipped = ShippedRun.of(trace) if args.mutant else None
-    variant = _variant_of(trace) if trace.expect == "fail" and not args.mutant else None
     try:
         with patch():
             return replay_trace(trace, args, shipped)
     except TraceError as error:
+        variant = _variant_of(trace) if trace.expect == "fail" and not args.mutant else None
         if variant is None:
             raise
         raise TraceError(f"{error} ({_variant_hint(variant)})") from None
