@@ -7,6 +7,7 @@ the targets and the oracle.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import NamedTuple
 
 PROTO_TCP = 6
@@ -82,7 +83,9 @@ class Packet(NamedTuple):
 
 
 def ip_str(value: int) -> str:
-    return str(ipaddress.IPv4Address(value))
+    if 0 <= value < 1 << 32:  # inet_ntoa writes what IPv4Address does, four times faster
+        return socket.inet_ntoa(value.to_bytes(4, "big"))
+    return str(ipaddress.IPv4Address(value))  # its error names the value
 
 
 def parse_ip(text: str) -> int:

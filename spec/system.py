@@ -317,12 +317,11 @@ def learned_incarnation(o: Domain, st: Step, c: Any) -> Any:
     return o.and_(st.get("conn", c, "known"), of_incarnation(o, st, c, newest))
 
 
-def excuse_changed(o: Domain, st: Step, before: dict[Any, Any], decided: Any) -> None:
-    """A table write changed these connections' lookups (``before``: their lookups then). One the
-    CPU had not learned (in this incarnation), or whose incarnation began after the write was
+def excuse_changed(o: Domain, st: Step, changed_lookups: dict[Any, Any], decided: Any) -> None:
+    """A table write changed the lookups of these connections (per connection: whether it did). One
+    the CPU had not learned (in this incarnation), or whose incarnation began after the write was
     decided, is excused: the residual risks ``digest-alias`` and ``write-race``."""
-    for c, was in before.items():
-        changed = o.not_(o.eq(lookup(o, st, c)[1], was))
+    for c, changed in changed_lookups.items():
         unprotected = o.or_(o.not_(learned_incarnation(o, st, c)), decided < st.get("conn", c, "g_start"))
         when(o, st, o.and_(changed, unprotected), True, "conn", c, "g_excused")
 
@@ -947,13 +946,14 @@ def _apply_conn(o: Domain, st: Step, w: Write, act: Any) -> None:
     o.update(st, "entry", act, o.ite(insert, w.version, EMPTY), w.stage, w.key)
     o.update(st, "timer", act, o.ite(insert, st.get("now"), NEVER), w.stage, w.key)
     o.update(st, "evip", act, o.ite(insert, w.vip, EMPTY), w.stage, w.key)
+    after = {c: lookup(o, st, c)[1] for c in readers}  # the entry updates are all this write changes
     for c in readers:
         owner = o.same(w.owner, c)
         known = st.get("conn", c, "known")
         keeps = d.write_keeps_lookup(o, owner, o.and_(deleting, o.not_(o.eq(w.kind, W_MOVE_DELETE))), before[c],
-                                     lookup(o, st, c)[1], st.get("conn", c, "kver"), placed_now(o, st, c))  # fmt: skip
+                                     after[c], st.get("conn", c, "kver"), placed_now(o, st, c))  # fmt: skip
         st.require(f"a ConnTable write keeps every known lookup ({c})", o.or_(o.not_(act), o.not_(known), keeps))
-    excuse_changed(o, st, {c: o.ite(act, before[c], lookup(o, st, c)[1]) for c in readers}, w.decided)
+    excuse_changed(o, st, {c: o.and_(act, o.not_(o.eq(before[c], after[c]))) for c in readers}, w.decided)
     for c, is_owner in o.refer(w.owner):
         # Its learn events sent until now hit the removed entry: stale (``Cpu.applied``).
         gone = o.and_(act, is_owner, o.eq(w.kind, W_FORGET_DELETE), o.not_(st.get("conn", c, "known")))
