@@ -307,11 +307,15 @@ def unpack(packed: Packed, config: Config, plan: HashPlan) -> Switch:
 
 
 class Watch(NamedTuple):
-    """Per connection (in scope order): the DIP its incarnation's first forwarded packet went to
-    (None: none yet) and the age of its last packet (-1: none yet, capped at the scope's cap)."""
+    """Per connection (in scope order): the DIP its incarnation's first forwarded packet went to, as
+    a plain (ip, port) tuple (``NO_ANCHOR``: none yet), and the age of its last packet (-1: none yet,
+    capped at the scope's cap). Plain tuples, as the fingerprint marshals them."""
 
-    anchors: tuple[tuple[Dip | None, int], ...]
+    anchors: tuple[tuple[tuple[int, ...], int], ...]
     updates_used: int
+
+
+NO_ANCHOR: tuple[int, ...] = ()
 
 
 def _watch_after(scope: Scope, watch: Watch, index: int | None, obs: PacketObservation | None,
@@ -328,10 +332,10 @@ def _watch_after(scope: Scope, watch: Watch, index: int | None, obs: PacketObser
     elif obs is not None and index is not None:
         dip, last = anchors[index]
         if last > scope.config.idle_timeout:
-            dip = None  # the oracle starts a new incarnation after an idle gap
+            dip = NO_ANCHOR  # the oracle starts a new incarnation after an idle gap
         if obs.action == FORWARD:
-            if dip is None:
-                dip = obs.dip
+            if not dip:
+                dip = tuple(obs.dip)
             elif obs.dip != dip:
                 moved = True
         anchors[index] = (dip, 0)
@@ -404,11 +408,11 @@ class Canon:
     def key(self, digests: Sequence[int], watch: Watch) -> int:
         """The state's fingerprint from its switch's ``switch_digests``: the least (permuted switch,
         permuted anchors) over the group, so the same for every state of an orbit."""
-        plain = tuple([(() if dip is None else tuple(dip), last) for dip, last in watch.anchors])
-        least = (digests[0], plain)
+        anchors = watch.anchors
+        least = (digests[0], anchors)
         for i in range(1, len(digests)):
             # π moves connection j's anchor to π(j): position k holds that of π⁻¹(k)
-            other = (digests[i], tuple([plain[j] for j in self._inverses[i]]))
+            other = (digests[i], tuple([anchors[j] for j in self._inverses[i]]))
             if other < least:
                 least = other
         return _digest((*least, watch.updates_used))
@@ -839,13 +843,20 @@ class Expander:
         self._representatives: dict[int, Representative] = {}
         self._moves: dict[tuple[int, type, ev.Event | None], Move] = {}
         self._alphabets: dict[tuple[Shape, tuple[bool, ...], int], list[tuple[bytes, type, ev.Event | None]]] = {}
-        watch = Watch(tuple((None, -1) for _ in scope.conns), 0)
+        self._part, self._parts = 0, 1
+        watch = Watch(tuple((NO_ANCHOR, -1) for _ in scope.conns), 0)
         ref = None
         if refinement:
             start = Refinement(boot)
             ref = RefinementState(start.ghost, tuple(start.decided), (), start.state)
         digests = self.canon.switch_digests(boot, 0)
         self.root = Node(self.canon.key(digests, watch), pack(boot), 0, digests, watch, b"", 0, ref)
+
+    def own(self, part: int, parts: int) -> None:
+        """Take the ticks only of the switch images partition ``part`` of ``parts`` owns: it is the one
+        that expands them. A successor image another partition owns is kept only as the edge into it
+        needs it (packed, its time and digests); its owner takes its ticks when it first expands it."""
+        self._part, self._parts = part, parts
 
     @property
     def stepped(self) -> int:
@@ -915,6 +926,8 @@ class Expander:
         here = shape(self.scope, switch)
         while True:
             self._representatives[digests[0]] = Representative(packed, now, here, digests)
+            if self._parts > 1 and owner(min(digests), self._parts) != self._part:
+                return
             later = self.canon.switch_digests(switch, now + 1, self._digests_of)
             self._moves[(digests[0], type(None), None)] = Move(later[0], None)
             if later[0] in self._representatives:
@@ -1018,6 +1031,8 @@ class Partition:
     def __init__(self, expander: Expander, part: int = 0, parts: int = 1) -> None:
         self.expander = expander
         self.part, self.parts = part, parts
+        if part >= 0:  # an actor expands as -1 and says which part it is itself
+            expander.own(part, parts)
         self.seen: set[int] = set()
         self.frontier: list[Node] = []
         self.sent: set[int] = set()
@@ -1096,7 +1111,14 @@ class SearchResult:
 
     @property
     def rate(self) -> float:
+        """Distinct states per second (TLC's ``ds/min``, per second)."""
         return self.states / self.seconds if self.seconds else 0.0
+
+    @property
+    def generated_rate(self) -> float:
+        """States generated per second as TLC counts them (its ``s/min``, per second): every successor
+        computed, whether seen before or not; here, every edge."""
+        return self.edges / self.seconds if self.seconds else 0.0
 
     @property
     def fixpoint(self) -> bool:

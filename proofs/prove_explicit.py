@@ -115,6 +115,23 @@ def test_two_processes_find_the_same_states() -> None:
     assert (two.states, two.edges, two.depth, two.workers) == (one.states, one.edges, one.depth, 2)
 
 
+def test_a_partition_takes_the_ticks_only_of_the_switch_images_it_owns() -> None:
+    scope = explicit.SCOPES["update-1"]
+    parts = [explicit.Partition(explicit.Expander(scope, refinement=False), part, 2) for part in range(2)]
+    stats = explicit.LevelStats()
+    root = parts[0].expander.root
+    parts[explicit.owner(root.home, 2)].admit([root], stats, 10**6)
+    while any(p.frontier for p in parts):  # the forked search's levels, in one process
+        outgoing = [p.expand(stats, 10**6) for p in parts]
+        for to, p in enumerate(parts):
+            p.admit([node for sent in outgoing for node in sent[to]], stats, 10**6)
+    assert sum(p.states for p in parts) == explicit.search(scope).states
+    for part, p in enumerate(parts):
+        images = p.expander._representatives
+        ticked = [image for image, kind, _ in p.expander._moves if kind is type(None)]
+        assert ticked and all(explicit.owner(min(images[image].digests), 2) == part for image in ticked)
+
+
 def test_an_incomplete_search_says_so() -> None:
     result = explicit.search(replace(explicit.SCOPES["update-1"], max_states=50))
     assert not result.complete and not result.fixpoint and result.coverage().startswith("INCOMPLETE")

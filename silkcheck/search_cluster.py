@@ -93,7 +93,9 @@ class PartitionActor:
         self.part, self.design = part, design
         self.cpu_start = time.process_time()
         with self._patched():
-            self.partition = Partition(Expander(scope, refinement), -1, parts)
+            expander = Expander(scope, refinement)
+            expander.own(part, parts)
+            self.partition = Partition(expander, -1, parts)
         self.partition.seen = set(array("Q", b"".join(checkpoint.seen)))
         self.partition.frontier = pickle.loads(checkpoint.frontier)
         self.own: list[Node] = []
@@ -333,10 +335,12 @@ def run_search_bench(name: str, workers: int) -> None:
         runs.append((f"Dask, {workers} workers", search_on_cluster(client, scope, note, refinement)))
     base = runs[0][1]
     rows = [[runner, r.workers, f"{r.states:,}", f"{r.edges:,}", r.depth, f"{r.seconds:.1f}", f"{r.rate:,.0f}",
-             f"{r.cpu_seconds:.1f}", f"{r.rate / base.rate:.2f}x"] for runner, r in runs]  # fmt: skip
+             f"{r.generated_rate:,.0f}", f"{r.cpu_seconds:.1f}", f"{r.rate / base.rate:.2f}x"]
+            for runner, r in runs]  # fmt: skip
     check = " (refinement on every edge)" if refinement else ""
-    print(f"explicit-state search of {name}{check}: states/s by wall clock, CPU s of every process of the search")
-    print(report.table(["runner", "partitions", "states", "edges", "depth", "s", "states/s", "CPU s",
+    print(f"explicit-state search of {name}{check}: distinct states/s and generated (every edge) per second by "
+          "wall clock, CPU s of every process of the search")
+    print(report.table(["runner", "partitions", "states", "edges", "depth", "s", "states/s", "generated/s", "CPU s",
                         "vs one process"], rows))  # fmt: skip
     same = all((r.states, r.edges, r.depth) == (base.states, base.edges, base.depth) for _, r in runs)
     print(f"same states, edges and depth on every runner: {'yes' if same else 'NO'}; Dask cluster start "
