@@ -123,14 +123,19 @@ class PartitionActor:
         return stats, batches, *self._usage()
 
     def admit(self, batches: list[bytes], budget: int) -> tuple[LevelStats, int, Checkpoint, int, float]:
-        """Keep this level's new states (its own successors and the others'), least path first."""
-        nodes = self.own + [node for batch in batches for node in pickle.loads(batch)]
-        self.own = []
-        nodes.sort(key=lambda node: node.path)  # a level's paths have one length: least is first
-        stats = LevelStats()
-        self.partition.admit(nodes, stats, budget)
-        frontier = self.partition.frontier
-        delta = Checkpoint([array("Q", [node.fingerprint for node in frontier]).tobytes()], pickle.dumps(frontier, 5))
+        """Keep this level's new states (its own successors and the others'), least path first. The
+        cyclic collector stays paused here too: unpickling and pickling a level's nodes makes tuples
+        by the million, and each full collection would walk every node the actor keeps (with it
+        running, 33 and 13 µs a node in and out of a pickle, against 2.7 and 6.3 paused)."""
+        with cycle_collection_paused():
+            nodes = self.own + [node for batch in batches for node in pickle.loads(batch)]
+            self.own = []
+            nodes.sort(key=lambda node: node.path)  # a level's paths have one length: least is first
+            stats = LevelStats()
+            self.partition.admit(nodes, stats, budget)
+            frontier = self.partition.frontier
+            delta = Checkpoint([array("Q", [node.fingerprint for node in frontier]).tobytes()],
+                               pickle.dumps(frontier, 5))  # fmt: skip
         return stats, len(frontier), delta, *self._usage()
 
 
