@@ -922,7 +922,8 @@ class Expander:
         """Keep a new representative (``switch`` at ``now``, packed), and the ticks from it, and from
         the new images they lead to: a tick only moves the clock, so the switch at hand is each of
         them, where stepping them later would unpack it again. A tick reaches an image seen before
-        within ``Scope.cap`` ticks (then the clock is further from every instant than any constant)."""
+        within ``Scope.cap`` ticks (then the clock is further from every instant than any constant).
+        The ticks stop at an image another partition owns (``own``)."""
         here = shape(self.scope, switch)
         while True:
             self._representatives[digests[0]] = Representative(packed, now, here, digests)
