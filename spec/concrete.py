@@ -73,6 +73,7 @@ class ConcreteDomain:
     or_ = staticmethod(C.or_)
     not_ = staticmethod(operator.not_)  # C's ``not_`` and ``eq``, as builtins (called most of all)
     eq = staticmethod(operator.eq)
+    may = staticmethod(bool)
 
     def __init__(self, config: Config, plan: HashPlan, vips: Sequence[Vip], readers: Readers,
                  before: State | None = None, queue_keys: QueueKeys | None = None) -> None:  # fmt: skip

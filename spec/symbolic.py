@@ -105,6 +105,10 @@ class SymbolicDomain:
     eq = staticmethod(Z3.eq)
     syn_auth = False
 
+    @staticmethod
+    def may(cond: Any) -> bool:
+        return not (cond is False or (z3.is_expr(cond) and z3.is_false(cond)))
+
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.stages = scope.stages

@@ -125,6 +125,12 @@ class Domain(Protocol):
     def not_(self, arg: Any) -> Any: ...
     def eq(self, a: Any, b: Any) -> Any: ...
 
+    def may(self, cond: Any) -> bool:
+        """Can ``cond`` hold? False only where it is known to be false (a concrete value): then what
+        it enables is skipped, where each guard would be an implication from it and each effect
+        conditional on it."""
+        ...
+
     # scope
     stages: int
     versions: int
@@ -500,7 +506,9 @@ def read_learns(o: Domain, st: Step, taken: Sequence[Any], limit: Any) -> None:
     shadow = projected(o, st)
     for (e, _), read in zip(queue, taken, strict=True):
         for c, is_c in o.refer(e.conn):
-            _on_learn(o, st, e, c, o.and_(read, is_c), shadow)
+            act = o.and_(read, is_c)
+            if o.may(act):  # an event not read changes nothing
+                _on_learn(o, st, e, c, act, shadow)
     o.queue_drop(st, list(taken))
 
 
@@ -902,9 +910,11 @@ def apply_write(o: Domain, st: Step, required: bool = True) -> None:
     w, there = o.pending_pop(st)
     if required:
         st.require("a write is pending", there)
-    _apply_conn(o, st, w, o.and_(there, is_conn_write(o, w)))
-    _apply_pool(o, st, w, o.and_(there, o.or_(o.eq(w.kind, W_POOL), o.eq(w.kind, W_POOL_DELETE))))
-    _apply_vip(o, st, w, o.and_(there, o.eq(w.kind, W_VIP)))
+    for apply, act in ((_apply_conn, o.and_(there, is_conn_write(o, w))),
+                       (_apply_pool, o.and_(there, o.or_(o.eq(w.kind, W_POOL), o.eq(w.kind, W_POOL_DELETE)))),
+                       (_apply_vip, o.and_(there, o.eq(w.kind, W_VIP)))):  # fmt: skip
+        if o.may(act):  # a write of another kind: each guard and effect of this one is void
+            apply(o, st, w, act)
     o.update(st, "wl", o.and_(there, o.eq(w.kind, W_WHITELIST)), True, w.src)
 
 
